@@ -1,0 +1,400 @@
+"""The generic verbs of the API server, for every registered kind.
+
+Each verb takes and returns objects as JSON-shaped dicts. Writes validate with
+the kind's model from api/ (defaults applied, unknown fields rejected), set the
+server-owned metadata (uid, creationTimestamp, generation), and go to etcd as
+one compare-and-swap transaction. Status changes only through `update_status`;
+deletion honours finalizers, propagation policies and pods' grace periods.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from api.errors import FieldError, ValidationFailed
+from api.registry import ResourceInfo, lookup, lookup_kind, parse_object
+from api.selectors import parse_field_selector, parse_label_selector
+from controlplane.apiserver import apply as apply_merge
+from controlplane.apiserver.errors import FailedPrecondition, NotFoundError
+from controlplane.apiserver.events import EventLeases
+from controlplane.apiserver.strategy import strategy_for
+from controlplane.storage import Conflict, NotFound, Store, keys
+from controlplane.storage.watch_cache import Subscription, WatchCache, WatchFilter, Event
+
+MAX_OBJECT_BYTES = 1536 * 1024  # 1.5 MiB, as etcd's default request limit
+SERVER_METADATA = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds",
+                   "generation", "resourceVersion")
+_NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
+FOREGROUND, ORPHAN = "foregroundDeletion", "orphan"
+
+
+def now_rfc3339(delta_seconds: float = 0) -> str:
+    t = datetime.now(timezone.utc) + timedelta(seconds=delta_seconds)
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def decode_object(raw: bytes) -> dict[str, Any]:
+    try:
+        obj = json.loads(raw)
+    except ValueError as exc:
+        raise ValidationFailed(FieldError("", f"the object is not valid JSON: {exc}")) from None
+    if not isinstance(obj, dict):
+        raise ValidationFailed(FieldError("", "the object must be a JSON object"))
+    return obj
+
+
+def _meta(obj: dict[str, Any]) -> dict[str, Any]:
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict):
+        meta = obj["metadata"] = {}
+    return meta
+
+
+def _version(obj: dict[str, Any]) -> int:
+    return int(_meta(obj).get("resourceVersion") or 0)
+
+
+def pending_finalizers(obj: dict[str, Any]) -> list[str]:
+    out = list(_meta(obj).get("finalizers") or [])
+    if obj.get("kind") == "Namespace":
+        out += list((obj.get("spec") or {}).get("finalizers") or [])
+    return out
+
+
+class Handlers:
+    def __init__(self, store: Store, *, event_ttl_seconds: int = 3600):
+        self.store = store
+        self.caches: dict[str, WatchCache] = {}
+        self.events = EventLeases(store, ttl_seconds=event_ttl_seconds)
+
+    # -- plumbing ------------------------------------------------------------------
+
+    async def start_caches(self, timeout: float = 30.0) -> None:
+        """Start one watch cache per kind before serving, so that every resourceVersion a
+        client can have seen is covered by some cache's history."""
+        from api.registry import all_resources
+        for info in all_resources():
+            self.cache(info)
+        for cache in self.caches.values():
+            await cache.wait_ready(timeout)
+
+    def cache(self, info: ResourceInfo) -> WatchCache:
+        cache = self.caches.get(info.plural)
+        if cache is None:
+            cache = WatchCache(self.store.client, prefix=self.store.prefix, plural=info.plural,
+                               index_field="spec.nodeName" if info.kind == "Pod" else None)
+            cache.start()
+            self.caches[info.plural] = cache
+        return cache
+
+    def _namespace_of(self, info: ResourceInfo, obj: dict[str, Any], default: str = "default") -> str:
+        meta = _meta(obj)
+        if not info.namespaced:
+            meta.pop("namespace", None)
+            return ""
+        ns = meta.get("namespace") or default
+        meta["namespace"] = ns
+        return ns
+
+    async def _require_namespace(self, namespace: str) -> None:
+        ns_info = lookup("namespaces")
+        cached = self.cache(ns_info).objects.get(keys.object_key(self.store.prefix, "namespaces", "", namespace))
+        ns = cached
+        if ns is None:
+            try:
+                ns = await self.store.get("namespaces", "", namespace)
+            except NotFound:
+                raise NotFoundError(f'namespaces "{namespace}" not found') from None
+        if (ns.get("status") or {}).get("phase") == "Terminating" or _meta(ns).get("deletionTimestamp"):
+            raise FailedPrecondition(f'unable to create new content in namespace {namespace} '
+                                     f'because it is being terminated')
+
+    def _validate(self, info: ResourceInfo, obj: dict[str, Any]) -> dict[str, Any]:
+        """Validate and default; the normalised JSON form. Server metadata is kept as given."""
+        model = parse_object(obj)
+        out = model.to_json()
+        size = len(json.dumps(out, separators=(",", ":")))
+        if size > MAX_OBJECT_BYTES:
+            raise ValidationFailed(FieldError("", f"object is too large: {size} bytes; the limit is "
+                                                  f"{MAX_OBJECT_BYTES} bytes (1.5 MiB)"), kind=info.kind,
+                                   name=model.name)
+        return out
+
+    # -- create / read -----------------------------------------------------------
+
+    async def create(self, obj: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+        info = lookup_kind(str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
+        namespace = self._namespace_of(info, obj)
+        meta = _meta(obj)
+        if not meta.get("name") and meta.get("generateName"):
+            meta["name"] = meta["generateName"] + "".join(random.choices(_NAME_CHARS, k=5))
+        out = self._validate(info, obj)
+        if info.namespaced:
+            await self._require_namespace(namespace)
+        out_meta = _meta(out)
+        for key in SERVER_METADATA:
+            out_meta.pop(key, None)
+        out_meta["uid"] = str(uuid.uuid4())
+        out_meta["creationTimestamp"] = now_rfc3339()
+        if info.spec_fields:
+            out_meta["generation"] = 1
+        strategy_for(info.kind).prepare_for_create(out)
+        if dry_run:
+            return out
+        lease = await self.events.lease_for_new_event() if info.kind == "Event" else None
+        return await self.store.create(info.plural, namespace, out_meta["name"], out, lease=lease)
+
+    async def get(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
+        info = lookup(kind)
+        ns = (namespace or "default") if info.namespaced else ""
+        try:
+            return await self.store.get(info.plural, ns, name)
+        except NotFound:
+            raise NotFound(f'{info.qualified_plural} "{name}" not found') from None
+
+    async def list(self, kind: str, namespace: str = "", label_selector: str = "",
+                   field_selector: str = "") -> tuple[list[dict[str, Any]], int]:
+        info = lookup(kind)
+        flt = self._filter(info, namespace, label_selector, field_selector)
+        items, revision = await self.store.list(info.plural, flt.namespace)
+        if not (flt.labels.empty and flt.fields.empty):
+            items = [o for o in items if flt.matches(o)]
+        return items, revision
+
+    def _filter(self, info: ResourceInfo, namespace: str, label_selector: str, field_selector: str) -> WatchFilter:
+        return WatchFilter(namespace=namespace if info.namespaced else "",
+                           labels=parse_label_selector(label_selector, path="labelSelector"),
+                           fields=parse_field_selector(field_selector, path="fieldSelector"))
+
+    # -- update ------------------------------------------------------------------
+
+    async def update(self, obj: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+        info = lookup_kind(str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
+        namespace = self._namespace_of(info, obj)
+        name = _meta(obj).get("name") or ""
+        if not name:
+            raise ValidationFailed(FieldError("metadata.name", "field required"), kind=info.kind)
+        current = await self.store.get(info.plural, namespace, name)
+        expected = _version(obj) or _version(current)
+        if expected != _version(current):
+            raise Conflict(f'Operation cannot be fulfilled on {info.plural} "{name}": the object has been modified '
+                           f'(resourceVersion {expected} is stale, current is {_version(current)}); please apply '
+                           f'your changes to the latest version and try again', current_version=str(_version(current)))
+        out = self._validate(info, obj)
+        self._carry_server_fields(info, current, out)
+        strategy_for(info.kind).validate_update(current, out)
+        if dry_run:
+            return out
+        return await self._write_update(info, namespace, name, out, expected)
+
+    def _carry_server_fields(self, info: ResourceInfo, current: dict[str, Any], out: dict[str, Any]) -> None:
+        cur_meta, out_meta = _meta(current), _meta(out)
+        for key in SERVER_METADATA:
+            if key in cur_meta:
+                out_meta[key] = cur_meta[key]
+            else:
+                out_meta.pop(key, None)
+        if info.has_status:
+            if "status" in current:
+                out["status"] = current["status"]
+            else:
+                out.pop("status", None)
+        if info.spec_fields and any(out.get(f) != current.get(f) for f in info.spec_fields):
+            out_meta["generation"] = int(cur_meta.get("generation") or 0) + 1
+        if cur_meta.get("deletionTimestamp"):
+            # Finalizers may only be removed from an object that is being deleted.
+            added = set(out_meta.get("finalizers") or []) - set(cur_meta.get("finalizers") or [])
+            if added:
+                raise ValidationFailed(FieldError("metadata.finalizers",
+                                                  f"Forbidden: no new finalizers can be added if the object is being "
+                                                  f"deleted, found new finalizers {sorted(added)}"))
+
+    async def _write_update(self, info: ResourceInfo, namespace: str, name: str, out: dict[str, Any],
+                            expected: int) -> dict[str, Any]:
+        if _meta(out).get("deletionTimestamp") and not pending_finalizers(out) and \
+                not (info.kind == "Pod" and _meta(out).get("deletionGracePeriodSeconds")):
+            # The last finalizer is gone: the deletion completes now.
+            await self.store.delete(info.plural, namespace, name, expected_version=expected)
+            return out
+        return await self.store.update(info.plural, namespace, name, out, expected_version=expected)
+
+    async def update_status(self, obj: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+        info = lookup_kind(str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
+        if not info.has_status:
+            raise ValidationFailed(FieldError("status", f"{info.kind} has no status subresource"), kind=info.kind)
+        namespace = self._namespace_of(info, obj)
+        name = _meta(obj).get("name") or ""
+        current = await self.store.get(info.plural, namespace, name)
+        expected = _version(obj) or _version(current)
+        merged = dict(current)
+        merged["status"] = obj.get("status") or {}
+        out = self._validate(info, merged)
+        _meta(out).update({k: v for k, v in _meta(current).items() if k in SERVER_METADATA})
+        if dry_run:
+            return out
+        return await self.store.update(info.plural, namespace, name, out, expected_version=expected)
+
+    # -- delete ------------------------------------------------------------------
+
+    async def delete(self, kind: str, namespace: str, name: str, *, propagation: str = "",
+                     grace_seconds: int | None = None, dry_run: bool = False,
+                     resource_version: str = "") -> tuple[dict[str, Any], bool]:
+        """Delete an object; (last state, finished). finished is False when it was only
+        marked (deletionTimestamp) and something — an agent, a finalizer — must finish it."""
+        info = lookup(kind)
+        ns = (namespace or "default") if info.namespaced else ""
+        propagation = propagation or "Background"
+        if propagation not in ("Background", "Foreground", "Orphan"):
+            raise ValidationFailed(FieldError("propagationPolicy", f'Unsupported value: "{propagation}": supported '
+                                                                   f'values: "Background", "Foreground", "Orphan"'))
+        if grace_seconds is not None and grace_seconds < 0:
+            raise ValidationFailed(FieldError("gracePeriodSeconds", "must be greater than or equal to 0"))
+        for _attempt in range(5):
+            current = await self.store.get(info.plural, ns, name)
+            version = _version(current)
+            if resource_version and int(resource_version) != version:
+                raise Conflict(f'Precondition failed: resourceVersion {resource_version} is stale, current is {version}',
+                               current_version=str(version))
+            try:
+                return await self._delete_once(info, ns, name, current, version, propagation=propagation,
+                                               grace_seconds=grace_seconds, dry_run=dry_run)
+            except Conflict:
+                if resource_version:
+                    raise
+        raise Conflict(f'{info.plural} "{name}" kept changing during delete; try again')
+
+    async def _delete_once(self, info: ResourceInfo, ns: str, name: str, current: dict[str, Any], version: int, *,
+                           propagation: str, grace_seconds: int | None,
+                           dry_run: bool) -> tuple[dict[str, Any], bool]:
+        meta = _meta(current)
+        strategy = strategy_for(info.kind)
+        finalizers = list(meta.get("finalizers") or [])
+        if propagation == "Foreground" and FOREGROUND not in finalizers:
+            finalizers.append(FOREGROUND)
+        if propagation == "Orphan" and ORPHAN not in finalizers:
+            finalizers.append(ORPHAN)
+        grace = strategy.graceful_seconds(current, grace_seconds)
+        is_namespace = info.kind == "Namespace"
+        marked = dict(current)
+        marked["metadata"] = dict(meta)
+        if finalizers:
+            marked["metadata"]["finalizers"] = finalizers
+        if is_namespace:
+            marked["status"] = {**(current.get("status") or {}), "phase": "Terminating"}
+        if grace > 0:
+            existing = meta.get("deletionGracePeriodSeconds")
+            if existing is not None and existing <= grace:
+                return current, False  # already terminating at least as fast
+            marked["metadata"]["deletionTimestamp"] = now_rfc3339(grace)
+            marked["metadata"]["deletionGracePeriodSeconds"] = grace
+        elif finalizers or (is_namespace and pending_finalizers(current)):
+            marked["metadata"].setdefault("deletionTimestamp", now_rfc3339())
+            marked["metadata"].pop("deletionGracePeriodSeconds", None) if info.kind != "Pod" else None
+            if info.kind == "Pod":
+                marked["metadata"]["deletionGracePeriodSeconds"] = 0
+        else:
+            if dry_run:
+                return current, True
+            rev = await self.store.delete(info.plural, ns, name, expected_version=version)
+            gone = dict(current)
+            gone["metadata"] = {**meta, "resourceVersion": str(rev)}
+            return gone, True
+        if dry_run:
+            return marked, False
+        if info.kind == "Pod" and grace == 0 and not finalizers:
+            rev = await self.store.delete(info.plural, ns, name, expected_version=version)
+            return {**current, "metadata": {**meta, "resourceVersion": str(rev)}}, True
+        return await self.store.update(info.plural, ns, name, marked, expected_version=version), False
+
+    # -- apply ---------------------------------------------------------------------
+
+    async def apply(self, manifest: dict[str, Any], *, dry_run: bool = False) -> tuple[dict[str, Any], str]:
+        """kubectl apply: create, or three-way merge into the live object. Returns (object, result)."""
+        info = lookup_kind(str(manifest.get("apiVersion", "")), str(manifest.get("kind", "")))
+        namespace = self._namespace_of(info, manifest)
+        name = _meta(manifest).get("name") or ""
+        if not name:
+            raise ValidationFailed(FieldError("metadata.name", "field required"), kind=info.kind)
+        self._validate(info, manifest)  # report manifest errors with the manifest's own paths
+        desired = {k: v for k, v in manifest.items() if not (info.has_status and k == "status")}
+        desired["metadata"] = {k: v for k, v in _meta(desired).items() if k not in SERVER_METADATA}
+        desired = apply_merge.with_last_applied(desired)
+        for _attempt in range(5):
+            try:
+                live = await self.store.get(info.plural, namespace, name)
+            except NotFound:
+                try:
+                    return await self.create(desired, dry_run=dry_run), "created"
+                except Exception as exc:
+                    if type(exc).__name__ == "AlreadyExists":
+                        continue
+                    raise
+            merged = apply_merge.three_way_merge(apply_merge.last_applied(live), desired, live)
+            out = self._validate(info, merged)
+            self._carry_server_fields(info, live, out)
+            if _comparable(out) == _comparable(live):
+                return live, "unchanged"
+            strategy_for(info.kind).validate_update(live, out)
+            if dry_run:
+                return out, "configured"
+            try:
+                written = await self._write_update(info, namespace, name, out, _version(live))
+                return written, "configured"
+            except Conflict:
+                continue
+        raise Conflict(f'{info.plural} "{name}" kept changing during apply; try again')
+
+    # -- bind ----------------------------------------------------------------------
+
+    async def bind(self, namespace: str, name: str, node_name: str, *, uid: str = "",
+                   resource_version: str = "") -> dict[str, Any]:
+        if not node_name:
+            raise ValidationFailed(FieldError("target.name", "field required"))
+        ns = namespace or "default"
+        pod = await self.store.get("pods", ns, name)
+        meta = _meta(pod)
+        if uid and meta.get("uid") != uid:
+            raise Conflict(f'Precondition failed: UID in precondition: {uid}, UID in object meta: {meta.get("uid")}')
+        if resource_version and int(resource_version) != _version(pod):
+            raise Conflict(f'pods "{name}": resourceVersion {resource_version} is stale, current is {_version(pod)}',
+                           current_version=str(_version(pod)))
+        if meta.get("deletionTimestamp"):
+            raise FailedPrecondition(f'pod {name} is being deleted, cannot be assigned to a host')
+        spec = dict(pod.get("spec") or {})
+        if spec.get("nodeName"):
+            raise Conflict(f'pod {name} is already assigned to node "{spec["nodeName"]}"')
+        spec["nodeName"] = node_name
+        bound = {**pod, "spec": spec}
+        status = dict(bound.get("status") or {})
+        conditions = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
+        conditions.append({"type": "PodScheduled", "status": "True", "lastTransitionTime": now_rfc3339()})
+        status["conditions"] = conditions
+        bound["status"] = status
+        return await self.store.update("pods", ns, name, bound, expected_version=_version(pod))
+
+    # -- watch ---------------------------------------------------------------------
+
+    async def watch(self, kind: str, namespace: str = "", label_selector: str = "", field_selector: str = "",
+                    resource_version: str = "") -> tuple[Subscription, list[Event]]:
+        info = lookup(kind)
+        flt = self._filter(info, namespace, label_selector, field_selector)
+        try:
+            rv = int(resource_version or 0)
+        except ValueError:
+            raise ValidationFailed(FieldError("resourceVersion", f"must be an integer, got {resource_version!r}"))
+        cache = self.cache(info)
+        await cache.wait_ready()
+        return cache.subscribe(flt, resource_version=rv)
+
+    async def compacted(self, revision: int) -> None:
+        for cache in self.caches.values():
+            cache.compacted(revision)
+
+
+def _comparable(obj: dict[str, Any]) -> str:
+    meta = {k: v for k, v in _meta(obj).items() if k not in ("resourceVersion", "generation")}
+    return json.dumps({**obj, "metadata": meta}, sort_keys=True)

@@ -1,0 +1,138 @@
+"""The gRPC servicer: decode the request, call the generic handler, encode the reply.
+
+Errors become gRPC statuses in one place (`_status`), so every verb uses the
+same codes (see errors.py). Objects travel as JSON bytes.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import platform
+from typing import Any, AsyncIterator, Awaitable, Callable
+
+import grpc
+
+from api.registry import all_resources
+from controlplane.apiserver.errors import status_of
+from controlplane.apiserver.handlers import Handlers, decode_object
+from protos import skiff_pb2 as pb
+from protos import skiff_pb2_grpc as pb_grpc
+
+log = logging.getLogger(__name__)
+VERSION = "0.1.0"
+
+
+def dumps(obj: dict[str, Any]) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+async def _abort(context: grpc.aio.ServicerContext, exc: BaseException) -> None:
+    mapped = status_of(exc)
+    if mapped is None:
+        log.exception("internal error", exc_info=exc)
+        await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {exc!r}")
+    code, message = mapped
+    await context.abort(code, message)
+
+
+def _unary(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    @functools.wraps(fn)
+    async def wrapper(self: "ApiService", request: Any, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            return await fn(self, request, context)
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:
+            await _abort(context, exc)
+    return wrapper
+
+
+class ApiService(pb_grpc.ApiServicer):
+    def __init__(self, handlers: Handlers, *, bookmark_seconds: float = 30.0):
+        self.h = handlers
+        self.bookmark_seconds = bookmark_seconds
+
+    @_unary
+    async def Apply(self, request: pb.ApplyRequest, context: Any) -> pb.ApplyResponse:
+        obj, result = await self.h.apply(decode_object(request.object), dry_run=request.dry_run)
+        return pb.ApplyResponse(object=dumps(obj), result=result)
+
+    @_unary
+    async def Create(self, request: pb.CreateRequest, context: Any) -> pb.ObjectResponse:
+        obj = await self.h.create(decode_object(request.object), dry_run=request.dry_run)
+        return pb.ObjectResponse(object=dumps(obj))
+
+    @_unary
+    async def Get(self, request: pb.GetRequest, context: Any) -> pb.ObjectResponse:
+        obj = await self.h.get(request.kind, request.namespace, request.name)
+        return pb.ObjectResponse(object=dumps(obj))
+
+    @_unary
+    async def List(self, request: pb.ListRequest, context: Any) -> pb.ListResponse:
+        items, revision = await self.h.list(request.kind, request.namespace, request.label_selector,
+                                            request.field_selector)
+        return pb.ListResponse(items=[dumps(o) for o in items], resource_version=str(revision))
+
+    @_unary
+    async def Update(self, request: pb.UpdateRequest, context: Any) -> pb.ObjectResponse:
+        obj = await self.h.update(decode_object(request.object), dry_run=request.dry_run)
+        return pb.ObjectResponse(object=dumps(obj))
+
+    @_unary
+    async def UpdateStatus(self, request: pb.UpdateRequest, context: Any) -> pb.ObjectResponse:
+        obj = await self.h.update_status(decode_object(request.object), dry_run=request.dry_run)
+        return pb.ObjectResponse(object=dumps(obj))
+
+    @_unary
+    async def Delete(self, request: pb.DeleteRequest, context: Any) -> pb.DeleteResponse:
+        grace = request.grace_period_seconds if request.HasField("grace_period_seconds") else None
+        obj, finished = await self.h.delete(request.kind, request.namespace, request.name,
+                                            propagation=request.propagation_policy, grace_seconds=grace,
+                                            dry_run=request.dry_run, resource_version=request.resource_version)
+        return pb.DeleteResponse(object=dumps(obj), finished=finished)
+
+    @_unary
+    async def Bind(self, request: pb.BindRequest, context: Any) -> pb.ObjectResponse:
+        obj = await self.h.bind(request.namespace, request.name, request.node_name, uid=request.uid,
+                                resource_version=request.resource_version)
+        return pb.ObjectResponse(object=dumps(obj))
+
+    async def Watch(self, request: pb.WatchRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.WatchEvent]:
+        try:
+            sub, backlog = await self.h.watch(request.kind, request.namespace, request.label_selector,
+                                              request.field_selector, request.resource_version)
+        except Exception as exc:
+            await _abort(context, exc)
+            return
+        try:
+            for event in backlog:
+                yield pb.WatchEvent(type=event.type, object=event.raw)
+            bookmark = self.bookmark_seconds if request.allow_bookmarks else None
+            async for event in sub.events(bookmark_every=bookmark):
+                yield pb.WatchEvent(type=event.type, object=event.raw)
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:
+            await _abort(context, exc)
+        finally:
+            sub.close()
+
+    @_unary
+    async def Version(self, request: pb.VersionRequest, context: Any) -> pb.VersionResponse:
+        etcd_version = ""
+        try:
+            status = await self.h.store.client.status()
+            etcd_version = status.version
+        except Exception:
+            etcd_version = "unavailable"
+        return pb.VersionResponse(version=VERSION, etcd_version=etcd_version,
+                                  python_version=platform.python_version())
+
+    @_unary
+    async def Discovery(self, request: pb.DiscoveryRequest, context: Any) -> pb.DiscoveryResponse:
+        return pb.DiscoveryResponse(resources=[
+            pb.ResourceInfo(kind=i.kind, plural=i.plural, singular=i.singular, short_names=list(i.short_names),
+                            group=i.group, version=i.version, namespaced=i.namespaced, verbs=list(i.verbs))
+            for i in all_resources()])

@@ -1,0 +1,120 @@
+"""What differs per kind when the API server creates, updates or deletes objects.
+
+Kubernetes calls these "strategies". The generic handlers call the hooks of
+the kind's strategy; a kind without special needs uses `Strategy` as is.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from api.errors import FieldError, ValidationFailed
+
+
+class Strategy:
+    # Keep a status given on create (a registering node reports its status at once).
+    keep_status_on_create = False
+
+    def prepare_for_create(self, obj: dict[str, Any]) -> None:
+        if not self.keep_status_on_create:
+            obj.pop("status", None)
+
+    def validate_update(self, old: dict[str, Any], new: dict[str, Any]) -> None:
+        """Raise ValidationFailed for changes the kind forbids."""
+
+    def graceful_seconds(self, obj: dict[str, Any], requested: int | None) -> int:
+        """Seconds to wait before the object disappears; 0 deletes at once."""
+        return 0
+
+    def initial_finalizers(self, obj: dict[str, Any]) -> list[str]:
+        """Finalizers the server adds when the object is deleted."""
+        return []
+
+
+class PodStrategy(Strategy):
+    # Fields of a pod's spec that may change after creation (as in Kubernetes).
+    MUTABLE = ("activeDeadlineSeconds", "tolerations", "terminationGracePeriodSeconds")
+
+    def prepare_for_create(self, obj: dict[str, Any]) -> None:
+        obj["status"] = {"phase": "Pending"}
+        qos = _qos_class(obj.get("spec") or {})
+        if qos:
+            obj["status"]["qosClass"] = qos
+
+    def validate_update(self, old: dict[str, Any], new: dict[str, Any]) -> None:
+        old_spec, new_spec = dict(old.get("spec") or {}), dict(new.get("spec") or {})
+        for key in self.MUTABLE:
+            old_spec.pop(key, None)
+            new_spec.pop(key, None)
+        # Images may change in place; nodeName changes only through Bind.
+        for field in ("containers", "initContainers"):
+            for spec in (old_spec, new_spec):
+                spec[field] = [{k: v for k, v in c.items() if k != "image"} for c in spec.get(field) or []]
+        if old_spec.get("nodeName") and new_spec.get("nodeName") != old_spec.get("nodeName"):
+            raise ValidationFailed(FieldError("spec.nodeName", "may not be changed once the pod is bound"))
+        if not old_spec.get("nodeName"):
+            new_spec.pop("nodeName", None)
+            old_spec.pop("nodeName", None)
+        if old_spec != new_spec:
+            raise ValidationFailed(FieldError("spec", "Forbidden: pod updates may not change fields other than "
+                                                      "`spec.containers[*].image`, `spec.initContainers[*].image`, "
+                                                      "`spec.activeDeadlineSeconds`, `spec.tolerations` (only "
+                                                      "additions to existing tolerations), "
+                                                      "`spec.terminationGracePeriodSeconds`"))
+
+    def graceful_seconds(self, obj: dict[str, Any], requested: int | None) -> int:
+        spec = obj.get("spec") or {}
+        phase = (obj.get("status") or {}).get("phase")
+        # A pod no agent runs, or one that has finished, has nothing to shut down.
+        if not spec.get("nodeName") or phase in ("Succeeded", "Failed"):
+            return 0
+        if requested is not None:
+            return max(0, requested)
+        return int(spec.get("terminationGracePeriodSeconds", 30))
+
+
+def _qos_class(spec: dict[str, Any]) -> str:
+    containers = (spec.get("containers") or []) + (spec.get("initContainers") or [])
+    requests_any = limits_any = False
+    guaranteed = bool(containers)
+    for c in containers:
+        res = c.get("resources") or {}
+        limits, requests = res.get("limits") or {}, res.get("requests") or {}
+        requests_any |= bool(requests) or bool(limits)
+        limits_any |= bool(limits)
+        for r in ("cpu", "memory"):
+            if r not in limits or str(requests.get(r, limits.get(r))) != str(limits[r]):
+                guaranteed = False
+    if guaranteed:
+        return "Guaranteed"
+    return "Burstable" if requests_any else "BestEffort"
+
+
+class NodeStrategy(Strategy):
+    keep_status_on_create = True
+
+
+class NamespaceStrategy(Strategy):
+    def prepare_for_create(self, obj: dict[str, Any]) -> None:
+        obj["status"] = {"phase": "Active"}
+        obj.setdefault("spec", {})["finalizers"] = ["kubernetes"]
+
+    def initial_finalizers(self, obj: dict[str, Any]) -> list[str]:
+        return []
+
+
+class EventStrategy(Strategy):
+    keep_status_on_create = True
+
+
+STRATEGIES: dict[str, Strategy] = {
+    "Pod": PodStrategy(),
+    "Node": NodeStrategy(),
+    "Namespace": NamespaceStrategy(),
+    "Event": EventStrategy(),
+}
+DEFAULT = Strategy()
+
+
+def strategy_for(kind: str) -> Strategy:
+    return STRATEGIES.get(kind, DEFAULT)

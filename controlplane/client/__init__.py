@@ -1,0 +1,13 @@
+"""The client every component shares: ctl, scheduler, controllers and agents.
+
+`Client` speaks the API server's gRPC verbs and returns plain dicts, or typed
+models when given a model class (`await client.get(Pod, "web")`). Errors come
+back as `ApiError` subclasses named for what happened (NotFound, Conflict, ...).
+"""
+
+from controlplane.client.client import Client, ObjectList, WatchEvent
+from controlplane.client.errors import (AlreadyExists, ApiError, Conflict, FailedPrecondition, Invalid, NotFound,
+                                        TooOld, Unavailable)
+
+__all__ = ["Client", "ObjectList", "WatchEvent", "ApiError", "NotFound", "AlreadyExists", "Conflict", "Invalid",
+           "FailedPrecondition", "TooOld", "Unavailable"]

@@ -1,0 +1,166 @@
+"""An asyncio client for the API server's verbs.
+
+Objects go in and out as dicts shaped like Kubernetes manifests. Passing a
+model class as the kind (`Pod`) returns parsed models instead of dicts; passing
+a model instance as the object sends its JSON form.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, TypeVar, overload
+
+import grpc
+
+from api.registry import parse_object
+from api.resource import Resource
+from controlplane.client.errors import ApiError, from_rpc_error
+from protos import skiff_pb2 as pb
+from protos import skiff_pb2_grpc as pb_grpc
+
+M = TypeVar("M", bound=Resource)
+Kind = str | type[Resource]
+DEFAULT_SERVER = "127.0.0.1:6443"
+
+
+@dataclass
+class ObjectList:
+    items: list[Any]
+    resource_version: str
+
+
+@dataclass
+class WatchEvent:
+    type: str          # ADDED, MODIFIED, DELETED, BOOKMARK
+    object: Any        # dict, or a model when a model class was given
+
+    @property
+    def resource_version(self) -> str:
+        obj = self.object
+        meta = obj.metadata.resource_version if isinstance(obj, Resource) else (obj.get("metadata") or {}).get(
+            "resourceVersion")
+        return meta or ""
+
+
+def _kind_name(kind: Kind) -> str:
+    return kind if isinstance(kind, str) else kind.KIND or kind.model_fields["kind"].default
+
+
+def _encode(obj: dict[str, Any] | Resource) -> bytes:
+    data = obj.to_json() if isinstance(obj, Resource) else obj
+    return json.dumps(data, separators=(",", ":")).encode()
+
+
+class Client:
+    def __init__(self, server: str = DEFAULT_SERVER, *, timeout: float = 30.0,
+                 channel: grpc.aio.Channel | None = None):
+        self.server = server
+        self.timeout = timeout
+        self.channel = channel or grpc.aio.insecure_channel(
+            server, options=[("grpc.max_receive_message_length", 256 * 1024 * 1024),
+                             ("grpc.keepalive_time_ms", 30_000)])
+        self.stub = pb_grpc.ApiStub(self.channel)
+
+    async def close(self) -> None:
+        await self.channel.close()
+
+    async def __aenter__(self) -> "Client":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _call(self, method: Any, request: Any, timeout: float | None = None) -> Any:
+        try:
+            return await method(request, timeout=timeout or self.timeout)
+        except grpc.aio.AioRpcError as exc:
+            raise from_rpc_error(exc, server=self.server) from None
+
+    @staticmethod
+    def _out(kind: Kind | None, raw: bytes) -> Any:
+        data = json.loads(raw)
+        if kind is not None and not isinstance(kind, str):
+            return parse_object(data)
+        return data
+
+    # -- verbs ---------------------------------------------------------------------
+
+    async def apply(self, obj: dict[str, Any] | Resource, *, dry_run: bool = False) -> tuple[dict[str, Any], str]:
+        """Create or update to match the manifest; returns (object, "created"|"configured"|"unchanged")."""
+        reply = await self._call(self.stub.Apply, pb.ApplyRequest(object=_encode(obj), dry_run=dry_run))
+        return json.loads(reply.object), reply.result
+
+    async def create(self, obj: dict[str, Any] | M, *, dry_run: bool = False) -> Any:
+        reply = await self._call(self.stub.Create, pb.CreateRequest(object=_encode(obj), dry_run=dry_run))
+        return self._out(type(obj) if isinstance(obj, Resource) else None, reply.object)
+
+    async def get(self, kind: Kind, name: str, namespace: str = "") -> Any:
+        reply = await self._call(self.stub.Get, pb.GetRequest(kind=_kind_name(kind), namespace=namespace, name=name))
+        return self._out(kind, reply.object)
+
+    async def list(self, kind: Kind, namespace: str = "", *, label_selector: str = "",
+                   field_selector: str = "") -> ObjectList:
+        reply = await self._call(self.stub.List, pb.ListRequest(kind=_kind_name(kind), namespace=namespace,
+                                                                label_selector=label_selector,
+                                                                field_selector=field_selector))
+        return ObjectList([self._out(kind, raw) for raw in reply.items], reply.resource_version)
+
+    async def update(self, obj: dict[str, Any] | M, *, dry_run: bool = False) -> Any:
+        reply = await self._call(self.stub.Update, pb.UpdateRequest(object=_encode(obj), dry_run=dry_run))
+        return self._out(type(obj) if isinstance(obj, Resource) else None, reply.object)
+
+    async def update_status(self, obj: dict[str, Any] | M, *, dry_run: bool = False) -> Any:
+        reply = await self._call(self.stub.UpdateStatus, pb.UpdateRequest(object=_encode(obj), dry_run=dry_run))
+        return self._out(type(obj) if isinstance(obj, Resource) else None, reply.object)
+
+    async def delete(self, kind: Kind, name: str, namespace: str = "", *, propagation: str = "",
+                     grace_seconds: int | None = None, dry_run: bool = False,
+                     resource_version: str = "") -> tuple[Any, bool]:
+        """Delete; returns (last state, finished). finished is False when the object was
+        only marked for deletion (a pod's grace period, finalizers)."""
+        request = pb.DeleteRequest(kind=_kind_name(kind), namespace=namespace, name=name,
+                                   propagation_policy=propagation, dry_run=dry_run,
+                                   resource_version=resource_version)
+        if grace_seconds is not None:
+            request.grace_period_seconds = grace_seconds
+        reply = await self._call(self.stub.Delete, request)
+        return self._out(kind, reply.object), reply.finished
+
+    async def bind(self, namespace: str, name: str, node_name: str, *, uid: str = "",
+                   resource_version: str = "") -> dict[str, Any]:
+        reply = await self._call(self.stub.Bind, pb.BindRequest(namespace=namespace, name=name, node_name=node_name,
+                                                                uid=uid, resource_version=resource_version))
+        return json.loads(reply.object)
+
+    async def watch(self, kind: Kind, namespace: str = "", *, label_selector: str = "", field_selector: str = "",
+                    resource_version: str = "", allow_bookmarks: bool = False) -> AsyncIterator[WatchEvent]:
+        """Stream changes. resource_version "" starts with ADDED for every current object.
+        Raises TooOld when the server no longer holds that version: list again."""
+        request = pb.WatchRequest(kind=_kind_name(kind), namespace=namespace, label_selector=label_selector,
+                                  field_selector=field_selector, resource_version=resource_version,
+                                  allow_bookmarks=allow_bookmarks)
+        call = self.stub.Watch(request)
+        try:
+            async for event in call:
+                if event.type == "BOOKMARK":
+                    yield WatchEvent("BOOKMARK", json.loads(event.object))
+                else:
+                    yield WatchEvent(event.type, self._out(kind, event.object))
+        except grpc.aio.AioRpcError as exc:
+            raise from_rpc_error(exc, server=self.server) from None
+        finally:
+            call.cancel()
+
+    async def version(self) -> dict[str, str]:
+        reply = await self._call(self.stub.Version, pb.VersionRequest())
+        return {"version": reply.version, "etcdVersion": reply.etcd_version, "pythonVersion": reply.python_version}
+
+    async def discovery(self) -> list[dict[str, Any]]:
+        reply = await self._call(self.stub.Discovery, pb.DiscoveryRequest())
+        return [{"kind": r.kind, "plural": r.plural, "singular": r.singular, "shortNames": list(r.short_names),
+                 "group": r.group, "version": r.version, "namespaced": r.namespaced, "verbs": list(r.verbs)}
+                for r in reply.resources]
+
+
+__all__ = ["Client", "ObjectList", "WatchEvent", "ApiError", "DEFAULT_SERVER"]

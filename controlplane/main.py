@@ -1,0 +1,160 @@
+"""`skiff-controlplane`: the API server, with its own etcd unless told to use one.
+
+    skiff-controlplane [--listen 127.0.0.1:6443] [--state-dir DIR]
+                       [--etcd-endpoints host:port,host:port]
+
+Without --etcd-endpoints it starts and supervises an embedded etcd whose data
+lives in the state directory, so a restart keeps every object. The scheduler
+and controllers join this process with their issue (leader-elected).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+import aetcd
+import grpc
+
+from controlplane.apiserver.handlers import Handlers
+from controlplane.apiserver.service import ApiService
+from controlplane.etcd import EmbeddedEtcd, EtcdMissing
+from controlplane.storage import Store, keys
+from protos import skiff_pb2_grpc as pb_grpc
+
+log = logging.getLogger("skiff.controlplane")
+BUILTIN_NAMESPACES = ("default", "kube-system", "skiff-node-lease")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="skiff-controlplane", description=__doc__.splitlines()[0])
+    p.add_argument("--listen", default="127.0.0.1:6443", help="address:port the API server listens on")
+    p.add_argument("--state-dir", type=Path, default=Path(os.environ.get("SKIFF_STATE_DIR", "~/.skiff/controlplane")),
+                   help="state directory (embedded etcd data and logs)")
+    p.add_argument("--etcd-endpoints", default="",
+                   help="comma-separated host:port of an existing etcd cluster; default: run an embedded etcd")
+    p.add_argument("--etcd-prefix", default=keys.DEFAULT_PREFIX, help="key prefix for every object in etcd")
+    p.add_argument("--event-ttl", type=int, default=3600, help="seconds an Event lives")
+    p.add_argument("--compaction-interval", type=float, default=300.0,
+                   help="seconds between etcd compactions (history older than one interval is dropped)")
+    p.add_argument("--log-level", default=os.environ.get("SKIFF_LOG_LEVEL", "INFO"))
+    return p.parse_args(argv)
+
+
+async def connect_etcd(endpoints: list[str], timeout: float = 30.0) -> aetcd.Client:
+    """Connect to the first endpoint that answers (aetcd talks to one endpoint; the
+    others are fallbacks at start-up)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    last: Exception | None = None
+    while asyncio.get_running_loop().time() < deadline:
+        for endpoint in endpoints:
+            host, _, port = endpoint.replace("http://", "").rpartition(":")
+            client = aetcd.Client(host=host or "127.0.0.1", port=int(port), timeout=5)
+            try:
+                await client.connect()
+                await client.status()
+                return client
+            except Exception as exc:
+                last = exc
+                await client.close()
+        await asyncio.sleep(0.2)
+    raise RuntimeError(f"cannot reach etcd at {','.join(endpoints)}: {last!r}")
+
+
+async def ensure_namespaces(handlers: Handlers) -> None:
+    for name in BUILTIN_NAMESPACES:
+        for _ in range(50):
+            try:
+                await handlers.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+                break
+            except Exception as exc:  # etcd may still be electing itself leader
+                log.debug("waiting to create namespace %s: %r", name, exc)
+                await asyncio.sleep(0.2)
+
+
+async def compactor(handlers: Handlers, interval: float) -> None:
+    """Compact etcd history every interval, keeping one interval's worth (as kube-apiserver does)."""
+    previous = 0
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            current = await handlers.store.current_revision()
+            if previous:
+                await handlers.store.compact(previous)
+                await handlers.compacted(previous)
+                log.info("compacted etcd history up to revision %d", previous)
+            previous = current
+        except Exception as exc:
+            log.warning("compaction failed: %r", exc)
+
+
+async def serve(args: argparse.Namespace) -> int:
+    state_dir = args.state_dir.expanduser()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    etcd: EmbeddedEtcd | None = None
+    if args.etcd_endpoints:
+        endpoints = [e.strip() for e in args.etcd_endpoints.split(",") if e.strip()]
+    else:
+        try:
+            etcd = EmbeddedEtcd(state_dir)
+        except EtcdMissing as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        await etcd.start()
+        endpoints = [etcd.endpoint]
+    try:
+        client = await connect_etcd(endpoints)
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        if etcd:
+            await etcd.stop()
+        return 1
+    store = Store(client, prefix=args.etcd_prefix)
+    handlers = Handlers(store, event_ttl_seconds=args.event_ttl)
+    server = grpc.aio.server(options=[("grpc.max_receive_message_length", 8 * 1024 * 1024),
+                                      ("grpc.max_send_message_length", 64 * 1024 * 1024)])
+    pb_grpc.add_ApiServicer_to_server(ApiService(handlers), server)
+    try:
+        server.add_insecure_port(args.listen)
+    except RuntimeError as exc:
+        print(f"error: cannot listen on {args.listen}: {exc}", file=sys.stderr)
+        if etcd:
+            await etcd.stop()
+        return 1
+    await handlers.start_caches()
+    await ensure_namespaces(handlers)
+    await server.start()
+    log.info("API server listening on %s (etcd %s)", args.listen, ",".join(endpoints))
+    tasks = [asyncio.create_task(compactor(handlers, args.compaction_interval), name="compactor")]
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down")
+    for task in tasks:
+        task.cancel()
+    await server.stop(grace=2)
+    for cache in handlers.caches.values():
+        await cache.stop()
+    await client.close()
+    if etcd:
+        await etcd.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    sys.exit(asyncio.run(serve(args)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,306 @@
+"""The watch cache: one etcd watch per resource type, fanned out to every API watcher.
+
+Kubernetes learned this the hard way: 5,000 kubelets each holding an etcd watch
+melt etcd. Here each resource type has one `WatchCache`; it lists the type once,
+then follows a single etcd watch, keeping
+
+- `objects`: the current state of every object (so DELETED events carry the
+  last state, and a watch from "now" can start with a snapshot), and
+- `history`: the most recent events, so a client that lost its stream can
+  resume from the resourceVersion it last saw. A resourceVersion older than the
+  history (trimmed by size or by etcd compaction) raises TooOld: the client
+  lists again.
+
+Each event is encoded to JSON once and shared by all subscribers. Subscribers
+whose field selector pins an indexed field (pods by `spec.nodeName`, as every
+agent watches) are found through an index instead of testing every selector.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Callable
+
+import aetcd
+import aetcd.exceptions
+
+from api.selectors import FieldSelector, Selector, field_value
+from controlplane.storage import codec, keys
+from controlplane.storage.errors import TooOld, Unavailable
+
+log = logging.getLogger(__name__)
+
+ADDED, MODIFIED, DELETED, BOOKMARK = "ADDED", "MODIFIED", "DELETED", "BOOKMARK"
+
+
+@dataclass(slots=True)
+class Event:
+    type: str
+    revision: int
+    obj: dict[str, Any]
+    prev: dict[str, Any] | None = None
+    _raw: bytes | None = None
+
+    @property
+    def raw(self) -> bytes:
+        """The object's JSON, encoded once however many watchers receive it."""
+        if self._raw is None:
+            self._raw = json.dumps(self.obj, separators=(",", ":"), ensure_ascii=False).encode()
+        return self._raw
+
+
+@dataclass(frozen=True)
+class WatchFilter:
+    namespace: str = ""
+    labels: Selector = field(default_factory=Selector)
+    fields: FieldSelector = field(default_factory=FieldSelector)
+
+    def matches(self, obj: dict[str, Any] | None) -> bool:
+        if obj is None:
+            return False
+        meta = obj.get("metadata") or {}
+        if self.namespace and meta.get("namespace") != self.namespace:
+            return False
+        if not self.labels.empty and not self.labels.matches(meta.get("labels")):
+            return False
+        return self.fields.empty or self.fields.matches(obj)
+
+
+class Subscription:
+    """One client watch: a bounded queue of events the cache pushes into."""
+
+    MAX_PENDING = 20_000
+
+    def __init__(self, cache: "WatchCache", flt: WatchFilter, *, after: int):
+        self.cache = cache
+        self.filter = flt
+        self.after = after  # deliver only events with a newer revision
+        self.queue: asyncio.Queue[Event | None] = asyncio.Queue()
+        self.closed = False
+        self.error: Exception | None = None
+        self.index_value: str | None = None
+
+    def offer(self, event: Event) -> None:
+        """Called by the cache for every event; translates it for this watcher's filter."""
+        if self.closed or event.revision <= self.after:
+            return
+        old_match = self.filter.matches(event.prev)
+        new_match = event.type != DELETED and self.filter.matches(event.obj)
+        if event.type == DELETED:
+            out = event if old_match else None
+        elif new_match and not old_match:
+            out = event if event.type == ADDED else Event(ADDED, event.revision, event.obj, None, event._raw)
+        elif old_match and not new_match:
+            # The object left this watcher's selection: to the watcher it is gone.
+            out = Event(DELETED, event.revision, event.obj, event.prev, event._raw)
+        elif new_match:
+            out = event
+        else:
+            out = None
+        if out is not None:
+            if self.queue.qsize() >= self.MAX_PENDING:
+                self.close(TooOld("watcher fell too far behind; relist and watch again"))
+                return
+            self.queue.put_nowait(out)
+
+    def close(self, error: Exception | None = None) -> None:
+        if not self.closed:
+            self.closed = True
+            self.error = error
+            self.queue.put_nowait(None)
+            self.cache._remove(self)
+
+    async def events(self, *, bookmark_every: float | None = None) -> AsyncIterator[Event]:
+        """Yield events until closed; BOOKMARKs with the cache's revision when idle."""
+        try:
+            while True:
+                try:
+                    if bookmark_every:
+                        item = await asyncio.wait_for(self.queue.get(), bookmark_every)
+                    else:
+                        item = await self.queue.get()
+                except asyncio.TimeoutError:
+                    yield Event(BOOKMARK, self.cache.revision,
+                                {"metadata": {"resourceVersion": str(self.cache.revision)}})
+                    continue
+                if item is None:
+                    if self.error is not None:
+                        raise self.error
+                    return
+                yield item
+        finally:
+            self.close()
+
+
+class WatchCache:
+    def __init__(self, client: aetcd.Client, *, prefix: str, plural: str, capacity: int = 50_000,
+                 index_field: str | None = None, on_event: Callable[[Event], None] | None = None):
+        self.client = client
+        self.key_prefix = keys.type_prefix(prefix, plural)
+        self.plural = plural
+        self.capacity = capacity
+        self.index_field = index_field
+        self.on_event = on_event
+        self.objects: dict[bytes, dict[str, Any]] = {}
+        self.history: collections.deque[Event] = collections.deque()
+        self.history_start = 0   # events after this revision are all in history
+        self.revision = 0        # the newest revision this cache has applied
+        self.ready = asyncio.Event()
+        self._unindexed: set[Subscription] = set()
+        self._indexed: dict[str, set[Subscription]] = collections.defaultdict(set)
+        self._task: asyncio.Task | None = None
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"watch-cache-{self.plural}")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+        for sub in list(self._unindexed) + [s for subs in self._indexed.values() for s in subs]:
+            sub.close()
+
+    async def _list(self) -> None:
+        result = await self.client.get_prefix(self.key_prefix)
+        self.objects = {kv.key: codec.decode(kv.value, kv.mod_revision) for kv in result.kvs}
+        self.revision = result.header.revision
+        self.history.clear()
+        self.history_start = self.revision
+
+    async def _run(self) -> None:
+        backoff = 0.1
+        need_list = True
+        while True:
+            try:
+                if need_list:
+                    await self._list()
+                    self.ready.set()
+                    need_list = False
+                watch = await self.client.watch(self.key_prefix, range_end=aetcd.utils.prefix_range_end(self.key_prefix),
+                                                start_revision=self.revision + 1, progress_notify=True)
+                backoff = 0.1
+                async for response in watch:
+                    self._apply(response)
+            except asyncio.CancelledError:
+                raise
+            except aetcd.exceptions.RevisionCompactedError:
+                # We were away long enough for etcd to forget what we missed:
+                # start over, and make every watcher relist.
+                log.warning("watch cache %s: revision compacted, relisting", self.plural)
+                self._drop_all_subscribers(TooOld("resource version too old: the server's history was compacted"))
+                need_list = True
+            except Exception as exc:  # etcd unreachable: retry with backoff, keep the cache
+                log.warning("watch cache %s: etcd watch failed (%r); retrying in %.1fs", self.plural, exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    # -- applying etcd events --------------------------------------------------------
+
+    def _apply(self, event: Any) -> None:
+        kv = event.kv
+        rev = kv.mod_revision
+        if event.kind == "DELETE":
+            prev = self.objects.pop(kv.key, None)
+            if prev is None:
+                self.revision = max(self.revision, rev)
+                return
+            last = dict(prev)
+            last["metadata"] = {**prev["metadata"], "resourceVersion": str(rev)}
+            out = Event(DELETED, rev, last, prev)
+        else:
+            obj = codec.decode(kv.value, rev)
+            prev = self.objects.get(kv.key)
+            self.objects[kv.key] = obj
+            out = Event(ADDED if prev is None else MODIFIED, rev, obj, prev)
+        self.revision = max(self.revision, rev)
+        self.history.append(out)
+        if len(self.history) > self.capacity:
+            self.history_start = self.history.popleft().revision
+        self._dispatch(out)
+        if self.on_event is not None:
+            self.on_event(out)
+
+    def _dispatch(self, event: Event) -> None:
+        targets = self._unindexed
+        if self.index_field is not None and self._indexed:
+            new_value = field_value(event.obj, self.index_field)
+            old_value = field_value(event.prev, self.index_field) if event.prev else None
+            extra = self._indexed.get(new_value, set())
+            if old_value is not None and old_value != new_value:
+                extra = extra | self._indexed.get(old_value, set())
+            if extra:
+                targets = targets | extra
+        for sub in list(targets):
+            sub.offer(event)
+
+    def compacted(self, revision: int) -> None:
+        """etcd history up to `revision` is gone; so is ours (clients older than it relist)."""
+        while self.history and self.history[0].revision <= revision:
+            self.history.popleft()
+        self.history_start = max(self.history_start, revision)
+
+    def _drop_all_subscribers(self, error: Exception) -> None:
+        for sub in list(self._unindexed) + [s for subs in self._indexed.values() for s in subs]:
+            sub.close(error)
+
+    # -- subscribing ------------------------------------------------------------------
+
+    async def wait_ready(self, timeout: float = 10.0) -> None:
+        try:
+            await asyncio.wait_for(self.ready.wait(), timeout)
+        except asyncio.TimeoutError:
+            raise Unavailable(f"the watch cache for {self.plural} is not ready (is etcd reachable?)") from None
+
+    def subscribe(self, flt: WatchFilter, *, resource_version: int) -> tuple[Subscription, list[Event]]:
+        """Register a watcher. Returns the subscription and the events to send first:
+        a snapshot (ADDED for every matching object) when resource_version is 0, or
+        the history after resource_version. Raises TooOld when that history is gone.
+
+        Runs without awaiting, so no event can slip between the backlog and the stream.
+        """
+        if resource_version == 0:
+            backlog = [Event(ADDED, int(o["metadata"]["resourceVersion"]), o)
+                       for o in self.objects.values() if flt.matches(o)]
+            backlog.sort(key=lambda e: e.revision)
+            sub = Subscription(self, flt, after=self.revision)
+        else:
+            if resource_version < self.history_start:
+                raise TooOld(f"resource version too old: {resource_version} (the oldest this server holds is "
+                             f"{self.history_start}); list again and watch from the list's resourceVersion")
+            sub = Subscription(self, flt, after=max(resource_version, self.revision))
+            backlog = []
+            for event in self.history:
+                if event.revision > resource_version:
+                    sub.after = resource_version
+                    sub.offer(event)
+            sub.after = max(resource_version, self.revision)
+        pinned = flt.fields.value_for(self.index_field) if self.index_field else None
+        if pinned is not None:
+            sub.index_value = pinned
+            self._indexed[pinned].add(sub)
+        else:
+            self._unindexed.add(sub)
+        return sub, backlog
+
+    def _remove(self, sub: Subscription) -> None:
+        if sub.index_value is not None:
+            subs = self._indexed.get(sub.index_value)
+            if subs is not None:
+                subs.discard(sub)
+                if not subs:
+                    del self._indexed[sub.index_value]
+        else:
+            self._unindexed.discard(sub)
+
+    @property
+    def watcher_count(self) -> int:
+        return len(self._unindexed) + sum(len(s) for s in self._indexed.values())

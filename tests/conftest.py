@@ -1,0 +1,64 @@
+"""Shared fixtures: a real etcd, a real API server process, a client, a fresh namespace.
+
+The session's etcd and API server are shared by integration tests; each test
+gets its own namespace, so tests do not see each other's objects. Tests that
+restart or break things start their own (see tests/procs.py).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from pathlib import Path
+from typing import AsyncIterator, Iterator
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from procs import ControlPlane, Etcd  # noqa: E402
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.geteuid() != 0:
+        skip = pytest.mark.skip(reason="needs root: real namespaces, cgroups and network namespaces")
+        for item in items:
+            if "root" in item.keywords:
+                item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Etcd]:
+    server = Etcd(tmp_path_factory.mktemp("etcd") / "data").start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def api_server(etcd: Etcd, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    cp = ControlPlane(tmp_path_factory.mktemp("controlplane"), etcd_endpoints=etcd.endpoint,
+                      extra_args=["--etcd-prefix", f"/test-{uuid.uuid4().hex[:8]}"]).start()
+    try:
+        yield cp
+    finally:
+        cp.stop()
+
+
+@pytest.fixture
+async def client(api_server: ControlPlane) -> AsyncIterator["Client"]:
+    from controlplane.client import Client
+    async with Client(api_server.address, timeout=10) as c:
+        yield c
+
+
+@pytest.fixture
+async def namespace(client: "Client") -> AsyncIterator[str]:
+    """A fresh namespace for one test (its objects are left for etcd's temp dir to take)."""
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    await client.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    yield name

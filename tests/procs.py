@@ -1,0 +1,154 @@
+"""Helpers for tests that run real processes: free ports, waiting with deadlines,
+stopping by PID. Shared by fixtures in tests/conftest.py and by e2e tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(condition: Callable[[], object], *, timeout: float = 10.0, interval: float = 0.05,
+             what: str = "condition") -> object:
+    """Poll until condition() is truthy; return its value or fail after the deadline."""
+    deadline = time.monotonic() + timeout
+    last_exc: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = condition()
+            if value:
+                return value
+        except Exception as exc:  # keep polling; report the last failure
+            last_exc = exc
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what}"
+                       + (f" (last error: {last_exc!r})" if last_exc else ""))
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex((host, port)) == 0
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 10.0) -> None:
+    """SIGTERM by PID, then SIGKILL after the timeout."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+class Etcd:
+    """A real etcd on free loopback ports with its data in a temp dir."""
+
+    def __init__(self, data_dir: Path):
+        binary = shutil.which("etcd")
+        if not binary:
+            raise RuntimeError("etcd not found: apt-get install etcd-server")
+        self.data_dir = data_dir
+        self.client_port, self.peer_port = free_port(), free_port()
+        client, peer = f"http://127.0.0.1:{self.client_port}", f"http://127.0.0.1:{self.peer_port}"
+        self.args = [binary, "--name", "test", "--data-dir", str(data_dir), "--listen-client-urls", client,
+                     "--advertise-client-urls", client, "--listen-peer-urls", peer,
+                     "--initial-advertise-peer-urls", peer, "--initial-cluster", f"test={peer}",
+                     "--log-level", "error", "--logger", "zap"]
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"127.0.0.1:{self.client_port}"
+
+    def start(self) -> "Etcd":
+        self.log = open(self.data_dir.parent / f"etcd-{self.client_port}.log", "ab")
+        self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL)
+        wait_for(lambda: port_open(self.client_port), timeout=15, what="etcd to listen")
+        return self
+
+    def stop(self) -> None:
+        if self.proc:
+            stop_process(self.proc)
+            self.log.close()
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+class ControlPlane:
+    """A real `skiff-controlplane` process (the API server) on a free port."""
+
+    def __init__(self, state_dir: Path, *, etcd_endpoints: str = "", extra_args: list[str] | None = None,
+                 port: int | None = None):
+        self.state_dir = state_dir
+        self.port = port or free_port()
+        self.args = [sys.executable, "-m", "controlplane.main", "--listen", f"127.0.0.1:{self.port}",
+                     "--state-dir", str(state_dir), *(extra_args or [])]
+        if etcd_endpoints:
+            self.args += ["--etcd-endpoints", etcd_endpoints]
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> "ControlPlane":
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.state_dir / "controlplane.log"
+        self.log = open(self.log_path, "ab")
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL,
+                                     cwd=REPO, env=env)
+
+        def healthy() -> bool:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"controlplane exited with {self.proc.returncode}: "
+                                   f"{self.log_path.read_text()[-2000:]}")
+            return port_open(self.port) and self.ready()
+        try:
+            wait_for(healthy, timeout=timeout, what="the API server to be ready")
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def ready(self) -> bool:
+        """The default namespace exists: bootstrap has finished. (A blocking gRPC call, so
+        it works from inside async tests too.)"""
+        import grpc
+        from protos import skiff_pb2 as pb, skiff_pb2_grpc as pb_grpc
+        with grpc.insecure_channel(self.address) as channel:
+            try:
+                pb_grpc.ApiStub(channel).Get(pb.GetRequest(kind="namespaces", name="default"), timeout=2)
+                return True
+            except grpc.RpcError:
+                return False
+
+    def stop(self) -> None:
+        if self.proc:
+            stop_process(self.proc)
+            self.log.close()
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
