@@ -146,7 +146,7 @@ def check_service_spec(spec: ServiceSpec, path: str) -> list[FieldError]:
         elif len(ports) > 1:
             errors.append(required(f"{p}.name", "names are required when there is more than one port"))
         errors += check_port_number(port.port, f"{p}.port")
-        if port.target_port is not None:
+        if port.target_port is not None and port.target_port != port.port:  # else defaulted, checked as port
             errors += check_port_ref(port.target_port, f"{p}.targetPort")
         if port.node_port is not None:
             if spec.type not in ("NodePort", "LoadBalancer"):

@@ -79,6 +79,11 @@ class ApiStub:
                 request_serializer=skiff__pb2.BindRequest.SerializeToString,
                 response_deserializer=skiff__pb2.ObjectResponse.FromString,
                 _registered_method=True)
+        self.SchedulePreview = channel.unary_unary(
+                '/skiff.v1.Api/SchedulePreview',
+                request_serializer=skiff__pb2.SchedulePreviewRequest.SerializeToString,
+                response_deserializer=skiff__pb2.SchedulePreviewResponse.FromString,
+                _registered_method=True)
         self.Version = channel.unary_unary(
                 '/skiff.v1.Api/Version',
                 request_serializer=skiff__pb2.VersionRequest.SerializeToString,
@@ -155,6 +160,14 @@ class ApiServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SchedulePreview(self, request, context):
+        """Explain where a pod would go, without creating it: every node with each filter's
+        verdict and reason, and each score (`ctl schedule --dry-run -f pod.yaml`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Version(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -214,6 +227,11 @@ def add_ApiServicer_to_server(servicer, server):
                     servicer.Bind,
                     request_deserializer=skiff__pb2.BindRequest.FromString,
                     response_serializer=skiff__pb2.ObjectResponse.SerializeToString,
+            ),
+            'SchedulePreview': grpc.unary_unary_rpc_method_handler(
+                    servicer.SchedulePreview,
+                    request_deserializer=skiff__pb2.SchedulePreviewRequest.FromString,
+                    response_serializer=skiff__pb2.SchedulePreviewResponse.SerializeToString,
             ),
             'Version': grpc.unary_unary_rpc_method_handler(
                     servicer.Version,
@@ -469,6 +487,33 @@ class Api:
             '/skiff.v1.Api/Bind',
             skiff__pb2.BindRequest.SerializeToString,
             skiff__pb2.ObjectResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SchedulePreview(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/skiff.v1.Api/SchedulePreview',
+            skiff__pb2.SchedulePreviewRequest.SerializeToString,
+            skiff__pb2.SchedulePreviewResponse.FromString,
             options,
             channel_credentials,
             insecure,

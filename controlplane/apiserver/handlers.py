@@ -19,6 +19,7 @@ from api.errors import FieldError, ValidationFailed
 from api.registry import ResourceInfo, lookup, lookup_kind, parse_object
 from api.selectors import parse_field_selector, parse_label_selector
 from controlplane.apiserver import apply as apply_merge
+from controlplane.apiserver.binding import bind_pod
 from controlplane.apiserver.errors import FailedPrecondition, NotFoundError
 from controlplane.apiserver.events import EventLeases
 from controlplane.apiserver.strategy import strategy_for
@@ -70,6 +71,7 @@ class Handlers:
         self.store = store
         self.caches: dict[str, WatchCache] = {}
         self.events = EventLeases(store, ttl_seconds=event_ttl_seconds)
+        self.scheduler_config: Any = None  # scheduler weights for SchedulePreview (None: defaults)
 
     # -- plumbing ------------------------------------------------------------------
 
@@ -374,7 +376,24 @@ class Handlers:
         conditions.append({"type": "PodScheduled", "status": "True", "lastTransitionTime": now_rfc3339()})
         status["conditions"] = conditions
         bound["status"] = status
-        return await self.store.update("pods", ns, name, bound, expected_version=_version(pod))
+        return await bind_pod(self.store, self.cache(lookup("pods")), pod, bound, node_name)
+
+    # -- scheduling preview -----------------------------------------------------------
+
+    async def schedule_preview(self, pod: dict[str, Any]) -> dict[str, Any]:
+        """Where would this pod go? Runs the scheduler's framework on the watch caches'
+        current nodes and pods; writes nothing."""
+        from controlplane.scheduler.preview import preview
+        info = lookup_kind(str(pod.get("apiVersion", "")), str(pod.get("kind", "")))
+        if info.kind != "Pod":
+            raise ValidationFailed(FieldError("kind", f"only a Pod can be scheduled, got {info.kind}"))
+        self._namespace_of(info, pod)
+        if not _meta(pod).get("name") and not _meta(pod).get("generateName"):
+            _meta(pod)["name"] = "preview"
+        normalized = self._validate(info, pod)
+        nodes = list(self.cache(lookup("nodes")).objects.values())
+        pods = list(self.cache(lookup("pods")).objects.values())
+        return preview(normalized, nodes=nodes, pods=pods, config=self.scheduler_config)
 
     # -- watch ---------------------------------------------------------------------
 

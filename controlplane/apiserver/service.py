@@ -120,6 +120,11 @@ class ApiService(pb_grpc.ApiServicer):
             sub.close()
 
     @_unary
+    async def SchedulePreview(self, request: pb.SchedulePreviewRequest, context: Any) -> pb.SchedulePreviewResponse:
+        result = await self.h.schedule_preview(decode_object(request.pod))
+        return pb.SchedulePreviewResponse(result=dumps(result))
+
+    @_unary
     async def Version(self, request: pb.VersionRequest, context: Any) -> pb.VersionResponse:
         etcd_version = ""
         try:

@@ -3,10 +3,21 @@ delete, apply, bind — with the errors a user sees."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from controlplane.client import AlreadyExists, Conflict, FailedPrecondition, Invalid, NotFound
 
+
+
+async def node(client, name: str, cpu: str = "4", memory: str = "8Gi", pods: str = "110") -> None:
+    """A Node object (no agent behind it) that pods can be bound to."""
+    await client.apply({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}})
+    current = await client.get("nodes", name)
+    current["status"] = {"capacity": {"cpu": cpu, "memory": memory, "pods": pods},
+                         "allocatable": {"cpu": cpu, "memory": memory, "pods": pods}}
+    await client.update_status(current)
 
 def configmap(name: str, ns: str, **data: str) -> dict:
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": ns},
@@ -132,6 +143,7 @@ async def test_list_with_label_and_field_selectors(client, namespace):
     await client.create(pod("a", namespace, labels={"app": "web", "tier": "front"}))
     await client.create(pod("b", namespace, labels={"app": "web", "tier": "back", "canary": "yes"}))
     await client.create(pod("c", namespace, labels={"app": "db"}))
+    await node(client, "node-1")
     await client.bind(namespace, "c", "node-1")
 
     async def names(**kw: str) -> list[str]:
@@ -183,6 +195,7 @@ async def test_unscheduled_pod_is_deleted_at_once(client, namespace):
 
 async def test_bound_pod_is_deleted_gracefully_and_finished_by_its_agent(client, namespace):
     await client.create(pod("p", namespace, terminationGracePeriodSeconds=20))
+    await node(client, "node-1")
     await client.bind(namespace, "p", "node-1")
     obj, finished = await client.delete("pods", "p", namespace)
     assert not finished
@@ -222,11 +235,32 @@ async def test_foreground_and_orphan_deletion_add_finalizers(client, namespace):
 
 async def test_bind_sets_node_once(client, namespace):
     await client.create(pod("p", namespace))
+    await node(client, "node-1")
+    await node(client, "node-2")
     bound = await client.bind(namespace, "p", "node-1")
     assert bound["spec"]["nodeName"] == "node-1"
     assert any(c["type"] == "PodScheduled" and c["status"] == "True" for c in bound["status"]["conditions"])
     with pytest.raises(Conflict, match="already assigned"):
         await client.bind(namespace, "p", "node-2")
+
+
+async def test_bind_refuses_a_node_that_is_full_or_missing(client, namespace):
+    await node(client, "tiny", cpu="1", memory="1Gi")
+    big = pod("big", namespace)
+    big["spec"]["containers"][0]["resources"] = {"requests": {"cpu": "600m", "memory": "100Mi"}}
+    await client.create(big)
+    await client.bind(namespace, "big", "tiny")
+    second = pod("second", namespace)
+    second["spec"]["containers"][0]["resources"] = {"requests": {"cpu": "600m"}}
+    await client.create(second)
+    with pytest.raises(FailedPrecondition, match="Insufficient cpu"):
+        await client.bind(namespace, "second", "tiny")
+    with pytest.raises(FailedPrecondition, match='nodes "nowhere" not found'):
+        await client.bind(namespace, "second", "nowhere")
+    # Once the first pod is gone, its share is released.
+    await client.delete("pods", "big", namespace, grace_seconds=0)
+    await asyncio.sleep(0.2)  # let the pods watch cache see the delete
+    assert (await client.bind(namespace, "second", "tiny"))["spec"]["nodeName"] == "tiny"
 
 
 async def test_pod_spec_is_mostly_immutable(client, namespace):
@@ -254,6 +288,7 @@ async def test_apply_created_configured_unchanged(client, namespace):
 async def test_apply_keeps_fields_it_does_not_own(client, namespace):
     p = pod("p", namespace, labels={"app": "x"})
     await client.apply(p)
+    await node(client, "node-1")
     await client.bind(namespace, "p", "node-1")
     p["metadata"]["labels"] = {"app": "x", "extra": "y"}
     applied, result = await client.apply(p)

@@ -14,6 +14,15 @@ from procs import ControlPlane
 pytestmark = pytest.mark.asyncio
 
 
+
+async def node(client, name: str, cpu: str = "4", memory: str = "8Gi", pods: str = "110") -> None:
+    """A Node object (no agent behind it) that pods can be bound to."""
+    await client.apply({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}})
+    current = await client.get("nodes", name)
+    current["status"] = {"capacity": {"cpu": cpu, "memory": memory, "pods": pods},
+                         "allocatable": {"cpu": cpu, "memory": memory, "pods": pods}}
+    await client.update_status(current)
+
 def configmap(name: str, ns: str, **data: str) -> dict:
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": ns}, "data": dict(data)}
 
@@ -89,7 +98,9 @@ async def test_node_name_watch_sees_pods_bound_to_the_node(client, namespace):
     await asyncio.sleep(0)
     await client.create(pod("other", namespace))
     await client.create(pod("mine", namespace))
+    await node(client, "node-x")
     await client.bind(namespace, "other", "node-x")
+    await node(client, "node-w")
     await client.bind(namespace, "mine", "node-w")
     assert await events == [("ADDED", "mine")]
 

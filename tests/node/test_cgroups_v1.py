@@ -1,0 +1,252 @@
+"""The cgroup v1 driver against the real kernel (root, v1 or hybrid machine).
+
+Each test works under its own parent group ("skiff-cgtest-<random>") in every
+controller hierarchy, and the fixture removes it in `finally`, so nothing is left in
+/sys/fs/cgroup/*/ even when a test fails. Child processes are real (`sleep`, `sh`,
+Python allocating memory) and are killed and reaped by their own fixture.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from agent.cgroups import CgroupError, Resources, V1Manager, detect, open_manager
+
+pytestmark = pytest.mark.root
+
+ROOT = Path("/sys/fs/cgroup")
+PREFIX = "skiff-cgtest-"
+MI = 1 << 20
+
+
+def _skip_reason() -> str | None:
+    if os.geteuid() != 0:
+        return "needs root: creates real cgroups under /sys/fs/cgroup"
+    if not ROOT.is_dir() or detect(ROOT) != 1:
+        return "this machine does not run cgroup v1 (pure cgroup2 mount at /sys/fs/cgroup)"
+    missing = [c for c in ("cpu", "cpuacct", "memory", "pids") if not (ROOT / c / "cgroup.procs").is_file()]
+    if missing:
+        return f"cgroup v1 controllers not mounted: {', '.join(missing)}"
+    return None
+
+
+if (_reason := _skip_reason()) is not None:
+    pytest.skip(_reason, allow_module_level=True)
+
+
+def _our_leftovers() -> list[str]:
+    found = subprocess.run(["find", str(ROOT), "-maxdepth", "3", "-name", "*skiff*"],
+                           capture_output=True, text=True, check=False).stdout.split()
+    return [p for p in found if PREFIX in p]
+
+
+@pytest.fixture
+def manager():
+    parent = PREFIX + secrets.token_hex(4)
+    m = open_manager(parent=parent, version=1, remove_timeout=10.0)
+    assert isinstance(m, V1Manager)
+    try:
+        yield m
+    finally:
+        m.remove("")
+        left = [str(c.mount / parent) for c in m.controllers.values() if (c.mount / parent).exists()]
+        assert left == [], f"cgroups left behind: {left}"
+
+
+@pytest.fixture
+def children():
+    """Start child processes; every one is killed and reaped at the end."""
+    started: list[subprocess.Popen] = []
+
+    def start(argv: list[str], **kwargs) -> subprocess.Popen:
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, **kwargs)
+        started.append(proc)
+        return proc
+
+    try:
+        yield start
+    finally:
+        for proc in started:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(timeout=10)
+            for stream in (proc.stdin, proc.stdout, proc.stderr):
+                if stream:
+                    stream.close()
+
+
+def read_file(m: V1Manager, controller: str, path: str, name: str) -> str:
+    return (m.controllers[controller].group(tuple(path.split("/"))) / name).read_text().strip()
+
+
+def wait_for(predicate, *, timeout: float = 10.0, what: str):
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
+
+
+def read_line(proc: subprocess.Popen, *, timeout: float = 10.0) -> str:
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    assert ready, "child printed nothing before the deadline"
+    return proc.stdout.readline().strip()
+
+
+def go(proc: subprocess.Popen) -> None:
+    """Children wait on stdin so they start their work only once inside the group."""
+    proc.stdin.write("go\n")
+    proc.stdin.flush()
+
+
+def test_create_and_update_write_the_limits(manager):
+    res = Resources(cpu_limit_millis=500, cpu_request_millis=250, memory_limit_bytes=100 * MI, pids_limit=50)
+    manager.create("pod-a/c1", res)
+    manager.create("pod-a/c1", res)     # idempotent
+
+    assert read_file(manager, "cpu", "pod-a/c1", "cpu.cfs_quota_us") == "50000"
+    assert read_file(manager, "cpu", "pod-a/c1", "cpu.cfs_period_us") == "100000"
+    assert read_file(manager, "cpu", "pod-a/c1", "cpu.shares") == "256"
+    assert read_file(manager, "memory", "pod-a/c1", "memory.limit_in_bytes") == str(100 * MI)
+    memsw = manager.controllers["memory"].group(("pod-a", "c1")) / "memory.memsw.limit_in_bytes"
+    if memsw.exists():
+        assert memsw.read_text().strip() == str(100 * MI)
+    assert read_file(manager, "pids", "pod-a/c1", "pids.max") == "50"
+    assert manager.list_children() == ["pod-a"]
+    assert manager.list_children("pod-a") == ["c1"]
+
+    manager.update("pod-a/c1", Resources(cpu_limit_millis=1500, memory_limit_bytes=200 * MI, pids_limit=7))
+    assert read_file(manager, "cpu", "pod-a/c1", "cpu.cfs_quota_us") == "150000"
+    assert read_file(manager, "cpu", "pod-a/c1", "cpu.shares") == "2"
+    assert read_file(manager, "memory", "pod-a/c1", "memory.limit_in_bytes") == str(200 * MI)
+    assert read_file(manager, "pids", "pod-a/c1", "pids.max") == "7"
+
+    manager.update("pod-a/c1", Resources(memory_limit_bytes=30 * MI))     # lowering: order matters
+    assert read_file(manager, "memory", "pod-a/c1", "memory.limit_in_bytes") == str(30 * MI)
+
+    manager.update("pod-a/c1", Resources())
+    assert read_file(manager, "cpu", "pod-a/c1", "cpu.cfs_quota_us") == "-1"
+    assert int(read_file(manager, "memory", "pod-a/c1", "memory.limit_in_bytes")) >= 1 << 62
+    assert read_file(manager, "pids", "pod-a/c1", "pids.max") == "max"
+    assert manager.stats("pod-a/c1").memory_limit_bytes is None
+
+
+def test_update_of_a_missing_group_names_it(manager):
+    with pytest.raises(CgroupError, match="pod-missing"):
+        manager.update("pod-missing", Resources(pids_limit=3))
+
+
+def test_process_joins_every_controller_and_remove_kills_it(manager, children):
+    manager.create("pod-a/c1", Resources(pids_limit=20))
+    sleeper = children(["sleep", "600"])
+    manager.add_process("pod-a/c1", sleeper.pid)
+
+    assert manager.procs("pod-a/c1") == [sleeper.pid]
+    assert manager.procs("pod-a") == []
+    assert manager.procs("pod-a", recursive=True) == [sleeper.pid]
+    membership = Path(f"/proc/{sleeper.pid}/cgroup").read_text()
+    for name in ("memory", "pids", "cpu"):
+        assert any(name in line.split(":")[1].split(",") and line.endswith(f"/{manager.parent}/pod-a/c1")
+                   for line in membership.splitlines()), membership
+
+    manager.remove("pod-a")
+    assert sleeper.wait(timeout=10) == -signal.SIGKILL
+    assert not manager.exists("pod-a")
+    assert manager.list_children() == []
+    manager.remove("pod-a")     # idempotent
+
+
+def test_kill_all_reaches_nested_groups(manager, children):
+    manager.create("pod-a/c1", Resources())
+    manager.create("pod-a/c2", Resources())
+    sleepers = [children(["sleep", "600"]) for _ in range(3)]
+    manager.add_process("pod-a/c1", sleepers[0].pid)
+    manager.add_process("pod-a/c2", sleepers[1].pid)
+    manager.add_process("pod-a/c2", sleepers[2].pid)
+
+    manager.kill_all("pod-a")
+    assert [s.wait(timeout=10) for s in sleepers] == [-signal.SIGKILL] * 3
+    wait_for(lambda: manager.procs("pod-a", recursive=True) == [], what="the group to empty")
+    assert read_file(manager, "freezer", "pod-a", "freezer.state") == "THAWED"
+
+
+def test_memory_hog_is_oom_killed_and_counted(manager, children):
+    manager.create("pod-a/c1", Resources(memory_limit_bytes=20 * MI))
+    assert manager.oom_kills("pod-a/c1") == 0
+    hog = children([sys.executable, "-c",
+                    "import sys\nsys.stdin.readline()\nheld = []\n"
+                    "while True: held.append(b'x' * (1 << 20))\n"])
+    manager.add_process("pod-a/c1", hog.pid)
+    go(hog)
+
+    assert hog.wait(timeout=30) == -signal.SIGKILL
+    assert manager.oom_kills("pod-a/c1") >= 1
+    assert manager.stats("pod-a/c1").oom_kills >= 1
+
+
+def test_pids_limit_stops_a_fork_bomb(manager, children):
+    manager.create("pod-a/c1", Resources(pids_limit=10))
+    bomb = children(["sh", "-c", "read x; for i in $(seq 50); do sleep 600 >/dev/null 2>&1 & done; "
+                                 "echo all-forked; wait"])
+    manager.add_process("pod-a/c1", bomb.pid)
+    out, err = bomb.communicate("go\n", timeout=30)
+
+    assert "all-forked" not in out
+    assert "fork" in err.lower() or "resource temporarily unavailable" in err.lower(), err
+    assert len(manager.procs("pod-a/c1")) <= 10
+    assert manager.stats("pod-a/c1").pids_current <= 10
+    # The orphaned sleeps are still in the group; remove() must kill them all.
+    manager.remove("pod-a")
+    assert not manager.exists("pod-a")
+
+
+def test_stats_report_usage(manager, children):
+    manager.create("pod-a/c1", Resources(memory_limit_bytes=64 * MI))
+    worker = children([sys.executable, "-c",
+                       "import sys\nsys.stdin.readline()\n"
+                       "held = bytearray(b'x' * (8 << 20))\n"
+                       "n = 0\nfor i in range(300000): n += i\n"
+                       "print('ready', flush=True)\nsys.stdin.readline()\n"])
+    manager.add_process("pod-a/c1", worker.pid)
+    go(worker)
+    assert read_line(worker) == "ready"
+
+    stats = manager.stats("pod-a/c1")
+    assert stats.cpu_usage_ns > 0
+    assert stats.memory_usage_bytes >= 8 * MI
+    assert stats.memory_limit_bytes == 64 * MI
+    assert stats.pids_current == 1
+    assert stats.oom_kills == 0
+    assert manager.stats("pod-a").memory_usage_bytes >= 8 * MI     # hierarchical
+
+
+def test_separate_parents_do_not_see_each_other(manager):
+    other = open_manager(parent=manager.parent + "-other", version=1)
+    try:
+        other.create("pod-b", Resources())
+        manager.create("pod-a", Resources())
+        assert manager.list_children() == ["pod-a"]
+        assert other.list_children() == ["pod-b"]
+    finally:
+        other.remove("")
+    assert not other.exists("")
+
+
+def test_no_cgroups_left_behind():
+    """Runs last in this module: every test's parent group is gone from every hierarchy."""
+    assert _our_leftovers() == []
