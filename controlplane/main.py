@@ -4,8 +4,9 @@
                        [--etcd-endpoints host:port,host:port]
 
 Without --etcd-endpoints it starts and supervises an embedded etcd whose data
-lives in the state directory, so a restart keeps every object. The scheduler
-and controllers join this process with their issue (leader-elected).
+lives in the state directory, so a restart keeps every object. Several control
+planes may share one etcd: all serve the API, and the elected leader also runs
+the scheduler and the controllers.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import grpc
 from controlplane.apiserver.handlers import Handlers
 from controlplane.apiserver.service import ApiService
 from controlplane.etcd import EmbeddedEtcd, EtcdMissing
+from controlplane.leader import LeaderElector
 from controlplane.storage import Store, keys
 from protos import skiff_pb2_grpc as pb_grpc
 
@@ -42,6 +44,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--event-ttl", type=int, default=3600, help="seconds an Event lives")
     p.add_argument("--compaction-interval", type=float, default=300.0,
                    help="seconds between etcd compactions (history older than one interval is dropped)")
+    p.add_argument("--scheduler", action=argparse.BooleanOptionalAction, default=True,
+                   help="run the scheduler when this process is the leader")
+    p.add_argument("--controllers", action=argparse.BooleanOptionalAction, default=True,
+                   help="run the controllers when this process is the leader")
+    p.add_argument("--leader-lease-seconds", type=int, default=5,
+                   help="leader election lease; another control plane takes over within about this long")
+    p.add_argument("--scheduler-config", type=Path, default=None, help="YAML file with scheduler plugin weights")
+    p.add_argument("--node-monitor-grace", type=float, default=8.0,
+                   help="seconds without a node Lease renewal before the node is NotReady")
+    p.add_argument("--pod-eviction-timeout", type=float, default=5.0,
+                   help="seconds a node stays unreachable before its pods are evicted")
     p.add_argument("--log-level", default=os.environ.get("SKIFF_LOG_LEVEL", "INFO"))
     return p.parse_args(argv)
 
@@ -93,6 +106,33 @@ async def compactor(handlers: Handlers, interval: float) -> None:
             log.warning("compaction failed: %r", exc)
 
 
+async def lead(args: argparse.Namespace) -> None:
+    """What the leader runs: the scheduler and the controllers, as clients of this API server."""
+    from controlplane.client import Client
+    from controlplane.controllers.all import default_controllers
+    from controlplane.controllers.manager import Manager
+    from controlplane.controllers.settings import ControllerSettings
+
+    host, _, port = args.listen.rpartition(":")
+    address = f"{'127.0.0.1' if host in ('0.0.0.0', '', '[::]') else host}:{port}"
+    async with Client(address) as client:
+        work = []
+        if args.scheduler:
+            from controlplane.scheduler.scheduler import Scheduler
+            from controlplane.scheduler.config import load_config
+            work.append(Scheduler(client, load_config(args.scheduler_config)).run())
+        if args.controllers:
+            settings = ControllerSettings(node_monitor_grace_seconds=args.node_monitor_grace,
+                                          pod_eviction_seconds=args.pod_eviction_timeout)
+            controllers = default_controllers(settings)
+            if controllers:
+                work.append(Manager(client, controllers, settings=settings).run())
+        if work:
+            await asyncio.gather(*work)
+        else:
+            await asyncio.Event().wait()
+
+
 async def serve(args: argparse.Namespace) -> int:
     state_dir = args.state_dir.expanduser()
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -131,6 +171,10 @@ async def serve(args: argparse.Namespace) -> int:
     await server.start()
     log.info("API server listening on %s (etcd %s)", args.listen, ",".join(endpoints))
     tasks = [asyncio.create_task(compactor(handlers, args.compaction_interval), name="compactor")]
+    if args.scheduler or args.controllers:
+        elector = LeaderElector(client, key=f"{args.etcd_prefix}/_leader/controlplane".encode(),
+                                ttl=args.leader_lease_seconds)
+        tasks.append(asyncio.create_task(elector.run(lambda: lead(args)), name="leader-election"))
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

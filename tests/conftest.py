@@ -42,7 +42,10 @@ def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Etcd]:
 @pytest.fixture(scope="session")
 def api_server(etcd: Etcd, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
     cp = ControlPlane(tmp_path_factory.mktemp("controlplane"), etcd_endpoints=etcd.endpoint,
-                      extra_args=["--etcd-prefix", f"/test-{uuid.uuid4().hex[:8]}"]).start()
+                      extra_args=["--etcd-prefix", f"/test-{uuid.uuid4().hex[:8]}",
+                                  # Tests of the API itself must not have a scheduler binding their pods;
+                                  # tests of the scheduler and controllers run their own.
+                                  "--no-scheduler", "--no-controllers"]).start()
     try:
         yield cp
     finally:
@@ -62,3 +65,18 @@ async def namespace(client: "Client") -> AsyncIterator[str]:
     name = f"t-{uuid.uuid4().hex[:10]}"
     await client.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
     yield name
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator["LocalRegistry"]:
+    """A real OCI registry (Debian's docker-registry) on 127.0.0.1 for the session; see registry_fixture.py."""
+    from registry_fixture import LocalRegistry, registry_available
+
+    reason = registry_available()
+    if reason:
+        pytest.skip(reason)
+    server = LocalRegistry(tmp_path_factory.mktemp("registry")).start()
+    try:
+        yield server
+    finally:
+        server.stop()

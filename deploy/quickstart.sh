@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# README's first command: install Skiff, bring up a local cluster, run the example workload.
+#
+#   sudo deploy/quickstart.sh            # state under ~/.skiff/cluster
+#   deploy/quickstart.sh --down          # stop the cluster and remove its state
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$(pwd)
+
+if [ "${1:-}" = "--down" ]; then
+  exec .venv/bin/ctl cluster down
+fi
+
+bash deploy/install.sh
+
+# Put `ctl` on PATH for the user (root installs into /usr/local/bin).
+if [ "$(id -u)" = 0 ] && [ -d /usr/local/bin ]; then
+  ln -sf "$repo/.venv/bin/ctl" /usr/local/bin/ctl
+  ln -sf "$repo/.venv/bin/skiff-controlplane" /usr/local/bin/skiff-controlplane
+  [ -x "$repo/.venv/bin/skiff-agent" ] && ln -sf "$repo/.venv/bin/skiff-agent" /usr/local/bin/skiff-agent
+fi
+ctl="$repo/.venv/bin/ctl"
+
+echo "==> ctl cluster up"
+"$ctl" cluster up
+echo "==> ctl apply -f deploy/examples/"
+"$ctl" apply -f deploy/examples/
+echo
+"$ctl" get nodes,deployments,pods -o wide || true
+cat <<'MSG'
+
+The cluster is up. Try:
+  ctl get pods -o wide          # where the example's pods run
+  ctl describe deployment web   # what the controllers did, with events
+  ctl explain pod.spec          # the schema, from the source
+  ctl cluster down              # stop everything and remove the state
+MSG
