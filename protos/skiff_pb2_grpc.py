@@ -94,6 +94,16 @@ class ApiStub:
                 request_serializer=skiff__pb2.DiscoveryRequest.SerializeToString,
                 response_deserializer=skiff__pb2.DiscoveryResponse.FromString,
                 _registered_method=True)
+        self.Logs = channel.unary_stream(
+                '/skiff.v1.Api/Logs',
+                request_serializer=skiff__pb2.LogsRequest.SerializeToString,
+                response_deserializer=skiff__pb2.LogChunk.FromString,
+                _registered_method=True)
+        self.Exec = channel.stream_stream(
+                '/skiff.v1.Api/Exec',
+                request_serializer=skiff__pb2.ExecInput.SerializeToString,
+                response_deserializer=skiff__pb2.ExecOutput.FromString,
+                _registered_method=True)
 
 
 class ApiServicer:
@@ -180,6 +190,19 @@ class ApiServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Logs(self, request, context):
+        """A container's logs and exec, forwarded to the agent of the pod's node.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Exec(self, request_iterator, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ApiServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -242,6 +265,16 @@ def add_ApiServicer_to_server(servicer, server):
                     servicer.Discovery,
                     request_deserializer=skiff__pb2.DiscoveryRequest.FromString,
                     response_serializer=skiff__pb2.DiscoveryResponse.SerializeToString,
+            ),
+            'Logs': grpc.unary_stream_rpc_method_handler(
+                    servicer.Logs,
+                    request_deserializer=skiff__pb2.LogsRequest.FromString,
+                    response_serializer=skiff__pb2.LogChunk.SerializeToString,
+            ),
+            'Exec': grpc.stream_stream_rpc_method_handler(
+                    servicer.Exec,
+                    request_deserializer=skiff__pb2.ExecInput.FromString,
+                    response_serializer=skiff__pb2.ExecOutput.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -568,6 +601,178 @@ class Api:
             '/skiff.v1.Api/Discovery',
             skiff__pb2.DiscoveryRequest.SerializeToString,
             skiff__pb2.DiscoveryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Logs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/skiff.v1.Api/Logs',
+            skiff__pb2.LogsRequest.SerializeToString,
+            skiff__pb2.LogChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Exec(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/skiff.v1.Api/Exec',
+            skiff__pb2.ExecInput.SerializeToString,
+            skiff__pb2.ExecOutput.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class AgentStub:
+    """Each node's agent serves this; only the API server calls it (ctl goes through the API server).
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Logs = channel.unary_stream(
+                '/skiff.v1.Agent/Logs',
+                request_serializer=skiff__pb2.LogsRequest.SerializeToString,
+                response_deserializer=skiff__pb2.LogChunk.FromString,
+                _registered_method=True)
+        self.Exec = channel.stream_stream(
+                '/skiff.v1.Agent/Exec',
+                request_serializer=skiff__pb2.ExecInput.SerializeToString,
+                response_deserializer=skiff__pb2.ExecOutput.FromString,
+                _registered_method=True)
+
+
+class AgentServicer:
+    """Each node's agent serves this; only the API server calls it (ctl goes through the API server).
+    """
+
+    def Logs(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Exec(self, request_iterator, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_AgentServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Logs': grpc.unary_stream_rpc_method_handler(
+                    servicer.Logs,
+                    request_deserializer=skiff__pb2.LogsRequest.FromString,
+                    response_serializer=skiff__pb2.LogChunk.SerializeToString,
+            ),
+            'Exec': grpc.stream_stream_rpc_method_handler(
+                    servicer.Exec,
+                    request_deserializer=skiff__pb2.ExecInput.FromString,
+                    response_serializer=skiff__pb2.ExecOutput.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'skiff.v1.Agent', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('skiff.v1.Agent', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Agent:
+    """Each node's agent serves this; only the API server calls it (ctl goes through the API server).
+    """
+
+    @staticmethod
+    def Logs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/skiff.v1.Agent/Logs',
+            skiff__pb2.LogsRequest.SerializeToString,
+            skiff__pb2.LogChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Exec(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/skiff.v1.Agent/Exec',
+            skiff__pb2.ExecInput.SerializeToString,
+            skiff__pb2.ExecOutput.FromString,
             options,
             channel_credentials,
             insecure,

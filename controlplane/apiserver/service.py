@@ -15,6 +15,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 import grpc
 
 from api.registry import all_resources
+from controlplane.apiserver import proxy
 from controlplane.apiserver.errors import status_of
 from controlplane.apiserver.handlers import Handlers, decode_object
 from protos import skiff_pb2 as pb
@@ -123,6 +124,25 @@ class ApiService(pb_grpc.ApiServicer):
     async def SchedulePreview(self, request: pb.SchedulePreviewRequest, context: Any) -> pb.SchedulePreviewResponse:
         result = await self.h.schedule_preview(decode_object(request.pod))
         return pb.SchedulePreviewResponse(result=dumps(result))
+
+    async def Logs(self, request: pb.LogsRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.LogChunk]:
+        try:
+            async for chunk in proxy.logs(self.h.store, request):
+                yield chunk
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:
+            await _abort(context, exc)
+
+    async def Exec(self, requests: AsyncIterator[pb.ExecInput],
+                   context: grpc.aio.ServicerContext) -> AsyncIterator[pb.ExecOutput]:
+        try:
+            async for out in proxy.exec_(self.h.store, requests.__aiter__()):
+                yield out
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:
+            await _abort(context, exc)
 
     @_unary
     async def Version(self, request: pb.VersionRequest, context: Any) -> pb.VersionResponse:

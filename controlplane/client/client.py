@@ -152,6 +152,32 @@ class Client:
         finally:
             call.cancel()
 
+    async def logs(self, namespace: str, pod: str, *, container: str = "", follow: bool = False,
+                   previous: bool = False, tail_lines: int = -1, since_seconds: int = 0,
+                   timestamps: bool = False) -> AsyncIterator[bytes]:
+        """A container's log, as chunks of bytes (streamed until the end, or forever with follow)."""
+        request = pb.LogsRequest(namespace=namespace, pod=pod, container=container, follow=follow,
+                                 previous=previous, tail_lines=tail_lines, since_seconds=since_seconds,
+                                 timestamps=timestamps)
+        call = self.stub.Logs(request)
+        try:
+            async for chunk in call:
+                yield chunk.data
+        except grpc.aio.AioRpcError as exc:
+            raise from_rpc_error(exc, server=self.server) from None
+        finally:
+            call.cancel()
+
+    def exec(self, inputs: AsyncIterator[pb.ExecInput]) -> Any:
+        """Open an exec stream; the first input must carry `start` (see protos/skiff.proto).
+        Returns the gRPC call: iterate it for ExecOutput messages."""
+        return self.stub.Exec(inputs)
+
+    async def schedule_preview(self, pod: dict[str, Any]) -> dict[str, Any]:
+        """Where the scheduler would put this pod, with every node's verdicts and scores."""
+        reply = await self._call(self.stub.SchedulePreview, pb.SchedulePreviewRequest(pod=_encode(pod)))
+        return json.loads(reply.result)
+
     async def version(self) -> dict[str, str]:
         reply = await self._call(self.stub.Version, pb.VersionRequest())
         return {"version": reply.version, "etcdVersion": reply.etcd_version, "pythonVersion": reply.python_version}

@@ -185,5 +185,5 @@ class Informer:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.backoff_max)
 
-    async def wait_synced(self, timeout: float = 30.0) -> None:
+    async def wait_synced(self, timeout: float | None = 30.0) -> None:
         await asyncio.wait_for(self.synced.wait(), timeout)

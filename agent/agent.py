@@ -1,0 +1,112 @@
+"""The agent, assembled: node registration, pod informer, pod workers, runtime, images, volumes.
+
+`Agent.start()` opens every part (runtime fork server, image store, node
+registration) and re-adopts what the runtime already runs; `Agent.run()` keeps
+the node's Lease and status, watches this node's pods and syncs each with its
+own worker. `close()` stops the agent's own tasks but leaves containers running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from controlplane.client import Client
+from controlplane.client.events import EventRecorder
+from controlplane.client.informer import Informer
+
+from agent.cgroups import detect, open_manager
+from agent.config import AgentConfig
+from agent.images import ImageStore, MirrorConfig
+from agent.node import NodeAgent
+from agent.podsync import PodSyncer
+from agent.podworkers import PodWorkers
+from agent.runtime import Runtime
+from agent.volumes import VolumeManager
+
+log = logging.getLogger(__name__)
+
+
+class Agent:
+    def __init__(self, config: AgentConfig):
+        self.config = config
+        self.client = Client(config.server)
+        self.cgroups = open_manager(parent=config.cgroup_parent, root=config.cgroup_root)
+        self.runtime = Runtime(config.runtime_dir, cgroups=self.cgroups)
+        mirrors = MirrorConfig.load(config.registries_config) if config.registries_config else None
+        self.images = ImageStore(config.images_dir, mirrors=mirrors)
+        self.volumes = VolumeManager(config.pods_dir)
+        self.node = NodeAgent(self.client, config, cgroup_version=detect(config.cgroup_root),
+                              images=lambda: self.images.node_images())
+        self.recorder = EventRecorder(self.client, component="skiff-agent", host=config.node_name)
+        self.pods = Informer(self.client, "pods", field_selector=f"spec.nodeName={config.node_name}")
+        self.uid_to_key: dict[str, tuple[str, str]] = {}
+        self.workers: PodWorkers | None = None
+        self.syncer: PodSyncer | None = None
+        self.service: Any = None
+        self._adopted: set[str] = set()
+
+    def _pod(self, uid: str) -> dict[str, Any] | None:
+        key = self.uid_to_key.get(uid)
+        pod = self.pods.get(*key) if key else None
+        if pod is not None and pod["metadata"].get("uid") != uid:
+            return None
+        return pod
+
+    async def start(self) -> None:
+        for path in (self.config.state_dir, self.config.runtime_dir, self.config.images_dir, self.config.pods_dir,
+                     self.config.logs_dir):
+            path.mkdir(parents=True, exist_ok=True)
+        await self.runtime.start()
+        self.workers = PodWorkers(self._sync)
+        self.syncer = PodSyncer(client=self.client, config=self.config, runtime=self.runtime, images=self.images,
+                                volumes=self.volumes, recorder=self.recorder, node_ip=self.node.node_ip,
+                                pod_lookup=self._pod, trigger=self.workers.trigger,
+                                probes=self._probes())
+        node = await self.node.register()
+        self.syncer.node = node
+        self._adopted = await self.syncer.adopt()
+
+    def _probes(self) -> Any:
+        try:
+            from agent.probing import ProbeManager
+        except ImportError:
+            return None
+        return ProbeManager(runtime=self.runtime, recorder=self.recorder, trigger=lambda uid: self.workers.trigger(uid))
+
+    async def _sync(self, uid: str) -> Any:
+        assert self.syncer is not None
+        return await self.syncer.sync(uid)
+
+    def _on_pod(self, pod: dict[str, Any]) -> None:
+        meta = pod["metadata"]
+        self.uid_to_key[meta["uid"]] = (meta["namespace"], meta["name"])
+        assert self.workers is not None
+        self.workers.trigger(meta["uid"])
+
+    async def run(self) -> None:
+        self.pods.add_handlers(on_add=self._on_pod, on_update=lambda old, new: self._on_pod(new),
+                               on_delete=lambda pod: self.workers.trigger(pod["metadata"]["uid"]))
+        tasks = [asyncio.create_task(self.node.run(), name="node"),
+                 asyncio.create_task(self.pods.run(), name="pods-informer")]
+        if self.service is not None:
+            tasks.append(asyncio.create_task(self.service.run(), name="agent-service"))
+        try:
+            # Only once we know which pods should exist may re-adopted ones be judged:
+            # a pod deleted while the agent was down is cleaned up; the rest are kept.
+            await self.pods.wait_synced(timeout=None)
+            for uid in self._adopted:
+                self.workers.trigger(uid)
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def close(self) -> None:
+        if self.workers is not None:
+            await self.workers.stop()
+        await self.recorder.flush(timeout=2)
+        await self.runtime.close()
+        await self.client.close()

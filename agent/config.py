@@ -1,0 +1,61 @@
+"""The agent's settings, grouped; filled from `skiff-agent` flags (agent/main.py)."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class BackoffSettings:
+    """CrashLoopBackOff and ImagePullBackOff: 1 s doubling to 60 s, reset after 10 min running.
+    (Kubernetes: 10 s -> 300 s; small clusters want quicker recovery.)"""
+
+    initial_seconds: float = 1.0
+    max_seconds: float = 60.0
+    reset_after_seconds: float = 600.0
+
+    def delay(self, restarts: int) -> float:
+        """Delay before restart number `restarts` (1 for the first restart)."""
+        if restarts <= 0:
+            return 0.0
+        return min(self.initial_seconds * (2 ** (restarts - 1)), self.max_seconds)
+
+
+@dataclass
+class AgentConfig:
+    server: str = "127.0.0.1:6443"
+    node_name: str = field(default_factory=socket.gethostname)
+    node_ip: str = ""                      # empty: the address that routes to the control plane
+    state_dir: Path = Path("/var/lib/skiff/agent")
+    labels: dict[str, str] = field(default_factory=dict)
+    taints: list[dict[str, str]] = field(default_factory=list)
+    reserved: dict[str, str] = field(default_factory=dict)   # {"cpu": "100m", "memory": "256Mi"}
+    max_pods: int = 110
+    pod_pids_limit: int | None = 4096     # per container; Kubernetes' podPidsLimit (off there by default)
+    cgroup_parent: str = "skiff"
+    cgroup_root: Path = Path("/sys/fs/cgroup")
+    lease_renew_seconds: float = 2.0
+    status_update_seconds: float = 10.0
+    registries_config: Path | None = None
+    listen: str = "0.0.0.0:10250"          # the agent's own gRPC service (logs, exec)
+    backoff: BackoffSettings = field(default_factory=BackoffSettings)
+    # Pod network (bridge, veth, IPAM); off until a podCIDR is assigned.
+    network: bool = True
+
+    @property
+    def runtime_dir(self) -> Path:
+        return self.state_dir / "runtime"
+
+    @property
+    def images_dir(self) -> Path:
+        return self.state_dir / "images"
+
+    @property
+    def pods_dir(self) -> Path:
+        return self.state_dir / "pods"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.state_dir / "logs"

@@ -1,0 +1,109 @@
+"""`skiff-agent`: the node agent. It registers this machine as a Node, renews its
+Lease, watches the pods bound to it, and runs them with Skiff's own runtime.
+
+    skiff-agent --server 10.0.0.1:6443 [--node-name n1] [--node-ip 10.0.0.11]
+                [--node-labels zone=a,disk=ssd] [--register-with-taints k=v:NoSchedule]
+                [--reserved cpu=100m,memory=256Mi] [--state-dir /var/lib/skiff/agent]
+
+Containers outlive the agent: stopping or killing it leaves them running, and a
+restarted agent re-adopts them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+log = logging.getLogger("skiff.agent")
+
+
+def _pairs(text: str, what: str) -> dict[str, str]:
+    out = {}
+    for item in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise argparse.ArgumentTypeError(f"{what}: expected key=value, got {item!r}")
+        out[key] = value
+    return out
+
+
+def _taints(text: str) -> list[dict[str, str]]:
+    taints = []
+    for item in filter(None, (p.strip() for p in text.split(","))):
+        kv, sep, effect = item.rpartition(":")
+        if not sep or effect not in ("NoSchedule", "PreferNoSchedule", "NoExecute"):
+            raise argparse.ArgumentTypeError(f"--register-with-taints: expected key[=value]:Effect with Effect one of "
+                                             f"NoSchedule, PreferNoSchedule, NoExecute; got {item!r}")
+        key, _, value = kv.partition("=")
+        taints.append({"key": key, **({"value": value} if value else {}), "effect": effect})
+    return taints
+
+
+def parse_args(argv: list[str] | None):  # -> AgentConfig
+    from agent.config import AgentConfig
+    p = argparse.ArgumentParser(prog="skiff-agent", description=__doc__.splitlines()[0])
+    p.add_argument("--server", default=os.environ.get("SKIFF_SERVER", "127.0.0.1:6443"),
+                   help="control plane address (host:port)")
+    p.add_argument("--node-name", default=socket.gethostname())
+    p.add_argument("--node-ip", default="", help="InternalIP; default: the address that routes to the server")
+    p.add_argument("--node-labels", type=lambda t: _pairs(t, "--node-labels"), default={})
+    p.add_argument("--register-with-taints", type=_taints, default=[])
+    p.add_argument("--reserved", type=lambda t: _pairs(t, "--reserved"), default={},
+                   help="resources kept from pods, e.g. cpu=100m,memory=256Mi")
+    p.add_argument("--max-pods", type=int, default=110)
+    p.add_argument("--state-dir", type=Path, default=Path("/var/lib/skiff/agent"))
+    p.add_argument("--cgroup-parent", default="skiff")
+    p.add_argument("--cgroup-root", type=Path, default=Path("/sys/fs/cgroup"))
+    p.add_argument("--registries-config", type=Path, default=None,
+                   help="registry mirrors file (like k3s' registries.yaml)")
+    p.add_argument("--listen", default="0.0.0.0:10250", help="the agent's gRPC service (logs, exec)")
+    p.add_argument("--lease-renew", type=float, default=2.0, help="seconds between node Lease renewals")
+    p.add_argument("--log-level", default=os.environ.get("SKIFF_LOG_LEVEL", "INFO"))
+    args = p.parse_args(argv)
+    config = AgentConfig(server=args.server, node_name=args.node_name, node_ip=args.node_ip,
+                         state_dir=args.state_dir, labels=args.node_labels, taints=args.register_with_taints,
+                         reserved=args.reserved, max_pods=args.max_pods, cgroup_parent=args.cgroup_parent,
+                         cgroup_root=args.cgroup_root, registries_config=args.registries_config,
+                         listen=args.listen, lease_renew_seconds=args.lease_renew)
+    return config, args.log_level
+
+
+async def run(config) -> int:  # noqa: C901 - the wiring of every part, in order
+    from agent.agent import Agent
+    agent = Agent(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await agent.start()
+    except Exception as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        await agent.close()
+        return 1
+    runner = asyncio.create_task(agent.run(), name="agent")
+    await asyncio.wait({runner, asyncio.create_task(stop.wait())}, return_when=asyncio.FIRST_COMPLETED)
+    log.info("shutting down (containers keep running)")
+    runner.cancel()
+    await asyncio.gather(runner, return_exceptions=True)
+    await agent.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    config, level = parse_args(argv)
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if os.geteuid() != 0:
+        print("error: skiff-agent must run as root (it creates namespaces, cgroups and mounts)", file=sys.stderr)
+        sys.exit(1)
+    sys.exit(asyncio.run(run(config)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,508 @@
+"""Level-triggered sync of one pod: make the containers on this node match the pod spec.
+
+`PodSyncer.sync(uid)` is called by the pod's own serial worker (podworkers.py)
+whenever something about the pod may have changed: the pod object, a container
+exit, a probe verdict, a backoff timer. Each call looks at the desired pod and
+at the actual containers, acts on the difference, and writes the status back.
+It never assumes what happened before: after an agent restart the same code
+re-adopts running containers (their ids carry their restart count).
+
+Order of work for a live pod:
+  sandbox (shared net/ipc/uts namespaces) -> volumes -> init containers one by
+  one -> app containers (pull image, build spec, start; restart per
+  restartPolicy with CrashLoopBackOff; restart on liveness failure) -> status.
+A pod with a deletionTimestamp is terminated (preStop, SIGTERM, grace, SIGKILL),
+cleaned up, and then finished with a grace-0 delete, as a kubelet does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+from controlplane.client import ApiError, Client, NotFound
+from controlplane.client.events import NORMAL, WARNING, EventRecorder
+
+from agent import containerspec, envs, podstatus
+from agent.config import AgentConfig
+from agent.images import ImageStore, PullError, RegistryAuth
+from agent.podstate import PodState, PullBackoff, container_id, parse_container_id
+from agent.runtime import Runtime
+from agent.runtime.specs import ContainerNotFound, ContainerStatus, SandboxSpec, StartError
+from agent.volumes import VolumeError, VolumeManager
+
+log = logging.getLogger(__name__)
+DONE = "done"   # sync's answer when the pod is gone and cleaned up: the worker may exit
+Pod = dict[str, Any]
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_time(text: str | None) -> float | None:
+    if not text:
+        return None
+    return datetime.strptime(text.rstrip("Z")[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
+
+
+class PodSyncer:
+    def __init__(self, *, client: Client, config: AgentConfig, runtime: Runtime, images: ImageStore,
+                 volumes: VolumeManager, recorder: EventRecorder, node_ip: str,
+                 pod_lookup: Callable[[str], Pod | None], trigger: Callable[[str], None],
+                 network: Any = None, probes: Any = None):
+        self.client = client
+        self.config = config
+        self.runtime = runtime
+        self.images = images
+        self.volumes = volumes
+        self.recorder = recorder
+        self.node_ip = node_ip
+        self.pod_lookup = pod_lookup
+        self.trigger = trigger
+        self.network = network
+        self.probes = probes
+        self.states: dict[str, PodState] = {}
+        self._objects: dict[tuple[str, str, str], tuple[float, dict | None]] = {}
+        self.node: dict[str, Any] | None = None
+
+    # -- re-adoption -------------------------------------------------------------------
+
+    async def adopt(self) -> set[str]:
+        """Learn what the runtime is running (after an agent restart); the pod uids found."""
+        for status in await self.runtime.list():
+            parsed = parse_container_id(status.id)
+            if parsed is None:
+                continue
+            state = self.states.setdefault(status.pod_uid, PodState(status.pod_uid))
+            state.add_instance(status)
+            if status.state == "running":
+                self._watch_exit(state, status.id)
+        uids = set(self.states)
+        for sandbox in await self.runtime.list_sandboxes():
+            uids.add(sandbox.pod_uid)
+            self.states.setdefault(sandbox.pod_uid, PodState(sandbox.pod_uid)).sandbox_ready = True
+        uids.update(self.volumes.list_pod_dirs())
+        return uids
+
+    def _watch_exit(self, state: PodState, cid: str) -> None:
+        async def watch() -> None:
+            try:
+                await self.runtime.wait(cid)
+            except (ContainerNotFound, TimeoutError):
+                pass
+            except Exception:
+                log.exception("waiting for container %s", cid)
+            self.trigger(state.uid)
+        old = state.watchers.get(cid)
+        if old is None or old.done():
+            state.watchers[cid] = asyncio.get_running_loop().create_task(watch(), name=f"exit-{cid}")
+
+    # -- the sync ----------------------------------------------------------------------
+
+    async def sync(self, uid: str) -> float | str | None:
+        """Bring one pod to its desired state; returns seconds until it wants another look,
+        DONE when the pod is gone and cleaned up, or None."""
+        pod = self.pod_lookup(uid)
+        state = self.states.setdefault(uid, PodState(uid))
+        if pod is None:
+            await self._terminate(None, state, grace=2.0)
+            await self._cleanup(state)
+            return DONE
+        meta = pod["metadata"]
+        if meta.get("deletionTimestamp"):
+            await self._terminate(pod, state, grace=float(meta.get("deletionGracePeriodSeconds") or 0))
+            await self._cleanup(state)
+            try:
+                await self.client.delete("pods", meta["name"], meta["namespace"], grace_seconds=0)
+            except NotFound:
+                pass
+            return DONE
+        phase = (pod.get("status") or {}).get("phase")
+        if phase in ("Succeeded", "Failed") and not self._any_running(state):
+            self._stop_probers(state)
+            return None
+        if not state.start_time:
+            state.start_time = (pod.get("status") or {}).get("startTime") or _now()
+        wake: list[float] = []
+        deadline = (pod.get("spec") or {}).get("activeDeadlineSeconds")
+        if deadline is not None and state.terminal_reason is None:
+            started = _parse_time(state.start_time) or time.time()
+            left = started + deadline - time.time()
+            if left <= 0:
+                state.terminal_reason = ("DeadlineExceeded", "Pod was active on the node longer than the "
+                                                             "specified deadline")
+                self.recorder.event(pod, WARNING, "DeadlineExceeded", state.terminal_reason[1])
+                await self._terminate(pod, state, grace=float(pod["spec"].get("terminationGracePeriodSeconds", 30)))
+            else:
+                wake.append(left)
+        if state.terminal_reason is None:
+            if await self._ensure_sandbox(pod, state) and await self._ensure_volumes(pod, state):
+                if await self._sync_init_containers(pod, state, wake):
+                    for container in pod["spec"]["containers"]:
+                        await self._sync_container(pod, state, container, wake, init=False)
+        await self._write_status(pod, state)
+        return min(wake) if wake else None
+
+    # -- sandbox and volumes -------------------------------------------------------------
+
+    async def _ensure_sandbox(self, pod: Pod, state: PodState) -> bool:
+        spec = pod["spec"]
+        if state.sandbox_ready and await self.runtime.get_sandbox(state.uid) is not None:
+            if spec.get("hostNetwork"):
+                state.pod_ip = self.node_ip
+            return True
+        name = pod["metadata"]["name"]
+        hostname = spec.get("hostname") or name[:63]
+        try:
+            sandbox = await self.runtime.create_sandbox(SandboxSpec(
+                pod_uid=state.uid, hostname=hostname, host_network=bool(spec.get("hostNetwork")),
+                host_ipc=bool(spec.get("hostIPC")), host_pid=bool(spec.get("hostPID")),
+                hosts_entries=[("127.0.0.1", "localhost")]))
+            if spec.get("hostNetwork"):
+                state.pod_ip = self.node_ip
+            elif self.network is not None and sandbox.netns_path is not None:
+                state.pod_ip = await self.network.attach(pod, sandbox.netns_path)
+                await self.runtime.update_hosts(state.uid, [("127.0.0.1", "localhost"),
+                                                            (state.pod_ip, hostname)])
+        except Exception as exc:
+            log.warning("pod %s: sandbox failed: %s", name, exc)
+            self.recorder.event(pod, WARNING, "FailedCreatePodSandBox", f"Failed to create pod sandbox: {exc}")
+            for c in pod["spec"]["containers"]:
+                state.waiting[c["name"]] = ("ContainerCreating", f"Failed to create pod sandbox: {exc}")
+            return False
+        state.sandbox_ready = True
+        return True
+
+    async def _get_object(self, kind: str, namespace: str, name: str) -> dict | None:
+        """ConfigMaps and Secrets a pod refers to, cached for a few seconds."""
+        key = (kind, namespace, name)
+        cached = self._objects.get(key)
+        if cached is not None and time.monotonic() - cached[0] < 5.0:
+            return cached[1]
+        try:
+            obj: dict | None = await self.client.get(kind, name, namespace)
+        except NotFound:
+            obj = None
+        self._objects[key] = (time.monotonic(), obj)
+        return obj
+
+    async def _refs(self, pod: Pod) -> tuple[Callable[[str], dict | None], Callable[[str], dict | None]]:
+        """Synchronous lookups of the pod's configmaps and secrets (fetched first)."""
+        ns = pod["metadata"]["namespace"]
+        names: dict[str, set[str]] = {"configmaps": set(), "secrets": set()}
+        spec = pod["spec"]
+        for v in spec.get("volumes") or []:
+            if v.get("configMap"):
+                names["configmaps"].add(v["configMap"]["name"])
+            if v.get("secret"):
+                names["secrets"].add(v["secret"]["secretName"])
+        for c in (spec.get("containers") or []) + (spec.get("initContainers") or []):
+            for e in c.get("env") or []:
+                ref = e.get("valueFrom") or {}
+                if ref.get("configMapKeyRef"):
+                    names["configmaps"].add(ref["configMapKeyRef"]["name"])
+                if ref.get("secretKeyRef"):
+                    names["secrets"].add(ref["secretKeyRef"]["name"])
+            for e in c.get("envFrom") or []:
+                if e.get("configMapRef"):
+                    names["configmaps"].add(e["configMapRef"]["name"])
+                if e.get("secretRef"):
+                    names["secrets"].add(e["secretRef"]["name"])
+        for s in spec.get("imagePullSecrets") or []:
+            names["secrets"].add(s["name"])
+        found: dict[tuple[str, str], dict | None] = {}
+        for kind, wanted in names.items():
+            for name in wanted:
+                found[(kind, name)] = await self._get_object(kind, ns, name)
+        return (lambda n: found.get(("configmaps", n))), (lambda n: found.get(("secrets", n)))
+
+    async def _ensure_volumes(self, pod: Pod, state: PodState) -> bool:
+        get_cm, get_secret = await self._refs(pod)
+        try:
+            state.volumes = await self.volumes.setup(pod, get_configmap=get_cm, get_secret=get_secret,
+                                                     node=self.node)
+            return True
+        except VolumeError as exc:
+            self.recorder.event(pod, WARNING, "FailedMount", str(exc))
+            for c in pod["spec"]["containers"]:
+                state.waiting[c["name"]] = ("ContainerCreating", str(exc))
+            return False
+
+    # -- containers ----------------------------------------------------------------------
+
+    async def _sync_init_containers(self, pod: Pod, state: PodState, wake: list[float]) -> bool:
+        """Run init containers in order; True once all have succeeded."""
+        for container in pod["spec"].get("initContainers") or []:
+            latest = state.latest(container["name"])
+            if latest is not None and latest.state == "exited" and latest.exit_code == 0:
+                continue
+            await self._sync_container(pod, state, container, wake, init=True)
+            return False
+        return True
+
+    def _wants_restart(self, pod: Pod, status: ContainerStatus, *, init: bool) -> bool:
+        policy = pod["spec"].get("restartPolicy", "Always")
+        if init:  # init containers restart on failure unless the pod's policy is Never
+            return status.exit_code != 0 and policy != "Never"
+        return policy == "Always" or (policy == "OnFailure" and status.exit_code != 0)
+
+    async def _sync_container(self, pod: Pod, state: PodState, container: dict, wake: list[float], *,
+                              init: bool) -> None:
+        name = container["name"]
+        latest = state.latest(name)
+        if latest is not None and latest.state == "running":
+            state.waiting.pop(name, None)
+            current = await self._refresh(state, latest)
+            if current.state == "running":
+                if name in state.unhealthy:
+                    message = state.unhealthy.pop(name)
+                    self.recorder.event(pod, NORMAL, "Killing",
+                                        f"Container {name} failed liveness probe, will be restarted")
+                    log.info("pod %s: %s: %s", pod["metadata"]["name"], name, message)
+                    await self._stop(pod, state, current, grace=float(pod["spec"].get("terminationGracePeriodSeconds", 30)))
+                    current = await self._refresh(state, current)
+                else:
+                    return
+            latest = current
+        if latest is not None and latest.state == "exited":
+            self._stop_probers(state, latest.id)
+            if latest.reason == "OOMKilled" and not getattr(latest, "_reported", False):
+                limit = ((container.get("resources") or {}).get("limits") or {}).get("memory", "?")
+                self.recorder.event(pod, WARNING, "OOMKilling",
+                                    f"Memory cgroup out of memory: container {name} was killed "
+                                    f"(memory limit {limit})")
+                setattr(latest, "_reported", True)
+            if not self._wants_restart(pod, latest, init=init):
+                state.waiting.pop(name, None)
+                return
+            restarts = state.restart_count(name) + 1
+            ran = ((latest.finished_at or datetime.now(timezone.utc)) -
+                   (latest.started_at or latest.finished_at or datetime.now(timezone.utc))).total_seconds()
+            delay = 0.0 if ran >= self.config.backoff.reset_after_seconds else self.config.backoff.delay(restarts)
+            finished = (latest.finished_at or datetime.now(timezone.utc)).timestamp()
+            left = finished + delay - time.time()
+            if left > 0:
+                meta = pod["metadata"]
+                message = (f"back-off {_fmt_seconds(delay)} restarting failed container={name} "
+                           f"pod={meta['name']}_{meta['namespace']}({meta['uid']})")
+                if state.waiting.get(name, ("",))[0] != "CrashLoopBackOff":
+                    self.recorder.event(pod, WARNING, "BackOff", f"Back-off restarting failed container {name} "
+                                                                 f"in pod {meta['name']}_{meta['namespace']}")
+                state.waiting[name] = ("CrashLoopBackOff", message)
+                wake.append(left)
+                return
+            await self._start(pod, state, container, instance=restarts, wake=wake)
+            return
+        await self._start(pod, state, container, instance=0 if latest is None else state.restart_count(name) + 1,
+                          wake=wake)
+
+    async def _refresh(self, state: PodState, status: ContainerStatus) -> ContainerStatus:
+        try:
+            current = await self.runtime.status(status.id)
+        except ContainerNotFound:
+            return status
+        state.add_instance(current)
+        return current
+
+    async def _pull(self, pod: Pod, state: PodState, container: dict, get_secret: Callable,
+                    wake: list[float]) -> Any:
+        name, ref = container["name"], container["image"]
+        backoff = state.pulls.get(name)
+        if backoff is not None and backoff.retry_at > time.time():
+            state.waiting[name] = ("ImagePullBackOff", f'Back-off pulling image "{ref}": {backoff.message}')
+            wake.append(backoff.retry_at - time.time())
+            return None
+        auth = RegistryAuth()
+        for secret_ref in pod["spec"].get("imagePullSecrets") or []:
+            secret = get_secret(secret_ref["name"])
+            data = (secret or {}).get("data") or {}
+            if ".dockerconfigjson" in data:
+                try:
+                    auth = auth.merged(RegistryAuth.from_dockerconfigjson(base64.b64decode(data[".dockerconfigjson"])))
+                except Exception as exc:
+                    log.warning("pod %s: bad imagePullSecret %s: %s", pod["metadata"]["name"], secret_ref["name"], exc)
+
+        def on_event(reason: str, message: str) -> None:
+            self.recorder.event(pod, NORMAL, reason, message)
+        try:
+            image = await self.images.pull(ref, policy=container.get("imagePullPolicy", "IfNotPresent"),
+                                           auth=auth, on_event=on_event)
+        except PullError as exc:
+            attempts = (backoff.attempts if backoff else 0) + 1
+            delay = self.config.backoff.delay(attempts)
+            state.pulls[name] = PullBackoff(attempts=attempts, retry_at=time.time() + delay, reason=exc.reason,
+                                            message=str(exc))
+            state.waiting[name] = (exc.reason, str(exc))
+            self.recorder.event(pod, WARNING, "Failed", f"Failed to pull image \"{ref}\": {exc}")
+            self.recorder.event(pod, WARNING, "Failed", f"Error: {exc.reason}")
+            wake.append(delay)
+            return None
+        state.pulls.pop(name, None)
+        return image
+
+    async def _start(self, pod: Pod, state: PodState, container: dict, *, instance: int,
+                     wake: list[float]) -> None:
+        name = container["name"]
+        meta = pod["metadata"]
+        get_cm, get_secret = await self._refs(pod)
+        image = await self._pull(pod, state, container, get_secret, wake)
+        if image is None:
+            return
+        try:
+            env = envs.resolve_env(pod_with_ips(pod, self.node_ip, state.pod_ip), container,
+                                   image_env=list(image.config.env), get_configmap=get_cm, get_secret=get_secret,
+                                   node=self.node)
+            args = envs.command_line(container, list(image.config.entrypoint), list(image.config.cmd), env)
+            user = containerspec.user_of(pod, container, image_user=image.config.user, layers=list(image.layers))
+        except (envs.ConfigError, containerspec.UserError) as exc:
+            state.waiting[name] = ("CreateContainerConfigError", str(exc))
+            self.recorder.event(pod, WARNING, "Failed", f"Error: {exc}")
+            wake.append(self.config.backoff.max_seconds / 6)
+            return
+        mounts = self.volumes.mounts_for(container, state.volumes)
+        cid = container_id(state.uid, name, instance)
+        log_path = self.config.logs_dir / f"{meta['namespace']}_{meta['name']}_{state.uid}" / name / f"{instance}.log"
+        spec = containerspec.build_spec(cid=cid, pod=pod, container=container, layers=list(image.layers),
+                                        args=args, env=env, working_dir=image.config.working_dir, user=user,
+                                        mounts=mounts, log_path=log_path, pids_limit=self.config.pod_pids_limit)
+        await self._forget_old_instances(state, name, keep=1)
+        state.waiting[name] = ("ContainerCreating", "")
+        try:
+            status = await self.runtime.run_container(spec)
+        except StartError as exc:
+            self.recorder.event(pod, WARNING, "Failed", f"Error: failed to start container \"{name}\": {exc}")
+            try:
+                state.add_instance(await self.runtime.status(cid))
+            except ContainerNotFound:
+                pass
+            state.waiting[name] = ("RunContainerError", str(exc))
+            wake.append(self.config.backoff.delay(instance + 1))
+            return
+        state.waiting.pop(name, None)
+        state.unhealthy.pop(name, None)
+        state.add_instance(status)
+        self._watch_exit(state, cid)
+        self.recorder.event(pod, NORMAL, "Created", f"Created container {name}")
+        self.recorder.event(pod, NORMAL, "Started", f"Started container {name}")
+        if self.probes is not None and not (pod["spec"].get("initContainers") and
+                                            container in pod["spec"]["initContainers"]):
+            state.probers[cid] = self.probes.start(pod, container, cid, state)
+        await self._post_start(pod, state, container, cid)
+
+    async def _post_start(self, pod: Pod, state: PodState, container: dict, cid: str) -> None:
+        hook = ((container.get("lifecycle") or {}).get("postStart")) or None
+        if not hook or self.probes is None:
+            return
+        ok, message = await self.probes.run_hook(hook, pod=pod, container=container, cid=cid, pod_ip=state.pod_ip)
+        if not ok:
+            self.recorder.event(pod, WARNING, "FailedPostStartHook", message)
+            await self.runtime.stop_container(cid, grace_seconds=float(pod["spec"].get("terminationGracePeriodSeconds", 30)))
+
+    async def _forget_old_instances(self, state: PodState, name: str, *, keep: int) -> None:
+        """Keep the newest `keep` exited instances (for lastState and `logs --previous`)."""
+        items = state.instances.get(name) or []
+        while len(items) > keep:
+            old = items.pop(0)
+            try:
+                await self.runtime.remove_container(old.id, remove_log=True)
+            except ContainerNotFound:
+                pass
+            except RuntimeError:
+                items.insert(0, old)
+                break
+
+    # -- stopping ----------------------------------------------------------------------
+
+    def _any_running(self, state: PodState) -> bool:
+        return any(s.state == "running" for items in state.instances.values() for s in items)
+
+    def _stop_probers(self, state: PodState, cid: str | None = None) -> None:
+        for key in [cid] if cid else list(state.probers):
+            for task in state.probers.pop(key, []) or []:
+                task.cancel()
+
+    async def _stop(self, pod: Pod | None, state: PodState, status: ContainerStatus, *, grace: float) -> None:
+        started = time.monotonic()
+        container = None
+        if pod is not None:
+            container = next((c for c in pod["spec"]["containers"] + (pod["spec"].get("initContainers") or [])
+                              if c["name"] == status.name), None)
+        hook = ((container or {}).get("lifecycle") or {}).get("preStop")
+        if hook and self.probes is not None and pod is not None:
+            try:
+                await asyncio.wait_for(self.probes.run_hook(hook, pod=pod, container=container, cid=status.id,
+                                                            pod_ip=state.pod_ip), timeout=max(grace, 0.1))
+            except asyncio.TimeoutError:
+                pass
+        left = max(0.0, grace - (time.monotonic() - started))
+        try:
+            final = await self.runtime.stop_container(status.id, grace_seconds=left)
+            state.add_instance(final)
+        except ContainerNotFound:
+            pass
+
+    async def _terminate(self, pod: Pod | None, state: PodState, *, grace: float) -> None:
+        self._stop_probers(state)
+        running = [s for items in state.instances.values() for s in items if s.state == "running"]
+        if running and pod is not None:
+            for s in running:
+                self.recorder.event(pod, NORMAL, "Killing", f"Stopping container {s.name}")
+        await asyncio.gather(*(self._stop(pod, state, s, grace=grace) for s in running))
+
+    async def _cleanup(self, state: PodState) -> None:
+        self._stop_probers(state)
+        for task in state.watchers.values():
+            task.cancel()
+        for items in state.instances.values():
+            for s in items:
+                try:
+                    await self.runtime.remove_container(s.id, remove_log=True)
+                except (ContainerNotFound, RuntimeError):
+                    pass
+        if self.network is not None:
+            try:
+                await self.network.detach(state.uid)
+            except Exception as exc:
+                log.warning("pod %s: network teardown failed: %s", state.uid, exc)
+        try:
+            await self.runtime.remove_sandbox(state.uid)
+        except Exception as exc:
+            log.debug("pod %s: no sandbox to remove (%s)", state.uid, exc)
+        await self.volumes.teardown(state.uid)
+        self.states.pop(state.uid, None)
+
+    # -- status ------------------------------------------------------------------------
+
+    async def _write_status(self, pod: Pod, state: PodState) -> None:
+        status = podstatus.pod_status(pod, state, host_ip=self.node_ip, now=_now())
+        if podstatus.comparable(status) == podstatus.comparable(state.last_status) and \
+                podstatus.comparable(status) == podstatus.comparable(pod.get("status")):
+            return
+        meta = pod["metadata"]
+        try:
+            await self.client.update_status({"apiVersion": "v1", "kind": "Pod",
+                                             "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
+                                             "status": status})
+            state.last_status = status
+        except ApiError as exc:
+            log.warning("pod %s: status update failed: %s", meta["name"], exc.message)
+
+
+def pod_with_ips(pod: Pod, host_ip: str, pod_ip: str) -> Pod:
+    """The pod as the downward API should see it (status.hostIP / podIP filled in)."""
+    status = {**(pod.get("status") or {}), "hostIP": host_ip}
+    if pod_ip:
+        status["podIP"] = pod_ip
+        status["podIPs"] = [{"ip": pod_ip}]
+    return {**pod, "status": status}
+
+
+def _fmt_seconds(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 60}m{s % 60}s" if s >= 60 else f"{s}s"

@@ -1,0 +1,70 @@
+"""One serial worker per pod.
+
+A pod's syncs never overlap: each pod has a task that waits for a trigger (the
+pod changed, a container exited, a probe flipped, a timer fired) and then runs
+one sync. Triggers that arrive during a sync coalesce into one more sync.
+Different pods sync in parallel. When sync answers DONE (the pod is gone and
+cleaned up), the worker ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Awaitable, Callable
+
+log = logging.getLogger(__name__)
+DONE = "done"
+
+
+class PodWorkers:
+    def __init__(self, sync: Callable[[str], Awaitable[float | str | None]], *, resync_seconds: float = 10.0):
+        self.sync = sync
+        self.resync_seconds = resync_seconds
+        self._events: dict[str, asyncio.Event] = {}
+        self._tasks: dict[str, asyncio.Task] = {}
+
+    def trigger(self, uid: str) -> None:
+        event = self._events.get(uid)
+        if event is None:
+            event = self._events[uid] = asyncio.Event()
+            self._tasks[uid] = asyncio.get_running_loop().create_task(self._work(uid, event), name=f"pod-{uid}")
+        event.set()
+
+    def trigger_all(self) -> None:
+        for uid in list(self._events):
+            self.trigger(uid)
+
+    @property
+    def uids(self) -> list[str]:
+        return list(self._events)
+
+    async def _work(self, uid: str, event: asyncio.Event) -> None:
+        timeout: float | None = None
+        try:
+            while True:
+                try:
+                    await asyncio.wait_for(event.wait(), timeout if timeout is not None else self.resync_seconds)
+                except asyncio.TimeoutError:
+                    pass
+                event.clear()
+                try:
+                    result = await self.sync(uid)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("sync of pod %s failed; retrying", uid)
+                    result = 2.0
+                if result == DONE:
+                    return
+                timeout = float(result) if isinstance(result, (int, float)) else None
+        finally:
+            if self._events.get(uid) is event:
+                del self._events[uid]
+                self._tasks.pop(uid, None)
+
+    async def stop(self) -> None:
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,75 @@
+"""Forwarding `logs` and `exec` to the agent of the pod's node.
+
+`ctl` only ever talks to the API server; for a container's logs or an exec
+session the API server finds the pod's node, reads the agent's address from
+the Node (InternalIP and daemonEndpoints.kubeletEndpoint.Port, as kubectl's
+path through kube-apiserver to the kubelet), and relays the stream both ways.
+"""
+
+from __future__ import annotations
+
+from typing import AsyncIterator
+
+import grpc
+
+from controlplane.apiserver.errors import FailedPrecondition
+from controlplane.storage import NotFound, Store, Unavailable
+from protos import skiff_pb2 as pb
+from protos import skiff_pb2_grpc as pb_grpc
+
+DEFAULT_AGENT_PORT = 10250
+
+
+async def agent_address(store: Store, namespace: str, pod_name: str) -> tuple[str, str]:
+    """(node name, host:port of its agent) for a pod."""
+    try:
+        pod = await store.get("pods", namespace or "default", pod_name)
+    except NotFound:
+        raise NotFound(f'pods "{pod_name}" not found') from None
+    node_name = (pod.get("spec") or {}).get("nodeName")
+    if not node_name:
+        raise FailedPrecondition(f"pod {pod_name} does not have a host assigned")
+    node = await store.get("nodes", "", node_name)
+    status = node.get("status") or {}
+    ip = next((a["address"] for a in status.get("addresses") or [] if a.get("type") == "InternalIP"), "")
+    port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port") or DEFAULT_AGENT_PORT
+    if not ip:
+        raise Unavailable(f"node {node_name} has no InternalIP; is its agent running?")
+    return node_name, f"{ip}:{port}"
+
+
+def _relay_error(node: str, address: str, exc: grpc.aio.AioRpcError) -> Exception:
+    if exc.code() == grpc.StatusCode.UNAVAILABLE:
+        return Unavailable(f"cannot reach the agent of node {node} at {address}: {exc.details()}")
+    error = FailedPrecondition(exc.details() or exc.code().name)
+    error.code = exc.code()
+    return error
+
+
+async def logs(store: Store, request: pb.LogsRequest) -> AsyncIterator[pb.LogChunk]:
+    node, address = await agent_address(store, request.namespace, request.pod)
+    async with grpc.aio.insecure_channel(address) as channel:
+        try:
+            async for chunk in pb_grpc.AgentStub(channel).Logs(request):
+                yield chunk
+        except grpc.aio.AioRpcError as exc:
+            raise _relay_error(node, address, exc) from None
+
+
+async def exec_(store: Store, requests: AsyncIterator[pb.ExecInput]) -> AsyncIterator[pb.ExecOutput]:
+    first = await anext(requests, None)
+    if first is None or not first.HasField("start"):
+        raise FailedPrecondition("exec: the first message must say which container and command")
+    node, address = await agent_address(store, first.start.namespace, first.start.pod)
+
+    async def upstream() -> AsyncIterator[pb.ExecInput]:
+        yield first
+        async for message in requests:
+            yield message
+
+    async with grpc.aio.insecure_channel(address) as channel:
+        try:
+            async for out in pb_grpc.AgentStub(channel).Exec(upstream()):
+                yield out
+        except grpc.aio.AioRpcError as exc:
+            raise _relay_error(node, address, exc) from None
