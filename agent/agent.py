@@ -23,6 +23,7 @@ from agent.node import NodeAgent
 from agent.podsync import PodSyncer
 from agent.podworkers import PodWorkers
 from agent.runtime import Runtime
+from agent.service import AgentServer, AgentService
 from agent.volumes import VolumeManager
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,8 @@ class Agent:
                                 volumes=self.volumes, recorder=self.recorder, node_ip=self.node.node_ip,
                                 pod_lookup=self._pod, trigger=self.workers.trigger,
                                 probes=self._probes())
+        self.service = AgentServer(AgentService(runtime=self.runtime, find_pod=self.pods.get,
+                                                states=lambda: self.syncer.states), self.config.listen)
         node = await self.node.register()
         self.syncer.node = node
         self._adopted = await self.syncer.adopt()

@@ -55,6 +55,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="seconds without a node Lease renewal before the node is NotReady")
     p.add_argument("--pod-eviction-timeout", type=float, default=5.0,
                    help="seconds a node stays unreachable before its pods are evicted")
+    p.add_argument("--cluster-cidr", default="10.244.0.0/16", help="the pod network; each node gets a slice")
+    p.add_argument("--node-cidr-mask-size", type=int, default=24, help="prefix length of each node's podCIDR")
     p.add_argument("--log-level", default=os.environ.get("SKIFF_LOG_LEVEL", "INFO"))
     return p.parse_args(argv)
 
@@ -123,7 +125,9 @@ async def lead(args: argparse.Namespace) -> None:
             work.append(Scheduler(client, load_config(args.scheduler_config)).run())
         if args.controllers:
             settings = ControllerSettings(node_monitor_grace_seconds=args.node_monitor_grace,
-                                          pod_eviction_seconds=args.pod_eviction_timeout)
+                                          pod_eviction_seconds=args.pod_eviction_timeout,
+                                          cluster_cidr=args.cluster_cidr,
+                                          node_cidr_mask_size=args.node_cidr_mask_size)
             controllers = default_controllers(settings)
             if controllers:
                 work.append(Manager(client, controllers, settings=settings).run())

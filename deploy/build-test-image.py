@@ -27,7 +27,6 @@ import gzip
 import hashlib
 import io
 import json
-import os
 import platform
 import re
 import subprocess

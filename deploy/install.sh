@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 
-packages=(etcd-server iproute2 nftables busybox-static ca-certificates)
+packages=(etcd-server iproute2 nftables busybox-static ca-certificates zstd)
 [ "$want_test" = 1 ] && packages+=(docker-registry skopeo umoci runc)
 
 missing=()

@@ -80,3 +80,26 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator["LocalRegistr
         yield server
     finally:
         server.stop()
+
+
+# ---- ctl: the real command line client, run as a process against the session's API server ----
+
+@pytest.fixture
+def ctl(api_server: ControlPlane, tmp_path: Path):
+    """Run `ctl ARGS...` (python -m cli.main) with --server of the session API server.
+
+    Returns the CompletedProcess (text stdout/stderr). The client config points at a
+    file in tmp_path, so the user's ~/.skiff/config never leaks in.
+    """
+    import subprocess
+
+    env = {**os.environ, "PYTHONPATH": str(REPO), "SKIFF_CONFIG": str(tmp_path / "ctl-config")}
+
+    def run(*args: str, input: str | None = None, server: bool = True,
+            timeout: float = 60) -> subprocess.CompletedProcess:
+        argv = [sys.executable, "-m", "cli.main", *args]
+        if server:
+            argv += ["--server", api_server.address]
+        return subprocess.run(argv, input=input, capture_output=True, text=True, cwd=REPO, env=env,
+                              timeout=timeout)
+    return run

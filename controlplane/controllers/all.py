@@ -14,4 +14,6 @@ def default_controllers(settings: ControllerSettings) -> list[Controller]:
     # Each controller module appends itself here, e.g.:
     #   from controlplane.controllers.replicaset import ReplicaSetController
     #   controllers.append(ReplicaSetController(settings))
+    from controlplane.controllers.nodeipam import NodeIpamController
+    controllers.append(NodeIpamController(settings))
     return controllers

@@ -1,0 +1,144 @@
+"""The agent's own gRPC service: container logs and exec, called by the API server.
+
+`ctl logs` and `ctl exec` reach here through the API server (controlplane/
+apiserver/proxy.py). Logs are read from the files the runtime's supervisors
+write (agent/logs.py); exec starts a process inside the container's namespaces
+and cgroup (Runtime.exec) and pumps stdin/stdout/stderr over the stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any, AsyncIterator, Callable
+
+import grpc
+
+from agent import logs as logreader
+from agent.podstate import PodState
+from protos import skiff_pb2 as pb
+from protos import skiff_pb2_grpc as pb_grpc
+
+log = logging.getLogger(__name__)
+
+
+class AgentService(pb_grpc.AgentServicer):
+    def __init__(self, *, runtime: Any, find_pod: Callable[[str, str], dict | None],
+                 states: Callable[[], dict[str, PodState]]):
+        self.runtime = runtime
+        self.find_pod = find_pod
+        self.states = states
+
+    def _container(self, namespace: str, pod_name: str, container: str) -> tuple[dict, PodState, str]:
+        pod = self.find_pod(namespace or "default", pod_name)
+        if pod is None:
+            raise LookupError(f'pods "{pod_name}" not found on this node')
+        names = [c["name"] for c in pod["spec"]["containers"] + (pod["spec"].get("initContainers") or [])]
+        if not container:
+            if len(pod["spec"]["containers"]) > 1:
+                raise ValueError(f"a container name must be specified for pod {pod_name}, choose one of: "
+                                 f"[{' '.join(names)}]")
+            container = pod["spec"]["containers"][0]["name"]
+        if container not in names:
+            raise ValueError(f"container {container} is not valid for pod {pod_name}")
+        state = self.states().get(pod["metadata"]["uid"])
+        if state is None or not state.instances.get(container):
+            raise ValueError(f'container "{container}" in pod "{pod_name}" is waiting to start')
+        return pod, state, container
+
+    async def Logs(self, request: pb.LogsRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.LogChunk]:
+        try:
+            _pod, state, name = self._container(request.namespace, request.pod, request.container)
+            status = state.previous(name) if request.previous else state.latest(name)
+            if status is None:
+                raise ValueError(f'previous terminated container "{name}" in pod "{request.pod}" not found')
+            path = Path(status.log_path) if status.log_path else None
+            if path is None:
+                raise ValueError(f"no log for container {name}")
+        except LookupError as exc:
+            await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+            return
+        except ValueError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            return
+        stop = asyncio.Event()
+        context.add_done_callback(lambda _: stop.set())
+        async for data in logreader.read_logs(path, tail=None if request.tail_lines < 0 else request.tail_lines,
+                                              since_seconds=request.since_seconds or None,
+                                              timestamps=request.timestamps,
+                                              follow=request.follow and status.state == "running", stop=stop):
+            yield pb.LogChunk(data=data)
+
+    async def Exec(self, requests: AsyncIterator[pb.ExecInput],
+                   context: grpc.aio.ServicerContext) -> AsyncIterator[pb.ExecOutput]:
+        first = await anext(requests.__aiter__(), None)
+        if first is None or not first.HasField("start"):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "exec: the first message must carry start")
+            return
+        start = first.start
+        try:
+            _pod, state, name = self._container(start.namespace, start.pod, start.container)
+            latest = state.latest(name)
+            if latest is None or latest.state != "running":
+                raise ValueError(f"container {name} is not running")
+            proc = await self.runtime.exec(latest.id, list(start.command), tty=start.tty)
+        except LookupError as exc:
+            await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+            return
+        except (ValueError, RuntimeError) as exc:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+            return
+        out: asyncio.Queue[pb.ExecOutput | None] = asyncio.Queue()
+
+        async def pump(reader: asyncio.StreamReader | None, field: str) -> None:
+            if reader is None:
+                return
+            while chunk := await reader.read(65536):
+                await out.put(pb.ExecOutput(**{field: chunk}))
+
+        async def feed() -> None:
+            async for message in requests:
+                if message.stdin:
+                    proc.stdin.write(message.stdin)
+                    await proc.stdin.drain()
+                if message.HasField("resize") and start.tty:
+                    proc.resize(rows=message.resize.rows, cols=message.resize.cols)
+                if message.stdin_closed:
+                    proc.stdin.close()
+                    return
+
+        async def finish() -> None:
+            await asyncio.gather(pump(proc.stdout, "stdout"), pump(proc.stderr, "stderr"))
+            code = await proc.wait()
+            await out.put(pb.ExecOutput(exited=True, exit_code=code))
+            await out.put(None)
+
+        feeder = asyncio.create_task(feed())
+        finisher = asyncio.create_task(finish())
+        try:
+            while (item := await out.get()) is not None:
+                yield item
+        finally:
+            feeder.cancel()
+            if not finisher.done():
+                proc.send_signal()
+                finisher.cancel()
+
+
+class AgentServer:
+    """Serves AgentService on the agent's --listen address."""
+
+    def __init__(self, service: AgentService, listen: str):
+        self.server = grpc.aio.server()
+        pb_grpc.add_AgentServicer_to_server(service, self.server)
+        self.server.add_insecure_port(listen)
+        self.listen = listen
+
+    async def run(self) -> None:
+        await self.server.start()
+        log.info("agent service listening on %s", self.listen)
+        try:
+            await self.server.wait_for_termination()
+        finally:
+            await self.server.stop(grace=1)
