@@ -201,7 +201,8 @@ class NodeAgent:
                 backoff = min(backoff * 2, 5.0)
 
     async def run(self) -> None:
-        await self.register()
+        if not self.registered.is_set():
+            await self.register()
         await asyncio.gather(self._lease_loop(), self._status_loop())
 
     async def _lease_loop(self) -> None:

@@ -268,6 +268,11 @@ class PodSyncer:
                     await self._stop(pod, state, current, grace=float(pod["spec"].get("terminationGracePeriodSeconds", 30)))
                     current = await self._refresh(state, current)
                 else:
+                    if self.probes is not None and not init and current.id not in state.probers:
+                        # Re-adopted after an agent restart: probe it again.
+                        prober = self.probes.start(pod, container, current.id, state)
+                        if prober is not None:
+                            state.probers[current.id] = [prober]
                     return
             latest = current
         if latest is not None and latest.state == "exited":
@@ -297,10 +302,10 @@ class PodSyncer:
                 state.waiting[name] = ("CrashLoopBackOff", message)
                 wake.append(left)
                 return
-            await self._start(pod, state, container, instance=restarts, wake=wake)
+            await self._start(pod, state, container, instance=restarts, wake=wake, init=init)
             return
         await self._start(pod, state, container, instance=0 if latest is None else state.restart_count(name) + 1,
-                          wake=wake)
+                          wake=wake, init=init)
 
     async def _refresh(self, state: PodState, status: ContainerStatus) -> ContainerStatus:
         try:
@@ -347,7 +352,7 @@ class PodSyncer:
         return image
 
     async def _start(self, pod: Pod, state: PodState, container: dict, *, instance: int,
-                     wake: list[float]) -> None:
+                     wake: list[float], init: bool) -> None:
         name = container["name"]
         meta = pod["metadata"]
         get_cm, get_secret = await self._refs(pod)
@@ -390,9 +395,10 @@ class PodSyncer:
         self._watch_exit(state, cid)
         self.recorder.event(pod, NORMAL, "Created", f"Created container {name}")
         self.recorder.event(pod, NORMAL, "Started", f"Started container {name}")
-        if self.probes is not None and not (pod["spec"].get("initContainers") and
-                                            container in pod["spec"]["initContainers"]):
-            state.probers[cid] = self.probes.start(pod, container, cid, state)
+        if self.probes is not None and not init:
+            prober = self.probes.start(pod, container, cid, state)
+            if prober is not None:
+                state.probers[cid] = [prober]
         await self._post_start(pod, state, container, cid)
 
     async def _post_start(self, pod: Pod, state: PodState, container: dict, cid: str) -> None:
@@ -424,8 +430,8 @@ class PodSyncer:
 
     def _stop_probers(self, state: PodState, cid: str | None = None) -> None:
         for key in [cid] if cid else list(state.probers):
-            for task in state.probers.pop(key, []) or []:
-                task.cancel()
+            for prober in state.probers.pop(key, []) or []:
+                asyncio.get_running_loop().create_task(prober.stop())
 
     async def _stop(self, pod: Pod | None, state: PodState, status: ContainerStatus, *, grace: float) -> None:
         started = time.monotonic()

@@ -152,3 +152,58 @@ class ControlPlane:
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(5)
+
+
+class AgentProcess:
+    """A real `skiff-agent` (root) with its state, cgroups and service port kept apart per test."""
+
+    def __init__(self, state_dir: Path, *, server: str, node_name: str, cgroup_parent: str,
+                 extra_args: list[str] | None = None):
+        self.state_dir = state_dir
+        self.node_name = node_name
+        self.cgroup_parent = cgroup_parent
+        self.port = free_port()
+        self.args = [sys.executable, "-m", "agent.main", "--server", server, "--node-name", node_name,
+                     "--state-dir", str(state_dir), "--cgroup-parent", cgroup_parent,
+                     "--listen", f"127.0.0.1:{self.port}", "--node-ip", "127.0.0.1", *(extra_args or [])]
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "AgentProcess":
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.state_dir.parent / f"agent-{self.node_name}.log"
+        self.log = open(self.log_path, "ab")
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL,
+                                     cwd=REPO, env=env, start_new_session=True)
+        return self
+
+    def stop(self) -> None:
+        if self.proc:
+            stop_process(self.proc)
+            self.log.close()
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+            self.log.close()
+
+
+def force_cleanup(state_dir: Path, cgroup_parent: str) -> None:
+    """Last-resort cleanup after a node test: kill every process in the test's cgroups,
+    unmount everything under its state dir (deepest first), remove the cgroups."""
+    import ctypes
+    from agent.cgroups import open_manager
+    try:
+        open_manager(parent=cgroup_parent).remove("")
+    except Exception:
+        pass
+    libc = ctypes.CDLL(None, use_errno=True)
+    root = str(state_dir.resolve())
+    for _ in range(3):
+        mounts = [line.split()[1] for line in open("/proc/mounts")]
+        targets = sorted((m for m in mounts if m == root or m.startswith(root + "/")), key=len, reverse=True)
+        if not targets:
+            break
+        for target in targets:
+            libc.umount2(target.encode(), 2)  # MNT_DETACH
