@@ -16,4 +16,18 @@ def default_controllers(settings: ControllerSettings) -> list[Controller]:
     #   controllers.append(ReplicaSetController(settings))
     from controlplane.controllers.nodeipam import NodeIpamController
     controllers.append(NodeIpamController(settings))
+    from controlplane.controllers.replicaset import ReplicaSetController
+    controllers.append(ReplicaSetController(settings))
+    from controlplane.controllers.deployment import DeploymentController
+    controllers.append(DeploymentController(settings))
+    from controlplane.controllers.garbagecollector import GarbageCollector
+    controllers.append(GarbageCollector(settings))
+    from controlplane.controllers.namespace import NamespaceController
+    controllers.append(NamespaceController(settings))
+    from controlplane.controllers.nodelifecycle import NodeLifecycleController
+    controllers.append(NodeLifecycleController(settings))
+    from controlplane.controllers.daemonset import DaemonSetController
+    controllers.append(DaemonSetController(settings))
+    from controlplane.controllers.job import JobController
+    controllers.append(JobController(settings))
     return controllers

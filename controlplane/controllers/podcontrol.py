@@ -1,0 +1,78 @@
+"""Making and removing a workload's pods: the pod stamped from a template, and which pods go first.
+
+The ReplicaSet controller (replicaset.py) creates pods with `pod_from_template`
+and, when it has too many, deletes the ones `pods_to_delete` ranks least
+valuable. The ranking is kube-controller-manager's (`controller.ActivePods`):
+a pod that costs the least to lose goes first —
+
+1. not yet scheduled to a node, before scheduled;
+2. Pending, before Unknown, before Running;
+3. not ready, before ready;
+4. lower `controller.kubernetes.io/pod-deletion-cost` annotation first;
+5. ready for a shorter time, before ready for longer;
+6. more container restarts, before fewer;
+7. newer, before older.
+
+Predicates on pod state (active, ready, available) live in owned.py, shared
+with the DaemonSet and Job controllers.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Mapping
+
+from controlplane.controllers.nodelease import parse_time
+from controlplane.controllers.owned import owner_reference, phase, ready_since
+
+Obj = Mapping[str, Any]
+DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
+_PHASE_RANK = {"Pending": 0, "Unknown": 1, "Running": 2}
+
+
+def pod_from_template(template: Obj, *, owner: Obj, namespace: str, generate_name: str) -> dict[str, Any]:
+    """A new Pod from a workload's template, owned (controller, blockOwnerDeletion) by `owner`."""
+    tmeta = template.get("metadata") or {}
+    meta: dict[str, Any] = {"generateName": generate_name, "namespace": namespace,
+                            "ownerReferences": [owner_reference(owner)]}
+    for key in ("labels", "annotations"):
+        if tmeta.get(key):
+            meta[key] = dict(tmeta[key])
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": copy.deepcopy(template.get("spec") or {})}
+
+
+def _deletion_cost(pod: Obj) -> int:
+    value = ((pod.get("metadata") or {}).get("annotations") or {}).get(DELETION_COST)
+    try:
+        return int(value) if value is not None else 0
+    except ValueError:
+        return 0
+
+
+def _restarts(pod: Obj) -> int:
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    return max((int(s.get("restartCount") or 0) for s in statuses), default=0)
+
+
+def deletion_rank(pod: Obj) -> tuple:
+    """Sort key: pods with a smaller key are deleted first."""
+    meta = pod.get("metadata") or {}
+    since = ready_since(pod)
+    created = parse_time(meta.get("creationTimestamp")) or 0.0
+    return (
+        1 if (pod.get("spec") or {}).get("nodeName") else 0,
+        _PHASE_RANK.get(phase(pod), 3),
+        0 if since is None else 1,
+        _deletion_cost(pod),
+        -(since or 0.0),          # ready more recently first
+        -_restarts(pod),          # more restarts first
+        -created,                 # newer first
+        meta.get("name") or "",   # a stable order for ties
+    )
+
+
+def pods_to_delete(pods: list[Obj], count: int) -> list[Obj]:
+    """The `count` least valuable pods (see the module docstring for the order)."""
+    if count <= 0:
+        return []
+    return sorted(pods, key=deletion_rank)[:count]
