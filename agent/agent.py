@@ -66,7 +66,9 @@ class Agent:
                                 pod_lookup=self._pod, trigger=self.workers.trigger,
                                 probes=self._probes())
         self.service = AgentServer(AgentService(runtime=self.runtime, find_pod=self.pods.get,
-                                                states=lambda: self.syncer.states), self.config.listen)
+                                                states=lambda: self.syncer.states, images=self.images,
+                                                node_name=self.config.node_name, pods=self.pods.list),
+                                   self.config.listen)
         node = await self.node.register()
         self.syncer.node = node
         self._adopted = await self.syncer.adopt()

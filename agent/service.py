@@ -25,10 +25,57 @@ log = logging.getLogger(__name__)
 
 class AgentService(pb_grpc.AgentServicer):
     def __init__(self, *, runtime: Any, find_pod: Callable[[str, str], dict | None],
-                 states: Callable[[], dict[str, PodState]]):
+                 states: Callable[[], dict[str, PodState]], images: Any = None, node_name: str = "",
+                 pods: Callable[[], list[dict]] = lambda: []):
         self.runtime = runtime
         self.find_pod = find_pod
         self.states = states
+        self.images = images
+        self.node_name = node_name
+        self.pods = pods
+
+    # -- images ---------------------------------------------------------------------------
+
+    def _result(self, images: list[Any]) -> pb.ImageResult:
+        return pb.ImageResult(images=[pb.NodeImage(node=self.node_name, names=list(i.names), digest=i.digest,
+                                                   size=int(i.size)) for i in images])
+
+    async def LoadImage(self, chunks: AsyncIterator[pb.ImageChunk], context: Any) -> pb.ImageResult:
+        import tempfile
+        spool_dir = self.images.root if hasattr(self.images, "root") else None
+        with tempfile.NamedTemporaryFile(dir=spool_dir, prefix=".upload-", suffix=".tar") as spool:
+            async for chunk in chunks:
+                spool.write(chunk.data)
+            spool.flush()
+            try:
+                loaded = await self.images.load_archive(Path(spool.name))
+            except Exception as exc:
+                return pb.ImageResult(errors=[f"{self.node_name}: {exc}"])
+        return self._result(loaded)
+
+    async def ListImages(self, request: pb.ImageRequest, context: Any) -> pb.ImageResult:
+        return self._result(self.images.list())
+
+    async def PullImage(self, request: pb.ImageRequest, context: Any) -> pb.ImageResult:
+        try:
+            return self._result([await self.images.pull(request.image, policy="Always")])
+        except Exception as exc:
+            return pb.ImageResult(errors=[f"{self.node_name}: {exc}"])
+
+    async def RemoveImage(self, request: pb.ImageRequest, context: Any) -> pb.ImageResult:
+        from agent.images import normalize_reference
+        try:
+            wanted = str(normalize_reference(request.image))
+            users = [p["metadata"]["name"] for p in self.pods()
+                     if any(str(normalize_reference(c["image"])) == wanted
+                            for c in p["spec"]["containers"] + (p["spec"].get("initContainers") or []))]
+            if users:
+                return pb.ImageResult(errors=[f"{self.node_name}: image {request.image} is in use by pods "
+                                              f"{', '.join(sorted(users))}"])
+            await asyncio.to_thread(self.images.remove, request.image)
+        except Exception as exc:
+            return pb.ImageResult(errors=[f"{self.node_name}: {exc}"])
+        return pb.ImageResult()
 
     def _container(self, namespace: str, pod_name: str, container: str) -> tuple[dict, PodState, str]:
         pod = self.find_pod(namespace or "default", pod_name)

@@ -73,8 +73,9 @@ def register(info: ResourceInfo) -> ResourceInfo:
 
 
 def _ensure_loaded() -> None:
-    if not _BY_KIND:
-        import api.kinds  # noqa: F401  (registers every built-in kind)
+    # Always import api.kinds (a no-op after the first time): a single kind module
+    # imported on its own must not leave the others unregistered.
+    import api.kinds  # noqa: F401  (registers every built-in kind)
 
 
 def all_resources() -> list[ResourceInfo]:

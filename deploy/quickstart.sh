@@ -23,6 +23,16 @@ ctl="$repo/.venv/bin/ctl"
 
 echo "==> ctl cluster up"
 "$ctl" cluster up
+if [ "$(id -u)" = 0 ]; then
+  # The example's image, built here from Debian's busybox-static: no registry or internet needed.
+  images="${HOME}/.skiff/images"
+  mkdir -p "$images"
+  echo "==> building the busybox image and loading it into the node (ctl image load)"
+  .venv/bin/python deploy/build-test-image.py --out "$images/busybox" --archive "$images/busybox.tar" >/dev/null
+  "$ctl" image load "$images/busybox.tar"
+else
+  echo "note: not root, so no agent was started: the example's pods will stay Pending (no nodes)"
+fi
 echo "==> ctl apply -f deploy/examples/"
 "$ctl" apply -f deploy/examples/
 echo

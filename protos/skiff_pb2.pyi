@@ -226,6 +226,42 @@ class ExecOutput(_message.Message):
     exit_code: int
     def __init__(self, stdout: _Optional[bytes] = ..., stderr: _Optional[bytes] = ..., exited: _Optional[bool] = ..., exit_code: _Optional[int] = ...) -> None: ...
 
+class ImageChunk(_message.Message):
+    __slots__ = ("node", "data")
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    node: str
+    data: bytes
+    def __init__(self, node: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class ImageRequest(_message.Message):
+    __slots__ = ("node", "image")
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    node: str
+    image: str
+    def __init__(self, node: _Optional[str] = ..., image: _Optional[str] = ...) -> None: ...
+
+class NodeImage(_message.Message):
+    __slots__ = ("node", "names", "digest", "size")
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    NAMES_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    node: str
+    names: _containers.RepeatedScalarFieldContainer[str]
+    digest: str
+    size: int
+    def __init__(self, node: _Optional[str] = ..., names: _Optional[_Iterable[str]] = ..., digest: _Optional[str] = ..., size: _Optional[int] = ...) -> None: ...
+
+class ImageResult(_message.Message):
+    __slots__ = ("images", "errors")
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    images: _containers.RepeatedCompositeFieldContainer[NodeImage]
+    errors: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, images: _Optional[_Iterable[_Union[NodeImage, _Mapping]]] = ..., errors: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class VersionRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

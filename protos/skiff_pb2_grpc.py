@@ -104,6 +104,26 @@ class ApiStub:
                 request_serializer=skiff__pb2.ExecInput.SerializeToString,
                 response_deserializer=skiff__pb2.ExecOutput.FromString,
                 _registered_method=True)
+        self.LoadImage = channel.stream_unary(
+                '/skiff.v1.Api/LoadImage',
+                request_serializer=skiff__pb2.ImageChunk.SerializeToString,
+                response_deserializer=skiff__pb2.ImageResult.FromString,
+                _registered_method=True)
+        self.ListImages = channel.unary_unary(
+                '/skiff.v1.Api/ListImages',
+                request_serializer=skiff__pb2.ImageRequest.SerializeToString,
+                response_deserializer=skiff__pb2.ImageResult.FromString,
+                _registered_method=True)
+        self.PullImage = channel.unary_unary(
+                '/skiff.v1.Api/PullImage',
+                request_serializer=skiff__pb2.ImageRequest.SerializeToString,
+                response_deserializer=skiff__pb2.ImageResult.FromString,
+                _registered_method=True)
+        self.RemoveImage = channel.unary_unary(
+                '/skiff.v1.Api/RemoveImage',
+                request_serializer=skiff__pb2.ImageRequest.SerializeToString,
+                response_deserializer=skiff__pb2.ImageResult.FromString,
+                _registered_method=True)
 
 
 class ApiServicer:
@@ -203,6 +223,31 @@ class ApiServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def LoadImage(self, request_iterator, context):
+        """Images in nodes' stores (`ctl image load|ls|pull|rm`); node "" means every node.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListImages(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PullImage(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveImage(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ApiServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -275,6 +320,26 @@ def add_ApiServicer_to_server(servicer, server):
                     servicer.Exec,
                     request_deserializer=skiff__pb2.ExecInput.FromString,
                     response_serializer=skiff__pb2.ExecOutput.SerializeToString,
+            ),
+            'LoadImage': grpc.stream_unary_rpc_method_handler(
+                    servicer.LoadImage,
+                    request_deserializer=skiff__pb2.ImageChunk.FromString,
+                    response_serializer=skiff__pb2.ImageResult.SerializeToString,
+            ),
+            'ListImages': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListImages,
+                    request_deserializer=skiff__pb2.ImageRequest.FromString,
+                    response_serializer=skiff__pb2.ImageResult.SerializeToString,
+            ),
+            'PullImage': grpc.unary_unary_rpc_method_handler(
+                    servicer.PullImage,
+                    request_deserializer=skiff__pb2.ImageRequest.FromString,
+                    response_serializer=skiff__pb2.ImageResult.SerializeToString,
+            ),
+            'RemoveImage': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveImage,
+                    request_deserializer=skiff__pb2.ImageRequest.FromString,
+                    response_serializer=skiff__pb2.ImageResult.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -665,6 +730,114 @@ class Api:
             metadata,
             _registered_method=True)
 
+    @staticmethod
+    def LoadImage(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/skiff.v1.Api/LoadImage',
+            skiff__pb2.ImageChunk.SerializeToString,
+            skiff__pb2.ImageResult.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListImages(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/skiff.v1.Api/ListImages',
+            skiff__pb2.ImageRequest.SerializeToString,
+            skiff__pb2.ImageResult.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PullImage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/skiff.v1.Api/PullImage',
+            skiff__pb2.ImageRequest.SerializeToString,
+            skiff__pb2.ImageResult.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveImage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/skiff.v1.Api/RemoveImage',
+            skiff__pb2.ImageRequest.SerializeToString,
+            skiff__pb2.ImageResult.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
 
 class AgentStub:
     """Each node's agent serves this; only the API server calls it (ctl goes through the API server).
@@ -686,6 +859,26 @@ class AgentStub:
                 request_serializer=skiff__pb2.ExecInput.SerializeToString,
                 response_deserializer=skiff__pb2.ExecOutput.FromString,
                 _registered_method=True)
+        self.LoadImage = channel.stream_unary(
+                '/skiff.v1.Agent/LoadImage',
+                request_serializer=skiff__pb2.ImageChunk.SerializeToString,
+                response_deserializer=skiff__pb2.ImageResult.FromString,
+                _registered_method=True)
+        self.ListImages = channel.unary_unary(
+                '/skiff.v1.Agent/ListImages',
+                request_serializer=skiff__pb2.ImageRequest.SerializeToString,
+                response_deserializer=skiff__pb2.ImageResult.FromString,
+                _registered_method=True)
+        self.PullImage = channel.unary_unary(
+                '/skiff.v1.Agent/PullImage',
+                request_serializer=skiff__pb2.ImageRequest.SerializeToString,
+                response_deserializer=skiff__pb2.ImageResult.FromString,
+                _registered_method=True)
+        self.RemoveImage = channel.unary_unary(
+                '/skiff.v1.Agent/RemoveImage',
+                request_serializer=skiff__pb2.ImageRequest.SerializeToString,
+                response_deserializer=skiff__pb2.ImageResult.FromString,
+                _registered_method=True)
 
 
 class AgentServicer:
@@ -704,6 +897,30 @@ class AgentServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def LoadImage(self, request_iterator, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListImages(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PullImage(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveImage(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AgentServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -716,6 +933,26 @@ def add_AgentServicer_to_server(servicer, server):
                     servicer.Exec,
                     request_deserializer=skiff__pb2.ExecInput.FromString,
                     response_serializer=skiff__pb2.ExecOutput.SerializeToString,
+            ),
+            'LoadImage': grpc.stream_unary_rpc_method_handler(
+                    servicer.LoadImage,
+                    request_deserializer=skiff__pb2.ImageChunk.FromString,
+                    response_serializer=skiff__pb2.ImageResult.SerializeToString,
+            ),
+            'ListImages': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListImages,
+                    request_deserializer=skiff__pb2.ImageRequest.FromString,
+                    response_serializer=skiff__pb2.ImageResult.SerializeToString,
+            ),
+            'PullImage': grpc.unary_unary_rpc_method_handler(
+                    servicer.PullImage,
+                    request_deserializer=skiff__pb2.ImageRequest.FromString,
+                    response_serializer=skiff__pb2.ImageResult.SerializeToString,
+            ),
+            'RemoveImage': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveImage,
+                    request_deserializer=skiff__pb2.ImageRequest.FromString,
+                    response_serializer=skiff__pb2.ImageResult.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -773,6 +1010,114 @@ class Agent:
             '/skiff.v1.Agent/Exec',
             skiff__pb2.ExecInput.SerializeToString,
             skiff__pb2.ExecOutput.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LoadImage(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/skiff.v1.Agent/LoadImage',
+            skiff__pb2.ImageChunk.SerializeToString,
+            skiff__pb2.ImageResult.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListImages(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/skiff.v1.Agent/ListImages',
+            skiff__pb2.ImageRequest.SerializeToString,
+            skiff__pb2.ImageResult.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PullImage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/skiff.v1.Agent/PullImage',
+            skiff__pb2.ImageRequest.SerializeToString,
+            skiff__pb2.ImageResult.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveImage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/skiff.v1.Agent/RemoveImage',
+            skiff__pb2.ImageRequest.SerializeToString,
+            skiff__pb2.ImageResult.FromString,
             options,
             channel_credentials,
             insecure,

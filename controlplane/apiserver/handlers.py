@@ -16,6 +16,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from api.errors import FieldError, ValidationFailed
+from api.limits import MAX_OBJECT_BYTES
 from api.registry import ResourceInfo, lookup, lookup_kind, parse_object
 from api.selectors import parse_field_selector, parse_label_selector
 from controlplane.apiserver import apply as apply_merge
@@ -23,10 +24,9 @@ from controlplane.apiserver.binding import bind_pod
 from controlplane.apiserver.errors import FailedPrecondition, NotFoundError
 from controlplane.apiserver.events import EventLeases
 from controlplane.apiserver.strategy import strategy_for
-from controlplane.storage import Conflict, NotFound, Store, keys
+from controlplane.storage import AlreadyExists, Conflict, NotFound, Store, keys
 from controlplane.storage.watch_cache import Subscription, WatchCache, WatchFilter, Event
 
-MAX_OBJECT_BYTES = 1536 * 1024  # 1.5 MiB, as etcd's default request limit
 SERVER_METADATA = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds",
                    "generation", "resourceVersion")
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
@@ -146,7 +146,11 @@ class Handlers:
             out_meta["generation"] = 1
         strategy_for(info.kind).prepare_for_create(out)
         if dry_run:
-            return out
+            try:  # a dry run reports what the real create would: the name may be taken
+                await self.store.get(info.plural, namespace, out_meta["name"])
+            except NotFound:
+                return out
+            raise AlreadyExists(f'{info.qualified_plural} "{out_meta["name"]}" already exists')
         lease = await self.events.lease_for_new_event() if info.kind == "Event" else None
         return await self.store.create(info.plural, namespace, out_meta["name"], out, lease=lease)
 
@@ -331,10 +335,8 @@ class Handlers:
             except NotFound:
                 try:
                     return await self.create(desired, dry_run=dry_run), "created"
-                except Exception as exc:
-                    if type(exc).__name__ == "AlreadyExists":
-                        continue
-                    raise
+                except AlreadyExists:
+                    continue  # created meanwhile by someone else: merge into theirs
             merged = apply_merge.three_way_merge(apply_merge.last_applied(live), desired, live)
             out = self._validate(info, merged)
             self._carry_server_fields(info, live, out)

@@ -73,3 +73,79 @@ async def exec_(store: Store, requests: AsyncIterator[pb.ExecInput]) -> AsyncIte
                 yield out
         except grpc.aio.AioRpcError as exc:
             raise _relay_error(node, address, exc) from None
+
+
+# -- images in nodes' stores ---------------------------------------------------------------
+
+CHUNK = 1 << 20
+
+
+async def node_agents(store: Store, node: str) -> list[tuple[str, str]]:
+    """(node name, agent address) for one node, or for every node when node is ""."""
+    if node:
+        nodes = [await store.get("nodes", "", node)]
+    else:
+        nodes, _ = await store.list("nodes")
+    out = []
+    for n in nodes:
+        status = n.get("status") or {}
+        ip = next((a["address"] for a in status.get("addresses") or [] if a.get("type") == "InternalIP"), "")
+        port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port") or DEFAULT_AGENT_PORT
+        if ip:
+            out.append((n["metadata"]["name"], f"{ip}:{port}"))
+    if not out:
+        raise FailedPrecondition("no node with a running agent" if not node else f"node {node} has no agent address")
+    return out
+
+
+async def _each_node(store: Store, node: str, call) -> pb.ImageResult:  # type: ignore[no-untyped-def]
+    import asyncio
+    result = pb.ImageResult()
+
+    async def one(name: str, address: str) -> None:
+        async with grpc.aio.insecure_channel(address) as channel:
+            try:
+                reply = await call(pb_grpc.AgentStub(channel))
+                result.images.extend(reply.images)
+                result.errors.extend(reply.errors)
+            except grpc.aio.AioRpcError as exc:
+                result.errors.append(f"{name}: {exc.details() or exc.code().name}")
+    await asyncio.gather(*(one(n, a) for n, a in await node_agents(store, node)))
+    return result
+
+
+async def load_image(store: Store, chunks: AsyncIterator[pb.ImageChunk]) -> pb.ImageResult:
+    """Spool the uploaded archive once, then stream it to each target node's agent."""
+    import tempfile
+    node = None
+    with tempfile.TemporaryFile() as spool:
+        async for chunk in chunks:
+            if node is None:
+                node = chunk.node
+            spool.write(chunk.data)
+        size = spool.tell()
+        if not size:
+            raise FailedPrecondition("image load: the archive is empty")
+
+        async def send(stub: pb_grpc.AgentStub) -> pb.ImageResult:
+            async def upload() -> AsyncIterator[pb.ImageChunk]:
+                offset = 0
+                while offset < size:
+                    spool.seek(offset)
+                    data = spool.read(CHUNK)
+                    offset += len(data)
+                    yield pb.ImageChunk(data=data)
+            return await stub.LoadImage(upload())
+        return await _each_node(store, node or "", send)
+
+
+async def list_images(store: Store, request: pb.ImageRequest) -> pb.ImageResult:
+    return await _each_node(store, request.node, lambda stub: stub.ListImages(request))
+
+
+async def pull_image(store: Store, request: pb.ImageRequest) -> pb.ImageResult:
+    return await _each_node(store, request.node, lambda stub: stub.PullImage(request, timeout=600))
+
+
+async def remove_image(store: Store, request: pb.ImageRequest) -> pb.ImageResult:
+    return await _each_node(store, request.node, lambda stub: stub.RemoveImage(request))

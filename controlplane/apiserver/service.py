@@ -144,6 +144,26 @@ class ApiService(pb_grpc.ApiServicer):
         except Exception as exc:
             await _abort(context, exc)
 
+    async def LoadImage(self, chunks: AsyncIterator[pb.ImageChunk], context: Any) -> pb.ImageResult:
+        try:
+            return await proxy.load_image(self.h.store, chunks.__aiter__())
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:
+            await _abort(context, exc)
+
+    @_unary
+    async def ListImages(self, request: pb.ImageRequest, context: Any) -> pb.ImageResult:
+        return await proxy.list_images(self.h.store, request)
+
+    @_unary
+    async def PullImage(self, request: pb.ImageRequest, context: Any) -> pb.ImageResult:
+        return await proxy.pull_image(self.h.store, request)
+
+    @_unary
+    async def RemoveImage(self, request: pb.ImageRequest, context: Any) -> pb.ImageResult:
+        return await proxy.remove_image(self.h.store, request)
+
     @_unary
     async def Version(self, request: pb.VersionRequest, context: Any) -> pb.VersionResponse:
         etcd_version = ""

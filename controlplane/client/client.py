@@ -173,6 +173,34 @@ class Client:
         Returns the gRPC call: iterate it for ExecOutput messages."""
         return self.stub.Exec(inputs)
 
+    # -- images in nodes' stores ---------------------------------------------------------------
+
+    @staticmethod
+    def _images(reply: Any) -> dict[str, Any]:
+        return {"images": [{"node": i.node, "names": list(i.names), "digest": i.digest, "size": i.size}
+                           for i in reply.images], "errors": list(reply.errors)}
+
+    async def load_image(self, path: str, *, node: str = "") -> dict[str, Any]:
+        """Upload an image archive (OCI layout or `docker save` tar) into one node's store, or every node's."""
+        async def chunks() -> AsyncIterator[pb.ImageChunk]:
+            first = True
+            with open(path, "rb") as f:
+                while data := f.read(1 << 20):
+                    yield pb.ImageChunk(node=node if first else "", data=data)
+                    first = False
+        reply = await self._call(self.stub.LoadImage, chunks(), timeout=600)
+        return self._images(reply)
+
+    async def list_images(self, *, node: str = "") -> dict[str, Any]:
+        return self._images(await self._call(self.stub.ListImages, pb.ImageRequest(node=node)))
+
+    async def pull_image(self, image: str, *, node: str = "") -> dict[str, Any]:
+        return self._images(await self._call(self.stub.PullImage, pb.ImageRequest(node=node, image=image),
+                                             timeout=600))
+
+    async def remove_image(self, image: str, *, node: str = "") -> dict[str, Any]:
+        return self._images(await self._call(self.stub.RemoveImage, pb.ImageRequest(node=node, image=image)))
+
     async def schedule_preview(self, pod: dict[str, Any]) -> dict[str, Any]:
         """Where the scheduler would put this pod, with every node's verdicts and scores."""
         reply = await self._call(self.stub.SchedulePreview, pb.SchedulePreviewRequest(pod=_encode(pod)))

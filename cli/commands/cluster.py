@@ -1,0 +1,64 @@
+"""`ctl cluster up` / `ctl cluster down`: a local cluster in the background (see cli/localcluster.py).
+
+    ctl cluster up [--dir DIR] [--port 6443]   start, write the client config, wait until healthy
+    ctl cluster down [--dir DIR]               stop what `up` started and remove DIR
+"""
+
+from __future__ import annotations
+
+import click
+
+from cli import config
+from cli.localcluster import DEFAULT_DIR, LocalCluster
+from cli.session import global_options, session
+
+
+@click.group(short_help="Run a local cluster in the background.")
+def cluster() -> None:
+    """Run a local cluster in the background (state and logs in one directory)."""
+
+
+dir_option = click.option("--dir", "directory", default=str(DEFAULT_DIR), show_default=True, metavar="DIR",
+                          help="Directory for the cluster's state, logs and PIDs.")
+
+
+@cluster.command(short_help="Start a local control plane.")
+@dir_option
+@click.option("--port", type=click.IntRange(1, 65535), default=6443, show_default=True,
+              help="Port of the API server (on 127.0.0.1).")
+@click.option("--timeout", type=float, default=60.0, show_default=True, metavar="SECONDS",
+              help="How long to wait for the API server to become ready.")
+@global_options
+def up(directory: str, port: int, timeout: float) -> int:
+    """Start a control plane (API server + embedded etcd) and point the client config at it."""
+    local = LocalCluster(directory)
+    if running := local.running():
+        pids = ", ".join(f"{s.component.name} (pid {s.pid})" for s in running)
+        click.echo(f"a cluster is already running in {local.root}: {pids}; server {local.server()}")
+        return 0
+    server, started = local.start(host="127.0.0.1", port=port, timeout=timeout)
+    path = config.config_path(session().config_flag)
+    config.save_server(path, server)
+    for s in started:
+        click.echo(f"started {s.component.name} (pid {s.pid}), log {local.logs / (s.component.name + '.log')}")
+    click.echo(f"cluster is up: API server at {server}, state in {local.root}")
+    click.echo(f"client config {path} now points at {server}; try: ctl get namespaces")
+    return 0
+
+
+@cluster.command(short_help="Stop the local cluster, remove its directory.")
+@dir_option
+@click.option("--timeout", type=float, default=15.0, show_default=True, metavar="SECONDS",
+              help="How long each process gets to exit after SIGTERM before SIGKILL.")
+@global_options
+def down(directory: str, timeout: float) -> int:
+    """Stop the processes `cluster up` started and remove the cluster directory."""
+    local = LocalCluster(directory)
+    if not local.root.exists():
+        click.echo(f"no cluster in {local.root}")
+        return 0
+    stopped = local.stop(timeout=timeout)
+    for s in stopped:
+        click.echo(f"stopped {s.component.name} (pid {s.pid})")
+    click.echo(f"removed {local.root}")
+    return 0

@@ -1,0 +1,59 @@
+"""Command-line resource arguments, in kubectl's forms.
+
+    pods                 every pod (in the namespace)
+    pods web db          two pods by name
+    po,deploy            every pod and every deployment
+    pod/web deploy/api   objects by kind/name
+
+Kinds are found by kind, plural, singular or short name through api.registry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from api.errors import ValidationFailed
+from api.registry import ResourceInfo, lookup
+from cli.errors import CliError
+
+
+@dataclass
+class Target:
+    info: ResourceInfo
+    names: list[str] = field(default_factory=list)   # empty: every object (matching the selectors)
+
+
+def find_kind(name: str) -> ResourceInfo:
+    try:
+        return lookup(name)
+    except ValidationFailed as exc:
+        raise CliError(str(exc)) from None
+
+
+def parse_targets(args: Sequence[str], *, verb: str = "get") -> list[Target]:
+    if not args:
+        raise CliError(f'you must specify the type of resource to {verb}. Use "ctl api-resources" for a '
+                       f'complete list of supported resources')
+    if any("/" in a for a in args):
+        if not all("/" in a for a in args):
+            raise CliError(f"there is no need to specify a resource type as a separate argument when passing "
+                           f"arguments in resource/name form (e.g. 'ctl {verb} resource/<resource_name>' instead of "
+                           f"'ctl {verb} resource resource/<resource_name>')")
+        targets: dict[str, Target] = {}
+        for arg in args:
+            kind, _, name = arg.partition("/")
+            if not kind or not name:
+                raise CliError(f'arguments in resource/name form must have a single resource and name, got "{arg}"')
+            info = find_kind(kind)
+            targets.setdefault(info.kind, Target(info)).names.append(name)
+        return list(targets.values())
+    kinds = [k for k in args[0].split(",") if k]
+    if not kinds:
+        raise CliError(f'no resource type given in "{args[0]}"')
+    infos: list[ResourceInfo] = []
+    for kind in kinds:
+        info = find_kind(kind)
+        if info not in infos:
+            infos.append(info)
+    return [Target(info, list(args[1:])) for info in infos]

@@ -1,0 +1,82 @@
+"""One invocation's settings (server, namespace, config file) and the bridge to the async client.
+
+Global options may be given before or after the command (`ctl -n dev get pods`
+and `ctl get pods -n dev` both work, as with kubectl): each command carries
+them, and their callbacks store the values on the `Session` that click keeps
+as the context object. `Session.run` opens a `controlplane.client.Client` for
+one command and runs a coroutine with it under `asyncio.run`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Awaitable, Callable, TypeVar
+
+import click
+
+from cli import config
+from controlplane.client import Client
+
+T = TypeVar("T")
+
+
+@dataclass
+class Session:
+    server_flag: str | None = None
+    namespace_flag: str | None = None
+    config_flag: str | None = None
+    request_timeout: float = 30.0
+
+    @cached_property
+    def config(self) -> config.ClientConfig:
+        return config.load(config.config_path(self.config_flag))
+
+    @property
+    def server(self) -> str:
+        return self.server_flag or self.config.server
+
+    @property
+    def namespace(self) -> str:
+        return self.namespace_flag or self.config.namespace
+
+    @property
+    def explicit_namespace(self) -> bool:
+        return bool(self.namespace_flag)
+
+    def client(self) -> Client:
+        return Client(self.server, timeout=self.request_timeout)
+
+    def run(self, fn: Callable[[Client], Awaitable[T]]) -> T:
+        """Run `fn(client)` on a fresh event loop; the client is closed afterwards."""
+        async def main() -> T:
+            async with self.client() as c:
+                return await fn(c)
+        return asyncio.run(main())
+
+
+def session() -> Session:
+    return click.get_current_context().ensure_object(Session)
+
+
+def _store(attr: str) -> Callable[[click.Context, click.Parameter, Any], None]:
+    def callback(ctx: click.Context, _param: click.Parameter, value: Any) -> None:
+        if value is not None:
+            setattr(ctx.ensure_object(Session), attr, value)
+    return callback
+
+
+def global_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--server, -n/--namespace and --config, accepted by the group and by every command."""
+    options = [
+        click.option("--server", "-s", metavar="HOST:PORT", expose_value=False, callback=_store("server_flag"),
+                     help="API server address (default: from the client config, else 127.0.0.1:6443)."),
+        click.option("--namespace", "-n", metavar="NS", expose_value=False, callback=_store("namespace_flag"),
+                     help="Namespace for this request (default: from the client config, else default)."),
+        click.option("--config", "config_file", metavar="FILE", expose_value=False, callback=_store("config_flag"),
+                     help="Client config file (default: $SKIFF_CONFIG, else ~/.skiff/config)."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
