@@ -7,6 +7,9 @@ lease alive every ttl/3; if a renewal fails or the key is no longer ours, it
 steps down at once. When the leader dies, its lease expires after `ttl` seconds,
 the key vanishes, and a waiting candidate (polling every ttl/4) takes over —
 so failover takes at most about ttl + ttl/4 seconds.
+
+The leader also reports itself in the Lease object kube-system/skiff-controlplane
+(`publish_leader`), for people and tests; the etcd key remains the only lock.
 """
 
 from __future__ import annotations
@@ -15,9 +18,12 @@ import asyncio
 import logging
 import socket
 import os
-from typing import Awaitable, Callable
+from typing import TYPE_CHECKING, Awaitable, Callable
 
 import aetcd
+
+if TYPE_CHECKING:
+    from controlplane.client import Client
 
 log = logging.getLogger(__name__)
 
@@ -86,3 +92,49 @@ class LeaderElector:
                     pass
             log.info("%s stepped down", self.identity)
             await asyncio.sleep(self.ttl / 4)
+
+
+# -- making the leader visible ------------------------------------------------------------
+
+LEADER_LEASE_NAMESPACE = "kube-system"
+LEADER_LEASE_NAME = "skiff-controlplane"
+
+
+async def publish_leader(client: "Client", *, identity: str, ttl: int) -> None:
+    """While leading, record it in the Lease kube-system/skiff-controlplane (holderIdentity,
+    acquireTime, renewTime every ttl/3, leaseTransitions), so users and tests can see who
+    leads: `ctl get lease -n kube-system skiff-controlplane -o yaml`. The etcd key stays the
+    lock; this object is only a report, and failing to write it never costs leadership."""
+    from controlplane.client import ApiError, NotFound
+    from controlplane.controllers.nodelease import now_micro
+
+    async def write(first: bool) -> None:
+        stamp = now_micro()
+        try:
+            lease = await client.get("leases", LEADER_LEASE_NAME, LEADER_LEASE_NAMESPACE)
+        except NotFound:
+            lease = None
+        if lease is None:
+            await client.create({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                                 "metadata": {"name": LEADER_LEASE_NAME, "namespace": LEADER_LEASE_NAMESPACE},
+                                 "spec": {"holderIdentity": identity, "leaseDurationSeconds": ttl,
+                                          "acquireTime": stamp, "renewTime": stamp, "leaseTransitions": 0}})
+            return
+        spec = dict(lease.get("spec") or {})
+        if first and spec.get("holderIdentity") != identity:
+            spec.update(holderIdentity=identity, acquireTime=stamp,
+                        leaseTransitions=int(spec.get("leaseTransitions") or 0) + 1)
+        spec.update(renewTime=stamp, leaseDurationSeconds=ttl)
+        await client.update({**lease, "spec": spec})
+
+    first = True
+    while True:
+        try:
+            await write(first)
+            first = False
+        except ApiError as exc:
+            log.warning("could not record leadership in Lease %s/%s: %s", LEADER_LEASE_NAMESPACE,
+                        LEADER_LEASE_NAME, exc.message)
+            await asyncio.sleep(0.2)
+            continue
+        await asyncio.sleep(ttl / 3)

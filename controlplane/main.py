@@ -108,9 +108,10 @@ async def compactor(handlers: Handlers, interval: float) -> None:
             log.warning("compaction failed: %r", exc)
 
 
-async def lead(args: argparse.Namespace) -> None:
+async def lead(args: argparse.Namespace, identity: str = "") -> None:
     """What the leader runs: the scheduler and the controllers, as clients of this API server."""
     from controlplane.client import Client
+    from controlplane.leader import publish_leader
     from controlplane.controllers.all import default_controllers
     from controlplane.controllers.manager import Manager
     from controlplane.controllers.settings import ControllerSettings
@@ -118,7 +119,7 @@ async def lead(args: argparse.Namespace) -> None:
     host, _, port = args.listen.rpartition(":")
     address = f"{'127.0.0.1' if host in ('0.0.0.0', '', '[::]') else host}:{port}"
     async with Client(address) as client:
-        work = []
+        work = [publish_leader(client, identity=identity, ttl=args.leader_lease_seconds)] if identity else []
         if args.scheduler:
             from controlplane.scheduler.scheduler import Scheduler
             from controlplane.scheduler.config import load_config
@@ -178,7 +179,7 @@ async def serve(args: argparse.Namespace) -> int:
     if args.scheduler or args.controllers:
         elector = LeaderElector(client, key=f"{args.etcd_prefix}/_leader/controlplane".encode(),
                                 ttl=args.leader_lease_seconds)
-        tasks.append(asyncio.create_task(elector.run(lambda: lead(args)), name="leader-election"))
+        tasks.append(asyncio.create_task(elector.run(lambda: lead(args, elector.identity)), name="leader-election"))
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

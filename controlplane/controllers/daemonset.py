@@ -134,7 +134,8 @@ class DaemonSetController(QueueController):
             async with limit:
                 try:
                     created = await self.ctx.client.create(new_pod(ds, node_name))
-                    self.ctx.recorder.event(ds, NORMAL, "SuccessfulCreate", f"Created pod: {created['metadata']['name']}")
+                    self.ctx.recorder.event(ds, NORMAL, "SuccessfulCreate",
+                                            f"Created pod: {created['metadata']['name']}")
                 except ApiError as exc:
                     self.expectations.creation_failed(key)
                     failures.append(exc.message)

@@ -29,6 +29,10 @@ end through its pod garbage collector's force deletion.) On a not-ready node
 the agent is alive, so the deletion is graceful. The ReplicaSet controller then
 creates replacements and the scheduler binds them to other nodes.
 
+Full disruption. When every node is unreachable at once, nothing is evicted
+(Kubernetes does the same for a fully disrupted zone): the likelier story is
+that the control plane lost its network, and there would be nowhere to go.
+
 Orphans. Pods bound to a Node that no longer exists are force-deleted after a
 short quarantine (Kubernetes' PodGC does this after 20 s).
 
@@ -93,6 +97,7 @@ class NodeLifecycleController(QueueController):
         self.workers = self.settings.workers
         self.clock = clock
         self.health: dict[str, NodeHealth] = {}
+        self._disruption_logged = False
 
     # -- wiring ----------------------------------------------------------------------
 
@@ -252,6 +257,8 @@ class NodeLifecycleController(QueueController):
         if not taints:
             return None
         unreachable = any(t.get("key") == UNREACHABLE for t in taints)
+        if unreachable and self._fully_disrupted():
+            return now + self.settings.node_monitor_period_seconds  # look again; see _fully_disrupted
         added_at = {(t.get("key", ""), NO_EXECUTE): parse_time(t.get("timeAdded")) or now for t in taints}
         next_time: float | None = None
         for pod in self.pods.by_index(POD_BY_NODE, node["metadata"]["name"]):
@@ -271,6 +278,19 @@ class NodeLifecycleController(QueueController):
             elif next_time is None or when < next_time:
                 next_time = when
         return next_time
+
+    def _fully_disrupted(self) -> bool:
+        """Every node is unreachable: more likely this controller (or the API server) is cut off
+        than every machine dead at once, and evicting everything would help no one. Like
+        Kubernetes in a fully disrupted zone, evict nothing until some node is reachable."""
+        nodes = self.nodes.store.values()
+        if all(ready_status(n) == "Unknown" for n in nodes):
+            if not self._disruption_logged:
+                log.warning("all %d nodes are unreachable; not evicting pods until one is back", len(nodes))
+                self._disruption_logged = True
+            return True
+        self._disruption_logged = False
+        return False
 
     async def _evict_pod(self, pod: Obj, *, force: bool) -> None:
         meta = pod["metadata"]

@@ -76,7 +76,7 @@ async def test_job_completes_with_completions_and_parallelism(c, ns, cluster):
     assert status["succeeded"] == 3 and status["active"] == 0 and status["completionTime"]
     assert most_active <= 2
     assert finished["spec"]["selector"] == {"matchLabels": {"controller-uid": finished["metadata"]["uid"]}}
-    pods = (await c.list("pods", ns, label_selector=f"job-name=batch")).items
+    pods = (await c.list("pods", ns, label_selector="job-name=batch")).items
     assert sorted(p["status"]["phase"] for p in pods) == ["Succeeded"] * 3
 
 

@@ -121,6 +121,24 @@ async def test_node_reporting_not_ready_is_tainted_and_drained_gracefully(c, ns)
         await until(lambda: _eq(node_state(c, name), ("True", set())), timeout=10, what="taints removed")
 
 
+async def test_nothing_is_evicted_when_every_node_is_unreachable(c, ns):
+    async with hollow_nodes(c, 1, prefix=f"fd{uuid.uuid4().hex[:4]}", lease_renew_seconds=0.5) as cluster, \
+            controllers(c, [NodeLifecycleController(SETTINGS)], SETTINGS):
+        name = cluster.node_names[0]
+        await c.create(pod("p", ns))
+        await c.bind(ns, "p", name)
+        await until(lambda: _running(c, ns, "p"), what="p Running")
+        cluster.kill(name)
+
+        async def unreachable():
+            return (await node_state(c, name))[0] == "Unknown"
+        await until(unreachable, timeout=10, what="the only node NotReady")
+        await asyncio.sleep(SETTINGS.pod_eviction_seconds + 1.5)  # asserting an absence: past the eviction time
+        assert await exists(c, "pods", "p", ns), "evicted although every node was unreachable"
+        cluster.revive(name)
+        await until(lambda: _eq(node_state(c, name), ("True", set())), timeout=10, what="the node back")
+
+
 async def test_pods_of_a_deleted_node_are_removed(c, ns):
     async with hollow_nodes(c, 1, prefix=f"no{uuid.uuid4().hex[:4]}", lease_renew_seconds=0.5) as cluster, \
             controllers(c, [NodeLifecycleController(SETTINGS)], SETTINGS):

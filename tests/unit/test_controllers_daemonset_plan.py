@@ -38,7 +38,8 @@ def pod(name: str, node_name: str, revision: str, *, ready=True, phase="Running"
     meta = {"name": name, "uid": name, "labels": {"app": "d", REVISION_LABEL: revision}, "creationTimestamp": created}
     if terminating:
         meta["deletionTimestamp"] = "2024-01-01T00:00:00Z"
-    conditions = [{"type": "Ready", "status": "True" if ready else "False", "lastTransitionTime": "2024-01-01T00:00:00Z"}]
+    conditions = [{"type": "Ready", "status": "True" if ready else "False",
+                   "lastTransitionTime": "2024-01-01T00:00:00Z"}]
     return {"metadata": meta, "spec": {"nodeName": node_name}, "status": {"phase": phase, "conditions": conditions}}
 
 

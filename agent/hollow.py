@@ -1,0 +1,372 @@
+"""Hollow nodes: a simulator of many nodes in one process, for tests, benchmarks and learning.
+
+    python -m agent.hollow --server 127.0.0.1:6443 --nodes 100      (command line: agent/hollow_cli.py)
+
+A hollow node is not a runtime and never runs a container. It does exactly what
+the control plane can see of an agent, through the same API:
+
+- registers a Node (capacity, allocatable, Ready condition, an InternalIP from
+  198.18.0.0/16, nodeInfo.containerRuntimeVersion `hollow://0.1`, label
+  skiff.io/hollow=true);
+- renews a Lease per node in namespace skiff-node-lease;
+- reports the pods bound to it Running and Ready, finishes their graceful
+  deletions (delete with grace 0, as a real agent does once its containers
+  stopped), and ends pods whose annotations ask for it (agent/hollow_status.py);
+- can be killed (`kill(name)`: stops renewing and reporting — a dead machine),
+  revived, told to report NotReady, and nodes can join and leave.
+
+Cheap enough for 5,000 nodes on a 2-core machine:
+- ONE pods watch for all its nodes (all bound pods, filtered by node name in the
+  process), not one watch per node; ONE nodes watch;
+- Lease renewals are spread evenly over the interval (node i renews at phase
+  i/N), driven by one timer loop, with at most `concurrency` requests in flight;
+- the interval adapts to the cluster size when not given: max(2 s, nodes/50)
+  (see controlplane/controllers/nodelease.py; Nomad's rule), i.e. at most 50
+  renewals a second; 5,000 nodes renew every 100 s;
+- node status is written only when it changes (kubelets also post it rarely
+  once Leases carry the heartbeat).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Hashable
+
+from agent.hollow_status import (exit_plan, finished_status, node_conditions, node_ip, node_object, outcome,
+                                 pod_ip, reported_running, running_status)
+from controlplane.client import AlreadyExists, ApiError, Client, Conflict, NotFound
+from controlplane.client.informer import Informer
+from controlplane.client.workqueue import WorkQueue, run_workers
+from controlplane.controllers.nodelease import (LEASE_NAMESPACE, lease_duration_seconds, lease_renew_interval,
+                                               now_micro)
+
+log = logging.getLogger(__name__)
+Obj = dict[str, Any]
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class HollowNode:
+    name: str
+    index: int
+    ip: str
+    alive: bool = True
+    ready: bool = True
+    lease: Obj | None = None
+    registered: bool = False
+
+
+@dataclass
+class PodRun:
+    """A pod's "containers" on a hollow node: when they started, how often they restarted."""
+
+    started: float                     # loop time
+    started_stamp: str
+    ip: str
+    restarts: int = 0
+    last_exit: int | None = None
+
+
+@dataclass
+class HollowCluster:
+    client: Client
+    count: int
+    prefix: str = "hollow"
+    cpu: str = "4"
+    memory: str = "16Gi"
+    pods: int = 110
+    labels: dict[str, str] = field(default_factory=dict)
+    taints: list[dict[str, Any]] = field(default_factory=list)
+    lease_renew_seconds: float | None = None   # None: lease_renew_interval(number of nodes)
+    start_index: int = 0                       # first node number (names and IPs); for several simulators
+    concurrency: int = 64
+    workers: int = 8
+
+    def __post_init__(self) -> None:
+        self.nodes: dict[str, HollowNode] = {}
+        self.runs: dict[str, PodRun] = {}          # pod uid -> run
+        self.registered = asyncio.Event()
+        self._next_index = self.start_index
+        self._pod_ips = 0
+        self._renewals: list[tuple[float, str]] = []   # heap of (loop time due, node)
+        self._wake = asyncio.Event()
+        self._limit = asyncio.Semaphore(self.concurrency)
+        self.queue: WorkQueue[Hashable] = WorkQueue(name=f"hollow-{self.prefix}")
+        self.pod_informer = Informer(self.client, "pods", field_selector="spec.nodeName!=")
+        self.node_informer = Informer(self.client, "nodes")
+        self.pod_informer.add_handlers(on_add=self._pod_event, on_update=lambda _o, new: self._pod_event(new),
+                                       on_delete=self._pod_deleted)
+        self.node_informer.add_handlers(on_add=self._node_event, on_update=lambda _o, new: self._node_event(new))
+
+    @property
+    def interval(self) -> float:
+        return self.lease_renew_seconds or lease_renew_interval(len(self.nodes) or self.count)
+
+    @property
+    def node_names(self) -> list[str]:
+        return list(self.nodes)
+
+    # -- running ---------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Register the nodes, then renew Leases and report pods until cancelled."""
+        loop = asyncio.get_running_loop()
+        tasks = [loop.create_task(self.pod_informer.run(), name="hollow-pods-watch"),
+                 loop.create_task(self.node_informer.run(), name="hollow-nodes-watch")]
+        try:
+            await self.add_nodes(self.count)
+            await asyncio.gather(self.pod_informer.wait_synced(), self.node_informer.wait_synced())
+            self.registered.set()
+            log.info("%d hollow nodes registered; renewing Leases every %.1fs", len(self.nodes), self.interval)
+            tasks.append(loop.create_task(self._renew_loop(), name="hollow-leases"))
+            tasks.append(loop.create_task(run_workers(self.queue, self._reconcile, workers=self.workers),
+                                          name="hollow-workers"))
+            for name in self.nodes:
+                self._queue_pods(name)
+            await asyncio.gather(*tasks)
+        finally:
+            await self.queue.shut_down()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def add_nodes(self, count: int) -> list[str]:
+        """Register `count` more nodes (nodes joining the cluster); returns their names."""
+        new = []
+        for _ in range(count):
+            index = self._next_index
+            self._next_index += 1
+            node = HollowNode(name=f"{self.prefix}-{index}", index=index, ip=node_ip(index))
+            self.nodes[node.name] = node
+            new.append(node)
+        await asyncio.gather(*(self._register(n) for n in new))
+        now = asyncio.get_running_loop().time()
+        for i, node in enumerate(new):  # spread first renewals evenly over one interval
+            heapq.heappush(self._renewals, (now + self.interval * (i + 1) / len(new), node.name))
+        self._wake.set()
+        return [n.name for n in new]
+
+    async def remove_node(self, name: str) -> None:
+        """A node leaves: it stops, and its Node and Lease are deleted."""
+        self.kill(name)
+        self.nodes.pop(name, None)
+        for kind, namespace in (("nodes", ""), ("leases", LEASE_NAMESPACE)):
+            try:
+                await self.client.delete(kind, name, namespace)
+            except NotFound:
+                pass
+
+    async def deregister(self) -> None:
+        """Delete every Node and Lease this simulator registered (tidy shutdown)."""
+        await asyncio.gather(*(self._limited(self.remove_node(name)) for name in list(self.nodes)))
+
+    def kill(self, name: str) -> None:
+        """The node dies: no more Lease renewals, no more pod reports. Its objects stay."""
+        node = self.nodes[name]
+        node.alive = False
+        log.info("hollow node %s killed", name)
+
+    def revive(self, name: str) -> None:
+        node = self.nodes[name]
+        node.alive = True
+        heapq.heappush(self._renewals, (asyncio.get_running_loop().time(), name))
+        self._wake.set()
+        self.queue.add(("node", name))
+        self._queue_pods(name)
+
+    def set_ready(self, name: str, ready: bool) -> None:
+        """Make the node report Ready=True or Ready=False (its Lease keeps being renewed)."""
+        self.nodes[name].ready = ready
+        self.queue.add(("node", name))
+
+    async def _limited(self, coro: Any) -> Any:
+        async with self._limit:
+            return await coro
+
+    # -- registration and Leases --------------------------------------------------------
+
+    async def _register(self, node: HollowNode) -> None:
+        obj = node_object(node.name, ip=node.ip, cpu=self.cpu, memory=self.memory, pods=self.pods,
+                          labels=self.labels, taints=self.taints, now=_now())
+        async with self._limit:
+            try:
+                await self.client.create(obj)
+            except AlreadyExists:  # a restarted simulator takes its nodes over
+                current = await self.client.get("nodes", node.name)
+                current["status"] = obj["status"]
+                await self.client.update_status(current)
+            await self._write_lease(node)
+        node.registered = True
+
+    def _lease_object(self, node: HollowNode) -> Obj:
+        stamp = now_micro()
+        return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "metadata": {"name": node.name, "namespace": LEASE_NAMESPACE},
+                "spec": {"holderIdentity": node.name, "leaseDurationSeconds": lease_duration_seconds(self.interval),
+                         "acquireTime": stamp, "renewTime": stamp}}
+
+    async def _write_lease(self, node: HollowNode) -> None:
+        if node.lease is not None:
+            lease = dict(node.lease)
+            lease["spec"] = {**lease.get("spec", {}), "renewTime": now_micro(),
+                             "leaseDurationSeconds": lease_duration_seconds(self.interval)}
+            try:
+                node.lease = await self.client.update(lease)
+                return
+            except Conflict:
+                lease = await self.client.get("leases", node.name, LEASE_NAMESPACE)
+                lease["spec"] = {**lease.get("spec", {}), "renewTime": now_micro(), "holderIdentity": node.name}
+                node.lease = await self.client.update(lease)
+                return
+            except NotFound:
+                node.lease = None
+        try:
+            node.lease = await self.client.create(self._lease_object(node))
+        except AlreadyExists:
+            lease = await self.client.get("leases", node.name, LEASE_NAMESPACE)
+            lease["spec"] = {**lease.get("spec", {}), "renewTime": now_micro(), "holderIdentity": node.name}
+            node.lease = await self.client.update(lease)
+
+    async def _renew(self, node: HollowNode) -> None:
+        async with self._limit:
+            if not node.alive or node.name not in self.nodes:
+                return
+            try:
+                await self._write_lease(node)
+            except ApiError as exc:
+                log.warning("hollow node %s: lease renewal failed: %s", node.name, exc.message)
+
+    async def _renew_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            now = loop.time()
+            due: list[HollowNode] = []
+            while self._renewals and self._renewals[0][0] <= now:
+                when, name = heapq.heappop(self._renewals)
+                node = self.nodes.get(name)
+                if node is None or not node.alive:
+                    continue  # dead nodes leave the schedule; revive() puts them back
+                due.append(node)
+                heapq.heappush(self._renewals, (max(when + self.interval, now + self.interval / 2), name))
+            if due:
+                await asyncio.gather(*(self._renew(n) for n in due))
+                continue
+            wait = min(1.0, self._renewals[0][0] - now) if self._renewals else 1.0
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), max(0.0, wait))
+            except asyncio.TimeoutError:
+                pass
+
+    # -- reporting ------------------------------------------------------------------------
+
+    def _pod_event(self, pod: Obj) -> None:
+        if (pod.get("spec") or {}).get("nodeName") in self.nodes:
+            meta = pod["metadata"]
+            self.queue.add(("pod", meta.get("namespace", ""), meta["name"]))
+
+    def _pod_deleted(self, pod: Obj) -> None:
+        self.runs.pop((pod.get("metadata") or {}).get("uid", ""), None)
+
+    def _node_event(self, node: Obj) -> None:
+        if node["metadata"]["name"] in self.nodes:
+            self.queue.add(("node", node["metadata"]["name"]))
+
+    def _queue_pods(self, node_name: str) -> None:
+        for pod in self.pod_informer.store.values():
+            if pod["spec"].get("nodeName") == node_name:
+                self._pod_event(pod)
+
+    async def _reconcile(self, key: Hashable) -> float | None:
+        assert isinstance(key, tuple)
+        if key[0] == "node":
+            return await self._sync_node(key[1])
+        return await self._sync_pod(key[1], key[2])
+
+    async def _sync_node(self, name: str) -> float | None:
+        """Post Ready=True (or False, if told so) when the Node says otherwise, e.g. after
+        the node lifecycle controller marked it Unknown while it was dead."""
+        node = self.nodes.get(name)
+        obj = self.node_informer.get("", name)
+        if node is None or not node.alive or obj is None:
+            return None
+        want = "True" if node.ready else "False"
+        conditions = (obj.get("status") or {}).get("conditions") or []
+        if any(c.get("type") == "Ready" and c.get("status") == want for c in conditions):
+            return None
+        updated = {**obj, "status": {**obj.get("status", {}), "conditions": node_conditions(node.ready, _now())}}
+        try:
+            await self.client.update_status(updated)
+        except Conflict:
+            return 0.05
+        except NotFound:
+            pass
+        return None
+
+    async def _sync_pod(self, namespace: str, name: str) -> float | None:
+        pod = self.pod_informer.get(namespace, name)
+        if pod is None:
+            return None
+        node = self.nodes.get(pod["spec"].get("nodeName", ""))
+        if node is None or not node.alive:
+            return None
+        meta = pod["metadata"]
+        try:
+            if meta.get("deletionTimestamp"):
+                await self.client.delete("pods", name, namespace, grace_seconds=0)
+                self.runs.pop(meta.get("uid", ""), None)
+                return None
+            return await self._report(pod, node)
+        except NotFound:
+            return None
+        except Conflict:
+            return 0.05  # our cache is behind; look again shortly
+
+    async def _report(self, pod: Obj, node: HollowNode) -> float | None:
+        if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            return None
+        loop = asyncio.get_running_loop()
+        uid = pod["metadata"].get("uid", "")
+        run = self.runs.get(uid)
+        if run is None:
+            ip = node.ip if pod["spec"].get("hostNetwork") else pod_ip(self._pod_ips)
+            self._pod_ips += 1
+            run = self.runs[uid] = PodRun(started=loop.time(), started_stamp=_now(), ip=ip)
+        plan = exit_plan(pod)
+        remaining = None
+        if plan is not None:
+            remaining = run.started + plan.after_seconds - loop.time()
+            if remaining <= 0:
+                result = outcome(pod["spec"].get("restartPolicy"), plan.code)
+                if result != "restart":
+                    status = finished_status(pod, host_ip=node.ip, ip=run.ip, started=run.started_stamp, now=_now(),
+                                             code=plan.code, restarts=run.restarts)
+                    await self.client.update_status({**pod, "status": status})
+                    return None
+                run.restarts += 1
+                run.last_exit = plan.code
+                run.started, run.started_stamp = loop.time(), _now()
+                remaining = plan.after_seconds
+        if not reported_running(pod, host_ip=node.ip, restarts=run.restarts):
+            status = running_status(pod, host_ip=node.ip, ip=run.ip, started=run.started_stamp, now=_now(),
+                                    restarts=run.restarts, last_exit=run.last_exit)
+            await self.client.update_status({**pod, "status": status})
+        return remaining
+
+
+# -- command line: agent/hollow_cli.py --------------------------------------------------------
+
+def main(argv: list[str] | None = None) -> None:
+    from agent.hollow_cli import main as cli_main
+    cli_main(argv)
+
+
+if __name__ == "__main__":
+    main()

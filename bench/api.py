@@ -1,0 +1,669 @@
+"""Benchmark of the API server: create throughput, latency under a mixed load, watch fan-out.
+
+    .venv/bin/python bench/api.py              # the figures in docs/PERFORMANCE.md (about 2 minutes)
+    .venv/bin/python bench/api.py --profile    # also sample the API server with py-spy during scenario 1
+    .venv/bin/python bench/api.py --quick      # 1 s per scenario, 50 watchers: checks the script works
+
+It starts its own etcd (data in a temp dir on disk) and its own `skiff-controlplane`
+without scheduler and controllers, so only the API server is measured; see
+bench/common.py. The load comes from separate processes:
+
+1. Create throughput: 50 clients (asyncio tasks over a few gRPC channels, split
+   over --load-procs processes), each creating small, realistic Pods back to back.
+2. Mixed load: a fixed arrival rate (open loop: request k is due at start + k/rate
+   and its latency counts from then, so a slow server cannot slow the load down and
+   hide its own delay — "coordinated omission"), 1/3 create, 1/3 update (of a pod
+   created earlier, with the resourceVersion its last write returned), 1/3 get.
+3. Watch fan-out, two shapes:
+   - kubelet: 5,000 watchers, each watching pods with `spec.nodeName=node-<i>`
+     as every agent does, while pods bound to random nodes are created and
+     updated at 100 events/s; each event reaches one watcher.
+   - broadcast: 50 watchers of every pod in a namespace (like controllers); each
+     event reaches all 50.
+   A pod carries the moment its write was due in an annotation; the delay is the
+   moment the watcher receives the event minus that. (CLOCK_MONOTONIC is one clock
+   for the whole machine on Linux, so the processes' timestamps compare.)
+
+Results go to bench/results/api.json and are summarised on stdout.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import collections  # noqa: E402
+import copy  # noqa: E402
+import itertools  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import random  # noqa: E402
+import re  # noqa: E402
+import signal  # noqa: E402
+import time  # noqa: E402
+import traceback  # noqa: E402
+from dataclasses import asdict, dataclass  # noqa: E402
+from datetime import datetime, timezone  # noqa: E402
+from typing import Any, Awaitable, Callable  # noqa: E402
+
+from bench.common import (RESULTS_DIR, SPAWN, Cluster, CpuMeter, EtcdMeter, Profile, StartGate, cluster,  # noqa: E402
+                          collect, machine_info, percentiles, wait_for, wait_until_idle, worker_processes,
+                          write_results)
+
+GOAL_CREATES_PER_SECOND = 2000
+DONE_CREATES_PER_SECOND = 1000
+GOAL_MIXED_P99_MS = 25.0
+GOAL_FANOUT_P99_MS = 250.0
+SENT = "bench.skiff.dev/sent"
+# The server writes compact JSON, so the annotation reads "key":"value" with no spaces.
+SENT_PATTERN = re.compile(rb'"bench\.skiff\.dev/sent":"([0-9.]+)"')
+VERBS = ("create", "update", "get")
+SCENARIOS = ("create", "mixed", "fanout")
+
+
+@dataclass
+class Settings:
+    create_seconds: float = 10.0
+    create_clients: int = 50
+    mixed_seconds: float = 20.0
+    mixed_rate: float = 500.0
+    fanout_seconds: float = 20.0
+    watchers: int = 5000
+    event_rate: float = 100.0
+    broadcast_watchers: int = 50
+    broadcast_seconds: float = 10.0
+    load_procs: int = 2
+    watch_procs: int = 2
+    sweep_rates: tuple[float, ...] = (100.0, 200.0, 300.0)   # then lower rates, briefly
+    sweep_seconds: float = 5.0
+    streams_per_channel: int = 100
+    watch_open_rate: float = 500.0    # new watch streams per second, over all watch processes
+
+    @classmethod
+    def quick(cls) -> "Settings":
+        return cls(create_seconds=1, mixed_seconds=1, mixed_rate=200, sweep_rates=(100,), sweep_seconds=0.5,
+                   fanout_seconds=1, watchers=50, broadcast_watchers=5, broadcast_seconds=1)
+
+
+def bench_pod(name: str, namespace: str, *, node: str | None = None,
+              annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    """A small pod as a Deployment would stamp it: one container, requests and limits, labels."""
+    meta: dict[str, Any] = {"name": name, "namespace": namespace,
+                            "labels": {"app": "web", "tier": "frontend", "pod-template-hash": "7d4b9c8f5"}}
+    if annotations:
+        meta["annotations"] = annotations
+    spec: dict[str, Any] = {"containers": [{
+        "name": "web", "image": "docker.io/library/nginx:1.25",
+        "ports": [{"containerPort": 8080, "name": "http"}],
+        "resources": {"requests": {"cpu": "100m", "memory": "64Mi"},
+                      "limits": {"cpu": "500m", "memory": "128Mi"}}}]}
+    if node:
+        spec["nodeName"] = node
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}
+
+
+# -- inside a load process ------------------------------------------------------------------
+
+def _channel(address: str) -> Any:
+    import grpc
+    # A local subchannel pool gives each channel its own TCP connection (by default
+    # channels with the same target and options in one process share one).
+    return grpc.aio.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1),
+                                                       ("grpc.max_receive_message_length", 64 * 1024 * 1024)])
+
+
+def _clients(address: str, count: int) -> list[Any]:
+    from controlplane.client import Client
+    return [Client(address, channel=_channel(address), timeout=10) for _ in range(count)]
+
+
+def _run_in_process(results: Any, work: Callable[[], Awaitable[dict[str, Any]]]) -> None:
+    """A worker process's body: run the coroutine, put its result (or its failure) on the queue."""
+    try:
+        results.put(asyncio.run(work()))
+    except BaseException as exc:  # noqa: BLE001 — the parent reports it
+        traceback.print_exc()
+        results.put({"error": f"{type(exc).__name__}: {exc}"})
+
+
+async def _open_loop(*, rate: float, seconds: float, index: int, procs: int,
+                     request: Callable[[int, float], Awaitable[None]]) -> list[float]:
+    """Start request k = seq*procs + index at start + k/rate, whatever the earlier ones are
+    doing; return how late each one actually started (the generator's own lag)."""
+    start = time.monotonic()
+    count = int(seconds * rate / procs)
+    lags: list[float] = []
+    tasks = []
+    for seq in range(count):
+        intended = start + (seq * procs + index) / rate
+        delay = intended - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        lags.append(max(0.0, time.monotonic() - intended))
+        tasks.append(asyncio.create_task(request(seq * procs + index, intended)))
+    await asyncio.gather(*tasks)
+    return lags
+
+
+def create_worker(*, address: str, namespace: str, clients: int, index: int, seconds: float, gate: StartGate,
+                  results: Any) -> None:
+    async def work() -> dict[str, Any]:
+        from controlplane.client import ApiError
+        conns = _clients(address, max(1, math.ceil(clients / 10)))
+        for c in conns:
+            await c.get("namespaces", namespace)  # connected and warm
+        latencies: list[float] = []
+        errors: collections.Counter[str] = collections.Counter()
+        gate.arrive()
+        await gate.wait_for_go()
+        start = time.monotonic()
+        deadline = start + seconds
+
+        async def one_client(i: int) -> None:
+            conn, n = conns[i % len(conns)], 0
+            while time.monotonic() < deadline:
+                t = time.monotonic()
+                try:
+                    await conn.create(bench_pod(f"c{index}-{i}-{n}", namespace))
+                    latencies.append(time.monotonic() - t)
+                except ApiError as exc:
+                    errors[exc.message[:120]] += 1
+                n += 1
+        await asyncio.gather(*(one_client(i) for i in range(clients)))
+        elapsed = time.monotonic() - start
+        for c in conns:
+            await c.close()
+        return {"created": len(latencies), "elapsed": elapsed, "latencies": latencies, "errors": dict(errors)}
+    _run_in_process(results, work)
+
+
+def mixed_worker(*, address: str, namespace: str, phases: list[tuple[float, float]], index: int, procs: int,
+                 pool_size: int, gates: list[StartGate], results: Any) -> None:
+    """Phases of (rate, seconds) one after another, each started by its own gate."""
+    async def work() -> dict[str, Any]:
+        from controlplane.client import ApiError
+        conns = _clients(address, 4)
+        pool: dict[str, dict[str, Any]] = {}   # name → the latest version this process wrote
+        busy: set[str] = set()                  # names with an update in flight
+
+        async def precreate(i: int) -> None:
+            obj = await conns[i % len(conns)].create(bench_pod(f"m{index}-pool-{i}", namespace))
+            pool[obj["metadata"]["name"]] = obj
+        for batch in range(0, pool_size, 20):
+            await asyncio.gather(*(precreate(i) for i in range(batch, min(batch + 20, pool_size))))
+        names = list(pool)
+        serial = itertools.count()
+        latencies: dict[str, list[float]] = {}
+        errors: collections.Counter[str] = collections.Counter()
+
+        async def request(k: int, intended: float) -> None:
+            verb, conn = VERBS[k % 3], conns[k % len(conns)]
+            name = ""
+            try:
+                if verb == "create":
+                    obj = await conn.create(bench_pod(f"m{index}-{next(serial)}", namespace))
+                    name = obj["metadata"]["name"]
+                    pool[name] = obj
+                    names.append(name)
+                elif verb == "update":
+                    name = random.choice(names)
+                    while name in busy:
+                        name = random.choice(names)
+                    busy.add(name)
+                    obj = copy.deepcopy(pool[name])
+                    obj["metadata"].setdefault("annotations", {})["bench.skiff.dev/seq"] = str(k)
+                    pool[name] = await conn.update(obj)
+                else:
+                    await conn.get("pods", random.choice(names), namespace)
+                latencies[verb].append(time.monotonic() - intended)
+            except ApiError as exc:
+                errors[f"{verb}: {exc.message[:120]}"] += 1
+            finally:
+                if verb == "update":
+                    busy.discard(name)
+
+        out = []
+        for (rate, seconds), gate in zip(phases, gates):
+            latencies = {verb: [] for verb in VERBS}
+            errors = collections.Counter()
+            gate.arrive()
+            await gate.wait_for_go()
+            start = time.monotonic()
+            lags = await _open_loop(rate=rate, seconds=seconds, index=index, procs=procs, request=request)
+            out.append({"latencies": latencies, "lags": lags, "elapsed": time.monotonic() - start,
+                        "errors": dict(errors)})
+        for c in conns:
+            await c.close()
+        return {"phases": out}
+    _run_in_process(results, work)
+
+
+def watch_worker(*, address: str, namespace: str, selectors: list[str], resource_version: str,
+                 streams_per_channel: int, open_rate: float, gate: StartGate, stop: Any, received: Any,
+                 results: Any) -> None:
+    """Hold one watch stream per selector until `stop`; record each event's delivery delay."""
+    async def work() -> dict[str, Any]:
+        import grpc
+        from protos import skiff_pb2 as pb, skiff_pb2_grpc as pb_grpc
+        channels = [_channel(address) for _ in range(math.ceil(len(selectors) / streams_per_channel))]
+        stubs = [pb_grpc.ApiStub(c) for c in channels]
+        delays: list[float] = []
+        calls: list[Any] = []
+        refused = 0
+        stopping = False
+
+        async def follow(i: int, selector: str) -> None:
+            nonlocal refused
+            while True:
+                call = stubs[i % len(stubs)].Watch(pb.WatchRequest(
+                    kind="pods", namespace=namespace, field_selector=selector, resource_version=resource_version))
+                calls.append(call)
+                try:
+                    async for event in call:
+                        now = time.monotonic()
+                        # A regex on the raw bytes, not json.loads: the watcher is not what we measure.
+                        found = SENT_PATTERN.search(event.object)
+                        if found:
+                            delays.append(now - float(found.group(1)))
+                        received.value += 1
+                    return
+                except grpc.aio.AioRpcError as exc:
+                    # gRPC's server drops some new calls while more than about 1,000 wait to be
+                    # taken by the application; a real agent watches again, and so do we, from
+                    # the same resourceVersion, so no event is lost.
+                    if stopping or exc.code() != grpc.StatusCode.CANCELLED:
+                        raise
+                    refused += 1
+                    await asyncio.sleep(0.2 + random.random())
+
+        t0 = time.monotonic()
+        await asyncio.gather(*(c.channel_ready() for c in channels))
+        # The server sends nothing on a watch until there is an event, so the client cannot
+        # see when a stream is subscribed. The requests go out now, at most `open_rate` a second;
+        # the parent then waits until the API server and this process are quiet. Every watch
+        # starts from one resourceVersion, so one subscribed late still gets every event (late),
+        # and the delays would show it.
+        tasks = []
+        for i, selector in enumerate(selectors):
+            tasks.append(asyncio.create_task(follow(i, selector)))
+            if i % 50 == 49:
+                await asyncio.sleep(50 / open_rate)
+        connect_seconds = time.monotonic() - t0
+        gate.arrive()
+        while not await asyncio.to_thread(stop.wait, 1.0):
+            pass
+        stopping = True
+        for call in calls:
+            call.cancel()
+        outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+        failures = [repr(o) for o in outcomes
+                    if isinstance(o, BaseException) and not isinstance(o, asyncio.CancelledError)
+                    and not (isinstance(o, grpc.aio.AioRpcError) and o.code() == grpc.StatusCode.CANCELLED)]
+        for c in channels:
+            await c.close()
+        return {"delays": delays, "connect_seconds": connect_seconds, "failures": failures[:5],
+                "failed_streams": len(failures), "refused_and_retried": refused}
+    _run_in_process(results, work)
+
+
+def event_writer(*, address: str, namespace: str, rate: float, seconds: float, nodes: int, gate: StartGate,
+                 results: Any) -> None:
+    """Create and update pods bound to random nodes at `rate` events/s (open loop); each
+    write carries the moment it was due in an annotation."""
+    async def work() -> dict[str, Any]:
+        from controlplane.client import ApiError
+        conns = _clients(address, 2)
+        pods: dict[str, dict[str, Any]] = {}
+        busy: set[str] = set()
+        acks: list[float] = []
+        written: collections.Counter[str] = collections.Counter()
+        errors: collections.Counter[str] = collections.Counter()
+
+        async def request(k: int, intended: float) -> None:
+            conn = conns[k % len(conns)]
+            free = [n for n in pods if n not in busy] if k % 2 else []
+            stamp = {SENT: f"{intended:.6f}"}
+            name = ""
+            try:
+                if free:
+                    name = random.choice(free)
+                    busy.add(name)
+                    obj = copy.deepcopy(pods[name])
+                    obj["metadata"].setdefault("annotations", {}).update(stamp)
+                    pods[name] = await conn.update(obj)
+                    written["update"] += 1
+                else:
+                    obj = await conn.create(bench_pod(f"f{k}", namespace, node=f"node-{random.randrange(nodes)}",
+                                                      annotations=stamp))
+                    pods[obj["metadata"]["name"]] = obj
+                    written["create"] += 1
+                acks.append(time.monotonic() - intended)
+            except ApiError as exc:
+                errors[exc.message[:120]] += 1
+            finally:
+                busy.discard(name)
+
+        await conns[0].get("namespaces", namespace)
+        gate.arrive()
+        await gate.wait_for_go()
+        start = time.monotonic()
+        lags = await _open_loop(rate=rate, seconds=seconds, index=0, procs=1, request=request)
+        elapsed = time.monotonic() - start
+        for c in conns:
+            await c.close()
+        return {"written": dict(written), "acks": acks, "lags": lags, "elapsed": elapsed, "errors": dict(errors)}
+    _run_in_process(results, work)
+
+
+# -- in the bench's own process ----------------------------------------------------------------
+
+def _sync_call(address: str, method: str, request: Any) -> Any:
+    """One blocking gRPC call (the parent process runs no event loop)."""
+    import grpc
+    from protos import skiff_pb2_grpc as pb_grpc
+    with grpc.insecure_channel(address) as channel:
+        return getattr(pb_grpc.ApiStub(channel), method)(request, timeout=10)
+
+
+def make_namespace(address: str, name: str) -> None:
+    from protos import skiff_pb2 as pb
+    manifest = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+    _sync_call(address, "Create", pb.CreateRequest(object=json.dumps(manifest).encode()))
+
+
+def list_revision(address: str, namespace: str) -> str:
+    from protos import skiff_pb2 as pb
+    return _sync_call(address, "List", pb.ListRequest(kind="pods", namespace=namespace)).resource_version
+
+
+def split(total: int, parts: int) -> list[int]:
+    """total as `parts` near-equal whole numbers (dropping zeros)."""
+    return [n for n in (total // parts + (1 if i < total % parts else 0) for i in range(parts)) if n]
+
+
+def run_create(cl: Cluster, s: Settings, *, profile_to: Path | None, native: bool = False) -> dict[str, Any]:
+    namespace = "bench-create"
+    make_namespace(cl.api.address, namespace)
+    shares = split(s.create_clients, s.load_procs)
+    gate, results = StartGate(len(shares)), SPAWN.Queue()
+    kwargs = [dict(address=cl.api.address, namespace=namespace, clients=n, index=i, seconds=s.create_seconds,
+                   gate=gate, results=results) for i, n in enumerate(shares)]
+    profile: Profile | None = None
+    with worker_processes(create_worker, kwargs) as procs:
+        gate.wait_ready(procs, timeout=60, what="the create load processes to connect")
+        meter = CpuMeter({"api-server": cl.api.pid, "etcd": cl.etcd.proc.pid,
+                          **{f"load-{i}": p.pid for i, p in enumerate(procs)}})
+        if profile_to is not None:
+            profile = Profile(cl.api.pid, profile_to, seconds=s.create_seconds, native=native)
+            profile.start()
+        etcd = EtcdMeter(cl.etcd.endpoint)
+        meter.start()
+        etcd.start()
+        gate.go()
+        out = collect(results, len(procs), timeout=s.create_seconds + 60, procs=procs, what="the create load")
+        cpu, etcd_disk = meter.stop(), etcd.stop()
+    created = sum(r["created"] for r in out)
+    elapsed = max(r["elapsed"] for r in out)
+    errors: collections.Counter[str] = collections.Counter()
+    for r in out:
+        errors.update(r["errors"])
+    rate = created / elapsed
+    result = {"clients": s.create_clients, "load_processes": len(shares), "seconds": round(elapsed, 2),
+              "created": created, "errors": sum(errors.values()), "error_samples": dict(errors.most_common(3)),
+              "creates_per_second": round(rate, 1),
+              "latency_ms": percentiles([x for r in out for x in r["latencies"]]), "cpu_percent": cpu,
+              "etcd": etcd_disk,
+              "goal_creates_per_second": GOAL_CREATES_PER_SECOND, "done_creates_per_second": DONE_CREATES_PER_SECOND,
+              "goal_met": rate >= GOAL_CREATES_PER_SECOND, "done_met": rate >= DONE_CREATES_PER_SECOND}
+    if profile is not None:
+        result["profile"] = profile.finish()
+    return result
+
+
+def run_mixed(cl: Cluster, s: Settings) -> dict[str, Any]:
+    """The headline rate, then a short sweep of lower rates: where does p99 <= 25 ms hold?"""
+    namespace = "bench-mixed"
+    make_namespace(cl.api.address, namespace)
+    procs_n = s.load_procs
+    phases = [(s.mixed_rate, s.mixed_seconds)] + [(rate, s.sweep_seconds) for rate in s.sweep_rates]
+    gates, results = [StartGate(procs_n) for _ in phases], SPAWN.Queue()
+    kwargs = [dict(address=cl.api.address, namespace=namespace, phases=phases, index=i, procs=procs_n,
+                   pool_size=100, gates=gates, results=results) for i in range(procs_n)]
+    measured = []
+    with worker_processes(mixed_worker, kwargs) as procs:
+        for (rate, seconds), gate in zip(phases, gates):
+            gate.wait_ready(procs, timeout=3 * seconds + 60, what=f"the mixed load processes to be ready for {rate}/s")
+            wait_until_idle([cl.api.pid], below_percent=20, timeout=20)
+            meter = CpuMeter({"api-server": cl.api.pid, "etcd": cl.etcd.proc.pid,
+                              **{f"load-{i}": p.pid for i, p in enumerate(procs)}})
+            etcd = EtcdMeter(cl.etcd.endpoint)
+            meter.start()
+            etcd.start()
+            gate.go()
+            # A phase is over when every process is ready for the next, or has sent its results.
+            if gate is not gates[-1]:
+                gates[gates.index(gate) + 1].wait_ready(procs, timeout=3 * seconds + 60,
+                                                       what=f"the {rate}/s phase to end")
+                measured.append((meter.stop(), etcd.stop()))
+        out = collect(results, procs_n, timeout=3 * s.mixed_seconds + 60, procs=procs, what="the mixed load")
+        measured.append((meter.stop(), etcd.stop()))
+    summaries = [_mixed_phase(rate, seconds, [r["phases"][i] for r in out], cpu, etcd_disk)
+                 for i, ((rate, seconds), (cpu, etcd_disk)) in enumerate(zip(phases, measured))]
+    headline = summaries[0]
+    headline["load_processes"] = procs_n
+    headline["sweep"] = [{"rate": p["rate"], "seconds": p["seconds"], "completed_per_second": p["completed_per_second"],
+                          "p99_ms": {verb: v["latency_ms"].get("p99") for verb, v in p["verbs"].items()},
+                          "p50_ms": {verb: v["latency_ms"].get("p50") for verb, v in p["verbs"].items()},
+                          "cpu_percent": p["cpu_percent"], "errors": p["errors"], "goal_met": p["goal_met"]}
+                         for p in summaries[1:]]
+    return headline
+
+
+def _mixed_phase(rate: float, seconds: float, out: list[dict[str, Any]], cpu: dict[str, float],
+                 etcd_disk: dict[str, float]) -> dict[str, Any]:
+    verbs = {}
+    for verb in VERBS:
+        lat = percentiles([x for r in out for x in r["latencies"][verb]])
+        verbs[verb] = {"latency_ms": lat, "goal_met": lat.get("p99", math.inf) <= GOAL_MIXED_P99_MS}
+    errors: collections.Counter[str] = collections.Counter()
+    for r in out:
+        errors.update(r["errors"])
+    done = sum(len(r["lags"]) for r in out)
+    elapsed = max(r["elapsed"] for r in out)
+    return {"rate": rate, "seconds": seconds, "requests": done, "completed_per_second": round(done / elapsed, 1),
+            "errors": sum(errors.values()), "error_samples": dict(errors.most_common(3)), "verbs": verbs,
+            "generator_lag_ms": percentiles([x for r in out for x in r["lags"]]), "cpu_percent": cpu,
+            "etcd": etcd_disk, "goal_p99_ms": GOAL_MIXED_P99_MS,
+            "goal_met": all(v["goal_met"] for v in verbs.values())}
+
+
+def run_fanout(cl: Cluster, s: Settings, *, shape: str) -> dict[str, Any]:
+    """One fan-out shape: `kubelet` (one watcher per node) or `broadcast` (all see all)."""
+    kubelet = shape == "kubelet"
+    watchers = s.watchers if kubelet else s.broadcast_watchers
+    seconds = s.fanout_seconds if kubelet else s.broadcast_seconds
+    namespace = f"bench-fanout-{shape}"
+    make_namespace(cl.api.address, namespace)
+    revision = list_revision(cl.api.address, namespace)
+    selectors = [f"spec.nodeName=node-{i}" for i in range(watchers)] if kubelet else [""] * watchers
+    shares = split(len(selectors), s.watch_procs)
+    watch_gate, writer_gate, stop = StartGate(len(shares)), StartGate(1), SPAWN.Event()
+    received = [SPAWN.Value("q", 0, lock=False) for _ in shares]
+    watch_results, writer_results = SPAWN.Queue(), SPAWN.Queue()
+    kwargs, first = [], 0
+    for i, n in enumerate(shares):
+        kwargs.append(dict(address=cl.api.address, namespace=namespace, selectors=selectors[first:first + n],
+                           resource_version=revision, streams_per_channel=s.streams_per_channel,
+                           open_rate=s.watch_open_rate / len(shares), gate=watch_gate,
+                           stop=stop, received=received[i], results=watch_results))
+        first += n
+    writer_kwargs = [dict(address=cl.api.address, namespace=namespace, rate=s.event_rate, seconds=seconds,
+                          nodes=s.watchers, gate=writer_gate, results=writer_results)]
+    t0 = time.monotonic()
+    with worker_processes(watch_worker, kwargs) as watch_procs, \
+            worker_processes(event_writer, writer_kwargs) as writer_procs:
+        watch_gate.wait_ready(watch_procs, timeout=150, what=f"{watchers} watches to connect")
+        # The watch requests are sent; the server has subscribed them all once it goes quiet.
+        wait_until_idle([cl.api.pid, *(p.pid for p in watch_procs)], below_percent=15, timeout=90)
+        setup_seconds = time.monotonic() - t0
+        writer_gate.wait_ready(writer_procs, timeout=60, what="the event writer to connect")
+        meter = CpuMeter({"api-server": cl.api.pid, "etcd": cl.etcd.proc.pid, "writer": writer_procs[0].pid,
+                          **{f"watchers-{i}": p.pid for i, p in enumerate(watch_procs)}})
+        etcd = EtcdMeter(cl.etcd.endpoint)
+        meter.start()
+        etcd.start()
+        writer_gate.go()
+        writer = collect(writer_results, 1, timeout=seconds + 60, procs=writer_procs, what="the event writer")[0]
+        events = sum(writer["written"].values())
+        expected = events * (1 if kubelet else watchers)
+        # Let the last events arrive (bounded): each node has one watcher, and each event one node.
+        try:
+            wait_for(lambda: sum(r.value for r in received) >= expected, timeout=10,
+                     what="the last events to reach the watchers")
+        except TimeoutError:
+            pass  # reported below as lost deliveries
+        cpu, etcd_disk = meter.stop(), etcd.stop()
+        stop.set()
+        out = collect(watch_results, len(watch_procs), timeout=60, procs=watch_procs, what="the watchers")
+    delays = [x for r in out for x in r["delays"]]
+    delay = percentiles(delays)
+    return {"shape": shape, "watchers": watchers, "watch_processes": len(shares),
+            "streams_per_channel": s.streams_per_channel, "event_rate": s.event_rate, "seconds": seconds,
+            "setup_seconds": round(setup_seconds, 1),
+            "connect_seconds": round(max(r["connect_seconds"] for r in out), 1),
+            "events_written": writer["written"], "write_errors": sum(writer["errors"].values()),
+            "write_error_samples": writer["errors"], "deliveries_expected": expected,
+            "deliveries": len(delays), "lost": max(0, expected - len(delays)),
+            "failed_streams": sum(r["failed_streams"] for r in out),
+            "streams_refused_and_retried": sum(r["refused_and_retried"] for r in out),
+            "stream_failures": [f for r in out for f in r["failures"]][:3],
+            "write_ack_ms": percentiles(writer["acks"]), "writer_lag_ms": percentiles(writer["lags"]),
+            "delivery_delay_ms": delay, "cpu_percent": cpu, "etcd": etcd_disk, "goal_p99_ms": GOAL_FANOUT_P99_MS,
+            "goal_met": delay.get("p99", math.inf) <= GOAL_FANOUT_P99_MS and expected > 0
+            and len(delays) >= expected}
+
+
+# -- report ------------------------------------------------------------------------------
+
+def _mark(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+def summary(data: dict[str, Any]) -> str:
+    lines = [f"API server benchmark, {data['date']} on {data['machine']['os']}, {data['machine']['cores']} cores, "
+             f"load average at start {data['machine']['load_average_at_start']}", ""]
+    c = data.get("create_throughput")
+    if c:
+        lat = c["latency_ms"]
+        lines += [f"1. create throughput: {c['creates_per_second']:.0f} creates/s with {c['clients']} clients in "
+                  f"{c['load_processes']} processes ({c['created']} pods in {c['seconds']} s, {c['errors']} errors; "
+                  f"latency p50 {lat.get('p50')} ms, p99 {lat.get('p99')} ms)",
+                  f"   goal >= {GOAL_CREATES_PER_SECOND}/s: {_mark(c['goal_met'])}; done at >= "
+                  f"{DONE_CREATES_PER_SECOND}/s: {_mark(c['done_met'])}",
+                  f"   CPU (% of one core): {c['cpu_percent']}", f"   etcd: {c['etcd']}"]
+    m = data.get("mixed_load")
+    if m:
+        lines.append(f"2. mixed load at {m['rate']:.0f} requests/s open loop for {m['seconds']} s "
+                     f"({m['completed_per_second']} done/s, {m['errors']} errors):")
+        for verb, v in m["verbs"].items():
+            lat = v["latency_ms"]
+            lines.append(f"   {verb:<6} p50 {lat.get('p50')} ms  p90 {lat.get('p90')} ms  p99 {lat.get('p99')} ms  "
+                         f"(n={lat.get('count')})  goal p99 <= {GOAL_MIXED_P99_MS:.0f} ms: {_mark(v['goal_met'])}")
+        lines += [f"   generator lag p99 {m['generator_lag_ms'].get('p99')} ms; CPU: {m['cpu_percent']}",
+                  f"   etcd: {m['etcd']}"]
+        for p in m["sweep"]:
+            lines.append(f"   at {p['rate']:.0f}/s for {p['seconds']} s: p99 " +
+                         ", ".join(f"{verb} {ms} ms" for verb, ms in p["p99_ms"].items()) +
+                         f"; goal {_mark(p['goal_met'])}; API server CPU {p['cpu_percent']['api-server']}%")
+    for key, label in (("kubelet", "3a. watch fan-out, kubelet shape"),
+                       ("broadcast", "3b. watch fan-out, broadcast shape")):
+        f = data.get("watch_fanout", {}).get(key)
+        if not f:
+            continue
+        d = f["delivery_delay_ms"]
+        lines += [f"{label}: {f['watchers']} watchers, {f['event_rate']:.0f} events/s for {f['seconds']} s "
+                  f"({f['deliveries']} of {f['deliveries_expected']} deliveries, {f['lost']} lost; streams up in "
+                  f"{f['setup_seconds']} s, {f['streams_refused_and_retried']} refused and retried)",
+                  f"   delivery delay p50 {d.get('p50')} ms  p90 {d.get('p90')} ms  p99 {d.get('p99')} ms  "
+                  f"max {d.get('max')} ms; goal p99 <= {GOAL_FANOUT_P99_MS:.0f} ms: {_mark(f['goal_met'])}",
+                  f"   write ack p50 {f['write_ack_ms'].get('p50')} ms p99 {f['write_ack_ms'].get('p99')} ms; "
+                  f"CPU: {f['cpu_percent']}"]
+    prof = (c or {}).get("profile")
+    if prof and prof.get("samples"):
+        lines.append(f"profile ({prof['mode']}) of the API server during scenario 1 ({prof['samples']} samples, "
+                     f"{prof['file']}):")
+        lines += [f"   {a['percent']:5.1f}%  {a['function']}" for a in prof["by_area"]]
+        lines.append(f"   inside the servicer methods (decode, handler, encode): "
+                     f"{prof['inside_servicer_methods_percent']}%; project functions, inclusive:")
+        lines += [f"   {a['percent']:5.1f}%  {a['function']}" for a in prof["top_total_project"][:12]]
+        lines.append("   top functions by own time:")
+        lines += [f"   {a['percent']:5.1f}%  {a['function']}" for a in prof["top_self"][:10]]
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="1 s per scenario and 50 watchers (a smoke test)")
+    p.add_argument("--profile", nargs="?", const="python", choices=("python", "native"),
+                   help="sample the API server with py-spy during scenario 1 (native: C stacks too, "
+                        "pausing the server for each sample)")
+    p.add_argument("--output", type=Path, default=RESULTS_DIR / "api.json", help="where to write the JSON results")
+    p.add_argument("--load-procs", type=int, help="processes generating the create and mixed load (default 2)")
+    p.add_argument("--clients", type=int, help="concurrent clients in the create scenario (default 50)")
+    p.add_argument("--watchers", type=int, help="watchers in the kubelet fan-out shape (default 5000)")
+    p.add_argument("--only", choices=SCENARIOS, action="append",
+                   help="run only this scenario (repeatable; for investigation: the JSON then lacks the others)")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so the finally blocks stop every process the bench started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    s = Settings.quick() if args.quick else Settings()
+    if args.load_procs:
+        s.load_procs = args.load_procs
+    if args.watchers:
+        s.watchers = args.watchers
+    if args.clients:
+        s.create_clients = args.clients
+    data: dict[str, Any] = {"benchmark": "api", "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                            "command": "python bench/api.py" + " ".join([""] + (argv if argv is not None
+                                                                               else sys.argv[1:])),
+                            "machine": machine_info(), "settings": asdict(s),
+                            "notes": "etcd data on disk (a temp dir, not tmpfs); API server without scheduler "
+                                     "and controllers; load from separate processes on the same machine"}
+    profile_to = args.output.parent / f"api-create-profile-{args.profile}.txt" if args.profile else None
+    t0 = time.monotonic()
+    only = set(args.only or SCENARIOS)
+    with cluster(extra_args=["--no-scheduler", "--no-controllers", "--log-level", "WARNING"]) as cl:
+        if "create" in only:
+            data["create_throughput"] = run_create(cl, s, profile_to=profile_to, native=args.profile == "native")
+        if "mixed" in only:
+            data["mixed_load"] = run_mixed(cl, s)
+        if "fanout" in only:
+            data["watch_fanout"] = {"kubelet": run_fanout(cl, s, shape="kubelet"),
+                                    "broadcast": run_fanout(cl, s, shape="broadcast")}
+    data["wall_seconds"] = round(time.monotonic() - t0, 1)
+    goals = {"create_throughput": ("create_throughput", "goal_met"), "mixed_load_p99": ("mixed_load", "goal_met"),
+             "watch_fanout_kubelet_p99": ("watch_fanout", "kubelet", "goal_met"),
+             "watch_fanout_broadcast_p99": ("watch_fanout", "broadcast", "goal_met")}
+    data["goals"] = {}
+    for name, path_in_data in goals.items():
+        node: Any = data
+        for key in path_in_data:
+            node = node.get(key, {}) if isinstance(node, dict) else {}
+        if isinstance(node, bool):
+            data["goals"][name] = node
+    path = write_results(args.output, data)
+    print(summary(data))
+    print(f"\nresults: {path} ({data['wall_seconds']} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

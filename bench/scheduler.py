@@ -1,0 +1,508 @@
+"""Benchmark of the scheduler: 5,000 nodes, 20,000 plain pods — pods bound per second and
+create→bound latency.
+
+    .venv/bin/python bench/scheduler.py                           # the figures in docs/PERFORMANCE.md
+    .venv/bin/python bench/scheduler.py --nodes 500 --pods 2000   # a quick run (about 30 s)
+    .venv/bin/python bench/scheduler.py --profile                 # also sample scheduler and API server (py-spy)
+    .venv/bin/python bench/scheduler.py --mode backlog            # create every pod first, then start the scheduler
+
+It starts its own etcd (data on disk) and `skiff-controlplane` without its built-in
+scheduler and controllers (bench/common.py), creates the nodes — plain Node objects
+with capacity in their status, labelled with a hostname and one of --zones zones;
+no agents renew leases, which the scheduler does not read — then runs the
+scheduler as its own process (`python -m controlplane.scheduler`), as one would to
+give it a core of its own.
+
+Modes:
+- burst (default): the pods are created while the scheduler runs, as fast as the
+  creator processes can (like a big Deployment scale-up), or at --rate pods/s
+  (open loop: pod k is sent at start + k/rate). Latency is create→bound:
+  a pod carries the CLOCK_MONOTONIC moment its create was sent (an annotation); the
+  bench's watch notes the moment it sees the pod with spec.nodeName.
+- backlog: every pod exists before the scheduler starts; the figure is the
+  scheduler's drain rate, without creates competing for the API server.
+- decide: no servers at all — the scheduler's decisions alone (filter, score,
+  assume) in this process, over the same nodes: the ceiling the scheduler's own
+  CPU puts on throughput.
+
+"Pods/s" is pods bound over the time from the first create sent (burst) or the
+scheduler's start (backlog) to the last bind seen. Results go to
+bench/results/scheduler.json and are summarised on stdout.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import collections  # noqa: E402
+import json  # noqa: E402
+import re  # noqa: E402
+import subprocess  # noqa: E402
+import time  # noqa: E402
+import traceback  # noqa: E402
+from dataclasses import asdict, dataclass  # noqa: E402
+from datetime import datetime, timezone  # noqa: E402
+from typing import Any  # noqa: E402
+
+from bench.common import (RESULTS_DIR, SPAWN, Cluster, CpuMeter, Profile, StartGate, cluster,  # noqa: E402
+                          collect, machine_info, percentiles, stop_process, wait_for, worker_processes,
+                          write_results)
+
+GOAL_PODS_PER_SECOND = 1000
+DONE_PODS_PER_SECOND = 300
+NAMESPACE = "bench"
+SENT = "bench.skiff.dev/sent"
+ZONE = "topology.kubernetes.io/zone"
+
+
+@dataclass
+class Settings:
+    nodes: int = 5000
+    pods: int = 20000
+    zones: int = 10
+    mode: str = "burst"
+    creator_procs: int = 2
+    creator_concurrency: int = 32        # creates in flight per creator process
+    rate: float = 0.0                    # burst: pods created per second (0: as fast as possible)
+    percentage_of_nodes_to_score: int = 0   # 0: adaptive, as kube-scheduler
+    embedded: bool = False               # the scheduler inside skiff-controlplane (the default deployment)
+    profile: bool = False
+    profile_seconds: float = 20.0
+    timeout: float = 600.0
+
+
+def node_object(i: int, zones: int) -> dict[str, Any]:
+    """A hollow node: a Node object with capacity, as an agent would register it."""
+    name = f"node-{i:05}"
+    allocatable = {"cpu": "32", "memory": "128Gi", "pods": "110"}
+    return {"apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, ZONE: f"zone-{i % zones}",
+                                                  "kubernetes.io/os": "linux"}},
+            "status": {"capacity": allocatable, "allocatable": allocatable}}
+
+
+def bench_pod(i: int) -> dict[str, Any]:
+    """A plain pod: one container with requests, no affinity, no owner."""
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": f"pod-{i:06}", "namespace": NAMESPACE, "labels": {"app": "bench"},
+                         "annotations": {SENT: "0"}},
+            "spec": {"containers": [{"name": "main", "image": "docker.io/library/nginx:1.25",
+                                     "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}}}]}}
+
+
+# -- worker processes (spawned: fresh interpreters) -------------------------------------------
+
+def node_worker(*, address: str, first: int, count: int, zones: int, results: Any) -> None:
+    """Register nodes first..first+count: create, then write status (create ignores status)."""
+    async def work() -> dict[str, Any]:
+        from controlplane.client import Client
+        async with Client(address, timeout=30) as client:
+            gate = asyncio.Semaphore(32)
+
+            async def one(i: int) -> None:
+                async with gate:
+                    node = node_object(i, zones)
+                    status = node.pop("status")
+                    created = await client.create(node)
+                    created["status"] = status
+                    await client.update_status(created)
+            await asyncio.gather(*(one(i) for i in range(first, first + count)))
+        return {"nodes": count}
+    _run(results, work)
+
+
+def create_worker(*, address: str, indexes: list[int], concurrency: int, gate: StartGate | None,
+                  results: Any, rate: float = 0.0) -> None:
+    """Create the given pods, each stamped with the monotonic time its create was sent; report
+    when each create returned, and the CPU this process used."""
+    async def work() -> dict[str, Any]:
+        import resource
+        from controlplane.client import ApiError, Client
+        async with Client(address, timeout=60) as client:
+            await client.get("namespaces", NAMESPACE)   # connected and warm
+            if gate is not None:
+                gate.arrive()
+                await gate.wait_for_go()
+            cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+            todo = collections.deque(indexes)
+            errors: collections.Counter[str] = collections.Counter()
+            returned: dict[str, float] = {}
+            first = last = 0.0
+            begin, seq = time.monotonic(), 0
+
+            async def loop() -> None:
+                nonlocal first, last, seq
+                while todo:
+                    pod = bench_pod(todo.popleft())
+                    if rate > 0:   # open loop: pod k is due at begin + k/rate, however slow earlier ones are
+                        due = begin + seq / rate
+                        seq += 1
+                        await asyncio.sleep(max(0.0, due - time.monotonic()))
+                    sent = time.monotonic()
+                    first = first or sent
+                    pod["metadata"]["annotations"][SENT] = repr(sent)
+                    try:
+                        await client.create(pod)
+                        returned[pod["metadata"]["name"]] = last = time.monotonic()
+                    except ApiError as exc:
+                        errors[type(exc).__name__] += 1
+            await asyncio.gather(*(loop() for _ in range(concurrency)))
+            cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime
+        return {"created": len(returned), "errors": dict(errors), "first": first, "last": last,
+                "returned": returned, "cpu_seconds": cpu}
+    _run(results, work)
+
+
+def _run(results: Any, work: Any) -> None:
+    try:
+        results.put(asyncio.run(work()))
+    except BaseException as exc:  # noqa: BLE001 — the parent reports it
+        traceback.print_exc()
+        results.put({"error": f"{type(exc).__name__}: {exc}"})
+
+
+# -- the scheduler process -----------------------------------------------------------------
+
+class SchedulerProcess:
+    def __init__(self, work_dir: Path, *, address: str, settings: Settings):
+        self.config = work_dir / "scheduler.yaml"
+        self.config.write_text(f"seed: 1\npercentageOfNodesToScore: {settings.percentage_of_nodes_to_score}\n")
+        self.log_path = work_dir / "scheduler.log"
+        self.args = [sys.executable, "-m", "controlplane.scheduler", "--server", address, "--config", str(self.config)]
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 120.0) -> float:
+        """Start; return the monotonic time its caches were synced (it logs "started")."""
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(self.args, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                                         cwd=Path(__file__).resolve().parent.parent)
+
+        def started() -> bool:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"scheduler exited with {self.proc.returncode}: {self.log()[-2000:]}")
+            return " started: " in self.log()
+        wait_for(started, timeout=timeout, what="the scheduler to sync its caches", interval=0.02)
+        return time.monotonic()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> dict[str, Any]:
+        if self.proc:
+            stop_process(self.proc)
+        match = re.search(r"stopped: (\{.*\})", self.log())
+        return json.loads(match.group(1).replace("'", '"')) if match else {}
+
+
+# -- the parent's watch --------------------------------------------------------------------
+
+async def watch_binds(address: str, total: int, *, timeout: float, ready: asyncio.Event) -> dict[str, tuple]:
+    """{pod name: (sent, seen bound)} for every pod seen with spec.nodeName, until `total` or timeout."""
+    from controlplane.client import Client
+    bound: dict[str, tuple] = {}
+    async with Client(address, timeout=60) as client:
+        listed = await client.list("pods", NAMESPACE)
+        for pod in listed.items:   # backlog mode: already there
+            if pod["spec"].get("nodeName"):
+                bound[pod["metadata"]["name"]] = (float(pod["metadata"]["annotations"][SENT]), time.monotonic())
+        ready.set()
+
+        async def follow() -> None:
+            async for event in client.watch("pods", NAMESPACE, resource_version=listed.resource_version):
+                pod = event.object
+                if event.type == "BOOKMARK" or not pod["spec"].get("nodeName"):
+                    continue
+                name = pod["metadata"]["name"]
+                if name not in bound:
+                    bound[name] = (float(pod["metadata"]["annotations"][SENT]), time.monotonic())
+                    if len(bound) >= total:
+                        return
+        try:
+            await asyncio.wait_for(follow(), timeout)
+        except asyncio.TimeoutError:
+            pass
+    return bound
+
+
+# -- the run --------------------------------------------------------------------------------
+
+def register_nodes(c: Cluster, settings: Settings) -> float:
+    t0 = time.monotonic()
+    procs_n = 2
+    per = -(-settings.nodes // procs_n)
+    results = SPAWN.Queue()
+    kwargs = [{"address": c.api.address, "first": i * per, "count": max(0, min(per, settings.nodes - i * per)),
+               "zones": settings.zones, "results": results} for i in range(procs_n)]
+    with worker_processes(node_worker, kwargs) as procs:
+        collect(results, procs_n, timeout=settings.timeout, procs=procs, what="registering nodes")
+    return time.monotonic() - t0
+
+
+async def create_namespace(address: str) -> None:
+    from controlplane.client import Client
+    async with Client(address) as client:
+        await client.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
+
+
+def creator_kwargs(c: Cluster, settings: Settings, gate: StartGate | None, results: Any) -> list[dict[str, Any]]:
+    n = settings.creator_procs
+    rate = settings.rate / n if settings.mode == "burst" else 0.0
+    return [{"address": c.api.address, "indexes": list(range(i, settings.pods, n)),
+             "concurrency": settings.creator_concurrency, "gate": gate, "results": results, "rate": rate}
+            for i in range(n)]
+
+
+def run(settings: Settings) -> dict[str, Any]:
+    out: dict[str, Any] = {"benchmark": "scheduler", "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                           "command": "python bench/scheduler.py " + " ".join(sys.argv[1:]),
+                           "machine": machine_info(), "settings": asdict(settings),
+                           "notes": "etcd data on disk; API server without its scheduler and controllers; the "
+                                    "scheduler as its own process; nodes are plain Node objects (no agents); "
+                                    "pod creators and the bench's watch are separate processes on the same "
+                                    "2 cores"}
+    if settings.embedded:
+        out["notes"] = out["notes"].replace("API server without its scheduler and controllers; the scheduler as "
+                                            "its own process", "the scheduler inside the API server's process "
+                                            "(skiff-controlplane's default), no controllers")
+    extra_args = ["--no-controllers"] if settings.embedded else ["--no-scheduler", "--no-controllers"]
+    with cluster(extra_args=extra_args) as c:
+        out["register_nodes_seconds"] = round(register_nodes(c, settings), 1)
+        asyncio.run(create_namespace(c.api.address))
+        results = SPAWN.Queue()
+        if settings.mode == "backlog":
+            t0 = time.monotonic()
+            with worker_processes(create_worker, creator_kwargs(c, settings, None, results)) as procs:
+                collect(results, settings.creator_procs, timeout=settings.timeout, procs=procs, what="creating pods")
+            out["backlog_create_seconds"] = round(time.monotonic() - t0, 1)
+        if settings.embedded:
+            wait_for(lambda: " started: " in c.api.log_path.read_text(errors="replace"), timeout=60,
+                     what="the embedded scheduler to start")
+            out.update(asyncio.run(measure(c, settings, None, time.monotonic(), results)))
+            return out
+        scheduler = SchedulerProcess(c.work_dir, address=c.api.address, settings=settings)
+        synced_at = scheduler.start()
+        try:
+            out.update(asyncio.run(measure(c, settings, scheduler, synced_at, results)))
+        finally:
+            out["scheduler_stats"] = scheduler.stop()
+        out["scheduler_log_tail"] = [line for line in scheduler.log().splitlines()
+                                     if "WARNING" in line or "ERROR" in line][-5:]
+    return out
+
+
+async def measure(c: Cluster, settings: Settings, scheduler: SchedulerProcess | None, synced_at: float,
+                  results: Any) -> dict[str, Any]:
+    ready = asyncio.Event()
+    watcher = asyncio.create_task(watch_binds(c.api.address, settings.pods, timeout=settings.timeout, ready=ready))
+    await ready.wait()
+    pids = {"api-server": c.api.pid, "etcd": c.etcd.proc.pid}
+    if scheduler is not None:
+        pids["scheduler"] = scheduler.proc.pid
+    meter = CpuMeter(dict(pids))
+    profiles = []
+    if settings.profile:
+        for name in ("scheduler", "api-server"):
+            if name in pids:
+                profiles.append((name, Profile(pids[name], c.work_dir / f"profile-{name}.txt",
+                                               seconds=settings.profile_seconds)))
+    creators: dict[str, Any] = {}
+    returned: dict[str, float] = {}
+    start = synced_at
+    if settings.mode == "burst":
+        gate = StartGate(settings.creator_procs)
+        with worker_processes(create_worker, creator_kwargs(c, settings, gate, results)) as procs:
+            await asyncio.to_thread(gate.wait_ready, procs, timeout=60, what="pod creators to connect")
+            meter.start()
+            for _, profile in profiles:
+                profile.start()
+            start = time.monotonic()
+            gate.go()
+            made = await asyncio.to_thread(collect, results, settings.creator_procs, timeout=settings.timeout,
+                                           procs=procs, what="creating pods")
+            returned = {name: t for m in made for name, t in m["returned"].items()}
+            last_create = max(m["last"] for m in made)
+            creators = {"created": len(returned),
+                        "errors": dict(sum((collections.Counter(m["errors"]) for m in made), collections.Counter())),
+                        "creates_per_second": round(len(returned) / max(last_create - start, 1e-6), 1),
+                        "cpu_percent_of_a_core": round(sum(m["cpu_seconds"] for m in made)
+                                                       / max(last_create - start, 1e-6) * 100, 1)}
+            bound = await watcher
+    else:
+        meter.start()
+        for _, profile in profiles:
+            profile.start()
+        bound = await watcher
+    cpu = meter.stop()
+    out: dict[str, Any] = {"creators": creators} if creators else {}
+    times = sorted(t for _, t in bound.values())
+    end = times[-1] if times else start
+    elapsed = max(end - start, 1e-6)
+    rate = len(bound) / elapsed
+    burst = settings.mode == "burst"
+    out["result"] = {
+        "pods_bound": len(bound), "pods": settings.pods, "seconds": round(elapsed, 2),
+        "pods_bound_per_second": round(rate, 1),
+        "steady_pods_per_second": steady_rate(times),
+        "goal_pods_per_second": GOAL_PODS_PER_SECOND, "goal_met": rate >= GOAL_PODS_PER_SECOND,
+        "done_pods_per_second": DONE_PODS_PER_SECOND, "done_met": rate >= DONE_PODS_PER_SECOND}
+    if burst:
+        out["result"]["create_to_bound_ms"] = percentiles([t - s for s, t in bound.values()])
+        # the two halves: the create call itself, and from its reply until the bind is seen
+        out["result"]["create_call_ms"] = percentiles([returned[n] - s for n, (s, _) in bound.items() if n in returned])
+        out["result"]["created_to_bound_ms"] = percentiles([t - returned[n] for n, (_, t) in bound.items()
+                                                            if n in returned])
+    else:
+        out["result"]["start_to_bound_ms"] = percentiles([t - start for _, t in bound.values()])
+    out["cpu_percent_of_a_core"] = cpu
+    if profiles:
+        out["profiles"] = {name: profile.finish(timeout=settings.profile_seconds + 60) for name, profile in profiles}
+        if "scheduler" in out["profiles"]:
+            by_module(out["profiles"]["scheduler"])
+    return out
+
+
+def steady_rate(times: list[float]) -> float:
+    """Binds per second between the 10th and the 90th percentile bind (ramp-up and tail left out)."""
+    if len(times) < 10:
+        return 0.0
+    lo, hi = times[len(times) // 10], times[len(times) * 9 // 10]
+    return round((len(times) * 8 // 10) / max(hi - lo, 1e-6), 1)
+
+
+# Where a scheduler sample is spent, by the innermost frame of the project's own code.
+SCHEDULER_AREAS = (("plugins (filter and score)", "controlplane/scheduler/plugins/"),
+                   ("framework and sampling (framework.py, algorithm.py)", "controlplane/scheduler/framework.py"),
+                   ("framework and sampling (framework.py, algorithm.py)", "controlplane/scheduler/algorithm.py"),
+                   ("pod and node parsing (nodeinfo.py, api/)", "controlplane/scheduler/nodeinfo.py"),
+                   ("pod and node parsing (nodeinfo.py, api/)", "api/"),
+                   ("cache and queue", "controlplane/scheduler/cache.py"),
+                   ("cache and queue", "controlplane/scheduler/queue.py"),
+                   ("scheduler loop, binds, status updates (scheduler.py)", "controlplane/scheduler/scheduler.py"),
+                   ("informers: applying watch events", "controlplane/client/informer.py"),
+                   ("events (EventRecorder)", "controlplane/client/events.py"),
+                   ("client: gRPC calls and JSON", "controlplane/client/client.py"))
+
+
+def by_module(profile: dict[str, Any]) -> dict[str, Any]:
+    """Add to the scheduler's profile its time by the project's innermost module (what our code spends).
+    (Profile's own `by_area` is made for the API server: it files every controlplane/ frame together.)"""
+    path = Path(profile.get("file", ""))
+    if not path.exists():
+        return profile
+    areas: collections.Counter[str] = collections.Counter()
+    samples = 0
+    for line in path.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not count_text.isdigit():
+            continue
+        count = int(count_text)
+        samples += count
+        frames = stack.split(";")
+        area = "outside the project (event loop idle, gRPC threads)"
+        for frame in reversed(frames):
+            hit = next((a for a, needle in SCHEDULER_AREAS if needle in frame), None)
+            if hit:
+                area = hit
+                break
+        areas[area] += count
+    profile["by_project_module"] = [{"area": a, "percent": round(c / max(samples, 1) * 100, 1)}
+                                    for a, c in areas.most_common()]
+    return profile
+
+
+def decide_only(settings: Settings) -> dict[str, Any]:
+    """Decisions without servers: Cache with the nodes, then schedule + assume each pod."""
+    import random
+    from controlplane.scheduler.algorithm import SchedulingAlgorithm, num_feasible_nodes_to_find
+    from controlplane.scheduler.cache import Cache
+    from controlplane.scheduler.config import SchedulerConfig
+    from controlplane.scheduler.nodeinfo import PodInfo
+    cache = Cache.from_objects(nodes=[node_object(i, settings.zones) for i in range(settings.nodes)])
+    config = SchedulerConfig(seed=1, percentage_of_nodes_to_score=settings.percentage_of_nodes_to_score)
+    algorithm = SchedulingAlgorithm(config.build_framework(), rng=random.Random(1),
+                                    percentage_of_nodes_to_score=config.percentage_of_nodes_to_score)
+    pods = [{**bench_pod(i), "metadata": {**bench_pod(i)["metadata"], "uid": str(i)}} for i in range(settings.pods)]
+    t0, cpu0 = time.monotonic(), time.process_time()
+    for pod in pods:
+        info = PodInfo(pod)
+        cache.assume_pod(info, algorithm.schedule(cache, info).node)
+    wall, cpu = time.monotonic() - t0, time.process_time() - cpu0
+    per_node = [len(n.pods) for n in cache.node_list()]
+    return {"result": {"pods": settings.pods, "seconds": round(wall, 2),
+                       "decisions_per_second": round(settings.pods / wall, 1),
+                       "cpu_ms_per_decision": round(cpu / settings.pods * 1000, 3),
+                       "nodes_scored_per_pod": num_feasible_nodes_to_find(settings.nodes,
+                                                                          settings.percentage_of_nodes_to_score),
+                       "pods_per_node_min_max": [min(per_node), max(per_node)]}}
+
+
+def print_summary(out: dict[str, Any]) -> None:
+    if out["settings"]["mode"] == "decide":
+        r = out["result"]
+        print(f"\nscheduler decisions only: {out['settings']['nodes']} nodes, {r['pods']} pods: "
+              f"{r['decisions_per_second']} decisions/s, {r['cpu_ms_per_decision']} ms CPU each, "
+              f"{r['nodes_scored_per_pod']} nodes scored per pod; pods per node {r['pods_per_node_min_max']}")
+        return
+    r = out.get("result", {})
+    s = out["settings"]
+    where = "inside the API server" if s["embedded"] else "own process"
+    print(f"\nscheduler bench ({s['mode']}, scheduler {where}): {s['nodes']} nodes, {s['pods']} pods")
+    print(f"  bound {r.get('pods_bound')}/{s['pods']} in {r.get('seconds')} s: {r.get('pods_bound_per_second')} pods/s "
+          f"(steady {r.get('steady_pods_per_second')}); goal {GOAL_PODS_PER_SECOND} "
+          f"{'met' if r.get('goal_met') else 'not met'}, resolved at {DONE_PODS_PER_SECOND} "
+          f"{'met' if r.get('done_met') else 'not met'}")
+    for key in ("create_to_bound_ms", "create_call_ms", "created_to_bound_ms", "start_to_bound_ms"):
+        if key in r:
+            print(f"  {key[:-3].replace('_', ' ')}: p50 {r[key].get('p50')} ms, p99 {r[key].get('p99')} ms")
+    if out.get("creators"):
+        print(f"  creates/s {out['creators']['creates_per_second']} "
+              f"(creators used {out['creators']['cpu_percent_of_a_core']}% of a core)")
+    print(f"  CPU (% of a core): {out.get('cpu_percent_of_a_core')}")
+    for name, p in (out.get("profiles") or {}).items():
+        print(f"  profile {name}:")
+        rows = p.get("by_project_module") or [{"area": r["function"], "percent": r["percent"]}
+                                              for r in p.get("by_area") or []]
+        for row in rows[:7]:
+            print(f"    {row['percent']:5.1f}%  {row['area']}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--nodes", type=int, default=Settings.nodes)
+    p.add_argument("--pods", type=int, default=Settings.pods)
+    p.add_argument("--zones", type=int, default=Settings.zones)
+    p.add_argument("--mode", choices=("burst", "backlog", "decide"), default=Settings.mode)
+    p.add_argument("--percentage-of-nodes-to-score", type=int, default=0)
+    p.add_argument("--rate", type=float, default=0.0,
+                   help="burst mode: create pods at this many per second (open loop) instead of flat out")
+    p.add_argument("--creator-procs", type=int, default=Settings.creator_procs)
+    p.add_argument("--embedded", action="store_true",
+                   help="run the scheduler inside skiff-controlplane (its default) instead of as its own process")
+    p.add_argument("--profile", action="store_true", help="sample scheduler and API server with py-spy")
+    p.add_argument("--profile-seconds", type=float, default=Settings.profile_seconds)
+    p.add_argument("--output", type=Path, default=None, help="default: bench/results/scheduler[-MODE].json")
+    args = p.parse_args()
+    settings = Settings(nodes=args.nodes, pods=args.pods, zones=args.zones, mode=args.mode,
+                        percentage_of_nodes_to_score=args.percentage_of_nodes_to_score,
+                        creator_procs=args.creator_procs, rate=args.rate, embedded=args.embedded, profile=args.profile,
+                        profile_seconds=args.profile_seconds)
+    if settings.mode == "decide":
+        out = {"benchmark": "scheduler-decide", "command": "python bench/scheduler.py " + " ".join(sys.argv[1:]),
+               "machine": machine_info(), "settings": asdict(settings), **decide_only(settings)}
+    else:
+        out = run(settings)
+    suffix = ("" if settings.mode == "burst" else f"-{settings.mode}") + ("-embedded" if settings.embedded else "")
+    path = write_results(args.output or RESULTS_DIR / f"scheduler{suffix}.json", out)
+    print(json.dumps(out.get("result"), indent=2))
+    print_summary(out)
+    print(f"\nresults: {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""Run the scheduler on its own: `python -m controlplane.scheduler --server ADDR [--config FILE]`.
+
+By default `skiff-controlplane` runs the scheduler inside its leader process; run
+it alone to give it its own CPU, or to try a config. Two schedulers may run at
+once: binds are compare-and-swap with a capacity check, so they never overfill a
+node (the loser of a race retries). First SIGINT/SIGTERM stops gracefully (binds
+in flight finish); a second one exits at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from controlplane.client import Client
+from controlplane.client.client import DEFAULT_SERVER
+from controlplane.scheduler.config import ConfigError, load_config
+from controlplane.scheduler.scheduler import Scheduler
+
+log = logging.getLogger("skiff.scheduler")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m controlplane.scheduler", description=__doc__.splitlines()[0])
+    p.add_argument("--server", default=os.environ.get("SKIFF_SERVER", DEFAULT_SERVER),
+                   help="API server address host:port")
+    p.add_argument("--config", type=Path, default=None, help="YAML scheduler configuration (weights, knobs)")
+    p.add_argument("--log-level", default=os.environ.get("SKIFF_LOG_LEVEL", "INFO"))
+    return p.parse_args(argv)
+
+
+async def serve(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    async with Client(args.server) as client:
+        scheduler = Scheduler(client, config)
+        task = asyncio.create_task(scheduler.run(), name="scheduler")
+        loop = asyncio.get_running_loop()
+        signals = 0
+
+        def on_signal() -> None:
+            nonlocal signals
+            signals += 1
+            if signals == 1:
+                log.info("stopping (signal again to exit at once)")
+                task.cancel()
+            else:
+                os._exit(1)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, on_signal)
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        log.info("stopped: %s", scheduler.stats)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    sys.exit(asyncio.run(serve(args)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""Smoke test of bench/api.py: a --quick run (1 s per scenario, 50 watchers) must finish
+and write every figure docs/PERFORMANCE.md quotes, so the benchmark cannot rot.
+
+The bench starts its own etcd, API server and load processes; it runs here in its own
+process group so that, should it hang, the test can stop all of them by that group's id.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_bench(output: Path, timeout: float = 240.0) -> subprocess.CompletedProcess:
+    proc = subprocess.Popen([sys.executable, str(REPO / "bench" / "api.py"), "--quick", "--output", str(output)],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGTERM)   # the bench stops what it started
+        try:
+            out, _ = proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, _ = proc.communicate()
+        pytest.fail(f"bench/api.py --quick did not finish in {timeout:.0f}s:\n{out[-3000:]}")
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, "")
+
+
+@pytest.mark.slow
+def test_quick_run_writes_every_figure(tmp_path: Path) -> None:
+    output = tmp_path / "api.json"
+    done = run_bench(output)
+    assert done.returncode == 0, done.stdout[-4000:]
+    assert "1. create throughput" in done.stdout and "3b. watch fan-out" in done.stdout
+
+    data = json.loads(output.read_text())
+    for key in ("benchmark", "date", "command", "machine", "settings", "create_throughput", "mixed_load",
+                "watch_fanout", "goals"):
+        assert key in data, f"missing {key}"
+
+    create = data["create_throughput"]
+    assert create["created"] > 0 and create["errors"] == 0, create
+    assert create["creates_per_second"] > 0
+    assert {"p50", "p99"} <= set(create["latency_ms"])
+    assert {"api-server", "etcd"} <= set(create["cpu_percent"])
+
+    mixed = data["mixed_load"]
+    assert mixed["errors"] == 0, mixed["error_samples"]
+    for verb in ("create", "update", "get"):
+        assert {"p50", "p90", "p99"} <= set(mixed["verbs"][verb]["latency_ms"]), verb
+    assert mixed["sweep"] and "p99_ms" in mixed["sweep"][0]
+
+    for shape in ("kubelet", "broadcast"):
+        fanout = data["watch_fanout"][shape]
+        assert fanout["deliveries_expected"] > 0, shape
+        assert fanout["lost"] == 0 and fanout["failed_streams"] == 0, fanout
+        assert {"p50", "p99"} <= set(fanout["delivery_delay_ms"]), shape
+    assert data["watch_fanout"]["kubelet"]["watchers"] == 50
+
+    assert set(data["goals"]) == {"create_throughput", "mixed_load_p99", "watch_fanout_kubelet_p99",
+                                  "watch_fanout_broadcast_p99"}
