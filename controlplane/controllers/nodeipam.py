@@ -27,13 +27,29 @@ class CIDRExhausted(Exception):
 
 
 def allocate(cluster_cidr: str, mask: int, used: set[str]) -> str:
-    """The lowest subnet of `cluster_cidr` with prefix `mask` not in `used`."""
+    """The lowest subnet of `cluster_cidr` with prefix `mask` not in `used`.
+
+    Linear in the number of subnets: taken subnets of the usual size are looked
+    up in a set; only odd-sized ones (set by hand) need an overlap test.
+    """
     network = ipaddress.ip_network(cluster_cidr)
-    taken = {ipaddress.ip_network(c) for c in used if c}
+    exact: set[int] = set()
+    odd: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    for cidr in used:
+        if not cidr:
+            continue
+        net = ipaddress.ip_network(cidr, strict=False)
+        if net.prefixlen == mask:
+            exact.add(int(net.network_address))
+        elif net.version == network.version and net.overlaps(network):
+            odd.append(net)
     for subnet in network.subnets(new_prefix=mask):
-        if not any(subnet.overlaps(t) for t in taken):
-            return str(subnet)
-    raise CIDRExhausted(f"no free /{mask} left in cluster CIDR {cluster_cidr} ({len(taken)} in use)")
+        if int(subnet.network_address) in exact:
+            continue
+        if odd and any(subnet.overlaps(t) for t in odd):
+            continue
+        return str(subnet)
+    raise CIDRExhausted(f"no free /{mask} left in cluster CIDR {cluster_cidr} ({len(exact) + len(odd)} in use)")
 
 
 class NodeIpamController(QueueController):
