@@ -20,6 +20,7 @@ from agent.cgroups import detect, open_manager
 from agent.config import AgentConfig
 from agent.images import ImageStore, MirrorConfig
 from agent.node import NodeAgent
+from agent.podnetwork import PodNetwork
 from agent.podsync import PodSyncer
 from agent.podworkers import PodWorkers
 from agent.runtime import Runtime
@@ -43,6 +44,12 @@ class Agent:
         self.recorder = EventRecorder(self.client, component="skiff-agent", host=config.node_name)
         self.pods = Informer(self.client, "pods", field_selector=f"spec.nodeName={config.node_name}")
         self.uid_to_key: dict[str, tuple[str, str]] = {}
+        self.network: PodNetwork | None = None
+        if config.network:
+            self.nodes = Informer(self.client, "nodes")
+            self.network = PodNetwork(nodes=self.nodes, node_name=config.node_name, node_ip=self.node.node_ip,
+                                      state_dir=config.network_dir, cluster_cidr=config.cluster_cidr,
+                                      bridge=config.bridge, on_ready=self._retry_all_pods)
         self.workers: PodWorkers | None = None
         self.syncer: PodSyncer | None = None
         self.service: Any = None
@@ -64,7 +71,7 @@ class Agent:
         self.syncer = PodSyncer(client=self.client, config=self.config, runtime=self.runtime, images=self.images,
                                 volumes=self.volumes, recorder=self.recorder, node_ip=self.node.node_ip,
                                 pod_lookup=self._pod, trigger=self.workers.trigger,
-                                probes=self._probes())
+                                network=self.network, probes=self._probes())
         self.service = AgentServer(AgentService(runtime=self.runtime, find_pod=self.pods.get,
                                                 states=lambda: self.syncer.states, images=self.images,
                                                 node_name=self.config.node_name, pods=self.pods.list),
@@ -79,6 +86,12 @@ class Agent:
         except ImportError:
             return None
         return ProbeManager(runtime=self.runtime, recorder=self.recorder, trigger=lambda uid: self.workers.trigger(uid))
+
+    def _retry_all_pods(self) -> None:
+        """The pod network came up: pods waiting for it get another look."""
+        if self.workers is not None:
+            for uid in list(self.uid_to_key):
+                self.workers.trigger(uid)
 
     async def _sync(self, uid: str) -> Any:
         assert self.syncer is not None
@@ -95,6 +108,9 @@ class Agent:
                                on_delete=lambda pod: self.workers.trigger(pod["metadata"]["uid"]))
         tasks = [asyncio.create_task(self.node.run(), name="node"),
                  asyncio.create_task(self.pods.run(), name="pods-informer")]
+        if self.network is not None:
+            tasks += [asyncio.create_task(self.nodes.run(), name="nodes-informer"),
+                      asyncio.create_task(self.network.run(), name="pod-network")]
         if self.service is not None:
             tasks.append(asyncio.create_task(self.service.run(), name="agent-service"))
         try:

@@ -12,7 +12,6 @@ deepest first; delete the state directory.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import ctypes
 import shutil
 import sys
@@ -49,9 +48,11 @@ def cleanup(state_dir: Path, cgroup_parent: str, *, cgroup_root: Path = Path("/s
         problems.append(f"cgroups {cgroup_parent}: {exc}")
     network_state = state_dir / "network"
     if network_state.exists():
+        # The bridge, veths, routes and nftables table of this node's pod network
+        # (run inside the node's network namespace: `ctl cluster down` does so).
         try:
-            from agent.network import NodeNetwork
-            asyncio.run(NodeNetwork(state_dir=network_state, node_name="").teardown())
+            from agent.network import teardown_node_network
+            teardown_node_network(network_state)
         except Exception as exc:
             problems.append(f"network: {exc}")
     left = unmount_all(state_dir) if state_dir.exists() else []

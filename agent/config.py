@@ -41,8 +41,11 @@ class AgentConfig:
     registries_config: Path | None = None
     listen: str = "0.0.0.0:10250"          # the agent's own gRPC service (logs, exec)
     backoff: BackoffSettings = field(default_factory=BackoffSettings)
-    # Pod network (bridge, veth, IPAM); off until a podCIDR is assigned.
+    # Pod network (bridge, veth, IPAM, host-gw routes); pods wait until the node has a podCIDR.
+    # Off: pods get a network namespace with only loopback (for tests of other parts).
     network: bool = True
+    cluster_cidr: str = "10.244.0.0/16"    # all pods' addresses; traffic leaving it is masqueraded
+    bridge: str = "skiff0"
 
     @property
     def runtime_dir(self) -> Path:
@@ -55,6 +58,10 @@ class AgentConfig:
     @property
     def pods_dir(self) -> Path:
         return self.state_dir / "pods"
+
+    @property
+    def network_dir(self) -> Path:
+        return self.state_dir / "network"
 
     @property
     def logs_dir(self) -> Path:

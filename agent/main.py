@@ -64,13 +64,19 @@ def parse_args(argv: list[str] | None):  # -> AgentConfig
                    help="registry mirrors file (like k3s' registries.yaml)")
     p.add_argument("--listen", default="0.0.0.0:10250", help="the agent's gRPC service (logs, exec)")
     p.add_argument("--lease-renew", type=float, default=2.0, help="seconds between node Lease renewals")
+    p.add_argument("--cluster-cidr", default="10.244.0.0/16",
+                   help="the cluster's pod network (traffic leaving it is masqueraded); must match the "
+                        "control plane's --cluster-cidr")
+    p.add_argument("--no-network", dest="network", action="store_false",
+                   help="no pod network: pods get a network namespace with loopback only")
     p.add_argument("--log-level", default=os.environ.get("SKIFF_LOG_LEVEL", "INFO"))
     args = p.parse_args(argv)
     config = AgentConfig(server=args.server, node_name=args.node_name, node_ip=args.node_ip,
                          state_dir=args.state_dir, labels=args.node_labels, taints=args.register_with_taints,
                          reserved=args.reserved, max_pods=args.max_pods, cgroup_parent=args.cgroup_parent,
                          cgroup_root=args.cgroup_root, registries_config=args.registries_config,
-                         listen=args.listen, lease_renew_seconds=args.lease_renew)
+                         listen=args.listen, lease_renew_seconds=args.lease_renew,
+                         network=args.network, cluster_cidr=args.cluster_cidr)
     return config, args.log_level
 
 
@@ -89,11 +95,15 @@ async def run(config) -> int:  # noqa: C901 - the wiring of every part, in order
         return 1
     runner = asyncio.create_task(agent.run(), name="agent")
     await asyncio.wait({runner, asyncio.create_task(stop.wait())}, return_when=asyncio.FIRST_COMPLETED)
-    log.info("shutting down (containers keep running)")
+    failed = runner.done() and not runner.cancelled() and runner.exception() is not None
+    if failed:
+        log.error("a part of the agent failed; stopping (containers keep running)", exc_info=runner.exception())
+    else:
+        log.info("shutting down (containers keep running)")
     runner.cancel()
     await asyncio.gather(runner, return_exceptions=True)
     await agent.close()
-    return 0
+    return 1 if failed else 0
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -142,7 +142,9 @@ class PodSyncer:
             else:
                 wake.append(left)
         if state.terminal_reason is None:
-            if await self._ensure_sandbox(pod, state) and await self._ensure_volumes(pod, state):
+            if not await self._ensure_sandbox(pod, state):
+                wake.append(2.0)    # e.g. the network is not up yet, or the pod CIDR is full
+            elif await self._ensure_volumes(pod, state):
                 if await self._sync_init_containers(pod, state, wake):
                     for container in pod["spec"]["containers"]:
                         await self._sync_container(pod, state, container, wake, init=False)
@@ -153,9 +155,17 @@ class PodSyncer:
 
     async def _ensure_sandbox(self, pod: Pod, state: PodState) -> bool:
         spec = pod["spec"]
-        if state.sandbox_ready and await self.runtime.get_sandbox(state.uid) is not None:
+        if state.sandbox_ready and (existing := await self.runtime.get_sandbox(state.uid)) is not None:
             if spec.get("hostNetwork"):
                 state.pod_ip = self.node_ip
+            elif not state.pod_ip and self.network is not None and existing.netns_path is not None:
+                # Re-adopted after an agent restart: attach is idempotent and answers
+                # with the address the pod already has.
+                try:
+                    state.pod_ip = await self.network.attach(pod, existing.netns_path)
+                except Exception as exc:
+                    log.warning("pod %s: network not ready after restart: %s", pod["metadata"]["name"], exc)
+                    return False
             return True
         name = pod["metadata"]["name"]
         hostname = spec.get("hostname") or name[:63]

@@ -2,20 +2,25 @@
 
 Everything lives in one directory (default ~/.skiff/cluster):
 
-    cluster.yaml          the server address and the components started
+    cluster.yaml          the server address, the LAN and the components started
     pids/<name>.pid       the PID of each component
     logs/<name>.log       its stdout and stderr
     controlplane/         the control plane's state: the embedded etcd's data
+    nodes/<node>/         each node agent's state (images, pods, network)
 
 Each `Component` is one process, started detached (its own session, so it
-outlives `ctl`). Today there is one, the control plane (API server with an
-embedded etcd); node agents will be added to `components()` beside it and are
-stopped first on the way down.
+outlives `ctl`): the control plane (API server with an embedded etcd, the
+scheduler and controllers), then as root one agent per node. Each agent runs
+inside its node's network namespace on a virtual LAN (cli/locallan.py) with
+its own state directory and cgroup parent, so N nodes on one machine stay apart
+the way N machines would. Without root there are no nodes: a control plane only.
 
 Processes are stopped by PID, never by name: before each signal the PID's
 /proc/<pid>/cmdline must still contain the component's own state directory, so
 a reused PID is never hit. SIGTERM first; after a timeout SIGKILL, also for any
 process left in the component's session (e.g. an etcd whose parent was killed).
+Then each node's cleanup (`python -m agent.cleanup`, inside its namespace)
+removes its containers, cgroups, mounts and pod network, and the LAN goes.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from pathlib import Path
 import yaml
 
 from cli.errors import CliError
+from cli.locallan import POD_RANGE, Lan
 from controlplane.client import Client
 
 DEFAULT_DIR = Path("~/.skiff/cluster")
@@ -136,21 +142,28 @@ class LocalCluster:
         self.logs = self.root / "logs"
         self.state_file = self.root / "cluster.yaml"
 
-    def components(self, *, host: str, port: int) -> list[Component]:
-        """What `up` starts, in order: the control plane, then (as root) an agent that makes
-        this machine a node. Its cgroups and state are named after the cluster directory."""
+    def components(self, *, host: str, port: int, nodes: list[str], lan: Lan | None) -> list[Component]:
+        """What `up` starts, in order: the control plane, then one agent per node, each
+        inside its node's network namespace, with cgroups and state named after the
+        cluster directory and the node."""
         state = self.root / "controlplane"
+        listen = f"{host}:{port}" + (f",{lan.host_ip}:{port}" if lan else "")
         out = [Component("controlplane",
-                         [sys.executable, "-m", "controlplane.main", "--listen", f"{host}:{port}",
-                          "--state-dir", str(state)],
+                         [sys.executable, "-m", "controlplane.main", "--listen", listen,
+                          "--state-dir", str(state), "--cluster-cidr", POD_RANGE],
                          marker=str(state))]
-        if os.geteuid() == 0:
-            agent_state = self.root / "agent"
+        if lan is None:
+            return out
+        for index, node in enumerate(nodes, start=1):
+            agent_state = self.root / "nodes" / node
+            node_ip = lan.node_ip(index)
             out.append(Component(
-                "agent",
-                [sys.executable, "-m", "agent.main", "--server", f"{host}:{port}",
-                 "--node-name", socket.gethostname().lower(), "--state-dir", str(agent_state),
-                 "--cgroup-parent", self.cgroup_parent, "--listen", f"127.0.0.1:{free_port()}"],
+                f"agent-{node}",
+                ["nsenter", f"--net={lan.netns_path(node)}", "--",
+                 sys.executable, "-m", "agent.main", "--server", f"{lan.host_ip}:{port}",
+                 "--node-name", node, "--node-ip", node_ip, "--state-dir", str(agent_state),
+                 "--cgroup-parent", f"{self.cgroup_parent}-{node}", "--listen", f"{node_ip}:10250",
+                 "--cluster-cidr", POD_RANGE],
                 marker=str(agent_state)))
         return out
 
@@ -188,39 +201,56 @@ class LocalCluster:
 
     # -- up --
 
-    def start(self, *, host: str, port: int, timeout: float) -> tuple[str, list[Started]]:
-        """Start every component detached and wait until the API server answers."""
+    def lan(self) -> Lan | None:
+        record = self._state().get("lan")
+        return Lan.from_record(record) if record else None
+
+    def node_names(self) -> list[str]:
+        return list(self._state().get("nodes") or [])
+
+    def start(self, *, host: str, port: int, nodes: int, timeout: float) -> tuple[str, list[Started]]:
+        """Start every component detached and wait until the API server answers
+        (and, with nodes, until every node is Ready)."""
         if port_in_use(host, port):
             raise CliError(f"{host}:{port} is already in use; choose another port with --port")
         server = f"{host}:{port}"
-        components = self.components(host=host, port=port)
+        names = [f"node-{i}" for i in range(1, nodes + 1)] if os.geteuid() == 0 else []
+        lan = Lan.for_directory(self.root) if names else None
+        components = self.components(host=host, port=port, nodes=names, lan=lan)
         for d in (self.pids, self.logs):
             d.mkdir(parents=True, exist_ok=True)
         self.state_file.write_text(yaml.safe_dump({
             "server": server,
+            **({"lan": lan.record(), "nodes": names} if lan else {}),
             "components": [{"name": c.name, "argv": c.argv, "marker": c.marker} for c in components]},
             sort_keys=False))
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(SOURCE_ROOT),
                                                                           os.environ.get("PYTHONPATH")]))}
         started: list[Started] = []
         procs: list[subprocess.Popen] = []
-        for component in components:
-            with open(self.logs / f"{component.name}.log", "ab") as log:
-                proc = subprocess.Popen(component.argv, stdout=log, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, cwd=self.root, env=env, start_new_session=True)
-            procs.append(proc)
-            (self.pids / f"{component.name}.pid").write_text(f"{proc.pid}\n")
-            started.append(Started(component, proc.pid))
         try:
-            self._wait_ready(server, procs, components, timeout)
+            if lan is not None:
+                lan.create()
+                for index, name in enumerate(names, start=1):
+                    lan.add_node(index, name)
+            for component in components:
+                with open(self.logs / f"{component.name}.log", "ab") as log:
+                    proc = subprocess.Popen(component.argv, stdout=log, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL, cwd=self.root, env=env, start_new_session=True)
+                procs.append(proc)
+                (self.pids / f"{component.name}.pid").write_text(f"{proc.pid}\n")
+                started.append(Started(component, proc.pid))
+            self._wait_ready(server, procs, components, timeout, nodes=names)
         except (CliError, KeyboardInterrupt):
             self.stop_processes(started)  # the logs stay in the directory for a look
+            self.cleanup_nodes()
             raise
         return server, started
 
     def _wait_ready(self, server: str, procs: list[subprocess.Popen], components: list[Component],
-                    timeout: float) -> None:
+                    timeout: float, *, nodes: list[str]) -> None:
         deadline = time.monotonic() + timeout
+        waiting_for = "the API server"
         while True:
             for proc, component in zip(procs, components):
                 if proc.poll() is not None:
@@ -228,11 +258,14 @@ class LocalCluster:
                                    f"last lines of {self.logs / (component.name + '.log')}:",
                                    detail=self.log_tail(component.name))
             if api_ready(server):
-                return
+                waiting_for = f"nodes {', '.join(nodes)} to become Ready"
+                if not nodes or nodes_ready(server, nodes):
+                    return
             if time.monotonic() >= deadline:
-                raise CliError(f"the API server at {server} did not become ready within {timeout:.0f}s; "
-                               f"last lines of {self.logs / 'controlplane.log'}:",
-                               detail=self.log_tail("controlplane"))
+                last = "controlplane" if waiting_for == "the API server" else components[-1].name
+                raise CliError(f"gave up waiting for {waiting_for} after {timeout:.0f}s; "
+                               f"last lines of {self.logs / (last + '.log')}:",
+                               detail=self.log_tail(last))
             time.sleep(0.2)
 
     def log_tail(self, name: str, lines: int = 15) -> str:
@@ -264,23 +297,60 @@ class LocalCluster:
                 raise CliError(f"processes {left} of {s.component.name} did not stop")
         return stopped
 
+    def cleanup_nodes(self) -> list[str]:
+        """After the agents stopped: each node's containers, cgroups, mounts and pod network
+        (run inside the node's namespace while it exists), then the node namespaces and the LAN."""
+        problems = []
+        lan = self.lan()
+        recorded = {c["name"]: c for c in self._state().get("components", [])}
+        names = self.node_names()
+        for index, node in enumerate(names, start=1):
+            argv = recorded.get(f"agent-{node}", {}).get("argv")
+            if not argv:
+                continue
+            state = argv[argv.index("--state-dir") + 1]
+            parent = argv[argv.index("--cgroup-parent") + 1]
+            command = [sys.executable, "-m", "agent.cleanup", "--state-dir", state, "--cgroup-parent", parent]
+            if lan is not None and lan.netns_path(node).exists():
+                command = ["nsenter", f"--net={lan.netns_path(node)}", "--", *command]
+            result = subprocess.run(command, capture_output=True, text=True,
+                                    env={**os.environ, "PYTHONPATH": str(SOURCE_ROOT)})
+            if result.returncode != 0:
+                problems.append(f"cleaning up {node}: {result.stderr.strip()}")
+            if lan is not None:
+                lan.remove_node(index, node)
+        if lan is not None:
+            lan.remove()
+            problems += [f"still there: {left}" for left in lan.leftovers(names)]
+        return problems
+
     def stop(self, *, timeout: float = 15.0) -> list[Started]:
         recorded = self.recorded()
         stopped = self.stop_processes(recorded, timeout=timeout)
-        agents = [s.component for s in recorded if s.component.name.startswith("agent")]
-        for component in agents:
-            # Containers outlive their agent by design; the agent's own cleanup command
-            # kills them and removes their cgroups, mounts and network.
-            argv = component.argv
-            state = argv[argv.index("--state-dir") + 1]
-            parent = argv[argv.index("--cgroup-parent") + 1]
-            result = subprocess.run([sys.executable, "-m", "agent.cleanup", "--state-dir", state,
-                                     "--cgroup-parent", parent], capture_output=True, text=True,
-                                    env={**os.environ, "PYTHONPATH": str(SOURCE_ROOT)})
-            if result.returncode != 0:
-                raise CliError(f"cleaning up {component.name} failed: {result.stderr.strip()}")
+        # Containers outlive their agent by design; the agent's own cleanup command
+        # kills them and removes their cgroups, mounts and network.
+        if problems := self.cleanup_nodes():
+            raise CliError("the cluster's processes stopped, but: " + "; ".join(problems))
         shutil.rmtree(self.root, ignore_errors=True)
         return stopped
+
+
+def nodes_ready(server: str, names: list[str]) -> bool:
+    """Every named node is registered and Ready (its agent is up and renewing its Lease)."""
+    async def check() -> bool:
+        async with Client(server, timeout=2) as c:
+            for name in names:
+                node = await c.get("nodes", name)
+                conditions = (node.get("status") or {}).get("conditions") or []
+                if not any(x.get("type") == "Ready" and x.get("status") == "True" for x in conditions):
+                    return False
+                if not (node.get("spec") or {}).get("podCIDR"):
+                    return False    # the IPAM controller has not given it its pod subnet yet
+            return True
+    try:
+        return asyncio.run(check())
+    except Exception:
+        return False
 
 
 def api_ready(server: str) -> bool:

@@ -35,7 +35,9 @@ BUILTIN_NAMESPACES = ("default", "kube-system", "skiff-node-lease")
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="skiff-controlplane", description=__doc__.splitlines()[0])
-    p.add_argument("--listen", default="127.0.0.1:6443", help="address:port the API server listens on")
+    p.add_argument("--listen", default="127.0.0.1:6443",
+                   help="address:port the API server listens on; several separated by commas "
+                        "(a local cluster listens on loopback and on its virtual LAN)")
     p.add_argument("--state-dir", type=Path, default=Path(os.environ.get("SKIFF_STATE_DIR", "~/.skiff/controlplane")),
                    help="state directory (embedded etcd data and logs)")
     p.add_argument("--etcd-endpoints", default="",
@@ -116,7 +118,7 @@ async def lead(args: argparse.Namespace, identity: str = "") -> None:
     from controlplane.controllers.manager import Manager
     from controlplane.controllers.settings import ControllerSettings
 
-    host, _, port = args.listen.rpartition(":")
+    host, _, port = args.listen.split(",")[0].rpartition(":")
     address = f"{'127.0.0.1' if host in ('0.0.0.0', '', '[::]') else host}:{port}"
     async with Client(address) as client:
         work = [publish_leader(client, identity=identity, ttl=args.leader_lease_seconds)] if identity else []
@@ -165,9 +167,11 @@ async def serve(args: argparse.Namespace) -> int:
                                       ("grpc.max_send_message_length", 64 * 1024 * 1024)])
     pb_grpc.add_ApiServicer_to_server(ApiService(handlers), server)
     try:
-        server.add_insecure_port(args.listen)
+        for address in filter(None, (a.strip() for a in args.listen.split(","))):
+            listening = address
+            server.add_insecure_port(address)
     except RuntimeError as exc:
-        print(f"error: cannot listen on {args.listen}: {exc}", file=sys.stderr)
+        print(f"error: cannot listen on {listening}: {exc}", file=sys.stderr)
         if etcd:
             await etcd.stop()
         return 1

@@ -165,7 +165,11 @@ class AgentProcess:
         self.port = free_port()
         self.args = [sys.executable, "-m", "agent.main", "--server", server, "--node-name", node_name,
                      "--state-dir", str(state_dir), "--cgroup-parent", cgroup_parent,
-                     "--listen", f"127.0.0.1:{self.port}", "--node-ip", "127.0.0.1", *(extra_args or [])]
+                     "--listen", f"127.0.0.1:{self.port}", "--node-ip", "127.0.0.1",
+                     # In the host's network namespace: no pod network (it would add a bridge and
+                     # routes to this machine); pods get loopback only. Multi-node tests with a pod
+                     # network run agents inside their own namespaces (ctl cluster up --nodes N).
+                     "--no-network", *(extra_args or [])]
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> "AgentProcess":

@@ -1,10 +1,12 @@
 """`ctl cluster up` / `ctl cluster down`: a local cluster in the background (see cli/localcluster.py).
 
-    ctl cluster up [--dir DIR] [--port 6443]   start, write the client config, wait until healthy
+    ctl cluster up [--dir DIR] [--port 6443] [--nodes 1]   start, write the client config, wait until healthy
     ctl cluster down [--dir DIR]               stop what `up` started and remove DIR
 """
 
 from __future__ import annotations
+
+import os
 
 import click
 
@@ -26,21 +28,30 @@ dir_option = click.option("--dir", "directory", default=str(DEFAULT_DIR), show_d
 @dir_option
 @click.option("--port", type=click.IntRange(1, 65535), default=6443, show_default=True,
               help="Port of the API server (on 127.0.0.1).")
-@click.option("--timeout", type=float, default=60.0, show_default=True, metavar="SECONDS",
-              help="How long to wait for the API server to become ready.")
+@click.option("--nodes", type=click.IntRange(0, 200), default=1, show_default=True,
+              help="Node agents to start (root only), each in its own network namespace on a virtual LAN "
+                   "in 198.18.0.0/15; 0 for a control plane only.")
+@click.option("--timeout", type=float, default=90.0, show_default=True, metavar="SECONDS",
+              help="How long to wait for the API server and the nodes to become ready.")
 @global_options
-def up(directory: str, port: int, timeout: float) -> int:
-    """Start a control plane (API server + embedded etcd) and point the client config at it."""
+def up(directory: str, port: int, nodes: int, timeout: float) -> int:
+    """Start a control plane (API server + embedded etcd, scheduler, controllers) and, as root,
+    NODES agents on a virtual LAN; point the client config at it."""
     local = LocalCluster(directory)
     if running := local.running():
         pids = ", ".join(f"{s.component.name} (pid {s.pid})" for s in running)
         click.echo(f"a cluster is already running in {local.root}: {pids}; server {local.server()}")
         return 0
-    server, started = local.start(host="127.0.0.1", port=port, timeout=timeout)
+    if nodes and os.geteuid() != 0:
+        click.echo("note: not root, so no node agents are started (they need namespaces, cgroups and mounts); "
+                   "pods will stay Pending", err=True)
+    server, started = local.start(host="127.0.0.1", port=port, nodes=nodes, timeout=timeout)
     path = config.config_path(session().config_flag)
     config.save_server(path, server)
     for s in started:
         click.echo(f"started {s.component.name} (pid {s.pid}), log {local.logs / (s.component.name + '.log')}")
+    if lan := local.lan():
+        click.echo(f"nodes {', '.join(local.node_names())} on LAN {lan.subnet} (bridge {lan.bridge})")
     click.echo(f"cluster is up: API server at {server}, state in {local.root}")
     click.echo(f"client config {path} now points at {server}; try: ctl get namespaces")
     return 0

@@ -44,7 +44,7 @@ def test_cluster_up_get_down(tmp_path):
 
     pid = 0
     try:
-        r = ctl("cluster", "up", "--dir", str(cluster_dir), "--port", str(port))
+        r = ctl("cluster", "up", "--dir", str(cluster_dir), "--port", str(port), "--nodes", "0")
         assert r.returncode == 0, r.stderr
         pid = int((cluster_dir / "pids" / "controlplane.pid").read_text())
         assert alive(pid)
@@ -75,7 +75,7 @@ def test_cluster_up_get_down(tmp_path):
 def test_cluster_up_on_a_taken_port_starts_nothing(tmp_path, api_server):
     env = {**os.environ, "PYTHONPATH": str(REPO), "SKIFF_CONFIG": str(tmp_path / "config")}
     r = subprocess.run([sys.executable, "-m", "cli.main", "cluster", "up", "--dir", str(tmp_path / "c"),
-                        "--port", str(api_server.port)], capture_output=True, text=True, cwd=REPO, env=env,
+                        "--port", str(api_server.port), "--nodes", "0"], capture_output=True, text=True, cwd=REPO, env=env,
                        timeout=60)
     assert r.returncode == 1
     assert r.stderr == f"error: 127.0.0.1:{api_server.port} is already in use; choose another port with --port\n"
@@ -87,7 +87,7 @@ def test_cluster_up_that_fails_shows_the_log_and_leaves_nothing_running(tmp_path
     env = {**os.environ, "PYTHONPATH": str(REPO), "SKIFF_CONFIG": str(tmp_path / "config"), "PATH": "/nonexistent"}
     cluster_dir = tmp_path / "c"
     r = subprocess.run([sys.executable, "-m", "cli.main", "cluster", "up", "--dir", str(cluster_dir),
-                        "--port", str(free_port())], capture_output=True, text=True, cwd=REPO, env=env, timeout=60)
+                        "--port", str(free_port()), "--nodes", "0"], capture_output=True, text=True, cwd=REPO, env=env, timeout=60)
     assert r.returncode == 1
     lines = r.stderr.splitlines()
     assert lines[0].startswith("error: controlplane exited with status 1 while starting; last lines of ")
