@@ -4,6 +4,8 @@
 apiserver/proxy.py). Logs are read from the files the runtime's supervisors
 write (agent/logs.py); exec starts a process inside the container's namespaces
 and cgroup (Runtime.exec) and pumps stdin/stdout/stderr over the stream.
+`ctl top` asks `Metrics`: the usage agent/metrics.py samples from the cgroups
+(the sampler runs alongside the server, see AgentServer.run).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any, AsyncIterator, Callable
 import grpc
 
 from agent import logs as logreader
+from agent.metrics import MetricsCollector
 from agent.podstate import PodState
 from protos import skiff_pb2 as pb
 from protos import skiff_pb2_grpc as pb_grpc
@@ -26,13 +29,42 @@ log = logging.getLogger(__name__)
 class AgentService(pb_grpc.AgentServicer):
     def __init__(self, *, runtime: Any, find_pod: Callable[[str, str], dict | None],
                  states: Callable[[], dict[str, PodState]], images: Any = None, node_name: str = "",
-                 pods: Callable[[], list[dict]] = lambda: []):
+                 pods: Callable[[], list[dict]] = lambda: [], metrics: MetricsCollector | None = None):
         self.runtime = runtime
         self.find_pod = find_pod
         self.states = states
         self.images = images
         self.node_name = node_name
         self.pods = pods
+        if metrics is None and getattr(runtime, "cgroups", None) is not None:
+            metrics = MetricsCollector(runtime.cgroups)
+        self.metrics = metrics
+
+    # -- usage (`ctl top`) -----------------------------------------------------------------------
+
+    async def Metrics(self, request: pb.MetricsRequest, context: Any) -> pb.MetricsResponse:
+        window = self.metrics.window() if self.metrics is not None else None
+        if window is None:
+            return pb.MetricsResponse(pending=[self.node_name])
+        reply = pb.MetricsResponse(nodes=[pb.NodeMetrics(
+            name=self.node_name, cpu_nanocores=window.node.cpu_nanocores, memory_bytes=window.node.memory_bytes,
+            timestamp=window.timestamp, window_seconds=window.seconds)])
+        wanted = set(request.pod_uids) & set(window.pods)
+        if not wanted:
+            return reply
+        by_uid = {p["metadata"].get("uid"): p for p in self.pods()}
+        for uid in sorted(wanted):
+            pod, usage = by_uid.get(uid), window.pods[uid]
+            if pod is None:
+                continue
+            order = [c["name"] for c in (pod["spec"].get("initContainers") or []) + pod["spec"]["containers"]]
+            names = sorted(usage.containers, key=lambda n: (order.index(n) if n in order else len(order), n))
+            reply.pods.append(pb.PodMetrics(
+                namespace=pod["metadata"].get("namespace", ""), name=pod["metadata"]["name"], uid=uid,
+                node=self.node_name, timestamp=window.timestamp, window_seconds=window.seconds,
+                containers=[pb.ContainerMetrics(name=n, cpu_nanocores=usage.containers[n].cpu_nanocores,
+                                                memory_bytes=usage.containers[n].memory_bytes) for n in names]))
+        return reply
 
     # -- images ---------------------------------------------------------------------------
 
@@ -177,6 +209,7 @@ class AgentServer:
     """Serves AgentService on the agent's --listen address."""
 
     def __init__(self, service: AgentService, listen: str):
+        self.service = service
         self.server = grpc.aio.server()
         pb_grpc.add_AgentServicer_to_server(service, self.server)
         self.server.add_insecure_port(listen)
@@ -185,7 +218,12 @@ class AgentServer:
     async def run(self) -> None:
         await self.server.start()
         log.info("agent service listening on %s", self.listen)
+        metrics = self.service.metrics
+        sampler = asyncio.create_task(metrics.run(), name="metrics") if metrics is not None else None
         try:
             await self.server.wait_for_termination()
         finally:
+            if sampler is not None:
+                sampler.cancel()
+                await asyncio.gather(sampler, return_exceptions=True)
             await self.server.stop(grace=1)

@@ -305,3 +305,69 @@ class DiscoveryResponse(_message.Message):
     RESOURCES_FIELD_NUMBER: _ClassVar[int]
     resources: _containers.RepeatedCompositeFieldContainer[ResourceInfo]
     def __init__(self, resources: _Optional[_Iterable[_Union[ResourceInfo, _Mapping]]] = ...) -> None: ...
+
+class MetricsRequest(_message.Message):
+    __slots__ = ("namespace", "label_selector", "name", "pod_uids")
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    LABEL_SELECTOR_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    POD_UIDS_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    label_selector: str
+    name: str
+    pod_uids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, namespace: _Optional[str] = ..., label_selector: _Optional[str] = ..., name: _Optional[str] = ..., pod_uids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ContainerMetrics(_message.Message):
+    __slots__ = ("name", "cpu_nanocores", "memory_bytes")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CPU_NANOCORES_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    cpu_nanocores: int
+    memory_bytes: int
+    def __init__(self, name: _Optional[str] = ..., cpu_nanocores: _Optional[int] = ..., memory_bytes: _Optional[int] = ...) -> None: ...
+
+class PodMetrics(_message.Message):
+    __slots__ = ("namespace", "name", "uid", "node", "containers", "timestamp", "window_seconds")
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    UID_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    CONTAINERS_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    name: str
+    uid: str
+    node: str
+    containers: _containers.RepeatedCompositeFieldContainer[ContainerMetrics]
+    timestamp: str
+    window_seconds: float
+    def __init__(self, namespace: _Optional[str] = ..., name: _Optional[str] = ..., uid: _Optional[str] = ..., node: _Optional[str] = ..., containers: _Optional[_Iterable[_Union[ContainerMetrics, _Mapping]]] = ..., timestamp: _Optional[str] = ..., window_seconds: _Optional[float] = ...) -> None: ...
+
+class NodeMetrics(_message.Message):
+    __slots__ = ("name", "cpu_nanocores", "memory_bytes", "timestamp", "window_seconds")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CPU_NANOCORES_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    cpu_nanocores: int
+    memory_bytes: int
+    timestamp: str
+    window_seconds: float
+    def __init__(self, name: _Optional[str] = ..., cpu_nanocores: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., timestamp: _Optional[str] = ..., window_seconds: _Optional[float] = ...) -> None: ...
+
+class MetricsResponse(_message.Message):
+    __slots__ = ("nodes", "pods", "errors", "pending")
+    NODES_FIELD_NUMBER: _ClassVar[int]
+    PODS_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    PENDING_FIELD_NUMBER: _ClassVar[int]
+    nodes: _containers.RepeatedCompositeFieldContainer[NodeMetrics]
+    pods: _containers.RepeatedCompositeFieldContainer[PodMetrics]
+    errors: _containers.RepeatedScalarFieldContainer[str]
+    pending: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, nodes: _Optional[_Iterable[_Union[NodeMetrics, _Mapping]]] = ..., pods: _Optional[_Iterable[_Union[PodMetrics, _Mapping]]] = ..., errors: _Optional[_Iterable[str]] = ..., pending: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -124,6 +124,16 @@ class ApiStub:
                 request_serializer=skiff__pb2.ImageRequest.SerializeToString,
                 response_deserializer=skiff__pb2.ImageResult.FromString,
                 _registered_method=True)
+        self.PodMetrics = channel.unary_unary(
+                '/skiff.v1.Api/PodMetrics',
+                request_serializer=skiff__pb2.MetricsRequest.SerializeToString,
+                response_deserializer=skiff__pb2.MetricsResponse.FromString,
+                _registered_method=True)
+        self.NodeMetrics = channel.unary_unary(
+                '/skiff.v1.Api/NodeMetrics',
+                request_serializer=skiff__pb2.MetricsRequest.SerializeToString,
+                response_deserializer=skiff__pb2.MetricsResponse.FromString,
+                _registered_method=True)
 
 
 class ApiServicer:
@@ -248,6 +258,19 @@ class ApiServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PodMetrics(self, request, context):
+        """Resource usage (`ctl top pods|nodes`), gathered from the agents of the nodes concerned.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def NodeMetrics(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ApiServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -340,6 +363,16 @@ def add_ApiServicer_to_server(servicer, server):
                     servicer.RemoveImage,
                     request_deserializer=skiff__pb2.ImageRequest.FromString,
                     response_serializer=skiff__pb2.ImageResult.SerializeToString,
+            ),
+            'PodMetrics': grpc.unary_unary_rpc_method_handler(
+                    servicer.PodMetrics,
+                    request_deserializer=skiff__pb2.MetricsRequest.FromString,
+                    response_serializer=skiff__pb2.MetricsResponse.SerializeToString,
+            ),
+            'NodeMetrics': grpc.unary_unary_rpc_method_handler(
+                    servicer.NodeMetrics,
+                    request_deserializer=skiff__pb2.MetricsRequest.FromString,
+                    response_serializer=skiff__pb2.MetricsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -838,6 +871,60 @@ class Api:
             metadata,
             _registered_method=True)
 
+    @staticmethod
+    def PodMetrics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/skiff.v1.Api/PodMetrics',
+            skiff__pb2.MetricsRequest.SerializeToString,
+            skiff__pb2.MetricsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def NodeMetrics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/skiff.v1.Api/NodeMetrics',
+            skiff__pb2.MetricsRequest.SerializeToString,
+            skiff__pb2.MetricsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
 
 class AgentStub:
     """Each node's agent serves this; only the API server calls it (ctl goes through the API server).
@@ -878,6 +965,11 @@ class AgentStub:
                 '/skiff.v1.Agent/RemoveImage',
                 request_serializer=skiff__pb2.ImageRequest.SerializeToString,
                 response_deserializer=skiff__pb2.ImageResult.FromString,
+                _registered_method=True)
+        self.Metrics = channel.unary_unary(
+                '/skiff.v1.Agent/Metrics',
+                request_serializer=skiff__pb2.MetricsRequest.SerializeToString,
+                response_deserializer=skiff__pb2.MetricsResponse.FromString,
                 _registered_method=True)
 
 
@@ -921,6 +1013,13 @@ class AgentServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Metrics(self, request, context):
+        """The node's usage and that of the pods asked for (pod_uids), sampled by the agent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AgentServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -953,6 +1052,11 @@ def add_AgentServicer_to_server(servicer, server):
                     servicer.RemoveImage,
                     request_deserializer=skiff__pb2.ImageRequest.FromString,
                     response_serializer=skiff__pb2.ImageResult.SerializeToString,
+            ),
+            'Metrics': grpc.unary_unary_rpc_method_handler(
+                    servicer.Metrics,
+                    request_deserializer=skiff__pb2.MetricsRequest.FromString,
+                    response_serializer=skiff__pb2.MetricsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1118,6 +1222,33 @@ class Agent:
             '/skiff.v1.Agent/RemoveImage',
             skiff__pb2.ImageRequest.SerializeToString,
             skiff__pb2.ImageResult.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Metrics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/skiff.v1.Agent/Metrics',
+            skiff__pb2.MetricsRequest.SerializeToString,
+            skiff__pb2.MetricsResponse.FromString,
             options,
             channel_credentials,
             insecure,

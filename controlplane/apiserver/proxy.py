@@ -149,3 +149,85 @@ async def pull_image(store: Store, request: pb.ImageRequest) -> pb.ImageResult:
 
 async def remove_image(store: Store, request: pb.ImageRequest) -> pb.ImageResult:
     return await _each_node(store, request.node, lambda stub: stub.RemoveImage(request))
+
+
+# -- resource usage (`ctl top pods|nodes`) ------------------------------------------------------
+# Each agent samples its node and pods (agent/metrics.py); the API server asks the agents
+# concerned at once, each with a short deadline, so one dead node cannot stall `ctl top`.
+# A node that is not Ready is not asked; it and every agent that does not answer are named in
+# `errors`, and agents without a complete sample yet in `pending`.
+
+METRICS_TIMEOUT = 2.0
+
+
+def _agent_endpoint(node: dict) -> str:
+    """host:port of a Node's agent, or "" when it has no InternalIP."""
+    status = node.get("status") or {}
+    ip = next((a["address"] for a in status.get("addresses") or [] if a.get("type") == "InternalIP"), "")
+    port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port") or DEFAULT_AGENT_PORT
+    return f"{ip}:{port}" if ip else ""
+
+
+def _node_ready(node: dict) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in (node.get("status") or {}).get("conditions") or [])
+
+
+async def _gather_metrics(nodes: list[dict], uids_by_node: dict[str, list[str]],
+                          timeout: float) -> pb.MetricsResponse:
+    import asyncio
+    result = pb.MetricsResponse()
+
+    async def one(name: str, address: str, request: pb.MetricsRequest) -> pb.MetricsResponse | str:
+        try:
+            async with grpc.aio.insecure_channel(address) as channel:
+                return await pb_grpc.AgentStub(channel).Metrics(request, timeout=timeout)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                return f"{name}: its agent at {address} did not answer within {timeout:g}s"
+            return f"{name}: cannot reach its agent at {address}: {exc.details() or exc.code().name}"
+
+    asks = []
+    for node in nodes:
+        name = node["metadata"]["name"]
+        address = _agent_endpoint(node)
+        if not _node_ready(node):
+            result.errors.append(f"{name}: node is not Ready")
+        elif not address:
+            result.errors.append(f"{name}: node has no InternalIP (is its agent running?)")
+        else:
+            asks.append((name, address, pb.MetricsRequest(pod_uids=uids_by_node.get(name, []))))
+    for reply in await asyncio.gather(*(one(*ask) for ask in asks)):
+        if isinstance(reply, str):
+            result.errors.append(reply)
+            continue
+        result.nodes.extend(reply.nodes)
+        result.pods.extend(reply.pods)
+        result.pending.extend(reply.pending)
+    return result
+
+
+async def node_metrics(nodes: list[dict], *, timeout: float = METRICS_TIMEOUT) -> pb.MetricsResponse:
+    """The usage of each of `nodes` (Node objects), from their agents."""
+    return await _gather_metrics(nodes, {}, timeout)
+
+
+async def pod_metrics(store: Store, pods: list[dict], *, timeout: float = METRICS_TIMEOUT) -> pb.MetricsResponse:
+    """The usage of each of `pods` (Pod objects) that runs on a node, from the agents of their nodes."""
+    uids_by_node: dict[str, list[str]] = {}
+    for pod in pods:
+        node = (pod.get("spec") or {}).get("nodeName")
+        if node:
+            uids_by_node.setdefault(node, []).append(pod["metadata"]["uid"])
+    nodes = []
+    missing = []
+    for name in sorted(uids_by_node):
+        try:
+            nodes.append(await store.get("nodes", "", name))
+        except NotFound:
+            missing.append(f"{name}: node not found")
+    result = await _gather_metrics(nodes, uids_by_node, timeout)
+    result.errors.extend(missing)
+    # Agents report only what was asked, but keep the node figures out of a pods answer.
+    del result.nodes[:]
+    return result

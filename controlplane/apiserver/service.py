@@ -165,6 +165,22 @@ class ApiService(pb_grpc.ApiServicer):
         return await proxy.remove_image(self.h.store, request)
 
     @_unary
+    async def PodMetrics(self, request: pb.MetricsRequest, context: Any) -> pb.MetricsResponse:
+        if request.name:
+            pods = [await self.h.get("pods", request.namespace, request.name)]
+        else:
+            pods, _ = await self.h.list("pods", request.namespace, request.label_selector)
+        return await proxy.pod_metrics(self.h.store, pods)
+
+    @_unary
+    async def NodeMetrics(self, request: pb.MetricsRequest, context: Any) -> pb.MetricsResponse:
+        if request.name:
+            nodes = [await self.h.get("nodes", "", request.name)]
+        else:
+            nodes, _ = await self.h.list("nodes", "", request.label_selector)
+        return await proxy.node_metrics(nodes)
+
+    @_unary
     async def Version(self, request: pb.VersionRequest, context: Any) -> pb.VersionResponse:
         etcd_version = ""
         try:

@@ -206,6 +206,31 @@ class Client:
         reply = await self._call(self.stub.SchedulePreview, pb.SchedulePreviewRequest(pod=_encode(pod)))
         return json.loads(reply.result)
 
+    # -- resource usage (`ctl top`) --------------------------------------------------------------
+
+    @staticmethod
+    def _metrics(reply: Any) -> dict[str, Any]:
+        """{"nodes": [...], "pods": [...], "errors": [...], "pending": [...]}; cpu in nanocores,
+        memory in bytes (the working set), each figure over the agent's last window."""
+        return {
+            "nodes": [{"name": n.name, "cpuNanocores": n.cpu_nanocores, "memoryBytes": n.memory_bytes,
+                       "timestamp": n.timestamp, "windowSeconds": n.window_seconds} for n in reply.nodes],
+            "pods": [{"namespace": p.namespace, "name": p.name, "uid": p.uid, "node": p.node,
+                      "timestamp": p.timestamp, "windowSeconds": p.window_seconds,
+                      "containers": [{"name": c.name, "cpuNanocores": c.cpu_nanocores, "memoryBytes": c.memory_bytes}
+                                     for c in p.containers]} for p in reply.pods],
+            "errors": list(reply.errors), "pending": list(reply.pending)}
+
+    async def pod_metrics(self, namespace: str = "", *, label_selector: str = "", name: str = "") -> dict[str, Any]:
+        """Usage of the pods in a namespace ("" for all) matching the selector, or of one pod by name."""
+        request = pb.MetricsRequest(namespace=namespace, label_selector=label_selector, name=name)
+        return self._metrics(await self._call(self.stub.PodMetrics, request))
+
+    async def node_metrics(self, *, label_selector: str = "", name: str = "") -> dict[str, Any]:
+        """Usage of every node (matching the selector), or of one node by name."""
+        request = pb.MetricsRequest(label_selector=label_selector, name=name)
+        return self._metrics(await self._call(self.stub.NodeMetrics, request))
+
     async def version(self) -> dict[str, str]:
         reply = await self._call(self.stub.Version, pb.VersionRequest())
         return {"version": reply.version, "etcdVersion": reply.etcd_version, "pythonVersion": reply.python_version}
