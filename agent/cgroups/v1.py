@@ -115,6 +115,8 @@ class V1Manager:
         return sorted(pids)
 
     def kill_all(self, path: str) -> None:
+        if not self.procs(path, recursive=True):
+            return      # nothing to kill: skip the freeze/thaw round trip (tens of ms)
         segments = split_path(path)
         freezer = self.controllers.get("freezer")
         frozen_dir = freezer.group(segments) if isinstance(freezer, FreezerController) else None
