@@ -63,6 +63,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+# gRPC's default 4 MiB limit on received messages would fail any etcd range reply
+# larger than that: listing a type of more than a few thousand pods (the watch
+# cache's initial list, a List of everything) — etcd itself sends up to 2 GiB.
+ETCD_CHANNEL_OPTIONS = {"grpc.max_receive_message_length": 2**31 - 1,
+                        "grpc.max_send_message_length": 64 * 1024 * 1024}
+# The API server's own limits: requests carry one object (at most 1.5 MiB), but a
+# List reply holds a whole kind (20,000 pods are tens of MiB): no limit on sends.
+SERVER_OPTIONS = [("grpc.max_receive_message_length", 8 * 1024 * 1024),
+                  ("grpc.max_send_message_length", -1)]
+
+
 async def connect_etcd(endpoints: list[str], timeout: float = 30.0) -> aetcd.Client:
     """Connect to the first endpoint that answers (aetcd talks to one endpoint; the
     others are fallbacks at start-up)."""
@@ -71,7 +82,7 @@ async def connect_etcd(endpoints: list[str], timeout: float = 30.0) -> aetcd.Cli
     while asyncio.get_running_loop().time() < deadline:
         for endpoint in endpoints:
             host, _, port = endpoint.replace("http://", "").rpartition(":")
-            client = aetcd.Client(host=host or "127.0.0.1", port=int(port), timeout=5)
+            client = aetcd.Client(host=host or "127.0.0.1", port=int(port), timeout=5, options=ETCD_CHANNEL_OPTIONS)
             try:
                 await client.connect()
                 await client.status()
@@ -163,8 +174,7 @@ async def serve(args: argparse.Namespace) -> int:
         return 1
     store = Store(client, prefix=args.etcd_prefix)
     handlers = Handlers(store, event_ttl_seconds=args.event_ttl)
-    server = grpc.aio.server(options=[("grpc.max_receive_message_length", 8 * 1024 * 1024),
-                                      ("grpc.max_send_message_length", 64 * 1024 * 1024)])
+    server = grpc.aio.server(options=SERVER_OPTIONS)
     pb_grpc.add_ApiServicer_to_server(ApiService(handlers), server)
     try:
         for address in filter(None, (a.strip() for a in args.listen.split(","))):

@@ -9,6 +9,7 @@ deletion honours finalizers, propagation policies and pods' grace periods.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import uuid
@@ -170,6 +171,42 @@ class Handlers:
         if not (flt.labels.empty and flt.fields.empty):
             items = [o for o in items if flt.matches(o)]
         return items, revision
+
+    async def list_raw(self, kind: str, namespace: str = "", label_selector: str = "",
+                       field_selector: str = "") -> tuple[list[bytes], int]:
+        """List as the servicer sends it: each object's JSON, and the revision to watch from.
+
+        Served from the kind's watch cache, which already holds every object decoded and
+        encoded, once one keys-only etcd read shows the cache holds the range's current
+        state (a most-recent read, as a List without resourceVersion is in Kubernetes):
+        no key in the range written after the cache's revision and as many keys as the
+        cache has. Should the cache lag (it catches up within milliseconds), the list
+        waits for it briefly, then reads etcd instead."""
+        info = lookup(kind)
+        flt = self._filter(info, namespace, label_selector, field_selector)
+        cache = self.cache(info)
+        await cache.wait_ready()
+        prefix = (keys.namespace_prefix(self.store.prefix, info.plural, flt.namespace) if flt.namespace
+                  else keys.type_prefix(self.store.prefix, info.plural))
+        if await self._cache_is_current(cache, prefix):
+            return cache.snapshot(flt)
+        items, revision = await self.store.list(info.plural, flt.namespace)
+        if not (flt.labels.empty and flt.fields.empty):
+            items = [o for o in items if flt.matches(o)]
+        return [json.dumps(o, separators=(",", ":"), ensure_ascii=False).encode() for o in items], revision
+
+    async def _cache_is_current(self, cache: WatchCache, prefix: bytes, wait: float = 2.0) -> bool:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        etcd_revision, newest, count = await self.store.probe(prefix, after=cache.revision)
+        while True:
+            # Every key written up to etcd_revision is in the cache once it passed `newest`; and
+            # with as many keys as etcd has, none was deleted since (deletes only lower the count).
+            if cache.revision >= etcd_revision or (newest <= cache.revision and cache.count(prefix) == count):
+                return True
+            remaining = deadline - loop.time()
+            if remaining <= 0 or not await cache.wait_advanced(remaining):
+                return False
 
     def _filter(self, info: ResourceInfo, namespace: str, label_selector: str, field_selector: str) -> WatchFilter:
         return WatchFilter(namespace=namespace if info.namespaced else "",

@@ -18,6 +18,7 @@ from api.registry import all_resources
 from controlplane.apiserver import proxy
 from controlplane.apiserver.errors import status_of
 from controlplane.apiserver.handlers import Handlers, decode_object
+from controlplane.storage.watch_cache import Event
 from protos import skiff_pb2 as pb
 from protos import skiff_pb2_grpc as pb_grpc
 
@@ -36,6 +37,26 @@ async def _abort(context: grpc.aio.ServicerContext, exc: BaseException) -> None:
         await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {exc!r}")
     code, message = mapped
     await context.abort(code, message)
+
+
+# Events per message for a watcher that allows batching. gRPC's cost is per message, so a
+# watcher that fell behind (a burst of writes) catches up in few messages.
+WATCH_BATCH = 200
+
+
+def _event_message(event: Event) -> pb.WatchEvent:
+    """The wire form of one event, built once and shared by every watcher that receives it as is."""
+    message = event.message
+    if message is None:
+        message = event.message = pb.WatchEvent(type=event.type, object=event.raw)
+    return message
+
+
+def _watch_message(events: list[Event]) -> pb.WatchEvent:
+    if len(events) == 1:
+        return _event_message(events[0])
+    first = events[0]
+    return pb.WatchEvent(type=first.type, object=first.raw, more=[_event_message(e) for e in events[1:]])
 
 
 def _unary(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
@@ -72,9 +93,9 @@ class ApiService(pb_grpc.ApiServicer):
 
     @_unary
     async def List(self, request: pb.ListRequest, context: Any) -> pb.ListResponse:
-        items, revision = await self.h.list(request.kind, request.namespace, request.label_selector,
-                                            request.field_selector)
-        return pb.ListResponse(items=[dumps(o) for o in items], resource_version=str(revision))
+        items, revision = await self.h.list_raw(request.kind, request.namespace, request.label_selector,
+                                                request.field_selector)
+        return pb.ListResponse(items=items, resource_version=str(revision))
 
     @_unary
     async def Update(self, request: pb.UpdateRequest, context: Any) -> pb.ObjectResponse:
@@ -108,11 +129,12 @@ class ApiService(pb_grpc.ApiServicer):
             await _abort(context, exc)
             return
         try:
-            for event in backlog:
-                yield pb.WatchEvent(type=event.type, object=event.raw)
+            batch = WATCH_BATCH if request.allow_batching else 1
+            for first in range(0, len(backlog), batch):
+                yield _watch_message(backlog[first:first + batch])
             bookmark = self.bookmark_seconds if request.allow_bookmarks else None
-            async for event in sub.events(bookmark_every=bookmark):
-                yield pb.WatchEvent(type=event.type, object=event.raw)
+            async for events in sub.batches(bookmark_every=bookmark, max_batch=batch):
+                yield _watch_message(events)
         except grpc.aio.AbortError:
             raise
         except Exception as exc:

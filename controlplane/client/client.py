@@ -58,7 +58,7 @@ class Client:
         self.server = server
         self.timeout = timeout
         self.channel = channel or grpc.aio.insecure_channel(
-            server, options=[("grpc.max_receive_message_length", 256 * 1024 * 1024),
+            server, options=[("grpc.max_receive_message_length", -1),  # a List of a whole kind can be large
                              ("grpc.keepalive_time_ms", 30_000)])
         self.stub = pb_grpc.ApiStub(self.channel)
 
@@ -139,14 +139,16 @@ class Client:
         Raises TooOld when the server no longer holds that version: list again."""
         request = pb.WatchRequest(kind=_kind_name(kind), namespace=namespace, label_selector=label_selector,
                                   field_selector=field_selector, resource_version=resource_version,
-                                  allow_bookmarks=allow_bookmarks)
+                                  allow_bookmarks=allow_bookmarks, allow_batching=True)
         call = self.stub.Watch(request)
+        out = self._out
         try:
-            async for event in call:
-                if event.type == "BOOKMARK":
-                    yield WatchEvent("BOOKMARK", json.loads(event.object))
-                else:
-                    yield WatchEvent(event.type, self._out(kind, event.object))
+            async for message in call:
+                for event in (message, *message.more) if message.more else (message,):
+                    if event.type == "BOOKMARK":
+                        yield WatchEvent("BOOKMARK", json.loads(event.object))
+                    else:
+                        yield WatchEvent(event.type, out(kind, event.object))
         except grpc.aio.AioRpcError as exc:
             raise from_rpc_error(exc, server=self.server) from None
         finally:

@@ -92,6 +92,22 @@ class Store:
         items = [codec.decode(kv.value, kv.mod_revision) for kv in result.kvs]
         return items, result.header.revision
 
+    async def probe(self, key_prefix: bytes, *, after: int) -> tuple[int, int, int]:
+        """How far a copy of the range that is current at revision `after` is behind etcd:
+        (etcd's revision, the newest mod_revision of a key written after `after` or 0, the
+        number of keys in the range). One read of keys only; what a watch cache needs to
+        tell whether it may serve a most-recent List (see Handlers.list)."""
+        from aetcd import rpc, utils
+
+        async def read() -> Any:
+            request = rpc.RangeRequest(key=key_prefix, range_end=utils.prefix_range_end(key_prefix),
+                                       keys_only=True, min_mod_revision=after + 1)
+            return await self.client.kvstub.Range(request, timeout=self.client._timeout,
+                                                  metadata=self.client.metadata)
+        reply = await self._call(read)
+        newest = max((kv.mod_revision for kv in reply.kvs), default=0)
+        return reply.header.revision, newest, reply.count
+
     async def current_revision(self) -> int:
         """etcd's current revision (a cheap range read of an empty prefix)."""
         result = await self._call(lambda: self.client.get_prefix(b"/skiff/__revision__/", keys_only=True))

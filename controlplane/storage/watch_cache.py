@@ -11,9 +11,18 @@ then follows a single etcd watch, keeping
   history (trimmed by size or by etcd compaction) raises TooOld: the client
   lists again.
 
-Each event is encoded to JSON once and shared by all subscribers. Subscribers
-whose field selector pins an indexed field (pods by `spec.nodeName`, as every
-agent watches) are found through an index instead of testing every selector.
+Each object is encoded to JSON once — by splicing its resourceVersion into the
+bytes etcd sent (codec.encode_with_version), not by re-encoding the dict — and
+those bytes are shared by every subscriber of the event and by every List
+served from the cache. Subscribers whose field selector pins an indexed field
+(pods by `spec.nodeName`, as every agent watches) are found through an index
+instead of testing every selector.
+
+Lists can be served from the cache (`snapshot`), as Kubernetes serves them from
+its watch cache: at the cache's own revision when the caller accepts any recent
+state (resourceVersion "0", what informers ask), or — for a "most recent" list —
+once the handler has checked with one cheap etcd read that the cache holds
+etcd's current state of the range (see Handlers.list).
 """
 
 from __future__ import annotations
@@ -44,6 +53,7 @@ class Event:
     obj: dict[str, Any]
     prev: dict[str, Any] | None = None
     _raw: bytes | None = None
+    message: Any = None   # the servicer's wire message for this event, built once for all its watchers
 
     @property
     def raw(self) -> bytes:
@@ -116,22 +126,40 @@ class Subscription:
 
     async def events(self, *, bookmark_every: float | None = None) -> AsyncIterator[Event]:
         """Yield events until closed; BOOKMARKs with the cache's revision when idle."""
+        async for batch in self.batches(bookmark_every=bookmark_every, max_batch=1):
+            for event in batch:
+                yield event
+
+    async def batches(self, *, bookmark_every: float | None = None, max_batch: int = 100) -> AsyncIterator[list[Event]]:
+        """Like events(), but each time everything queued (up to max_batch) in one list, in
+        order: a watcher that fell behind catches up in a few messages instead of one per event."""
+        queue = self.queue
         try:
             while True:
-                try:
-                    if bookmark_every:
-                        item = await asyncio.wait_for(self.queue.get(), bookmark_every)
-                    else:
-                        item = await self.queue.get()
-                except asyncio.TimeoutError:
-                    yield Event(BOOKMARK, self.cache.revision,
-                                {"metadata": {"resourceVersion": str(self.cache.revision)}})
-                    continue
+                if queue.empty():
+                    try:
+                        if bookmark_every:
+                            item = await asyncio.wait_for(queue.get(), bookmark_every)
+                        else:
+                            item = await queue.get()
+                    except asyncio.TimeoutError:
+                        yield [Event(BOOKMARK, self.cache.revision,
+                                     {"metadata": {"resourceVersion": str(self.cache.revision)}})]
+                        continue
+                else:
+                    item = queue.get_nowait()
+                batch: list[Event] = []
+                while item is not None:
+                    batch.append(item)
+                    if len(batch) >= max_batch or queue.empty():
+                        break
+                    item = queue.get_nowait()
+                if batch:
+                    yield batch
                 if item is None:
                     if self.error is not None:
                         raise self.error
                     return
-                yield item
         finally:
             self.close()
 
@@ -146,6 +174,7 @@ class WatchCache:
         self.index_field = index_field
         self.on_event = on_event
         self.objects: dict[bytes, dict[str, Any]] = {}
+        self.raw: dict[bytes, bytes] = {}   # each object's JSON as clients receive it
         self.history: collections.deque[Event] = collections.deque()
         self.history_start = 0   # events after this revision are all in history
         self.revision = 0        # the newest revision this cache has applied
@@ -153,6 +182,7 @@ class WatchCache:
         self._unindexed: set[Subscription] = set()
         self._indexed: dict[str, set[Subscription]] = collections.defaultdict(set)
         self._task: asyncio.Task | None = None
+        self._advanced = asyncio.Event()   # set (and replaced) whenever the revision moves on
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -171,8 +201,13 @@ class WatchCache:
 
     async def _list(self) -> None:
         result = await self.client.get_prefix(self.key_prefix)
-        self.objects = {kv.key: codec.decode(kv.value, kv.mod_revision) for kv in result.kvs}
+        objects, raw = {}, {}
+        for kv in result.kvs:
+            obj = objects[kv.key] = codec.decode(kv.value, kv.mod_revision)
+            raw[kv.key] = codec.encode_with_version(kv.value, kv.mod_revision, obj)
+        self.objects, self.raw = objects, raw
         self.revision = result.header.revision
+        self._notify_advanced()
         self.history.clear()
         self.history_start = self.revision
 
@@ -210,24 +245,60 @@ class WatchCache:
         rev = kv.mod_revision
         if event.kind == "DELETE":
             prev = self.objects.pop(kv.key, None)
+            self.raw.pop(kv.key, None)
             if prev is None:
-                self.revision = max(self.revision, rev)
+                self._advance(rev)
                 return
             last = dict(prev)
             last["metadata"] = {**prev["metadata"], "resourceVersion": str(rev)}
             out = Event(DELETED, rev, last, prev)
         else:
             obj = codec.decode(kv.value, rev)
+            raw = codec.encode_with_version(kv.value, rev, obj)
             prev = self.objects.get(kv.key)
             self.objects[kv.key] = obj
-            out = Event(ADDED if prev is None else MODIFIED, rev, obj, prev)
-        self.revision = max(self.revision, rev)
+            self.raw[kv.key] = raw
+            out = Event(ADDED if prev is None else MODIFIED, rev, obj, prev, raw)
+        self._advance(rev)
         self.history.append(out)
         if len(self.history) > self.capacity:
             self.history_start = self.history.popleft().revision
         self._dispatch(out)
         if self.on_event is not None:
             self.on_event(out)
+
+    def _advance(self, revision: int) -> None:
+        if revision > self.revision:
+            self.revision = revision
+            self._notify_advanced()
+
+    def _notify_advanced(self) -> None:
+        self._advanced.set()
+        self._advanced = asyncio.Event()
+
+    async def wait_advanced(self, timeout: float) -> bool:
+        """Wait until the cache applies a newer revision; False after `timeout` seconds."""
+        try:
+            await asyncio.wait_for(self._advanced.wait(), timeout)
+            return True
+        except asyncio.TimeoutError:
+            return False
+
+    # -- serving lists -------------------------------------------------------------------
+
+    def count(self, key_prefix: bytes) -> int:
+        if key_prefix == self.key_prefix:
+            return len(self.objects)
+        return sum(1 for key in self.objects if key.startswith(key_prefix))
+
+    def snapshot(self, flt: WatchFilter) -> tuple[list[bytes], int]:
+        """The JSON of every object matching flt, in key order (as etcd lists), and the
+        revision this state is current at."""
+        objects, raw = self.objects, self.raw
+        keys_ = sorted(objects)
+        if flt.namespace or not flt.labels.empty or not flt.fields.empty:
+            keys_ = [k for k in keys_ if flt.matches(objects[k])]
+        return [raw[k] for k in keys_], self.revision
 
     def _dispatch(self, event: Event) -> None:
         targets = self._unindexed
