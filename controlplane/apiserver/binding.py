@@ -7,6 +7,15 @@ both the pod's and the record's mod_revision and writes both — so of two racin
 binds that would together exceed the node's allocatable, one fails its compare,
 re-reads, and is refused with FAILED_PRECONDITION ("Insufficient cpu").
 
+The reads are optimistic, so a bind usually costs that one transaction and no
+other etcd round trip: the pod and the node come from the watch caches, and the
+allocation record from this API server's copy of the records it last read or
+wrote (`Allocations`). A stale copy cannot do harm: the transaction compares the
+pod's and the record's mod_revisions, and when either changed its failure branch
+returns both as they are now, to check and try again. A refusal (the pod is bound
+already, the node is full) is only ever given on what etcd returned, never on a
+cached copy alone.
+
 Entries of pods that have since been deleted or finished are dropped lazily at the
 next bind, but only once the pods watch cache has caught up past the entry's
 revision, so a lagging cache can make the check stricter, never looser.
@@ -15,6 +24,7 @@ revision, so a lagging cache can make the check stricter, never looser.
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from typing import Any
 
 from api.requests import allocatable_dict, pod_requests_dict
@@ -23,6 +33,23 @@ from controlplane.storage import Conflict, NotFound, Store, codec
 from controlplane.storage.watch_cache import WatchCache
 
 TERMINAL = ("Succeeded", "Failed")
+ATTEMPTS = 10   # compare-and-swap rounds against concurrent writes to the pod or the node's record
+
+Record = tuple[int, dict[str, dict[str, Any]]]   # (mod_revision, or 0 if there is none; entries)
+
+
+class Allocations:
+    """This API server's copy of the allocation records, by node: what a bind compares
+    against first. Only ever a hint — the transaction checks it."""
+
+    def __init__(self, limit: int = 100_000):
+        self.records: dict[str, Record] = {}
+        self.limit = limit
+
+    def remember(self, node: str, record: Record) -> None:
+        if len(self.records) >= self.limit and node not in self.records:
+            self.records.clear()
+        self.records[node] = record
 
 
 def _alloc_key(store: Store, node: str) -> bytes:
@@ -39,44 +66,118 @@ def _live(entry: dict[str, Any], pods: WatchCache, store: Store) -> bool:
     return (pod.get("status") or {}).get("phase") not in TERMINAL
 
 
-async def bind_pod(store: Store, pods: WatchCache, pod: dict[str, Any], bound: dict[str, Any],
-                   node_name: str) -> dict[str, Any]:
-    """Write `bound` (the pod with spec.nodeName set) if the node still has room."""
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def check_bindable(pod: dict[str, Any], *, uid: str, resource_version: str) -> None:
     meta = pod["metadata"]
-    pod_version = int(meta["resourceVersion"])
-    try:
-        node = await store.get("nodes", "", node_name)
-    except NotFound:
-        raise FailedPrecondition(f'cannot bind pod {meta["name"]}: nodes "{node_name}" not found') from None
-    alloc_key = _alloc_key(store, node_name)
-    current = await store._call(lambda: store.client.get(alloc_key))
-    entries: dict[str, dict[str, Any]] = json.loads(current.value) if current is not None else {}
-    entries = {k: e for k, e in entries.items() if _live(e, pods, store)}
+    name = meta["name"]
+    if uid and meta.get("uid") != uid:
+        raise Conflict(f'Precondition failed: UID in precondition: {uid}, UID in object meta: {meta.get("uid")}')
+    version = int(meta["resourceVersion"])
+    if resource_version and int(resource_version) != version:
+        raise Conflict(f'pods "{name}": resourceVersion {resource_version} is stale, current is {version}',
+                       current_version=str(version))
+    if meta.get("deletionTimestamp"):
+        raise FailedPrecondition(f'pod {name} is being deleted, cannot be assigned to a host')
+    node = (pod.get("spec") or {}).get("nodeName")
+    if node:
+        raise Conflict(f'pod {name} is already assigned to node "{node}"')
 
-    wanted = pod_requests_dict(pod)
+
+def bound_copy(pod: dict[str, Any], node_name: str) -> dict[str, Any]:
+    """The pod with spec.nodeName set and PodScheduled=True (the pod itself, maybe a
+    cached object, is not changed)."""
+    status = dict(pod.get("status") or {})
+    conditions = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
+    conditions.append({"type": "PodScheduled", "status": "True", "lastTransitionTime": _now()})
+    status["conditions"] = conditions
+    return {**pod, "spec": {**(pod.get("spec") or {}), "nodeName": node_name}, "status": status}
+
+
+async def _read_record(store: Store, key: bytes) -> Record:
+    current = await store._call(lambda: store.client.get(key))
+    return (current.mod_revision, json.loads(current.value)) if current is not None else (0, {})
+
+
+async def bind_pod(store: Store, *, pods: WatchCache, nodes: WatchCache, allocations: Allocations,
+                   namespace: str, name: str, node_name: str, uid: str = "",
+                   resource_version: str = "") -> dict[str, Any]:
+    """Write the pod bound to node_name if it is still unbound (and matches uid and
+    resource_version, when given) and the node still has room for its requests."""
+    from aetcd import rpc
+
+    pod_key = store.key("pods", namespace, name)
+    pod = pods.objects.get(pod_key)
+    pod_fresh = pod is None
+    if pod is None:
+        pod = await store.get("pods", namespace, name)
+    node = nodes.objects.get(store.key("nodes", "", node_name))
+    if node is None:
+        try:
+            node = await store.get("nodes", "", node_name)
+        except NotFound:
+            raise FailedPrecondition(f'cannot bind pod {name}: nodes "{node_name}" not found') from None
     allocatable = allocatable_dict(node)
-    used: dict[str, int] = {}
-    for entry in entries.values():
-        for name, value in entry["requests"].items():
-            used[name] = used.get(name, 0) + value
-    short = sorted(name for name, value in wanted.items()
-                   if value and name in allocatable and used.get(name, 0) + value > allocatable[name])
-    if short:
-        reasons = ", ".join("Too many pods" if n == "pods" else f"Insufficient {n}" for n in short)
-        raise FailedPrecondition(f'node {node_name} cannot fit pod {meta.get("namespace")}/{meta["name"]}: {reasons}')
+    alloc_key = _alloc_key(store, node_name)
+    record = allocations.records.get(node_name)
+    record_fresh = record is None
+    if record is None:
+        record = await _read_record(store, alloc_key)
+        allocations.remember(node_name, record)
 
-    entries[f'{meta.get("namespace")}/{meta["name"]}'] = {
-        "ns": meta.get("namespace"), "name": meta["name"], "uid": meta.get("uid"),
-        "rev": pod_version, "requests": wanted}
-    pod_key = store.key("pods", meta.get("namespace") or "", meta["name"])
-    alloc_compare = (store.tx.mod(alloc_key) == current.mod_revision) if current is not None \
-        else (store.tx.create(alloc_key) == 0)
-    pod_value = codec.encode(bound)
-    rev = await store._call(lambda: store._txn_revision(
-        [store.tx.mod(pod_key) == pod_version, alloc_compare],
-        [store.tx.put(pod_key, pod_value),
-         store.tx.put(alloc_key, json.dumps(entries, separators=(",", ":")).encode())]))
-    if rev is None:
-        raise Conflict(f'binding pod {meta["name"]} to {node_name} raced with another write; retry',
-                       current_version="")
-    return codec.decode(pod_value, rev)
+    for _attempt in range(ATTEMPTS):
+        try:
+            check_bindable(pod, uid=uid, resource_version=resource_version)
+        except (Conflict, FailedPrecondition):
+            if pod_fresh:
+                raise
+            pod, pod_fresh = await store.get("pods", namespace, name), True
+            continue
+        meta = pod["metadata"]
+        wanted = pod_requests_dict(pod)
+        entries = {k: e for k, e in record[1].items() if _live(e, pods, store)}
+        used: dict[str, int] = {}
+        for entry in entries.values():
+            for resource, value in entry["requests"].items():
+                used[resource] = used.get(resource, 0) + value
+        short = sorted(r for r, value in wanted.items()
+                       if value and r in allocatable and used.get(r, 0) + value > allocatable[r])
+        if short:
+            if not record_fresh:   # our copy may count pods another API server has since dropped
+                record, record_fresh = await _read_record(store, alloc_key), True
+                allocations.remember(node_name, record)
+                continue
+            reasons = ", ".join("Too many pods" if r == "pods" else f"Insufficient {r}" for r in short)
+            raise FailedPrecondition(f'node {node_name} cannot fit pod {meta.get("namespace")}/{name}: {reasons}')
+
+        entries[f'{meta.get("namespace")}/{name}'] = {"ns": meta.get("namespace"), "name": name,
+                                                      "uid": meta.get("uid"), "rev": int(meta["resourceVersion"]),
+                                                      "requests": wanted}
+        bound = bound_copy(pod, node_name)
+        pod_value = codec.encode(bound)
+        alloc_value = json.dumps(entries, separators=(",", ":")).encode()
+        alloc_compare = (store.tx.mod(alloc_key) == record[0]) if record[0] else (store.tx.create(alloc_key) == 0)
+        request = rpc.TxnRequest(
+            compare=[(store.tx.mod(pod_key) == int(meta["resourceVersion"])).build_message(),
+                     alloc_compare.build_message()],
+            success=store.client._ops_to_requests([store.tx.put(pod_key, pod_value),
+                                                   store.tx.put(alloc_key, alloc_value)]),
+            failure=store.client._ops_to_requests([store.tx.get(pod_key), store.tx.get(alloc_key)]))
+        reply = await store._call(lambda: store.client.kvstub.Txn(request, timeout=store.client._timeout,
+                                                                  metadata=store.client.metadata))
+        if reply.succeeded:
+            rev = reply.header.revision
+            allocations.remember(node_name, (rev, entries))
+            return {**bound, "metadata": {**meta, "resourceVersion": str(rev)}}
+        # Someone wrote the pod or the record since we read them: take both as they are now.
+        pod_kvs = reply.responses[0].response_range.kvs
+        if not pod_kvs:
+            raise NotFound(f'pods "{name}" not found')
+        pod, pod_fresh = codec.decode(pod_kvs[0].value, pod_kvs[0].mod_revision), True
+        alloc_kvs = reply.responses[1].response_range.kvs
+        record = (alloc_kvs[0].mod_revision, json.loads(alloc_kvs[0].value)) if alloc_kvs else (0, {})
+        record_fresh = True
+        allocations.remember(node_name, record)
+    raise Conflict(f'binding pod {name} to {node_name} kept racing with other writes; retry', current_version="")

@@ -21,7 +21,7 @@ from api.limits import MAX_OBJECT_BYTES
 from api.registry import ResourceInfo, lookup, lookup_kind, parse_object
 from api.selectors import parse_field_selector, parse_label_selector
 from controlplane.apiserver import apply as apply_merge
-from controlplane.apiserver.binding import bind_pod
+from controlplane.apiserver.binding import Allocations, bind_pod
 from controlplane.apiserver.errors import FailedPrecondition, NotFoundError
 from controlplane.apiserver.events import EventLeases
 from controlplane.apiserver.strategy import strategy_for
@@ -72,6 +72,7 @@ class Handlers:
         self.store = store
         self.caches: dict[str, WatchCache] = {}
         self.events = EventLeases(store, ttl_seconds=event_ttl_seconds)
+        self.allocations = Allocations()
         self.scheduler_config: Any = None  # scheduler weights for SchedulePreview (None: defaults)
 
     # -- plumbing ------------------------------------------------------------------
@@ -395,27 +396,9 @@ class Handlers:
                    resource_version: str = "") -> dict[str, Any]:
         if not node_name:
             raise ValidationFailed(FieldError("target.name", "field required"))
-        ns = namespace or "default"
-        pod = await self.store.get("pods", ns, name)
-        meta = _meta(pod)
-        if uid and meta.get("uid") != uid:
-            raise Conflict(f'Precondition failed: UID in precondition: {uid}, UID in object meta: {meta.get("uid")}')
-        if resource_version and int(resource_version) != _version(pod):
-            raise Conflict(f'pods "{name}": resourceVersion {resource_version} is stale, current is {_version(pod)}',
-                           current_version=str(_version(pod)))
-        if meta.get("deletionTimestamp"):
-            raise FailedPrecondition(f'pod {name} is being deleted, cannot be assigned to a host')
-        spec = dict(pod.get("spec") or {})
-        if spec.get("nodeName"):
-            raise Conflict(f'pod {name} is already assigned to node "{spec["nodeName"]}"')
-        spec["nodeName"] = node_name
-        bound = {**pod, "spec": spec}
-        status = dict(bound.get("status") or {})
-        conditions = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
-        conditions.append({"type": "PodScheduled", "status": "True", "lastTransitionTime": now_rfc3339()})
-        status["conditions"] = conditions
-        bound["status"] = status
-        return await bind_pod(self.store, self.cache(lookup("pods")), pod, bound, node_name)
+        return await bind_pod(self.store, pods=self.cache(lookup("pods")), nodes=self.cache(lookup("nodes")),
+                              allocations=self.allocations, namespace=namespace or "default", name=name,
+                              node_name=node_name, uid=uid, resource_version=resource_version)
 
     # -- scheduling preview -----------------------------------------------------------
 
