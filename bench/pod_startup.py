@@ -358,6 +358,9 @@ def main() -> int:
     if os.geteuid() != 0:
         print("error: run as root (the agent creates namespaces, cgroups and mounts)", file=sys.stderr)
         return 1
+    # SIGTERM unwinds like Ctrl-C, so the `finally` blocks stop the agent, the API server and
+    # etcd and remove the cgroups and mounts.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     result: dict[str, Any] = {"bench": "pod_startup", "machine": machine_info(),
                               "settings": {"pods": args.pods, "rate_per_second": args.rate, "rounds": args.rounds, "image": IMAGE,
@@ -365,6 +368,7 @@ def main() -> int:
     with cluster() as cl:
         state = cl.work_dir / "agent"
         parent = f"skiff-bench-{secrets.token_hex(4)}"
+        result["settings"].update(cgroup_parent=parent, state_dir=str(state))
         from agent.images import ImageStore
         asyncio.run(ImageStore(state / "images").load_archive(build_image(cl.work_dir)))
         agent = AgentUnderTest(state, server=cl.api.address, cgroup_parent=parent)
