@@ -131,18 +131,22 @@ class WatchEvent(_message.Message):
     def __init__(self, type: _Optional[str] = ..., object: _Optional[bytes] = ..., more: _Optional[_Iterable[_Union[WatchEvent, _Mapping]]] = ...) -> None: ...
 
 class BindRequest(_message.Message):
-    __slots__ = ("namespace", "name", "node_name", "uid", "resource_version")
+    __slots__ = ("namespace", "name", "node_name", "uid", "resource_version", "scheduled_event_message", "event_source")
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     NODE_NAME_FIELD_NUMBER: _ClassVar[int]
     UID_FIELD_NUMBER: _ClassVar[int]
     RESOURCE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULED_EVENT_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    EVENT_SOURCE_FIELD_NUMBER: _ClassVar[int]
     namespace: str
     name: str
     node_name: str
     uid: str
     resource_version: str
-    def __init__(self, namespace: _Optional[str] = ..., name: _Optional[str] = ..., node_name: _Optional[str] = ..., uid: _Optional[str] = ..., resource_version: _Optional[str] = ...) -> None: ...
+    scheduled_event_message: str
+    event_source: str
+    def __init__(self, namespace: _Optional[str] = ..., name: _Optional[str] = ..., node_name: _Optional[str] = ..., uid: _Optional[str] = ..., resource_version: _Optional[str] = ..., scheduled_event_message: _Optional[str] = ..., event_source: _Optional[str] = ...) -> None: ...
 
 class SchedulePreviewRequest(_message.Message):
     __slots__ = ("pod",)

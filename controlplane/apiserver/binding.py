@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable
 
 from api.requests import allocatable_dict, pod_requests_dict
 from controlplane.apiserver.errors import FailedPrecondition
@@ -103,9 +103,11 @@ async def _read_record(store: Store, key: bytes) -> Record:
 
 async def bind_pod(store: Store, *, pods: WatchCache, nodes: WatchCache, allocations: Allocations,
                    namespace: str, name: str, node_name: str, uid: str = "",
-                   resource_version: str = "") -> dict[str, Any]:
+                   resource_version: str = "", also_put: Callable[[dict[str, Any]], list[Any]] | None = None
+                   ) -> dict[str, Any]:
     """Write the pod bound to node_name if it is still unbound (and matches uid and
-    resource_version, when given) and the node still has room for its requests."""
+    resource_version, when given) and the node still has room for its requests.
+    `also_put(pod)` gives further puts for the same transaction (the Scheduled event)."""
     from aetcd import rpc
 
     pod_key = store.key("pods", namespace, name)
@@ -163,7 +165,8 @@ async def bind_pod(store: Store, *, pods: WatchCache, nodes: WatchCache, allocat
             compare=[(store.tx.mod(pod_key) == int(meta["resourceVersion"])).build_message(),
                      alloc_compare.build_message()],
             success=store.client._ops_to_requests([store.tx.put(pod_key, pod_value),
-                                                   store.tx.put(alloc_key, alloc_value)]),
+                                                   store.tx.put(alloc_key, alloc_value),
+                                                   *(also_put(pod) if also_put else ())]),
             failure=store.client._ops_to_requests([store.tx.get(pod_key), store.tx.get(alloc_key)]))
         reply = await store._call(lambda: store.client.kvstub.Txn(request, timeout=store.client._timeout,
                                                                   metadata=store.client.metadata))

@@ -23,9 +23,9 @@ from api.selectors import parse_field_selector, parse_label_selector
 from controlplane.apiserver import apply as apply_merge
 from controlplane.apiserver.binding import Allocations, bind_pod
 from controlplane.apiserver.errors import FailedPrecondition, NotFoundError
-from controlplane.apiserver.events import EventLeases
+from controlplane.apiserver.events import EventLeases, scheduled_event
 from controlplane.apiserver.strategy import strategy_for
-from controlplane.storage import AlreadyExists, Conflict, NotFound, Store, keys
+from controlplane.storage import AlreadyExists, Conflict, NotFound, Store, codec, keys
 from controlplane.storage.watch_cache import Subscription, WatchCache, WatchFilter, Event
 
 SERVER_METADATA = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds",
@@ -222,7 +222,7 @@ class Handlers:
         name = _meta(obj).get("name") or ""
         if not name:
             raise ValidationFailed(FieldError("metadata.name", "field required"), kind=info.kind)
-        current = await self.store.get(info.plural, namespace, name)
+        current = await self._current(info, namespace, name, _version(obj))
         expected = _version(obj) or _version(current)
         if expected != _version(current):
             raise Conflict(f'Operation cannot be fulfilled on {info.plural} "{name}": the object has been modified '
@@ -234,6 +234,17 @@ class Handlers:
         if dry_run:
             return out
         return await self._write_update(info, namespace, name, out, expected)
+
+    async def _current(self, info: ResourceInfo, namespace: str, name: str, expected: int) -> dict[str, Any]:
+        """The stored object an update applies to. When the watch cache holds exactly the version
+        the caller read, that is it (a version names one state of one object), and the etcd
+        read is saved; otherwise etcd says what is current. Either way the write compares the
+        version in etcd. The cached object is shared: read it, never change it."""
+        if expected:
+            cached = self.cache(info).objects.get(self.store.key(info.plural, namespace, name))
+            if cached is not None and _version(cached) == expected:
+                return cached
+        return await self.store.get(info.plural, namespace, name)
 
     def _carry_server_fields(self, info: ResourceInfo, current: dict[str, Any], out: dict[str, Any]) -> None:
         cur_meta, out_meta = _meta(current), _meta(out)
@@ -272,7 +283,7 @@ class Handlers:
             raise ValidationFailed(FieldError("status", f"{info.kind} has no status subresource"), kind=info.kind)
         namespace = self._namespace_of(info, obj)
         name = _meta(obj).get("name") or ""
-        current = await self.store.get(info.plural, namespace, name)
+        current = await self._current(info, namespace, name, _version(obj))
         expected = _version(obj) or _version(current)
         merged = dict(current)
         merged["status"] = obj.get("status") or {}
@@ -393,12 +404,22 @@ class Handlers:
     # -- bind ----------------------------------------------------------------------
 
     async def bind(self, namespace: str, name: str, node_name: str, *, uid: str = "",
-                   resource_version: str = "") -> dict[str, Any]:
+                   resource_version: str = "", event_message: str = "", event_source: str = "") -> dict[str, Any]:
+        """Bind (see binding.py); with event_message, the pod's Scheduled event is written in
+        the same etcd transaction."""
         if not node_name:
             raise ValidationFailed(FieldError("target.name", "field required"))
+        also_put = None
+        if event_message:
+            lease = await self.events.lease_for_new_event()
+
+            def also_put(pod: dict[str, Any]) -> list[Any]:
+                event = scheduled_event(pod, message=event_message, component=event_source)
+                key = self.store.key("events", event["metadata"]["namespace"], event["metadata"]["name"])
+                return [self.store.tx.put(key, codec.encode(event), lease=lease)]
         return await bind_pod(self.store, pods=self.cache(lookup("pods")), nodes=self.cache(lookup("nodes")),
                               allocations=self.allocations, namespace=namespace or "default", name=name,
-                              node_name=node_name, uid=uid, resource_version=resource_version)
+                              node_name=node_name, uid=uid, resource_version=resource_version, also_put=also_put)
 
     # -- scheduling preview -----------------------------------------------------------
 

@@ -118,7 +118,8 @@ class ApiService(pb_grpc.ApiServicer):
     @_unary
     async def Bind(self, request: pb.BindRequest, context: Any) -> pb.ObjectResponse:
         obj = await self.h.bind(request.namespace, request.name, request.node_name, uid=request.uid,
-                                resource_version=request.resource_version)
+                                resource_version=request.resource_version,
+                                event_message=request.scheduled_event_message, event_source=request.event_source)
         return pb.ObjectResponse(object=dumps(obj))
 
     async def Watch(self, request: pb.WatchRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.WatchEvent]:

@@ -128,9 +128,13 @@ class Client:
         return self._out(kind, reply.object), reply.finished
 
     async def bind(self, namespace: str, name: str, node_name: str, *, uid: str = "",
-                   resource_version: str = "") -> dict[str, Any]:
+                   resource_version: str = "", scheduled_event: str = "", event_source: str = "") -> dict[str, Any]:
+        """Bind the pod to the node. With scheduled_event, the server also records the pod's
+        `Scheduled` Event with that message (source `event_source`), in the same write."""
         reply = await self._call(self.stub.Bind, pb.BindRequest(namespace=namespace, name=name, node_name=node_name,
-                                                                uid=uid, resource_version=resource_version))
+                                                                uid=uid, resource_version=resource_version,
+                                                                scheduled_event_message=scheduled_event,
+                                                                event_source=event_source))
         return json.loads(reply.object)
 
     async def watch(self, kind: Kind, namespace: str = "", *, label_selector: str = "", field_selector: str = "",

@@ -9,7 +9,7 @@
      PodScheduled=False, Unschedulable,                 Bind (async, many in flight)
      "0/3 nodes are available: ...",                      ok: Scheduled event with the score
      FailedScheduling event; queue waits                  failed: forget, back off, retry
-     for a cluster change
+     for a cluster change                                (the event is written with the bind)
 
 Decisions happen one at a time on a snapshot; binds run concurrently. The API
 server's Bind is a compare-and-swap that also checks the node's capacity, so two
@@ -17,7 +17,9 @@ schedulers racing never overfill a node: the loser gets FAILED_PRECONDITION
 ("Insufficient cpu") or ABORTED, forgets its assumption and retries after backoff.
 
 The chosen node's score breakdown goes into the `Scheduled` event's message
-(`ctl describe pod` shows events), so explaining a placement costs no extra write.
+(`ctl describe pod` shows events), so explaining a placement costs no extra write:
+the API server writes that event in the bind's own etcd transaction (BindRequest's
+scheduled_event_message), not as a Create of its own.
 
 Pods are ours when spec.schedulerName is the configured name (default-scheduler),
 spec.nodeName is empty, and they are neither being deleted nor finished.
@@ -32,7 +34,7 @@ from datetime import datetime, timezone
 from typing import Any, Awaitable, Mapping
 
 from controlplane.client import ApiError, Client, Conflict, FailedPrecondition, NotFound
-from controlplane.client.events import NORMAL, WARNING, EventRecorder
+from controlplane.client.events import WARNING, EventRecorder
 from controlplane.client.informer import Informer
 from controlplane.scheduler.algorithm import ScheduleResult, SchedulingAlgorithm
 from controlplane.scheduler.cache import Cache, is_terminal
@@ -190,8 +192,9 @@ class Scheduler:
 
     async def _bind(self, qp: QueuedPod, info: PodInfo, result: ScheduleResult) -> None:
         namespace, name = qp.key
+        message = f"Successfully assigned {namespace}/{name} to {result.node}; {result.summary()}"
         try:
-            await self._bind_call(namespace, name, result.node, info.uid)
+            await self._bind_call(namespace, name, result.node, info.uid, message)
         except NotFound:  # deleted meanwhile
             self.cache.forget_pod(qp.key)
             self.queue.done(qp.key)
@@ -214,8 +217,6 @@ class Scheduler:
             self.stats["scheduled"] += 1
             self.cache.finish_binding(qp.key)
             self.queue.done(qp.key)
-            self.recorder.event(info.pod, NORMAL, "Scheduled",
-                                f"Successfully assigned {namespace}/{name} to {result.node}; {result.summary()}")
         finally:
             self._bind_slots.release()
 
@@ -226,13 +227,15 @@ class Scheduler:
         self.queue.add_backoff(qp)
         self.queue.move_all_to_active_or_backoff()
 
-    async def _bind_call(self, namespace: str, name: str, node: str, uid: str) -> None:
+    async def _bind_call(self, namespace: str, name: str, node: str, uid: str, message: str) -> None:
         """Bind, trying again at once when the server's compare-and-swap lost a race with another
         bind to the same node (ABORTED): the node may well still have room. A full node answers
-        FAILED_PRECONDITION instead, which is not retried here."""
+        FAILED_PRECONDITION instead, which is not retried here. The pod's `Scheduled` event, with
+        `message`, is written by the server in the bind's own transaction."""
         for attempt in range(BIND_ATTEMPTS):
             try:
-                await self.client.bind(namespace, name, node, uid=uid)
+                await self.client.bind(namespace, name, node, uid=uid, scheduled_event=message,
+                                       event_source=COMPONENT)
                 return
             except Conflict:
                 if attempt == BIND_ATTEMPTS - 1:

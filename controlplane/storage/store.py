@@ -37,6 +37,11 @@ def _etcd_errors(exc: BaseException) -> StorageError | None:
     return None
 
 
+def _with_version(obj: dict[str, Any], revision: int) -> dict[str, Any]:
+    """What was written, as a reader gets it back (a shallow copy: the caller's dict is not changed)."""
+    return {**obj, "metadata": {**(obj.get("metadata") or {}), "resourceVersion": str(revision)}}
+
+
 class Store:
     def __init__(self, client: aetcd.Client, *, prefix: str = keys.DEFAULT_PREFIX):
         self.client = client
@@ -67,7 +72,7 @@ class Store:
             [self.tx.create(key) == 0], [self.tx.put(key, value, lease=lease)]))
         if header_rev is None:
             raise AlreadyExists(f'{plural} "{name}" already exists')
-        return codec.decode(value, header_rev)
+        return _with_version(obj, header_rev)
 
     async def _txn_revision(self, compare: list, success: list) -> int | None:
         """Run a transaction; its revision if it succeeded, else None."""
@@ -122,7 +127,7 @@ class Store:
             [self.tx.mod(key) == expected_version], [self.tx.put(key, value, lease=lease)]))
         if rev is None:
             await self._raise_conflict(plural, namespace, name, expected_version)
-        return codec.decode(value, rev)
+        return _with_version(obj, rev)
 
     async def _raise_conflict(self, plural: str, namespace: str, name: str, expected: int) -> None:
         current = await self._call(lambda: self.client.get(self.key(plural, namespace, name)))

@@ -89,3 +89,23 @@ async def test_binds_racing_through_two_api_servers_never_overfill_a_node(server
                 await asyncio.sleep(0.05)   # the servers' pod caches have not seen the delete yet
         with pytest.raises(FailedPrecondition, match="Insufficient cpu"):
             await b.bind("race", [n for n in rest if n not in again][0], "n1")
+
+
+async def test_bind_records_the_scheduled_event_in_the_same_write(client, namespace):
+    name = f"n-{uuid.uuid4().hex[:6]}"
+    await register(client, name)
+    created = await client.create(pod("p", namespace))
+    bound = await client.bind(namespace, "p", name, uid=created["metadata"]["uid"],
+                              scheduled_event=f"Successfully assigned {namespace}/p to {name}; score 42",
+                              event_source="default-scheduler")
+    events = (await client.list("events", namespace)).items
+    assert len(events) == 1
+    event = events[0]
+    assert event["metadata"]["resourceVersion"] == bound["metadata"]["resourceVersion"]
+    assert event["involvedObject"]["uid"] == created["metadata"]["uid"] and event["reason"] == "Scheduled"
+    assert event["message"].endswith("score 42") and event["source"] == {"component": "default-scheduler"}
+    # A refused bind writes no event.
+    await client.create(pod("q", namespace))
+    with pytest.raises(FailedPrecondition):
+        await client.bind(namespace, "q", "no-such-node", scheduled_event="nope")
+    assert len((await client.list("events", namespace)).items) == 1
