@@ -21,7 +21,7 @@ Cheap enough for 5,000 nodes on a 2-core machine:
 - Lease renewals are spread evenly over the interval (node i renews at phase
   i/N), driven by one timer loop, with at most `concurrency` requests in flight;
 - the interval adapts to the cluster size when not given: max(2 s, nodes/50)
-  (see controlplane/controllers/nodelease.py; Nomad's rule), i.e. at most 50
+  (see api/nodelease.py; Nomad's rule), i.e. at most 50
   renewals a second; 5,000 nodes renew every 100 s;
 - node status is written only when it changes (kubelets also post it rarely
   once Leases carry the heartbeat).
@@ -41,7 +41,7 @@ from agent.hollow_status import (exit_plan, finished_status, node_conditions, no
 from controlplane.client import AlreadyExists, ApiError, Client, Conflict, NotFound
 from controlplane.client.informer import Informer
 from controlplane.client.workqueue import WorkQueue, run_workers
-from controlplane.controllers.nodelease import (LEASE_NAMESPACE, lease_duration_seconds, lease_renew_interval,
+from api.nodelease import (LEASE_NAMESPACE, lease_duration_seconds, lease_renew_interval,
                                                now_micro)
 
 log = logging.getLogger(__name__)

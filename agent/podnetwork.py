@@ -106,6 +106,7 @@ class PodNetwork:
                     await network.setup()
                 except Exception as exc:
                     log.error("pod network setup failed (podCIDR %s): %s; retrying", cidr, exc)
+                    await network.close()    # its netlink worker thread
                     await asyncio.sleep(5)
                     continue
                 self.network = network

@@ -2,7 +2,7 @@
 
 Every agent (real or hollow) renews one Lease per node in namespace
 `skiff-node-lease`, named after the node. The node lifecycle controller
-(nodelifecycle.py) watches those Leases: a node whose Lease has not been renewed
+(controlplane/controllers/nodelifecycle.py) watches those Leases: a node whose Lease has not been renewed
 for a grace period is unreachable. This module holds the few rules both sides
 must agree on, so neither imports the other.
 

@@ -4,10 +4,10 @@ The meaning of "a toleration tolerates a taint" is Kubernetes' ToleratesTaint,
 the same rule as api/affinity.Toleration.tolerates (which the scheduler uses on
 models); here it works on the dicts controllers read from their informers.
 
-- The node lifecycle controller (nodelifecycle.py) turns a node's Ready
+- The node lifecycle controller (controlplane/controllers/nodelifecycle.py) turns a node's Ready
   condition into the `not-ready` / `unreachable` taints (`condition_taints`) and
   decides when a pod on a NoExecute-tainted node must go (`eviction_time`).
-- The DaemonSet controller (daemonset.py) adds the tolerations Kubernetes gives
+- The DaemonSet controller (controlplane/controllers/daemonset.py) adds the tolerations Kubernetes gives
   every daemon pod (`daemon_tolerations`) and asks which taints a pod would not
   tolerate (`untolerated`).
 """

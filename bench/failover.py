@@ -46,8 +46,8 @@ from agent.hollow import HollowCluster  # noqa: E402
 from bench.common import RESULTS_DIR, CpuMeter, cluster, machine_info, write_results  # noqa: E402
 from controlplane.client import Client  # noqa: E402
 from controlplane.client.informer import Informer  # noqa: E402
-from controlplane.controllers.nodelease import lease_renew_interval  # noqa: E402
-from controlplane.controllers.taints import UNREACHABLE  # noqa: E402
+from api.nodelease import lease_renew_interval  # noqa: E402
+from api.taints import UNREACHABLE  # noqa: E402
 
 GOAL_SECONDS = 15.0
 NAMESPACE = "failover"

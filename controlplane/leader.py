@@ -106,7 +106,7 @@ async def publish_leader(client: "Client", *, identity: str, ttl: int) -> None:
     leads: `ctl get lease -n kube-system skiff-controlplane -o yaml`. The etcd key stays the
     lock; this object is only a report, and failing to write it never costs leadership."""
     from controlplane.client import ApiError, NotFound
-    from controlplane.controllers.nodelease import now_micro
+    from api.nodelease import now_micro
 
     async def write(first: bool) -> None:
         stamp = now_micro()

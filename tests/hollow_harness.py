@@ -27,7 +27,7 @@ from controlplane.client import ApiError, Client, Conflict, FailedPrecondition, 
 from controlplane.client.informer import Informer
 from controlplane.controllers.manager import Manager
 from controlplane.controllers.settings import ControllerSettings
-from controlplane.controllers.taints import scheduling_taints, untolerated
+from api.taints import scheduling_taints, untolerated
 
 log = logging.getLogger(__name__)
 

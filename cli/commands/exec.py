@@ -12,15 +12,11 @@ import asyncio
 import os
 import shutil
 import sys
-from typing import AsyncIterator
-
 import click
 
 from cli.errors import CliError
 from cli.session import global_options, session
 from controlplane.client import ApiError
-from controlplane.client.errors import from_rpc_error
-from protos import skiff_pb2 as pb
 
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
@@ -55,45 +51,31 @@ def exec_(pod: str, command: tuple[str, ...], container: str, stdin: bool, tty: 
 
 
 async def _session(s, name: str, container: str, command: list[str], *, stdin: bool, tty: bool) -> int:
-    import grpc
     loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[pb.ExecInput | None] = asyncio.Queue()
     size = shutil.get_terminal_size()
-    await queue.put(pb.ExecInput(start=pb.ExecStart(namespace=s.namespace, pod=name, container=container,
-                                                   command=command, tty=tty, stdin=stdin)))
-    if tty:
-        await queue.put(pb.ExecInput(resize=pb.TerminalSize(rows=size.lines, cols=size.columns)))
-    if stdin:
-        def readable() -> None:
-            data = os.read(sys.stdin.fileno(), 65536)
-            if data:
-                queue.put_nowait(pb.ExecInput(stdin=data))
-            else:
-                loop.remove_reader(sys.stdin.fileno())
-                queue.put_nowait(pb.ExecInput(stdin_closed=True))
-        loop.add_reader(sys.stdin.fileno(), readable)
-    else:
-        await queue.put(pb.ExecInput(stdin_closed=True))
-
-    async def inputs() -> AsyncIterator[pb.ExecInput]:
-        while (item := await queue.get()) is not None:
-            yield item
-
     code = 0
     async with s.client() as c:
-        call = c.exec(inputs())
+        stream = c.exec_session(namespace=s.namespace, pod=name, container=container, command=command,
+                                tty=tty, stdin=stdin, rows=size.lines, cols=size.columns)
+        if stdin:
+            def readable() -> None:
+                data = os.read(sys.stdin.fileno(), 65536)
+                if data:
+                    stream.send_stdin(data)
+                else:
+                    loop.remove_reader(sys.stdin.fileno())
+                    stream.close_stdin()
+            loop.add_reader(sys.stdin.fileno(), readable)
         try:
-            async for out in call:
-                if out.stdout:
-                    sys.stdout.buffer.write(out.stdout)
+            async for kind, data in stream.outputs():
+                if kind == "stdout":
+                    sys.stdout.buffer.write(data)
                     sys.stdout.buffer.flush()
-                if out.stderr:
-                    sys.stderr.buffer.write(out.stderr)
+                elif kind == "stderr":
+                    sys.stderr.buffer.write(data)
                     sys.stderr.buffer.flush()
-                if out.exited:
-                    code = out.exit_code
-        except grpc.aio.AioRpcError as exc:
-            raise from_rpc_error(exc, server=c.server) from None
+                else:
+                    code = int(data)
         finally:
             if stdin:
                 loop.remove_reader(sys.stdin.fileno())

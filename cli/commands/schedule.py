@@ -64,7 +64,7 @@ def pod_for(item: Checked) -> Obj:
             meta[key] = dict(tmeta[key])
     spec = copy.deepcopy(template.get("spec") or {})
     if item.info.kind == "DaemonSet":
-        from controlplane.controllers.taints import daemon_tolerations
+        from api.taints import daemon_tolerations
         spec["tolerations"] = daemon_tolerations(spec)
     return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}
 

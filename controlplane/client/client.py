@@ -179,6 +179,13 @@ class Client:
         Returns the gRPC call: iterate it for ExecOutput messages."""
         return self.stub.Exec(inputs)
 
+    def exec_session(self, *, namespace: str, pod: str, container: str, command: list[str], tty: bool = False,
+                     stdin: bool = False, rows: int = 0, cols: int = 0) -> "ExecSession":
+        """An exec session without wire messages (see execstream.py)."""
+        from controlplane.client.execstream import ExecSession
+        return ExecSession(self.stub, self.server, namespace=namespace, pod=pod, container=container,
+                           command=command, tty=tty, stdin=stdin, rows=rows, cols=cols)
+
     # -- images in nodes' stores ---------------------------------------------------------------
 
     @staticmethod

@@ -38,7 +38,7 @@ from api.affinity import NodeSelector
 from api.fieldtypes import resolve_int_or_percent
 from controlplane.controllers.owned import (is_available, is_ready, is_terminating, owner_reference, phase,
                                             ready_since)
-from controlplane.controllers.taints import NO_EXECUTE, daemon_tolerations, scheduling_taints, untolerated
+from api.taints import NO_EXECUTE, daemon_tolerations, scheduling_taints, untolerated
 
 REVISION_LABEL = "controller-revision-hash"
 GENERATION_LABEL = "pod-template-generation"

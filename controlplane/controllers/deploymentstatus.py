@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from controlplane.controllers.nodelease import parse_time
+from api.nodelease import parse_time
 
 Obj = Mapping[str, Any]
 AVAILABLE, PROGRESSING = "Available", "Progressing"

@@ -31,7 +31,7 @@ from controlplane.client import ApiError, Conflict, NotFound
 from controlplane.client.events import NORMAL, WARNING
 from controlplane.controllers import job_rules as rules
 from controlplane.controllers.manager import Context, QueueController
-from controlplane.controllers.nodelease import now_micro, parse_time
+from api.nodelease import now_micro, parse_time
 from controlplane.controllers.owned import (POD_BY_CONTROLLER, Expectations, add_pod_indexes, controller_of,
                                             is_ready, is_terminating, owner_reference)
 from controlplane.controllers.settings import ControllerSettings

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from controlplane.controllers.nodelease import parse_time
+from api.nodelease import parse_time
 from controlplane.controllers.owned import is_active, is_ready, phase
 
 Obj = Mapping[str, Any]

@@ -1,7 +1,7 @@
 """The node lifecycle controller: notices dead nodes, taints them, and evicts their pods.
 
 Heartbeats. Every agent renews a Lease per node (namespace skiff-node-lease;
-see nodelease.py for the interval). Like Kubernetes, the controller does not
+see api/nodelease.py for the interval). Like Kubernetes, the controller does not
 trust the renewTime written by the agent's clock: it records *when it saw* the
 Lease change (its own clock), so clock skew between machines cannot kill a
 node. A node whose Lease has not changed for the grace period (the larger of
@@ -55,10 +55,10 @@ from typing import Any, Callable
 from controlplane.client import Conflict, NotFound
 from controlplane.client.events import NORMAL
 from controlplane.controllers.manager import Context, QueueController
-from controlplane.controllers.nodelease import LEASE_NAMESPACE, now_micro, parse_time
+from api.nodelease import LEASE_NAMESPACE, now_micro, parse_time
 from controlplane.controllers.owned import POD_BY_NODE, add_pod_indexes, is_finished, is_terminating
 from controlplane.controllers.settings import ControllerSettings
-from controlplane.controllers.taints import CONDITION_TAINT_KEYS, NO_EXECUTE, UNREACHABLE, condition_taints, \
+from api.taints import CONDITION_TAINT_KEYS, NO_EXECUTE, UNREACHABLE, condition_taints, \
     eviction_time
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Hashable, Mapping
 
-from controlplane.controllers.nodelease import parse_time
+from api.nodelease import parse_time
 
 Obj = Mapping[str, Any]
 POD_BY_NODE = "pod-by-node"

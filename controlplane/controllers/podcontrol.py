@@ -22,7 +22,7 @@ from __future__ import annotations
 import copy
 from typing import Any, Mapping
 
-from controlplane.controllers.nodelease import parse_time
+from api.nodelease import parse_time
 from controlplane.controllers.owned import owner_reference, phase, ready_since
 
 Obj = Mapping[str, Any]

@@ -22,7 +22,7 @@ import copy
 import json
 from typing import Any, Mapping
 
-from controlplane.controllers.nodelease import parse_time
+from api.nodelease import parse_time
 from controlplane.controllers.owned import owner_reference
 
 Obj = Mapping[str, Any]

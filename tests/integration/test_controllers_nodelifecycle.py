@@ -14,7 +14,7 @@ import pytest
 from controlplane.client import Client, NotFound
 from controlplane.controllers.nodelifecycle import NodeLifecycleController
 from controlplane.controllers.settings import ControllerSettings
-from controlplane.controllers.taints import NOT_READY, UNREACHABLE
+from api.taints import NOT_READY, UNREACHABLE
 from hollow_harness import controllers, hollow_nodes, private_control_plane, scheduling, until
 
 SETTINGS = ControllerSettings(node_monitor_grace_seconds=2.0, pod_eviction_seconds=1.0,

@@ -7,7 +7,7 @@ import uuid
 
 from agent.hollow_status import EXIT_AFTER, EXIT_CODE, READY, RUNTIME_VERSION
 from controlplane.client import NotFound
-from controlplane.controllers.nodelease import LEASE_NAMESPACE
+from api.nodelease import LEASE_NAMESPACE
 from hollow_harness import hollow_nodes, until
 
 

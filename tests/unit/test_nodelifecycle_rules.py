@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from controlplane.controllers.nodelease import lease_duration_seconds, lease_renew_interval, now_micro, parse_time
-from controlplane.controllers.taints import (NO_EXECUTE, NO_SCHEDULE, NOT_READY, UNREACHABLE, UNSCHEDULABLE,
+from api.nodelease import lease_duration_seconds, lease_renew_interval, now_micro, parse_time
+from api.taints import (NO_EXECUTE, NO_SCHEDULE, NOT_READY, UNREACHABLE, UNSCHEDULABLE,
                                              condition_taints, daemon_tolerations, eviction_delay, eviction_time,
                                              scheduling_taints, tolerates, untolerated)
 
