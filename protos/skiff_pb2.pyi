@@ -148,6 +148,28 @@ class BindRequest(_message.Message):
     event_source: str
     def __init__(self, namespace: _Optional[str] = ..., name: _Optional[str] = ..., node_name: _Optional[str] = ..., uid: _Optional[str] = ..., resource_version: _Optional[str] = ..., scheduled_event_message: _Optional[str] = ..., event_source: _Optional[str] = ...) -> None: ...
 
+class BindManyRequest(_message.Message):
+    __slots__ = ("binds",)
+    BINDS_FIELD_NUMBER: _ClassVar[int]
+    binds: _containers.RepeatedCompositeFieldContainer[BindRequest]
+    def __init__(self, binds: _Optional[_Iterable[_Union[BindRequest, _Mapping]]] = ...) -> None: ...
+
+class BindResult(_message.Message):
+    __slots__ = ("code", "message", "object")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    OBJECT_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    message: str
+    object: bytes
+    def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ..., object: _Optional[bytes] = ...) -> None: ...
+
+class BindManyResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[BindResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[BindResult, _Mapping]]] = ...) -> None: ...
+
 class SchedulePreviewRequest(_message.Message):
     __slots__ = ("pod",)
     POD_FIELD_NUMBER: _ClassVar[int]

@@ -79,6 +79,11 @@ class ApiStub:
                 request_serializer=skiff__pb2.BindRequest.SerializeToString,
                 response_deserializer=skiff__pb2.ObjectResponse.FromString,
                 _registered_method=True)
+        self.BindMany = channel.unary_unary(
+                '/skiff.v1.Api/BindMany',
+                request_serializer=skiff__pb2.BindManyRequest.SerializeToString,
+                response_deserializer=skiff__pb2.BindManyResponse.FromString,
+                _registered_method=True)
         self.SchedulePreview = channel.unary_unary(
                 '/skiff.v1.Api/SchedulePreview',
                 request_serializer=skiff__pb2.SchedulePreviewRequest.SerializeToString,
@@ -195,6 +200,14 @@ class ApiServicer:
 
     def Bind(self, request, context):
         """The pods/binding subresource: set spec.nodeName of an unbound pod.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BindMany(self, request, context):
+        """Several binds in one request, each done and answered as Bind would (a scheduler sends
+        the binds it decided while its previous request was in flight: one request per batch).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -318,6 +331,11 @@ def add_ApiServicer_to_server(servicer, server):
                     servicer.Bind,
                     request_deserializer=skiff__pb2.BindRequest.FromString,
                     response_serializer=skiff__pb2.ObjectResponse.SerializeToString,
+            ),
+            'BindMany': grpc.unary_unary_rpc_method_handler(
+                    servicer.BindMany,
+                    request_deserializer=skiff__pb2.BindManyRequest.FromString,
+                    response_serializer=skiff__pb2.BindManyResponse.SerializeToString,
             ),
             'SchedulePreview': grpc.unary_unary_rpc_method_handler(
                     servicer.SchedulePreview,
@@ -618,6 +636,33 @@ class Api:
             '/skiff.v1.Api/Bind',
             skiff__pb2.BindRequest.SerializeToString,
             skiff__pb2.ObjectResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BindMany(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/skiff.v1.Api/BindMany',
+            skiff__pb2.BindManyRequest.SerializeToString,
+            skiff__pb2.BindManyResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -45,6 +45,18 @@ class Allocations:
     def __init__(self, limit: int = 100_000):
         self.records: dict[str, Record] = {}
         self.limit = limit
+        self._allocatable: dict[str, tuple[str, dict[str, int]]] = {}   # node → (resourceVersion, amounts)
+
+    def allocatable(self, node: dict[str, Any]) -> dict[str, int]:
+        """The node's allocatable amounts, parsed once per version of the node."""
+        meta = node.get("metadata") or {}
+        name, version = meta.get("name") or "", meta.get("resourceVersion") or ""
+        known = self._allocatable.get(name)
+        if known is None or known[0] != version or not version:
+            if len(self._allocatable) >= self.limit:
+                self._allocatable.clear()
+            known = self._allocatable[name] = (version, allocatable_dict(node))
+        return known[1]
 
     def remember(self, node: str, record: Record) -> None:
         if len(self.records) >= self.limit and node not in self.records:
@@ -121,7 +133,7 @@ async def bind_pod(store: Store, *, pods: WatchCache, nodes: WatchCache, allocat
             node = await store.get("nodes", "", node_name)
         except NotFound:
             raise FailedPrecondition(f'cannot bind pod {name}: nodes "{node_name}" not found') from None
-    allocatable = allocatable_dict(node)
+    allocatable = allocations.allocatable(node)
     alloc_key = _alloc_key(store, node_name)
     record = allocations.records.get(node_name)
     record_fresh = record is None

@@ -6,6 +6,7 @@ same codes (see errors.py). Objects travel as JSON bytes.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import logging
@@ -121,6 +122,23 @@ class ApiService(pb_grpc.ApiServicer):
                                 resource_version=request.resource_version,
                                 event_message=request.scheduled_event_message, event_source=request.event_source)
         return pb.ObjectResponse(object=dumps(obj))
+
+    @_unary
+    async def BindMany(self, request: pb.BindManyRequest, context: Any) -> pb.BindManyResponse:
+        """Each bind as Bind does it, concurrently; a failure is that bind's result, not the request's."""
+        async def one(b: pb.BindRequest) -> pb.BindResult:
+            try:
+                obj = await self.h.bind(b.namespace, b.name, b.node_name, uid=b.uid,
+                                        resource_version=b.resource_version,
+                                        event_message=b.scheduled_event_message, event_source=b.event_source)
+                return pb.BindResult(code="OK", object=dumps(obj))
+            except Exception as exc:
+                mapped = status_of(exc)
+                if mapped is None:
+                    log.exception("internal error in a bind", exc_info=exc)
+                    return pb.BindResult(code=grpc.StatusCode.INTERNAL.name, message=f"internal error: {exc!r}")
+                return pb.BindResult(code=mapped[0].name, message=mapped[1])
+        return pb.BindManyResponse(results=await asyncio.gather(*(one(b) for b in request.binds)))
 
     async def Watch(self, request: pb.WatchRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.WatchEvent]:
         try:

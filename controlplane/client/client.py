@@ -15,7 +15,7 @@ import grpc
 
 from api.registry import parse_object
 from api.resource import Resource
-from controlplane.client.errors import ApiError, from_rpc_error
+from controlplane.client.errors import _BY_CODE, ApiError, from_rpc_error
 from protos import skiff_pb2 as pb
 from protos import skiff_pb2_grpc as pb_grpc
 
@@ -136,6 +136,24 @@ class Client:
                                                                 scheduled_event_message=scheduled_event,
                                                                 event_source=event_source))
         return json.loads(reply.object)
+
+    async def bind_many(self, binds: list[dict[str, str]]) -> list[dict[str, Any] | ApiError]:
+        """Several binds in one request. Each dict has the keyword arguments of `bind` plus
+        namespace, name and node_name; each result is the bound pod or the ApiError that
+        `bind` would have raised, in order."""
+        request = pb.BindManyRequest(binds=[pb.BindRequest(
+            namespace=b["namespace"], name=b["name"], node_name=b["node_name"], uid=b.get("uid", ""),
+            resource_version=b.get("resource_version", ""), scheduled_event_message=b.get("scheduled_event", ""),
+            event_source=b.get("event_source", "")) for b in binds])
+        reply = await self._call(self.stub.BindMany, request)
+        out: list[dict[str, Any] | ApiError] = []
+        for result in reply.results:
+            if result.code == "OK":
+                out.append(json.loads(result.object))
+            else:
+                code = grpc.StatusCode[result.code]
+                out.append(_BY_CODE.get(code, ApiError)(result.message, code))
+        return out
 
     async def watch(self, kind: Kind, namespace: str = "", *, label_selector: str = "", field_selector: str = "",
                     resource_version: str = "", allow_bookmarks: bool = False) -> AsyncIterator[WatchEvent]:

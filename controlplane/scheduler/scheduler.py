@@ -11,7 +11,9 @@
      FailedScheduling event; queue waits                  failed: forget, back off, retry
      for a cluster change                                (the event is written with the bind)
 
-Decisions happen one at a time on a snapshot; binds run concurrently. The API
+Decisions happen one at a time on a snapshot; binds run concurrently, and leave
+for the API server in batches (one BindMany request for the binds decided while
+the previous requests were in flight; binder.py). The API
 server's Bind is a compare-and-swap that also checks the node's capacity, so two
 schedulers racing never overfill a node: the loser gets FAILED_PRECONDITION
 ("Insufficient cpu") or ABORTED, forgets its assumption and retries after backoff.
@@ -37,6 +39,7 @@ from controlplane.client import ApiError, Client, Conflict, FailedPrecondition, 
 from controlplane.client.events import WARNING, EventRecorder
 from controlplane.client.informer import Informer
 from controlplane.scheduler.algorithm import ScheduleResult, SchedulingAlgorithm
+from controlplane.scheduler.binder import BatchBinder
 from controlplane.scheduler.cache import Cache, is_terminal
 from controlplane.scheduler.config import SchedulerConfig
 from controlplane.scheduler.framework import FitError
@@ -90,6 +93,7 @@ class Scheduler:
         # kube-scheduler's broadcaster does: events are best effort, binds are not
         self.stats = {"scheduled": 0, "unschedulable": 0, "bind_failures": 0}
         self._bind_slots = asyncio.Semaphore(self.config.parallel_binds)
+        self.binder = BatchBinder(client)   # binds leave in BindMany batches (binder.py)
         self._tasks: set[asyncio.Task] = set()
         self._informer_tasks: list[asyncio.Task] = []
 
@@ -215,6 +219,7 @@ class Scheduler:
             raise
         else:
             self.stats["scheduled"] += 1
+            self.stats["bind_requests"] = self.binder.requests
             self.cache.finish_binding(qp.key)
             self.queue.done(qp.key)
         finally:
@@ -234,7 +239,7 @@ class Scheduler:
         `message`, is written by the server in the bind's own transaction."""
         for attempt in range(BIND_ATTEMPTS):
             try:
-                await self.client.bind(namespace, name, node, uid=uid, scheduled_event=message,
+                await self.binder.bind(namespace, name, node, uid=uid, scheduled_event=message,
                                        event_source=COMPONENT)
                 return
             except Conflict:

@@ -109,3 +109,22 @@ async def test_bind_records_the_scheduled_event_in_the_same_write(client, namesp
     with pytest.raises(FailedPrecondition):
         await client.bind(namespace, "q", "no-such-node", scheduled_event="nope")
     assert len((await client.list("events", namespace)).items) == 1
+
+
+async def test_bind_many_answers_each_bind_as_bind_would(client, namespace):
+    name = f"n-{uuid.uuid4().hex[:6]}"
+    await register(client, name)
+    for p in ("a", "b", "c"):
+        await client.create(pod(p, namespace))
+    await client.bind(namespace, "c", name)
+    results = await client.bind_many([
+        {"namespace": namespace, "name": "a", "node_name": name, "scheduled_event": "assigned a"},
+        {"namespace": namespace, "name": "b", "node_name": "nowhere"},
+        {"namespace": namespace, "name": "c", "node_name": name},
+        {"namespace": namespace, "name": "missing", "node_name": name}])
+    assert results[0]["spec"]["nodeName"] == name
+    assert isinstance(results[1], FailedPrecondition) and 'nodes "nowhere" not found' in results[1].message
+    assert isinstance(results[2], Conflict) and "already assigned" in results[2].message
+    from controlplane.client import NotFound
+    assert isinstance(results[3], NotFound)
+    assert [e["involvedObject"]["name"] for e in (await client.list("events", namespace)).items] == ["a"]
