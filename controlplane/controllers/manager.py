@@ -15,6 +15,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Hashable, Protocol
 
+from api.registry import lookup
 from controlplane.client import Client
 from controlplane.client.events import EventRecorder
 from controlplane.client.informer import Informer
@@ -31,6 +32,11 @@ class SharedInformers:
         self.started = False
 
     def get(self, kind: str, *, namespace: str = "", label_selector: str = "", field_selector: str = "") -> Informer:
+        # "Node", "nodes" and "no" are one informer: key on the plural the registry knows.
+        try:
+            kind = lookup(kind).plural
+        except Exception:
+            pass    # not a registered kind: the informer's first list reports it
         key = (kind, namespace, label_selector, field_selector)
         informer = self._informers.get(key)
         if informer is None:
