@@ -38,7 +38,7 @@ import aetcd
 import aetcd.exceptions
 
 from api.selectors import FieldSelector, Selector, field_value
-from controlplane.storage import codec, keys
+from controlplane.storage import codec, gc_policy, keys
 from controlplane.storage.errors import TooOld, Unavailable
 
 log = logging.getLogger(__name__)
@@ -187,6 +187,7 @@ class WatchCache:
     # -- lifecycle -----------------------------------------------------------------
 
     def start(self) -> None:
+        gc_policy.install()   # the caches are what makes full collections long; see gc_policy
         self._task = asyncio.create_task(self._run(), name=f"watch-cache-{self.plural}")
 
     async def stop(self) -> None:
