@@ -43,6 +43,8 @@ async def _abort(context: grpc.aio.ServicerContext, exc: BaseException) -> None:
 # Events per message for a watcher that allows batching. gRPC's cost is per message, so a
 # watcher that fell behind (a burst of writes) catches up in few messages.
 WATCH_BATCH = 200
+# How long a busy batching watch stream waits to gather events (see Subscription.batches).
+WATCH_LINGER = 0.005
 
 
 def _event_message(event: Event) -> pb.WatchEvent:
@@ -152,7 +154,8 @@ class ApiService(pb_grpc.ApiServicer):
             for first in range(0, len(backlog), batch):
                 yield _watch_message(backlog[first:first + batch])
             bookmark = self.bookmark_seconds if request.allow_bookmarks else None
-            async for events in sub.batches(bookmark_every=bookmark, max_batch=batch):
+            async for events in sub.batches(bookmark_every=bookmark, max_batch=batch,
+                                            linger=WATCH_LINGER if request.allow_batching else 0.0):
                 yield _watch_message(events)
         except grpc.aio.AbortError:
             raise

@@ -130,12 +130,22 @@ class Subscription:
             for event in batch:
                 yield event
 
-    async def batches(self, *, bookmark_every: float | None = None, max_batch: int = 100) -> AsyncIterator[list[Event]]:
+    async def batches(self, *, bookmark_every: float | None = None, max_batch: int = 100,
+                      linger: float = 0.0) -> AsyncIterator[list[Event]]:
         """Like events(), but each time everything queued (up to max_batch) in one list, in
-        order: a watcher that fell behind catches up in a few messages instead of one per event."""
+        order: a watcher that fell behind catches up in a few messages instead of one per event.
+
+        With `linger`, a busy stream — one whose previous batch left less than `linger` ago —
+        waits that long for more events before sending a lone one: at a high event rate
+        batches form although each event arrives on its own, and each message costs the
+        server as much as several events do. An idle stream sends at once."""
         queue = self.queue
+        loop = asyncio.get_running_loop()
+        last_sent = 0.0
         try:
             while True:
+                if linger and queue.qsize() == 1 and loop.time() - last_sent < linger:
+                    await asyncio.sleep(linger)
                 if queue.empty():
                     try:
                         if bookmark_every:
@@ -155,6 +165,8 @@ class Subscription:
                         break
                     item = queue.get_nowait()
                 if batch:
+                    if linger:
+                        last_sent = loop.time()
                     yield batch
                 if item is None:
                     if self.error is not None:
