@@ -23,6 +23,10 @@ bench/common.py. The load comes from separate processes:
    A pod carries the moment its write was due in an annotation; the delay is the
    moment the watcher receives the event minus that. (CLOCK_MONOTONIC is one clock
    for the whole machine on Linux, so the processes' timestamps compare.)
+4. Cost: the API server's CPU per request of each verb (create, get, update, bind
+   with its Scheduled event, each watch event delivered), read from /proc around a
+   run of one verb at a time, and of a bare gRPC call to a server that does nothing:
+   the floor every request pays in gRPC's Python layer before any of our code runs.
 
 Results go to bench/results/api.json and are summarised on stdout.
 """
@@ -62,7 +66,7 @@ SENT = "bench.skiff.dev/sent"
 # The server writes compact JSON, so the annotation reads "key":"value" with no spaces.
 SENT_PATTERN = re.compile(rb'"bench\.skiff\.dev/sent":"([0-9.]+)"')
 VERBS = ("create", "update", "get")
-SCENARIOS = ("create", "mixed", "fanout")
+SCENARIOS = ("create", "mixed", "fanout", "cost")
 
 
 @dataclass
@@ -82,11 +86,12 @@ class Settings:
     sweep_seconds: float = 5.0
     streams_per_channel: int = 100
     watch_open_rate: float = 500.0    # new watch streams per second, over all watch processes
+    cost_requests: int = 2000         # scenario 4: requests per verb
 
     @classmethod
     def quick(cls) -> "Settings":
         return cls(create_seconds=1, mixed_seconds=1, mixed_rate=200, sweep_rates=(100,), sweep_seconds=0.5,
-                   fanout_seconds=1, watchers=50, broadcast_watchers=5, broadcast_seconds=1)
+                   fanout_seconds=1, watchers=50, broadcast_watchers=5, broadcast_seconds=1, cost_requests=100)
 
 
 def bench_pod(name: str, namespace: str, *, node: str | None = None,
@@ -363,6 +368,93 @@ def event_writer(*, address: str, namespace: str, rate: float, seconds: float, n
     _run_in_process(results, work)
 
 
+def cost_worker(*, address: str, floor_address: str, namespace: str, requests: int, server_pid: int,
+                floor_pid: int, results: Any) -> None:
+    """Scenario 4: each verb `requests` times, 32 in flight, one verb at a time; the API server's
+    CPU (read from /proc) per request of each. A bare gRPC call to a server that does nothing
+    (`floor_address`) is the floor every request pays."""
+    async def work() -> dict[str, Any]:
+        from bench.common import cpu_seconds
+        from protos import skiff_pb2 as pb, skiff_pb2_grpc as pb_grpc
+        client = _clients(address, 1)[0]
+        floor_channel = _channel(floor_address)
+        floor = pb_grpc.ApiStub(floor_channel)
+        gate = asyncio.Semaphore(32)
+        out: dict[str, Any] = {}
+
+        async def measure(label: str, pid: int, call: Callable[[int], Awaitable[Any]]) -> None:
+            async def one(i: int) -> None:
+                async with gate:
+                    await call(i)
+            await asyncio.sleep(0.5)   # let the server finish the previous verb's aftermath
+            cpu0, t0 = cpu_seconds(pid), time.monotonic()
+            await asyncio.gather(*(one(i) for i in range(requests)))
+            cpu, wall = cpu_seconds(pid) - cpu0, time.monotonic() - t0
+            out[label] = {"cpu_ms_per_request": round(cpu / requests * 1000, 3),
+                          "requests_per_second": round(requests / wall, 1)}
+
+        await client.create({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "cost-node"},
+                             "status": {"allocatable": {"cpu": "1000", "memory": "1000Gi", "pods": "100000"}}})
+        node = await client.get("nodes", "cost-node")
+        node["status"] = {"allocatable": {"cpu": "1000", "memory": "1000Gi", "pods": "100000"}}
+        await client.update_status(node)
+        await floor.Get(pb.GetRequest(kind="pods"))
+        await measure("bare gRPC call (a server that does nothing)", floor_pid,
+                      lambda i: floor.Get(pb.GetRequest(kind="pods", name=str(i))))
+        pods: list[dict[str, Any]] = [{} for _ in range(requests)]
+
+        async def create(i: int) -> None:
+            pods[i] = await client.create(bench_pod(f"cost-{i}", namespace))
+        await measure("create pod", server_pid, create)
+        await measure("get pod", server_pid, lambda i: client.get("pods", f"cost-{i}", namespace))
+
+        async def update(i: int) -> None:
+            pods[i]["metadata"].setdefault("annotations", {})["bench.skiff.dev/seq"] = "1"
+            pods[i] = await client.update(pods[i])
+        await measure("update pod", server_pid, update)
+        await measure("bind pod, with its Scheduled event", server_pid,
+                      lambda i: client.bind(namespace, f"cost-{i}", "cost-node",
+                                            scheduled_event="Successfully assigned", event_source="bench"))
+        # Watch deliveries: the same updates again with 4 watchers of the namespace; the extra
+        # CPU over the plain updates, per event delivered.
+        listed = await client.list("pods", namespace)
+        pods[:] = sorted(listed.items, key=lambda p: int(p["metadata"]["name"].split("-")[1]))
+        received = [0] * 4
+
+        async def follow(k: int) -> None:
+            async for _ in client.watch("pods", namespace, resource_version=listed.resource_version):
+                received[k] += 1
+                if received[k] >= requests:
+                    return
+        watchers = [asyncio.ensure_future(follow(k)) for k in range(4)]
+        await measure("update pod, 4 watchers", server_pid, update)
+        await asyncio.wait_for(asyncio.gather(*watchers), 60)
+        plain, watched = out["update pod"]["cpu_ms_per_request"], out["update pod, 4 watchers"]["cpu_ms_per_request"]
+        out["each watch event delivered, per watcher"] = {"cpu_ms_per_request": round((watched - plain) / 4, 3)}
+        await client.close()
+        await floor_channel.close()
+        return out
+    _run_in_process(results, work)
+
+
+def floor_server(*, port: int, ready: Any) -> None:
+    """A gRPC server whose Get does nothing: what any request costs the API server's framework."""
+    async def serve() -> None:
+        import grpc
+        from protos import skiff_pb2 as pb, skiff_pb2_grpc as pb_grpc
+
+        class Nothing(pb_grpc.ApiServicer):
+            async def Get(self, request: Any, context: Any) -> Any:
+                return pb.ObjectResponse(object=b"{}")
+        server = grpc.aio.server()
+        pb_grpc.add_ApiServicer_to_server(Nothing(), server)
+        server.add_insecure_port(f"127.0.0.1:{port}")
+        await server.start()
+        ready.set()
+        await server.wait_for_termination()
+    asyncio.run(serve())
+
+
 # -- in the bench's own process ----------------------------------------------------------------
 
 def _sync_call(address: str, method: str, request: Any) -> Any:
@@ -387,6 +479,12 @@ def list_revision(address: str, namespace: str) -> str:
 def split(total: int, parts: int) -> list[int]:
     """total as `parts` near-equal whole numbers (dropping zeros)."""
     return [n for n in (total // parts + (1 if i < total % parts else 0) for i in range(parts)) if n]
+
+
+def cpu_per_request(cpu_percent: dict[str, float], per_second: float) -> dict[str, float]:
+    """Each process's CPU per request, in ms: % of a core / requests per second."""
+    return {name: round(pct / 100 / per_second * 1000, 3) for name, pct in cpu_percent.items()
+            if per_second > 0 and pct == pct}
 
 
 def run_create(cl: Cluster, s: Settings, *, profile_to: Path | None, native: bool = False) -> dict[str, Any]:
@@ -420,6 +518,7 @@ def run_create(cl: Cluster, s: Settings, *, profile_to: Path | None, native: boo
               "created": created, "errors": sum(errors.values()), "error_samples": dict(errors.most_common(3)),
               "creates_per_second": round(rate, 1),
               "latency_ms": percentiles([x for r in out for x in r["latencies"]]), "cpu_percent": cpu,
+              "cpu_ms_per_create": cpu_per_request(cpu, rate),
               "etcd": etcd_disk,
               "goal_creates_per_second": GOAL_CREATES_PER_SECOND, "done_creates_per_second": DONE_CREATES_PER_SECOND,
               "goal_met": rate >= GOAL_CREATES_PER_SECOND, "done_met": rate >= DONE_CREATES_PER_SECOND}
@@ -479,10 +578,26 @@ def _mixed_phase(rate: float, seconds: float, out: list[dict[str, Any]], cpu: di
     done = sum(len(r["lags"]) for r in out)
     elapsed = max(r["elapsed"] for r in out)
     return {"rate": rate, "seconds": seconds, "requests": done, "completed_per_second": round(done / elapsed, 1),
+            "cpu_ms_per_request": cpu_per_request(cpu, done / elapsed),
             "errors": sum(errors.values()), "error_samples": dict(errors.most_common(3)), "verbs": verbs,
             "generator_lag_ms": percentiles([x for r in out for x in r["lags"]]), "cpu_percent": cpu,
             "etcd": etcd_disk, "goal_p99_ms": GOAL_MIXED_P99_MS,
             "goal_met": all(v["goal_met"] for v in verbs.values())}
+
+
+def run_cost(cl: Cluster, s: Settings) -> dict[str, Any]:
+    """Scenario 4: the API server's CPU per request of each verb, and of a bare gRPC call."""
+    from bench.common import free_port
+    namespace = "bench-cost"
+    make_namespace(cl.api.address, namespace)
+    port, ready, results = free_port(), SPAWN.Event(), SPAWN.Queue()
+    with worker_processes(floor_server, [dict(port=port, ready=ready)]) as floor:
+        wait_for(ready.is_set, timeout=30, what="the bare gRPC server to start")
+        kwargs = [dict(address=cl.api.address, floor_address=f"127.0.0.1:{port}", namespace=namespace,
+                       requests=s.cost_requests, server_pid=cl.api.pid, floor_pid=floor[0].pid, results=results)]
+        with worker_processes(cost_worker, kwargs) as procs:
+            out = collect(results, 1, timeout=300, procs=procs, what="the per-request cost")[0]
+    return {"requests_per_verb": s.cost_requests, "in_flight": 32, "verbs": out}
 
 
 def run_fanout(cl: Cluster, s: Settings, *, shape: str) -> dict[str, Any]:
@@ -546,7 +661,9 @@ def run_fanout(cl: Cluster, s: Settings, *, shape: str) -> dict[str, Any]:
             "streams_refused_and_retried": sum(r["refused_and_retried"] for r in out),
             "stream_failures": [f for r in out for f in r["failures"]][:3],
             "write_ack_ms": percentiles(writer["acks"]), "writer_lag_ms": percentiles(writer["lags"]),
-            "delivery_delay_ms": delay, "cpu_percent": cpu, "etcd": etcd_disk, "goal_p99_ms": GOAL_FANOUT_P99_MS,
+            "delivery_delay_ms": delay, "cpu_percent": cpu,
+            "api_server_cpu_ms_per_delivery": round(cpu["api-server"] / 100 / max(len(delays) / seconds, 1e-9) * 1000, 3),
+            "etcd": etcd_disk, "goal_p99_ms": GOAL_FANOUT_P99_MS,
             "goal_met": delay.get("p99", math.inf) <= GOAL_FANOUT_P99_MS and expected > 0
             and len(delays) >= expected}
 
@@ -568,7 +685,8 @@ def summary(data: dict[str, Any]) -> str:
                   f"latency p50 {lat.get('p50')} ms, p99 {lat.get('p99')} ms)",
                   f"   goal >= {GOAL_CREATES_PER_SECOND}/s: {_mark(c['goal_met'])}; done at >= "
                   f"{DONE_CREATES_PER_SECOND}/s: {_mark(c['done_met'])}",
-                  f"   CPU (% of one core): {c['cpu_percent']}", f"   etcd: {c['etcd']}"]
+                  f"   CPU (% of one core): {c['cpu_percent']}; ms of CPU per create: {c['cpu_ms_per_create']}",
+                  f"   etcd: {c['etcd']}"]
     m = data.get("mixed_load")
     if m:
         lines.append(f"2. mixed load at {m['rate']:.0f} requests/s open loop for {m['seconds']} s "
@@ -577,7 +695,8 @@ def summary(data: dict[str, Any]) -> str:
             lat = v["latency_ms"]
             lines.append(f"   {verb:<6} p50 {lat.get('p50')} ms  p90 {lat.get('p90')} ms  p99 {lat.get('p99')} ms  "
                          f"(n={lat.get('count')})  goal p99 <= {GOAL_MIXED_P99_MS:.0f} ms: {_mark(v['goal_met'])}")
-        lines += [f"   generator lag p99 {m['generator_lag_ms'].get('p99')} ms; CPU: {m['cpu_percent']}",
+        lines += [f"   generator lag p99 {m['generator_lag_ms'].get('p99')} ms; CPU: {m['cpu_percent']}; "
+                  f"ms of CPU per request: {m['cpu_ms_per_request']}",
                   f"   etcd: {m['etcd']}"]
         for p in m["sweep"]:
             lines.append(f"   at {p['rate']:.0f}/s for {p['seconds']} s: p99 " +
@@ -595,7 +714,11 @@ def summary(data: dict[str, Any]) -> str:
                   f"   delivery delay p50 {d.get('p50')} ms  p90 {d.get('p90')} ms  p99 {d.get('p99')} ms  "
                   f"max {d.get('max')} ms; goal p99 <= {GOAL_FANOUT_P99_MS:.0f} ms: {_mark(f['goal_met'])}",
                   f"   write ack p50 {f['write_ack_ms'].get('p50')} ms p99 {f['write_ack_ms'].get('p99')} ms; "
-                  f"CPU: {f['cpu_percent']}"]
+                  f"CPU: {f['cpu_percent']}; API server {f['api_server_cpu_ms_per_delivery']} ms per delivery"]
+    cost = data.get("cost")
+    if cost:
+        lines.append(f"4. API server CPU per request ({cost['requests_per_verb']} of each, {cost['in_flight']} in flight):")
+        lines += [f"   {v['cpu_ms_per_request']:6.3f} ms  {label}" for label, v in cost["verbs"].items()]
     prof = (c or {}).get("profile")
     if prof and prof.get("samples"):
         lines.append(f"profile ({prof['mode']}) of the API server during scenario 1 ({prof['samples']} samples, "
@@ -652,6 +775,8 @@ def main(argv: list[str] | None = None) -> int:
         if "fanout" in only:
             data["watch_fanout"] = {"kubelet": run_fanout(cl, s, shape="kubelet"),
                                     "broadcast": run_fanout(cl, s, shape="broadcast")}
+        if "cost" in only:
+            data["cost"] = run_cost(cl, s)
     data["wall_seconds"] = round(time.monotonic() - t0, 1)
     goals = {"create_throughput": ("create_throughput", "goal_met"), "mixed_load_p99": ("mixed_load", "goal_met"),
              "watch_fanout_kubelet_p99": ("watch_fanout", "kubelet", "goal_met"),

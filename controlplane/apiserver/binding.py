@@ -14,7 +14,9 @@ wrote (`Allocations`). A stale copy cannot do harm: the transaction compares the
 pod's and the record's mod_revisions, and when either changed its failure branch
 returns both as they are now, to check and try again. A refusal (the pod is bound
 already, the node is full) is only ever given on what etcd returned, never on a
-cached copy alone.
+cached copy alone. Binds to one node through one API server take turns (a lock per
+node), so that a batch of binds to a small cluster does not fail on its own
+compare-and-swaps; other API servers are kept out by the compare-and-swap alone.
 
 Entries of pods that have since been deleted or finished are dropped lazily at the
 next bind, but only once the pods watch cache has caught up past the entry's
@@ -23,6 +25,7 @@ revision, so a lagging cache can make the check stricter, never looser.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import datetime, timezone
 from typing import Any, Callable
@@ -45,7 +48,18 @@ class Allocations:
     def __init__(self, limit: int = 100_000):
         self.records: dict[str, Record] = {}
         self.limit = limit
+        self._locks: dict[str, asyncio.Lock] = {}
         self._allocatable: dict[str, tuple[str, dict[str, int]]] = {}   # node → (resourceVersion, amounts)
+
+    def lock(self, node: str) -> asyncio.Lock:
+        """Binds to one node through this server take turns: racing each other on the record's
+        compare-and-swap, all but one would fail and retry (a batch of binds to a small cluster)."""
+        lock = self._locks.get(node)
+        if lock is None:
+            if len(self._locks) >= self.limit:
+                self._locks = {n: held for n, held in self._locks.items() if held.locked()}
+            lock = self._locks[node] = asyncio.Lock()
+        return lock
 
     def allocatable(self, node: dict[str, Any]) -> dict[str, int]:
         """The node's allocatable amounts, parsed once per version of the node."""
@@ -120,6 +134,15 @@ async def bind_pod(store: Store, *, pods: WatchCache, nodes: WatchCache, allocat
     """Write the pod bound to node_name if it is still unbound (and matches uid and
     resource_version, when given) and the node still has room for its requests.
     `also_put(pod)` gives further puts for the same transaction (the Scheduled event)."""
+    async with allocations.lock(node_name):
+        return await _bind_pod(store, pods=pods, nodes=nodes, allocations=allocations, namespace=namespace,
+                               name=name, node_name=node_name, uid=uid, resource_version=resource_version,
+                               also_put=also_put)
+
+
+async def _bind_pod(store: Store, *, pods: WatchCache, nodes: WatchCache, allocations: Allocations,
+                    namespace: str, name: str, node_name: str, uid: str, resource_version: str,
+                    also_put: Callable[[dict[str, Any]], list[Any]] | None) -> dict[str, Any]:
     from aetcd import rpc
 
     pod_key = store.key("pods", namespace, name)

@@ -18,11 +18,10 @@ served from the cache. Subscribers whose field selector pins an indexed field
 (pods by `spec.nodeName`, as every agent watches) are found through an index
 instead of testing every selector.
 
-Lists can be served from the cache (`snapshot`), as Kubernetes serves them from
-its watch cache: at the cache's own revision when the caller accepts any recent
-state (resourceVersion "0", what informers ask), or — for a "most recent" list —
-once the handler has checked with one cheap etcd read that the cache holds
-etcd's current state of the range (see Handlers.list).
+Lists are served from the cache (`snapshot`), as Kubernetes serves them from
+its watch cache, once the handler has checked with one cheap keys-only etcd read
+that the cache holds etcd's current state of the range, so a List still sees
+every write made before it (see Handlers.list_raw).
 """
 
 from __future__ import annotations

@@ -128,3 +128,19 @@ async def test_bind_many_answers_each_bind_as_bind_would(client, namespace):
     from controlplane.client import NotFound
     assert isinstance(results[3], NotFound)
     assert [e["involvedObject"]["name"] for e in (await client.list("events", namespace)).items] == ["a"]
+
+
+async def test_a_batch_of_binds_to_one_node_all_succeed(client, namespace):
+    """Binds to the same node in one BindMany take turns on the node's record instead of
+    failing each other's compare-and-swap."""
+    name = f"n-{uuid.uuid4().hex[:6]}"
+    big = node(name)
+    big["status"]["allocatable"] = big["status"]["capacity"] = {"cpu": "64", "memory": "64Gi", "pods": "110"}
+    await register(client, name)
+    created = await client.get("nodes", name)
+    await client.update_status({**created, "status": big["status"]})
+    names = [f"p{i}" for i in range(40)]
+    for p in names:
+        await client.create(pod(p, namespace))
+    results = await client.bind_many([{"namespace": namespace, "name": p, "node_name": name} for p in names])
+    assert all(isinstance(r, dict) and r["spec"]["nodeName"] == name for r in results), results
