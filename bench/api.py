@@ -382,22 +382,24 @@ def cost_worker(*, address: str, floor_address: str, namespace: str, requests: i
         gate = asyncio.Semaphore(32)
         out: dict[str, Any] = {}
 
-        async def measure(label: str, pid: int, call: Callable[[int], Awaitable[Any]]) -> None:
+        async def measure(label: str, pid: int, call: Callable[[int], Awaitable[Any]], *, calls: int = requests,
+                          per_call: int = 1) -> None:
+            """`calls` calls, each doing `per_call` requests' work; CPU per request."""
             async def one(i: int) -> None:
                 async with gate:
                     await call(i)
             await asyncio.sleep(0.5)   # let the server finish the previous verb's aftermath
             cpu0, t0 = cpu_seconds(pid), time.monotonic()
-            await asyncio.gather(*(one(i) for i in range(requests)))
+            await asyncio.gather(*(one(i) for i in range(calls)))
             cpu, wall = cpu_seconds(pid) - cpu0, time.monotonic() - t0
-            out[label] = {"cpu_ms_per_request": round(cpu / requests * 1000, 3),
-                          "requests_per_second": round(requests / wall, 1)}
+            out[label] = {"cpu_ms_per_request": round(cpu / (calls * per_call) * 1000, 3),
+                          "requests_per_second": round(calls * per_call / wall, 1)}
 
-        await client.create({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "cost-node"},
-                             "status": {"allocatable": {"cpu": "1000", "memory": "1000Gi", "pods": "100000"}}})
-        node = await client.get("nodes", "cost-node")
-        node["status"] = {"allocatable": {"cpu": "1000", "memory": "1000Gi", "pods": "100000"}}
-        await client.update_status(node)
+        nodes = [f"cost-node-{n}" for n in range(max(1, requests // 20))]   # 20 pods a node, as a full cluster
+        for name in nodes:
+            node = await client.create({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}})
+            node["status"] = {"allocatable": {"cpu": "32", "memory": "128Gi", "pods": "110"}}
+            await client.update_status(node)
         await floor.Get(pb.GetRequest(kind="pods"))
         await measure("bare gRPC call (a server that does nothing)", floor_pid,
                       lambda i: floor.Get(pb.GetRequest(kind="pods", name=str(i))))
@@ -412,9 +414,18 @@ def cost_worker(*, address: str, floor_address: str, namespace: str, requests: i
             pods[i]["metadata"].setdefault("annotations", {})["bench.skiff.dev/seq"] = "1"
             pods[i] = await client.update(pods[i])
         await measure("update pod", server_pid, update)
-        await measure("bind pod, with its Scheduled event", server_pid,
-                      lambda i: client.bind(namespace, f"cost-{i}", "cost-node",
-                                            scheduled_event="Successfully assigned", event_source="bench"))
+        half = requests // 2 // 25 * 25
+        await measure("bind pod, with its Scheduled event", server_pid, calls=half,
+                      call=lambda i: client.bind(namespace, f"cost-{i}", nodes[i % len(nodes)],
+                                                 scheduled_event="Successfully assigned", event_source="bench"))
+
+        async def bind_batch(j: int) -> None:   # 25 binds per BindMany request, as the scheduler sends them
+            first = half + j * 25
+            await client.bind_many([{"namespace": namespace, "name": f"cost-{i}", "node_name": nodes[i % len(nodes)],
+                                     "scheduled_event": "Successfully assigned", "event_source": "bench"}
+                                    for i in range(first, first + 25)])
+        await measure("bind pod in a BindMany of 25 (per pod)", server_pid, bind_batch,
+                      calls=(requests - half) // 25, per_call=25)
         # Watch deliveries: the same updates again with 4 watchers of the namespace; the extra
         # CPU over the plain updates, per event delivered.
         listed = await client.list("pods", namespace)

@@ -1,5 +1,6 @@
-"""Smoke test of bench/api.py: a --quick run (1 s per scenario, 50 watchers) must finish
-and write every figure docs/PERFORMANCE.md quotes, so the benchmark cannot rot.
+"""Smoke test of bench/api.py: a --quick run (1 s per scenario, 50 watchers, 100 requests
+per verb; about 15 s) must finish and write every figure docs/PERFORMANCE.md quotes, so the
+benchmark cannot rot.
 
 The bench starts its own etcd, API server and load processes; it runs here in its own
 process group so that, should it hang, the test can stop all of them by that group's id.
@@ -69,3 +70,10 @@ def test_quick_run_writes_every_figure(tmp_path: Path) -> None:
 
     assert set(data["goals"]) == {"create_throughput", "mixed_load_p99", "watch_fanout_kubelet_p99",
                                   "watch_fanout_broadcast_p99"}
+
+    assert "4. API server CPU per request" in done.stdout
+    verbs = data["cost"]["verbs"]
+    for verb in ("bare gRPC call (a server that does nothing)", "create pod", "get pod", "update pod",
+                 "bind pod, with its Scheduled event", "each watch event delivered, per watcher"):
+        assert "cpu_ms_per_request" in verbs[verb], verb
+    assert create["cpu_ms_per_create"]["api-server"] > 0
