@@ -725,7 +725,7 @@ def summary(data: dict[str, Any]) -> str:
                   f"   delivery delay p50 {d.get('p50')} ms  p90 {d.get('p90')} ms  p99 {d.get('p99')} ms  "
                   f"max {d.get('max')} ms; goal p99 <= {GOAL_FANOUT_P99_MS:.0f} ms: {_mark(f['goal_met'])}",
                   f"   write ack p50 {f['write_ack_ms'].get('p50')} ms p99 {f['write_ack_ms'].get('p99')} ms; "
-                  f"CPU: {f['cpu_percent']}; API server {f['api_server_cpu_ms_per_delivery']} ms per delivery"]
+                  f"CPU: {f['cpu_percent']}; API server {f['api_server_cpu_ms_per_delivery']} ms of CPU per delivery (its write included)"]
     cost = data.get("cost")
     if cost:
         lines.append(f"4. API server CPU per request ({cost['requests_per_verb']} of each, {cost['in_flight']} in flight):")
