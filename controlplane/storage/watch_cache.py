@@ -355,10 +355,14 @@ class WatchCache:
             sub.offer(event)
 
     def compacted(self, revision: int) -> None:
-        """etcd history up to `revision` is gone; so is ours (clients older than it relist)."""
+        """etcd history up to `revision` is gone; so is ours (clients older than it relist).
+
+        etcd's revision is global, so it can be ahead of this cache's (the last write was
+        to another kind). A client that listed from this cache holds our revision, and our
+        own stream still brings every event after it: never refuse a watch from there."""
         while self.history and self.history[0].revision <= revision:
             self.history.popleft()
-        self.history_start = max(self.history_start, revision)
+        self.history_start = max(self.history_start, min(revision, self.revision))
 
     def _drop_all_subscribers(self, error: Exception) -> None:
         for sub in list(self._unindexed) + [s for subs in self._indexed.values() for s in subs]:
