@@ -18,6 +18,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aetcd
 import grpc
@@ -28,6 +29,9 @@ from controlplane.etcd import EmbeddedEtcd, EtcdMissing
 from controlplane.leader import LeaderElector
 from controlplane.storage import Store, keys
 from protos import skiff_pb2_grpc as pb_grpc
+
+if TYPE_CHECKING:
+    from controlplane.scheduler.config import SchedulerConfig
 
 log = logging.getLogger("skiff.controlplane")
 BUILTIN_NAMESPACES = ("default", "kube-system", "skiff-node-lease")
@@ -124,7 +128,7 @@ async def compactor(handlers: Handlers, interval: float) -> None:
             log.warning("compaction failed: %r", exc)
 
 
-async def lead(args: argparse.Namespace, identity: str = "") -> None:
+async def lead(args: argparse.Namespace, identity: str = "", scheduler_config: "SchedulerConfig | None" = None) -> None:
     """What the leader runs: the scheduler and the controllers, as clients of this API server."""
     from controlplane.client import Client
     from controlplane.leader import publish_leader
@@ -138,8 +142,8 @@ async def lead(args: argparse.Namespace, identity: str = "") -> None:
         work = [publish_leader(client, identity=identity, ttl=args.leader_lease_seconds)] if identity else []
         if args.scheduler:
             from controlplane.scheduler.scheduler import Scheduler
-            from controlplane.scheduler.config import load_config
-            work.append(Scheduler(client, load_config(args.scheduler_config)).run())
+            from controlplane.scheduler.config import SchedulerConfig
+            work.append(Scheduler(client, scheduler_config or SchedulerConfig()).run())
         if args.controllers:
             settings = ControllerSettings(node_monitor_grace_seconds=args.node_monitor_grace,
                                           pod_eviction_seconds=args.pod_eviction_timeout,
@@ -158,6 +162,15 @@ async def serve(args: argparse.Namespace) -> int:
     state_dir = args.state_dir.expanduser()
     state_dir.mkdir(parents=True, exist_ok=True)
     etcd: EmbeddedEtcd | None = None
+    # The scheduler's weights serve two readers: the scheduler (on the leader) and
+    # SchedulePreview (`ctl schedule --dry-run`, on every API server). A bad file is an
+    # error now, not when this process first becomes the leader.
+    from controlplane.scheduler.config import ConfigError, load_config
+    try:
+        scheduler_config = load_config(args.scheduler_config)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     if args.etcd_endpoints:
         endpoints = [e.strip() for e in args.etcd_endpoints.split(",") if e.strip()]
     else:
@@ -177,6 +190,7 @@ async def serve(args: argparse.Namespace) -> int:
         return 1
     store = Store(client, prefix=args.etcd_prefix)
     handlers = Handlers(store, event_ttl_seconds=args.event_ttl)
+    handlers.scheduler_config = scheduler_config
     server = grpc.aio.server(options=SERVER_OPTIONS)
     pb_grpc.add_ApiServicer_to_server(ApiService(handlers), server)
     try:
@@ -196,7 +210,7 @@ async def serve(args: argparse.Namespace) -> int:
     if args.scheduler or args.controllers:
         elector = LeaderElector(client, key=f"{args.etcd_prefix}/_leader/controlplane".encode(),
                                 ttl=args.leader_lease_seconds)
-        tasks.append(asyncio.create_task(elector.run(lambda: lead(args, elector.identity)), name="leader-election"))
+        tasks.append(asyncio.create_task(elector.run(lambda: lead(args, elector.identity, scheduler_config)), name="leader-election"))
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -171,3 +171,42 @@ def test_bad_input_exits_nonzero_with_the_field_path(nodes, tmp_path, doc, args,
     assert out.returncode == 1
     assert message in out.stderr, out.stderr
     assert out.stdout == ""
+
+
+def test_dry_run_uses_the_api_servers_scheduler_config(etcd, tmp_path):
+    """The preview scores with the weights the scheduler was given, not the defaults."""
+    config = tmp_path / "scheduler.yaml"
+    config.write_text("scoreWeights:\n  TaintToleration: 7\ndisabledPlugins: [ImageLocality]\n")
+    cp = ControlPlane(tmp_path / "cp", etcd_endpoints=etcd.endpoint,
+                      extra_args=["--etcd-prefix", f"/ctlsched-{uuid.uuid4().hex[:8]}", "--no-controllers",
+                                  "--scheduler-config", str(config)]).start()
+    try:
+        async def make() -> None:
+            async with Client(cp.address, timeout=10) as c:
+                await c.create({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "only"}})
+                node = await c.get("nodes", "only")
+                node["status"] = {"allocatable": {"cpu": "2", "memory": "8Gi", "pods": "110"}}
+                await c.update_status(node)
+                deadline = time.monotonic() + 10
+                while not any(n["feasible"] for n in (await c.schedule_preview(pod_manifest("p", cpu="1")))["nodes"]):
+                    assert time.monotonic() < deadline, "the API server's cache never saw the node"
+                    await asyncio.sleep(0.1)
+        asyncio.run(make())
+        out = ctl(cp, tmp_path, "schedule", "--dry-run", "-f", write(tmp_path, "pod.yaml", pod_manifest("p", cpu="1")))
+        assert out.returncode == 0, out.stderr
+        rows = table(out.stdout)
+        assert rows["score TaintToleration (x7)"] == ["700"]
+        assert not [r for r in rows if "ImageLocality" in r]
+    finally:
+        cp.stop()
+
+
+def test_bad_scheduler_config_stops_the_control_plane_at_start(etcd, tmp_path):
+    config = tmp_path / "scheduler.yaml"
+    config.write_text("scoreWeights:\n  Nonsense: 1\n")
+    cp = ControlPlane(tmp_path / "cp", etcd_endpoints=etcd.endpoint, extra_args=["--scheduler-config", str(config)])
+    proc = subprocess.run(cp.args, capture_output=True, text=True, cwd=REPO, timeout=30,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 1
+    assert f"error: scheduler config {config}: scoreWeights: " in proc.stderr
+    assert "unknown score plugin 'Nonsense'" in proc.stderr
