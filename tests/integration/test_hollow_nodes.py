@@ -132,7 +132,10 @@ async def test_simulator_command_registers_and_cleans_up(client, api_server, tmp
         async def registered():
             nodes = (await client.list("nodes", label_selector="pool=sim")).items
             return sorted(n["metadata"]["name"] for n in nodes if n["metadata"]["name"].startswith(name))
-        assert await until(registered, what="3 nodes from the simulator") == [f"{name}-{i}" for i in range(3)]
+        async def all_three():
+            found = await registered()
+            return found if len(found) == 3 else None
+        assert await until(all_three, what="3 nodes from the simulator") == [f"{name}-{i}" for i in range(3)]
         assert "SIMULATED NODES" in log.read_text() and "not a runtime" in log.read_text()
     finally:
         await asyncio.to_thread(stop_process, proc)
