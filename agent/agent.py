@@ -41,8 +41,14 @@ class Agent:
         self.volumes = VolumeManager(config.pods_dir)
         self.node = NodeAgent(self.client, config, cgroup_version=detect(config.cgroup_root),
                               images=lambda: self.images.node_images())
-        self.recorder = EventRecorder(self.client, component="skiff-agent", host=config.node_name)
+        # Events are deduplicated per (pod, reason, message) so a repeat bumps `count`; only this
+        # node's pods repeat here, about 4-6 keys each (Pulled, Created, Started, Killing, ...), so
+        # 8 keys per pod the node may run is plenty, and bounds what the recorder keeps.
+        self.recorder = EventRecorder(self.client, component="skiff-agent", host=config.node_name,
+                                      max_entries=max(256, 8 * config.max_pods))
         self.pods = Informer(self.client, "pods", field_selector=f"spec.nodeName={config.node_name}")
+        # uid -> (namespace, name) of every pod the informer has, to find a pod from its uid
+        # (containers, workers and probes know pods by uid). Entries go when the pod is deleted.
         self.uid_to_key: dict[str, tuple[str, str]] = {}
         self.network: PodNetwork | None = None
         if config.network:
@@ -103,9 +109,25 @@ class Agent:
         assert self.workers is not None
         self.workers.trigger(meta["uid"])
 
+    def _on_pod_updated(self, old: dict[str, Any], new: dict[str, Any]) -> None:
+        # After a relist the informer may report a pod deleted and re-created under the same
+        # name as an update from one uid to another: the old uid is gone as well.
+        if old["metadata"].get("uid") != new["metadata"].get("uid"):
+            self._on_pod_deleted(old)
+        self._on_pod(new)
+
+    def _on_pod_deleted(self, pod: dict[str, Any]) -> None:
+        """The pod is gone from the API: forget its uid, then let its worker clean up. The worker's
+        next sync finds no pod for the uid (as it would without the entry: the informer no longer
+        holds it) and stops and removes what is left on the node."""
+        uid = pod["metadata"]["uid"]
+        self.uid_to_key.pop(uid, None)
+        assert self.workers is not None
+        self.workers.trigger(uid)
+
     async def run(self) -> None:
-        self.pods.add_handlers(on_add=self._on_pod, on_update=lambda old, new: self._on_pod(new),
-                               on_delete=lambda pod: self.workers.trigger(pod["metadata"]["uid"]))
+        self.pods.add_handlers(on_add=self._on_pod, on_update=self._on_pod_updated,
+                               on_delete=self._on_pod_deleted)
         tasks = [asyncio.create_task(self.node.run(), name="node"),
                  asyncio.create_task(self.pods.run(), name="pods-informer")]
         if self.network is not None:
@@ -119,6 +141,7 @@ class Agent:
             await self.pods.wait_synced(timeout=None)
             for uid in self._adopted:
                 self.workers.trigger(uid)
+            self._adopted = set()
             await asyncio.gather(*tasks)
         finally:
             for task in tasks:

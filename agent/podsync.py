@@ -199,7 +199,12 @@ class PodSyncer:
             obj: dict | None = await self.client.get(kind, name, namespace)
         except NotFound:
             obj = None
-        self._objects[key] = (time.monotonic(), obj)
+        now = time.monotonic()
+        if len(self._objects) >= 64:
+            # Entries are only ever read while fresh, so stale ones can go: without this the cache
+            # would keep every ConfigMap and Secret any pod on this node ever referred to.
+            self._objects = {k: v for k, v in self._objects.items() if now - v[0] < 5.0}
+        self._objects[key] = (now, obj)
         return obj
 
     async def _refs(self, pod: Pod) -> tuple[Callable[[str], dict | None], Callable[[str], dict | None]]:

@@ -16,9 +16,12 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
-import pydantic_core
+if TYPE_CHECKING:
+    # Only as_pydantic_error needs pydantic_core (imported there): label selectors and
+    # FieldErrors are used by processes that load no pydantic at all (the node agent).
+    import pydantic_core
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,7 @@ def as_pydantic_error(errors: Sequence[FieldError], *, title: str = "") -> pydan
     """A pydantic ValidationError holding `errors` at their paths (relative to the model
     being validated). Raised from a validator, pydantic nests the locations under the
     model's own, so the final path is exact (`spec.selector.matchExpressions[0].operator`)."""
+    import pydantic_core
     return pydantic_core.ValidationError.from_exception_data(title or "FieldError", [
         {"type": pydantic_core.PydanticCustomError(FIELD_ERROR_TYPE, "{message}", {"message": e.message}),
          "loc": path_to_loc(e.path), "input": None}

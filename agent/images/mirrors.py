@@ -32,8 +32,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import yaml
-
 from agent.images.auth import Credential, RegistryAuth, registry_key
 from agent.images.errors import ImageError
 
@@ -82,6 +80,7 @@ class MirrorConfig:
         """Read the YAML file at `path`; a missing file means no mirrors."""
         if not path.exists():
             return cls()
+        import yaml  # only here: most nodes have no registries file, and PyYAML costs ~1.7 MiB
         try:
             doc = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:

@@ -23,9 +23,7 @@ import time
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
-
-import httpx
+from typing import TYPE_CHECKING, Callable
 
 from agent.images import gc as gc_policy
 from agent.images.archive import Archive, ArchiveImage
@@ -40,8 +38,15 @@ from agent.images.manifest import MAX_CONFIG_BYTES, Descriptor, ImageConfig, che
 from agent.images.mirrors import MirrorConfig
 from agent.images.platform import Platform
 from agent.images.reference import DIGEST_RE, InvalidReference, Reference, normalize_reference
-from agent.images.registry import RegistryClient, ResolvedManifest
 from agent.images.unpack import UnpackLimits, remove_tree
+
+if TYPE_CHECKING:
+    # The registry client and httpx under it (about 4 MiB and a hundred modules, click and
+    # pygments included) are imported by the first pull from a registry, not with the store:
+    # a node that runs pre-loaded or already-pulled images never needs them.
+    import httpx
+
+    from agent.images.registry import RegistryClient, ResolvedManifest
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +134,7 @@ class ImageStore:
         return image
 
     async def _pull_from_registry(self, ref: Reference, auth: RegistryAuth | None) -> tuple[Image, PullStats]:
+        from agent.images.registry import RegistryClient  # see TYPE_CHECKING above
         started = time.monotonic()
         client = RegistryClient(mirrors=self.mirrors, auth=auth, platform=self.platform, transport=self._transport)
         try:

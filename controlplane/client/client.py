@@ -8,20 +8,34 @@ a model instance as the object sends its JSON form.
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, TypeVar, overload
+from typing import TYPE_CHECKING, Any, AsyncIterator, TypeVar, Union, overload
 
 import grpc
 
-from api.registry import parse_object
-from api.resource import Resource
 from controlplane.client.errors import _BY_CODE, ApiError, from_rpc_error
 from protos import skiff_pb2 as pb
 from protos import skiff_pb2_grpc as pb_grpc
 
-M = TypeVar("M", bound=Resource)
-Kind = str | type[Resource]
+if TYPE_CHECKING:
+    from api.resource import Resource
+
+# The object model (pydantic, every kind's model: about 12 MiB) is imported only by a
+# caller that uses it — passes a model class or instance. Processes that handle plain
+# dicts, such as the node agent, never load it.
+M = TypeVar("M", bound="Resource")
+Kind = Union[str, type["Resource"]]
 DEFAULT_SERVER = "127.0.0.1:6443"
+
+
+def _is_model(obj: Any) -> bool:
+    """Whether obj is a model instance (api.resource.Resource) rather than a dict.
+
+    Looked up in sys.modules instead of imported: if api.resource was never imported,
+    no model instance can exist, and the answer is no without paying for the import."""
+    resource = sys.modules.get("api.resource")
+    return resource is not None and isinstance(obj, resource.Resource)
 
 
 @dataclass
@@ -38,7 +52,7 @@ class WatchEvent:
     @property
     def resource_version(self) -> str:
         obj = self.object
-        meta = obj.metadata.resource_version if isinstance(obj, Resource) else (obj.get("metadata") or {}).get(
+        meta = obj.metadata.resource_version if _is_model(obj) else (obj.get("metadata") or {}).get(
             "resourceVersion")
         return meta or ""
 
@@ -48,7 +62,7 @@ def _kind_name(kind: Kind) -> str:
 
 
 def _encode(obj: dict[str, Any] | Resource) -> bytes:
-    data = obj.to_json() if isinstance(obj, Resource) else obj
+    data = obj.to_json() if _is_model(obj) else obj
     return json.dumps(data, separators=(",", ":")).encode()
 
 
@@ -81,6 +95,7 @@ class Client:
     def _out(kind: Kind | None, raw: bytes) -> Any:
         data = json.loads(raw)
         if kind is not None and not isinstance(kind, str):
+            from api.registry import parse_object  # a model class was given: the model is loaded already
             return parse_object(data)
         return data
 
@@ -93,7 +108,7 @@ class Client:
 
     async def create(self, obj: dict[str, Any] | M, *, dry_run: bool = False) -> Any:
         reply = await self._call(self.stub.Create, pb.CreateRequest(object=_encode(obj), dry_run=dry_run))
-        return self._out(type(obj) if isinstance(obj, Resource) else None, reply.object)
+        return self._out(type(obj) if _is_model(obj) else None, reply.object)
 
     async def get(self, kind: Kind, name: str, namespace: str = "") -> Any:
         reply = await self._call(self.stub.Get, pb.GetRequest(kind=_kind_name(kind), namespace=namespace, name=name))
@@ -108,11 +123,11 @@ class Client:
 
     async def update(self, obj: dict[str, Any] | M, *, dry_run: bool = False) -> Any:
         reply = await self._call(self.stub.Update, pb.UpdateRequest(object=_encode(obj), dry_run=dry_run))
-        return self._out(type(obj) if isinstance(obj, Resource) else None, reply.object)
+        return self._out(type(obj) if _is_model(obj) else None, reply.object)
 
     async def update_status(self, obj: dict[str, Any] | M, *, dry_run: bool = False) -> Any:
         reply = await self._call(self.stub.UpdateStatus, pb.UpdateRequest(object=_encode(obj), dry_run=dry_run))
-        return self._out(type(obj) if isinstance(obj, Resource) else None, reply.object)
+        return self._out(type(obj) if _is_model(obj) else None, reply.object)
 
     async def delete(self, kind: Kind, name: str, namespace: str = "", *, propagation: str = "",
                      grace_seconds: int | None = None, dry_run: bool = False,
