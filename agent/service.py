@@ -20,6 +20,7 @@ import grpc
 from agent import logs as logreader
 from agent.metrics import MetricsCollector
 from agent.podstate import PodState
+from protos import keepalive
 from protos import skiff_pb2 as pb
 from protos import skiff_pb2_grpc as pb_grpc
 
@@ -210,7 +211,7 @@ class AgentServer:
 
     def __init__(self, service: AgentService, listen: str):
         self.service = service
-        self.server = grpc.aio.server()
+        self.server = grpc.aio.server(options=keepalive.SERVER_OPTIONS)   # long exec/logs streams
         pb_grpc.add_AgentServicer_to_server(service, self.server)
         self.server.add_insecure_port(listen)
         self.listen = listen

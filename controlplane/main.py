@@ -28,6 +28,7 @@ from controlplane.apiserver.service import ApiService
 from controlplane.etcd import EmbeddedEtcd, EtcdMissing
 from controlplane.leader import LeaderElector
 from controlplane.storage import Store, keys
+from protos import keepalive
 from protos import skiff_pb2_grpc as pb_grpc
 
 if TYPE_CHECKING:
@@ -78,7 +79,8 @@ ETCD_CHANNEL_OPTIONS = {"grpc.max_receive_message_length": 2**31 - 1,
 # The API server's own limits: requests carry one object (at most 1.5 MiB), but a
 # List reply holds a whole kind (20,000 pods are tens of MiB): no limit on sends.
 SERVER_OPTIONS = [("grpc.max_receive_message_length", 8 * 1024 * 1024),
-                  ("grpc.max_send_message_length", -1)]
+                  ("grpc.max_send_message_length", -1),
+                  *keepalive.SERVER_OPTIONS]
 
 
 async def connect_etcd(endpoints: list[str], timeout: float = 30.0) -> aetcd.Client:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, TypeVar, Union, overload
 import grpc
 
 from controlplane.client.errors import _BY_CODE, ApiError, from_rpc_error
+from protos import keepalive
 from protos import skiff_pb2 as pb
 from protos import skiff_pb2_grpc as pb_grpc
 
@@ -73,7 +74,7 @@ class Client:
         self.timeout = timeout
         self.channel = channel or grpc.aio.insecure_channel(
             server, options=[("grpc.max_receive_message_length", -1),  # a List of a whole kind can be large
-                             ("grpc.keepalive_time_ms", 30_000)])
+                             *keepalive.CLIENT_OPTIONS])
         self.stub = pb_grpc.ApiStub(self.channel)
 
     async def close(self) -> None:
