@@ -33,6 +33,7 @@ from typing import Any, Callable
 from api.requests import allocatable_dict, pod_requests_dict
 from controlplane.apiserver.errors import FailedPrecondition
 from controlplane.storage import Conflict, NotFound, Store, codec
+from controlplane.storage.store import absent, at_version, put, read
 from controlplane.storage.watch_cache import WatchCache
 
 TERMINAL = ("Succeeded", "Failed")
@@ -143,8 +144,6 @@ async def bind_pod(store: Store, *, pods: WatchCache, nodes: WatchCache, allocat
 async def _bind_pod(store: Store, *, pods: WatchCache, nodes: WatchCache, allocations: Allocations,
                     namespace: str, name: str, node_name: str, uid: str, resource_version: str,
                     also_put: Callable[[dict[str, Any]], list[Any]] | None) -> dict[str, Any]:
-    from aetcd import rpc
-
     pod_key = store.key("pods", namespace, name)
     pod = pods.objects.get(pod_key)
     pod_fresh = pod is None
@@ -195,18 +194,17 @@ async def _bind_pod(store: Store, *, pods: WatchCache, nodes: WatchCache, alloca
         bound = bound_copy(pod, node_name)
         pod_value = codec.encode(bound)
         alloc_value = json.dumps(entries, separators=(",", ":")).encode()
-        alloc_compare = (store.tx.mod(alloc_key) == record[0]) if record[0] else (store.tx.create(alloc_key) == 0)
-        request = rpc.TxnRequest(
-            compare=[(store.tx.mod(pod_key) == int(meta["resourceVersion"])).build_message(),
-                     alloc_compare.build_message()],
-            success=store.client._ops_to_requests([store.tx.put(pod_key, pod_value),
-                                                   store.tx.put(alloc_key, alloc_value),
-                                                   *(also_put(pod) if also_put else ())]),
-            failure=store.client._ops_to_requests([store.tx.get(pod_key), store.tx.get(alloc_key)]))
-        reply = await store._call(lambda: store.client.kvstub.Txn(request, timeout=store.client._timeout,
-                                                                  metadata=store.client.metadata))
+        alloc_compare = at_version(alloc_key, record[0]) if record[0] else absent(alloc_key)
+        extra = store.client._ops_to_requests(also_put(pod)) if also_put else []
+        extra_keys = tuple(op.request_put.key for op in extra)
+        reply = await store.txn(
+            [at_version(pod_key, int(meta["resourceVersion"])), alloc_compare],
+            [put(pod_key, pod_value), put(alloc_key, alloc_value), *extra],
+            [read(pod_key), read(alloc_key)],
+            keys=(pod_key, alloc_key, *extra_keys),
+            size=len(pod_value) + len(alloc_value) + sum(op.request_put.ByteSize() for op in extra))
         if reply.succeeded:
-            rev = reply.header.revision
+            rev = reply.revision
             allocations.remember(node_name, (rev, entries))
             return {**bound, "metadata": {**meta, "resourceVersion": str(rev)}}
         # Someone wrote the pod or the record since we read them: take both as they are now.

@@ -19,7 +19,7 @@ from api.registry import all_resources
 from controlplane.apiserver import proxy
 from controlplane.apiserver.errors import status_of
 from controlplane.apiserver.handlers import Handlers, decode_object
-from controlplane.storage.watch_cache import Event
+from controlplane.storage.watch_cache import Event, chunks
 from protos import skiff_pb2 as pb
 from protos import skiff_pb2_grpc as pb_grpc
 
@@ -151,8 +151,8 @@ class ApiService(pb_grpc.ApiServicer):
             return
         try:
             batch = WATCH_BATCH if request.allow_batching else 1
-            for first in range(0, len(backlog), batch):
-                yield _watch_message(backlog[first:first + batch])
+            for events in chunks(backlog, batch):
+                yield _watch_message(events)
             bookmark = self.bookmark_seconds if request.allow_bookmarks else None
             async for events in sub.batches(bookmark_every=bookmark, max_batch=batch,
                                             linger=WATCH_LINGER if request.allow_batching else 0.0):

@@ -3,8 +3,14 @@
 Every write is one etcd transaction. `create` succeeds only if the key does not
 exist; `update` and `delete` succeed only if the key's mod_revision still equals
 the resourceVersion the caller read (optimistic concurrency). A failed
-precondition raises Conflict naming the current version, so callers re-read and
-retry — exactly how Kubernetes clients handle HTTP 409.
+precondition raises Conflict naming the current version (read by the failure
+branch of the same transaction), so callers re-read and retry — exactly how
+Kubernetes clients handle HTTP 409.
+
+The transactions go through a GroupCommitter (group_commit.py): writes that
+arrive while one is in flight travel to etcd together, each keeping its own
+compare and its own result, so each caller sees what it would have seen alone —
+except that the objects written together share one resourceVersion.
 
 The store knows nothing of kinds: callers pass the plural name and namespace.
 """
@@ -19,7 +25,10 @@ import aetcd
 import aetcd.exceptions
 import grpc
 
+from aetcd import rpc
+
 from controlplane.storage import codec, keys
+from controlplane.storage.group_commit import GroupCommitter, TxnResult
 from controlplane.storage.errors import AlreadyExists, Conflict, NotFound, StorageError, Unavailable
 
 log = logging.getLogger(__name__)
@@ -37,6 +46,38 @@ def _etcd_errors(exc: BaseException) -> StorageError | None:
     return None
 
 
+# The few etcd messages the writes are made of, built directly (aetcd's op objects
+# are converted to these anyway, at a cost on every write).
+_EQUAL, _GREATER = rpc.Compare.CompareResult.EQUAL, rpc.Compare.CompareResult.GREATER
+
+
+def absent(key: bytes) -> Any:
+    """Compare: the key does not exist (its create_revision is 0)."""
+    return rpc.Compare(key=key, result=_EQUAL, target=rpc.Compare.CompareTarget.CREATE, create_revision=0)
+
+
+def at_version(key: bytes, mod_revision: int) -> Any:
+    """Compare: the key was last written at mod_revision."""
+    return rpc.Compare(key=key, result=_EQUAL, target=rpc.Compare.CompareTarget.MOD, mod_revision=mod_revision)
+
+
+def exists(key: bytes) -> Any:
+    """Compare: the key exists (its version is above 0)."""
+    return rpc.Compare(key=key, result=_GREATER, target=rpc.Compare.CompareTarget.VERSION, version=0)
+
+
+def put(key: bytes, value: bytes, lease: int | None = None) -> Any:
+    return rpc.RequestOp(request_put=rpc.PutRequest(key=key, value=value, lease=lease or 0))
+
+
+def read(key: bytes) -> Any:
+    return rpc.RequestOp(request_range=rpc.RangeRequest(key=key))
+
+
+def remove(key: bytes) -> Any:
+    return rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=key))
+
+
 def _with_version(obj: dict[str, Any], revision: int) -> dict[str, Any]:
     """What was written, as a reader gets it back (a shallow copy: the caller's dict is not changed)."""
     return {**obj, "metadata": {**(obj.get("metadata") or {}), "resourceVersion": str(revision)}}
@@ -47,6 +88,7 @@ class Store:
         self.client = client
         self.prefix = prefix
         self.tx = client.transactions
+        self.committer = GroupCommitter(client)
 
     async def _call(self, fn: Callable[[], Awaitable[T]]) -> T:
         try:
@@ -66,22 +108,17 @@ class Store:
                      lease: int | None = None) -> dict[str, Any]:
         key = self.key(plural, namespace, name)
         value = codec.encode(obj)
-
-        # The header revision of a one-put transaction is the new mod_revision.
-        header_rev = await self._call(lambda: self._txn_revision(
-            [self.tx.create(key) == 0], [self.tx.put(key, value, lease=lease)]))
-        if header_rev is None:
+        result = await self.txn([absent(key)], [put(key, value, lease)], [], keys=(key,), size=len(key) + len(value))
+        if not result.succeeded:
             raise AlreadyExists(f'{plural} "{name}" already exists')
-        return _with_version(obj, header_rev)
+        # The revision of the transaction that wrote it is the new mod_revision.
+        return _with_version(obj, result.revision)
 
-    async def _txn_revision(self, compare: list, success: list) -> int | None:
-        """Run a transaction; its revision if it succeeded, else None."""
-        from aetcd import rpc
-        request = rpc.TxnRequest(compare=[c.build_message() for c in compare],
-                                 success=self.client._ops_to_requests(success), failure=[])
-        response = await self.client.kvstub.Txn(request, timeout=self.client._timeout,
-                                                metadata=self.client.metadata)
-        return response.header.revision if response.succeeded else None
+    async def txn(self, compare: list[Any], success: list[Any], failure: list[Any], *,
+                  keys: tuple[bytes, ...], size: int) -> TxnResult:
+        """Run one transaction (rpc.Compare and rpc.RequestOp messages; see absent, put, ...)
+        through the group committer. `keys`: every key it writes; `size`: about its bytes."""
+        return await self._call(lambda: self.committer.txn(compare, success, failure, keys=keys, size=size))
 
     async def get(self, plural: str, namespace: str, name: str) -> dict[str, Any]:
         result = await self._call(lambda: self.client.get(self.key(plural, namespace, name)))
@@ -123,32 +160,35 @@ class Store:
         """Write obj if the stored object's mod_revision is still `expected_version`."""
         key = self.key(plural, namespace, name)
         value = codec.encode(obj)
-        rev = await self._call(lambda: self._txn_revision(
-            [self.tx.mod(key) == expected_version], [self.tx.put(key, value, lease=lease)]))
-        if rev is None:
-            await self._raise_conflict(plural, namespace, name, expected_version)
-        return _with_version(obj, rev)
+        result = await self.txn([at_version(key, expected_version)], [put(key, value, lease)], [read(key)],
+                                keys=(key,), size=len(key) + len(value))
+        if not result.succeeded:
+            self._raise_conflict(result, plural, name, expected_version)
+        return _with_version(obj, result.revision)
 
-    async def _raise_conflict(self, plural: str, namespace: str, name: str, expected: int) -> None:
-        current = await self._call(lambda: self.client.get(self.key(plural, namespace, name)))
-        if current is None:
+    @staticmethod
+    def _raise_conflict(result: TxnResult, plural: str, name: str, expected: int) -> None:
+        """A write's compare failed: say why, from what its failure branch read."""
+        kvs = result.responses[0].response_range.kvs
+        if not kvs:
             raise NotFound(f'{plural} "{name}" not found')
+        current = kvs[0].mod_revision
         raise Conflict(f'Operation cannot be fulfilled on {plural} "{name}": the object has been modified '
-                       f'(resourceVersion {expected} is stale, current is {current.mod_revision}); '
+                       f'(resourceVersion {expected} is stale, current is {current}); '
                        f'please apply your changes to the latest version and try again',
-                       current_version=str(current.mod_revision))
+                       current_version=str(current))
 
     async def delete(self, plural: str, namespace: str, name: str, *,
                      expected_version: int | None = None) -> int:
         """Delete the key (if its mod_revision is still expected_version); return the revision."""
         key = self.key(plural, namespace, name)
-        compare = [self.tx.mod(key) == expected_version] if expected_version else [self.tx.version(key) > 0]
-        rev = await self._call(lambda: self._txn_revision(compare, [self.tx.delete(key)]))
-        if rev is None:
+        compare = at_version(key, expected_version) if expected_version else exists(key)
+        result = await self.txn([compare], [remove(key)], [read(key)], keys=(key,), size=len(key))
+        if not result.succeeded:
             if expected_version:
-                await self._raise_conflict(plural, namespace, name, expected_version)
+                self._raise_conflict(result, plural, name, expected_version)
             raise NotFound(f'{plural} "{name}" not found')
-        return rev
+        return result.revision
 
     async def grant_lease(self, ttl: int) -> int:
         lease = await self._call(lambda: self.client.lease(ttl))

@@ -83,6 +83,25 @@ class WatchFilter:
         return self.fields.empty or self.fields.matches(obj)
 
 
+class _EventQueue(asyncio.Queue):
+    """An asyncio.Queue that can show its next item without taking it."""
+
+    def peek(self) -> Any:
+        return self._queue[0]   # asyncio.Queue keeps its items in the deque `_queue`
+
+
+def chunks(events: list[Event], size: int) -> list[list[Event]]:
+    """events in lists of at most `size` — longer only so as not to split one revision
+    between two lists, for the reason Subscription.batches gives (size 1: one each)."""
+    out: list[list[Event]] = []
+    for event in events:
+        if out and (len(out[-1]) < size or (size > 1 and out[-1][-1].revision == event.revision)):
+            out[-1].append(event)
+        else:
+            out.append([event])
+    return out
+
+
 class Subscription:
     """One client watch: a bounded queue of events the cache pushes into."""
 
@@ -92,7 +111,7 @@ class Subscription:
         self.cache = cache
         self.filter = flt
         self.after = after  # deliver only events with a newer revision
-        self.queue: asyncio.Queue[Event | None] = asyncio.Queue()
+        self.queue: _EventQueue = _EventQueue()   # of Event, then None once closed
         self.closed = False
         self.error: Exception | None = None
         self.index_value: str | None = None
@@ -138,6 +157,14 @@ class Subscription:
         """Like events(), but each time everything queued (up to max_batch) in one list, in
         order: a watcher that fell behind catches up in a few messages instead of one per event.
 
+        A list never ends inside a revision (it may grow past max_batch for that, unless
+        max_batch is 1). The objects one etcd transaction writes share its revision — the
+        store commits writes in groups — and a client resumes a broken stream from the
+        resourceVersion of the last event it got: had the stream broken between two
+        messages of one revision, the events of that revision in the second message would
+        be lost (a watch from revision R sends only what is newer than R). Messages are
+        what a client receives whole, so a revision in one message is received whole.
+
         With `linger`, a busy stream — one whose previous batch left less than `linger` ago —
         waits that long for more events before sending a lone one: at a high event rate
         batches form although each event arrives on its own, and each message costs the
@@ -164,8 +191,12 @@ class Subscription:
                 batch: list[Event] = []
                 while item is not None:
                     batch.append(item)
-                    if len(batch) >= max_batch or queue.empty():
+                    if queue.empty():
                         break
+                    if len(batch) >= max_batch:
+                        following = queue.peek()
+                        if max_batch == 1 or following is None or following.revision != item.revision:
+                            break
                     item = queue.get_nowait()
                 if batch:
                     if linger:
