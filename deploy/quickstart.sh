@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # README's first command: install Skiff, bring up a local cluster, run the example workload.
 #
-#   sudo deploy/quickstart.sh            # state under ~/.skiff/cluster
+#   deploy/quickstart.sh                 # as root; state under ~/.skiff/cluster
 #   deploy/quickstart.sh --down          # stop the cluster and remove its state
 set -euo pipefail
 cd "$(dirname "$0")/.."
