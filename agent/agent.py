@@ -18,6 +18,7 @@ from controlplane.client.informer import Informer
 
 from agent.cgroups import detect, open_manager
 from agent.config import AgentConfig
+from agent.imagegc import ImageGarbageCollector
 from agent.images import ImageStore, MirrorConfig
 from agent.node import NodeAgent
 from agent.podnetwork import PodNetwork
@@ -38,6 +39,10 @@ class Agent:
         self.runtime = Runtime(config.runtime_dir, cgroups=self.cgroups)
         mirrors = MirrorConfig.load(config.registries_config) if config.registries_config else None
         self.images = ImageStore(config.images_dir, mirrors=mirrors)
+        self.image_gc = ImageGarbageCollector(self.images, lambda: self.pods.list(),
+                                              interval=config.image_gc_interval_seconds,
+                                              high_percent=config.image_gc_high_percent,
+                                              low_percent=config.image_gc_low_percent)
         self.volumes = VolumeManager(config.pods_dir)
         self.node = NodeAgent(self.client, config, cgroup_version=detect(config.cgroup_root),
                               images=lambda: self.images.node_images())
@@ -129,7 +134,8 @@ class Agent:
         self.pods.add_handlers(on_add=self._on_pod, on_update=self._on_pod_updated,
                                on_delete=self._on_pod_deleted)
         tasks = [asyncio.create_task(self.node.run(), name="node"),
-                 asyncio.create_task(self.pods.run(), name="pods-informer")]
+                 asyncio.create_task(self.pods.run(), name="pods-informer"),
+                 asyncio.create_task(self.image_gc.run(), name="image-gc")]
         if self.network is not None:
             tasks += [asyncio.create_task(self.nodes.run(), name="nodes-informer"),
                       asyncio.create_task(self.network.run(), name="pod-network")]

@@ -46,6 +46,11 @@ class AgentConfig:
     network: bool = True
     cluster_cidr: str = "10.244.0.0/16"    # all pods' addresses; traffic leaving it is masqueraded
     bridge: str = "skiff0"
+    # Image GC (agent/imagegc.py): when the store's disk is above high, remove unused images
+    # down to low; checked every interval (kubelet: 85 / 80 %, every 5 minutes).
+    image_gc_high_percent: int = 85
+    image_gc_low_percent: int = 80
+    image_gc_interval_seconds: float = 300.0
 
     @property
     def runtime_dir(self) -> Path:

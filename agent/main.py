@@ -69,14 +69,23 @@ def parse_args(argv: list[str] | None):  # -> AgentConfig
                         "control plane's --cluster-cidr")
     p.add_argument("--no-network", dest="network", action="store_false",
                    help="no pod network: pods get a network namespace with loopback only")
+    p.add_argument("--image-gc-high-threshold", type=int, default=85, metavar="PERCENT",
+                   help="disk use of the image store's filesystem above which unused images are removed")
+    p.add_argument("--image-gc-low-threshold", type=int, default=80, metavar="PERCENT",
+                   help="disk use image garbage collection brings it down to")
     p.add_argument("--log-level", default=os.environ.get("SKIFF_LOG_LEVEL", "INFO"))
     args = p.parse_args(argv)
+    if not 0 <= args.image_gc_low_threshold <= args.image_gc_high_threshold <= 100:
+        p.error(f"--image-gc-low-threshold ({args.image_gc_low_threshold}) must be at most "
+                f"--image-gc-high-threshold ({args.image_gc_high_threshold}), both between 0 and 100")
     config = AgentConfig(server=args.server, node_name=args.node_name, node_ip=args.node_ip,
                          state_dir=args.state_dir, labels=args.node_labels, taints=args.register_with_taints,
                          reserved=args.reserved, max_pods=args.max_pods, cgroup_parent=args.cgroup_parent,
                          cgroup_root=args.cgroup_root, registries_config=args.registries_config,
                          listen=args.listen, lease_renew_seconds=args.lease_renew,
-                         network=args.network, cluster_cidr=args.cluster_cidr)
+                         network=args.network, cluster_cidr=args.cluster_cidr,
+                         image_gc_high_percent=args.image_gc_high_threshold,
+                         image_gc_low_percent=args.image_gc_low_threshold)
     return config, args.log_level
 
 
