@@ -303,40 +303,55 @@ def settle(pids: list[int]) -> float:
 
 
 # What importing the agent costs, before it does anything: RSS of a fresh interpreter after each
-# group of imports, in the order the agent's own imports pull them in.
+# group of imports, in the order the agent's own imports pull them in. Then, in the same
+# interpreter, what the agent imports only when needed (LATER_STEPS): those figures are not part
+# of an idle agent's memory, they say what a registry pull or the object model would add.
 IMPORT_STEPS = [("gRPC (grpc, grpc.aio)", "grpc, grpc.aio"),
                 ("protobuf stubs (protos.skiff_pb2_grpc)", "protos.skiff_pb2_grpc"),
-                ("pydantic", "pydantic"),
-                ("object model (api.registry: every kind's pydantic models)", "api.registry"),
-                ("client and informer (controlplane.client)", "controlplane.client, controlplane.client.informer"),
-                ("httpx (imported by agent.images)", "httpx"),
-                ("image store (agent.images, without httpx)", "agent.images"),
+                ("client and informer (controlplane.client; no object model)",
+                 "controlplane.client, controlplane.client.informer, controlplane.client.events"),
+                ("image store (agent.images; the registry client is imported by the first pull)", "agent.images"),
                 ("runtime, cgroups, volumes, probes", "agent.runtime, agent.cgroups, agent.volumes, agent.probing"),
                 ("the rest of the agent (agent.main -> agent.agent)", "agent.agent, agent.main")]
+LATER_STEPS = [("registry client and httpx (first pull from a registry)", "agent.images.registry"),
+               ("PyYAML (a registries file: --registries-config)", "yaml"),
+               ("pydantic and every kind's model (api.registry; not used by the agent)", "api.registry")]
 IMPORT_PROBE = """
 import json, sys
 def rss():
     for line in open("/proc/self/status"):
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
+steps, later = json.loads(sys.argv[1])
 out = [["python interpreter", rss()]]
-for label, modules in json.loads(sys.argv[1]):
+for label, modules in steps:
     exec("import " + modules)
     out.append([label, rss()])
-print(json.dumps({"modules": len(sys.modules), "steps": out}))
+loaded = len(sys.modules)
+out_later = []
+for label, modules in later:
+    exec("import " + modules)
+    out_later.append([label, rss()])
+print(json.dumps({"modules": loaded, "steps": out, "later": out_later}))
 """
 
 
 def import_breakdown() -> dict[str, Any]:
-    """MiB added by each group of the agent's imports, in a fresh interpreter."""
-    reply = subprocess.run([sys.executable, "-c", IMPORT_PROBE, json.dumps(IMPORT_STEPS)], capture_output=True,
-                           text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, check=True, timeout=120)
+    """MiB added by each group of the agent's imports, in a fresh interpreter; then what the
+    agent imports only when needed would add on top (`later`)."""
+    reply = subprocess.run([sys.executable, "-c", IMPORT_PROBE, json.dumps([IMPORT_STEPS, LATER_STEPS])],
+                           capture_output=True, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+                           check=True, timeout=120)
     data = json.loads(reply.stdout)
-    steps, previous = [], 0
-    for label, kib in data["steps"]:
-        steps.append({"what": label, "added_mib": round((kib - previous) / 1024, 1), "total_mib": round(kib / 1024, 1)})
-        previous = kib
-    return {"modules_loaded": data["modules"], "steps": steps}
+    out: dict[str, Any] = {"modules_loaded": data["modules"]}
+    previous = 0
+    for part in ("steps", "later"):
+        out[part] = []
+        for label, kib in data[part]:
+            out[part].append({"what": label, "added_mib": round((kib - previous) / 1024, 1),
+                              "total_mib": round(kib / 1024, 1)})
+            previous = kib
+    return out
 
 
 def build_image(work: Path) -> Path:
