@@ -25,13 +25,20 @@ Cheap enough for 5,000 nodes on a 2-core machine:
   renewals a second; 5,000 nodes renew every 100 s;
 - node status is written only when it changes (kubelets also post it rarely
   once Leases carry the heartbeat).
+
+For benchmarks: `zones=N` labels node i with topology.kubernetes.io/zone=zone-(i % N);
+`report_pods=False` leaves the pods alone (Leases and node status only: no pods
+watch, no pod status writes); `renewals_by_second` counts the Lease renewals that
+succeeded in each whole second of CLOCK_MONOTONIC (`renewal_failures` the others).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import heapq
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Hashable
@@ -46,6 +53,7 @@ from api.nodelease import (LEASE_NAMESPACE, lease_duration_seconds, lease_renew_
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
+ZONE_LABEL = "topology.kubernetes.io/zone"
 
 
 def _now() -> str:
@@ -88,6 +96,8 @@ class HollowCluster:
     start_index: int = 0                       # first node number (names and IPs); for several simulators
     concurrency: int = 64
     workers: int = 8
+    zones: int = 0                             # >0: node i gets topology.kubernetes.io/zone=zone-(i % zones)
+    report_pods: bool = True                   # False: Leases and node status only, pods left alone
 
     def __post_init__(self) -> None:
         self.nodes: dict[str, HollowNode] = {}
@@ -98,11 +108,14 @@ class HollowCluster:
         self._renewals: list[tuple[float, str]] = []   # heap of (loop time due, node)
         self._wake = asyncio.Event()
         self._limit = asyncio.Semaphore(self.concurrency)
+        self.renewals_by_second: collections.Counter[int] = collections.Counter()   # int(monotonic) -> renewals
+        self.renewal_failures = 0
         self.queue: WorkQueue[Hashable] = WorkQueue(name=f"hollow-{self.prefix}")
         self.pod_informer = Informer(self.client, "pods", field_selector="spec.nodeName!=")
         self.node_informer = Informer(self.client, "nodes")
-        self.pod_informer.add_handlers(on_add=self._pod_event, on_update=lambda _o, new: self._pod_event(new),
-                                       on_delete=self._pod_deleted)
+        if self.report_pods:
+            self.pod_informer.add_handlers(on_add=self._pod_event, on_update=lambda _o, new: self._pod_event(new),
+                                           on_delete=self._pod_deleted)
         self.node_informer.add_handlers(on_add=self._node_event, on_update=lambda _o, new: self._node_event(new))
 
     @property
@@ -118,11 +131,13 @@ class HollowCluster:
     async def run(self) -> None:
         """Register the nodes, then renew Leases and report pods until cancelled."""
         loop = asyncio.get_running_loop()
-        tasks = [loop.create_task(self.pod_informer.run(), name="hollow-pods-watch"),
-                 loop.create_task(self.node_informer.run(), name="hollow-nodes-watch")]
+        tasks = [loop.create_task(self.node_informer.run(), name="hollow-nodes-watch")]
+        if self.report_pods:
+            tasks.append(loop.create_task(self.pod_informer.run(), name="hollow-pods-watch"))
         try:
             await self.add_nodes(self.count)
-            await asyncio.gather(self.pod_informer.wait_synced(), self.node_informer.wait_synced())
+            await asyncio.gather(*([self.pod_informer.wait_synced()] if self.report_pods else []),
+                                 self.node_informer.wait_synced())
             self.registered.set()
             log.info("%d hollow nodes registered; renewing Leases every %.1fs", len(self.nodes), self.interval)
             tasks.append(loop.create_task(self._renew_loop(), name="hollow-leases"))
@@ -192,9 +207,14 @@ class HollowCluster:
 
     # -- registration and Leases --------------------------------------------------------
 
+    def node_labels(self, node: HollowNode) -> dict[str, str]:
+        if self.zones > 0:
+            return {ZONE_LABEL: f"zone-{node.index % self.zones}", **self.labels}
+        return dict(self.labels)
+
     async def _register(self, node: HollowNode) -> None:
         obj = node_object(node.name, ip=node.ip, cpu=self.cpu, memory=self.memory, pods=self.pods,
-                          labels=self.labels, taints=self.taints, now=_now())
+                          labels=self.node_labels(node), taints=self.taints, now=_now())
         async with self._limit:
             try:
                 await self.client.create(obj)
@@ -240,7 +260,9 @@ class HollowCluster:
                 return
             try:
                 await self._write_lease(node)
+                self.renewals_by_second[int(time.monotonic())] += 1
             except ApiError as exc:
+                self.renewal_failures += 1
                 log.warning("hollow node %s: lease renewal failed: %s", node.name, exc.message)
 
     async def _renew_loop(self) -> None:
@@ -280,6 +302,8 @@ class HollowCluster:
             self.queue.add(("node", node["metadata"]["name"]))
 
     def _queue_pods(self, node_name: str) -> None:
+        if not self.report_pods:
+            return
         for pod in self.pod_informer.store.values():
             if pod["spec"].get("nodeName") == node_name:
                 self._pod_event(pod)

@@ -43,6 +43,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--taints", default="", help="node taints, key[=value]:Effect,...")
     p.add_argument("--lease-renew-seconds", type=float, default=None,
                    help="Lease renewal interval; default max(2, nodes/50)")
+    p.add_argument("--zones", type=int, default=0,
+                   help="label node i with topology.kubernetes.io/zone=zone-(i %% ZONES) (0: no zone label)")
+    p.add_argument("--no-pod-status", dest="report_pods", action="store_false",
+                   help="leave pods alone: register Nodes and renew Leases only (no pods watch, no status writes)")
     p.add_argument("--keep-nodes", action="store_true", help="leave the Node objects behind on exit")
     p.add_argument("--log-level", default="INFO")
     args = p.parse_args(argv)
@@ -87,7 +91,8 @@ async def _main(args: argparse.Namespace) -> int:
     async with Client(args.server) as client:
         cluster = HollowCluster(client, args.nodes, prefix=args.prefix, cpu=args.cpu, memory=args.memory,
                                 pods=args.max_pods, labels=labels, taints=taints,
-                                lease_renew_seconds=args.lease_renew_seconds, start_index=args.start_index)
+                                lease_renew_seconds=args.lease_renew_seconds, start_index=args.start_index,
+                                zones=args.zones, report_pods=args.report_pods)
         started = time.monotonic()
         task = asyncio.create_task(cluster.run(), name="hollow-cluster")
         stop = asyncio.Event()

@@ -5,13 +5,33 @@ create→bound latency.
     .venv/bin/python bench/scheduler.py --nodes 500 --pods 2000   # a quick run (about 30 s)
     .venv/bin/python bench/scheduler.py --profile                 # also sample scheduler and API server (py-spy)
     .venv/bin/python bench/scheduler.py --mode backlog            # create every pod first, then start the scheduler
+    .venv/bin/python bench/scheduler.py --workload deployments    # 20 Deployments x 1,000 replicas, controllers on
+    .venv/bin/python bench/scheduler.py --no-leases               # plain Node objects, no Lease renewals
 
 It starts its own etcd (data on disk) and `skiff-controlplane` without its built-in
-scheduler and controllers (bench/common.py), creates the nodes — plain Node objects
-with capacity in their status, labelled with a hostname and one of --zones zones;
-no agents renew leases, which the scheduler does not read — then runs the
-scheduler as its own process (`python -m controlplane.scheduler`), as one would to
-give it a core of its own.
+scheduler (and, for plain pods, without its controllers; bench/common.py), brings up
+the nodes, then runs the scheduler as its own process (`python -m controlplane.scheduler`),
+as one would to give it a core of its own.
+
+Nodes (32 cpu, 128Gi, 110 pods, a hostname label and one of --zones zones):
+- with leases (default): the project's hollow-node simulator (agent/hollow.py) in a
+  process of its own registers them and renews each node's Lease (namespace
+  skiff-node-lease) every --lease-seconds (10 s, as kubelets do), spread evenly
+  over the interval: 500 renewals/s at 5,000 nodes, through the same API server.
+  The hollow nodes leave the pods alone unless --pod-status (then they also report
+  each bound pod Running, as a kubelet would: one more write per pod).
+  The lease renewals/s achieved during the measured window are reported.
+- --no-leases: plain Node objects with capacity in their status, nothing renews
+  them (the scheduler does not read Leases).
+
+Workloads:
+- plain (default): plain pods, no owner, created by --creator-procs processes.
+- deployments: the controllers run inside skiff-controlplane (as by default), and
+  the bench creates --deployments Deployments of pods/deployments replicas each
+  at once; the Deployment controller makes the ReplicaSets, the ReplicaSet
+  controller the pods. "Created" is the moment the bench's watch first sees the
+  pod (no per-pod stamp can ride in a template; creationTimestamp has whole
+  seconds); pods/s = pods bound / (first Deployment create sent → last bind seen).
 
 Modes:
 - burst (default): the pods are created while the scheduler runs, as fast as the
@@ -26,7 +46,8 @@ Modes:
   CPU puts on throughput.
 
 "Pods/s" is pods bound over the time from the first create sent (burst) or the
-scheduler's start (backlog) to the last bind seen. Results go to
+scheduler's start (backlog) to the last bind seen. Every run also reports
+create-seen→bound: from the moment the bench's watch first sees a pod to its bind. Results go to
 bench/results/scheduler.json and are summarised on stdout.
 """
 
@@ -55,6 +76,7 @@ from bench.common import (RESULTS_DIR, SPAWN, Cluster, CpuMeter, Profile, StartG
 
 GOAL_PODS_PER_SECOND = 1000
 DONE_PODS_PER_SECOND = 300
+GOAL_DEPLOYMENT_PODS_PER_SECOND = 400
 NAMESPACE = "bench"
 SENT = "bench.skiff.dev/sent"
 ZONE = "topology.kubernetes.io/zone"
@@ -66,6 +88,11 @@ class Settings:
     pods: int = 20000
     zones: int = 10
     mode: str = "burst"
+    workload: str = "plain"              # plain | deployments
+    deployments: int = 20                # deployments workload: pods / deployments replicas each
+    leases: bool = True                  # hollow nodes renewing Leases (agent/hollow.py); False: plain Node objects
+    lease_seconds: float = 10.0          # Lease renewal interval of each node
+    pod_status: bool = False             # hollow nodes also report bound pods Running
     creator_procs: int = 2
     creator_concurrency: int = 32        # creates in flight per creator process
     rate: float = 0.0                    # burst: pods created per second (0: as fast as possible)
@@ -95,7 +122,47 @@ def bench_pod(i: int) -> dict[str, Any]:
                                      "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}}}]}}
 
 
+def deployment_name(k: int) -> str:
+    return f"bench-{k:02}"
+
+
+def bench_deployment(k: int, replicas: int) -> dict[str, Any]:
+    """A Deployment whose pods are the plain pod's spec (labels app=bench-NN)."""
+    name = deployment_name(k)
+    spec = bench_pod(0)["spec"]
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": NAMESPACE},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+                     "template": {"metadata": {"labels": {"app": name}}, "spec": spec}}}
+
+
 # -- worker processes (spawned: fresh interpreters) -------------------------------------------
+
+def hollow_worker(*, address: str, settings: Settings, registered: Any, stop: Any, results: Any) -> None:
+    """The nodes as hollow nodes (agent/hollow.py): register, then renew Leases (and, with
+    pod_status, report pods Running) until `stop`; report renewals per second and CPU."""
+    async def work() -> dict[str, Any]:
+        from agent.hollow import HollowCluster
+        from controlplane.client import Client
+        async with Client(address, timeout=60) as client:
+            hollow = HollowCluster(client, settings.nodes, prefix="node", cpu="32", memory="128Gi", pods=110,
+                                   zones=settings.zones, lease_renew_seconds=settings.lease_seconds,
+                                   report_pods=settings.pod_status)
+            task = asyncio.create_task(hollow.run())
+            ready = asyncio.create_task(hollow.registered.wait())
+            await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
+            if task.done():
+                task.result()   # raises what stopped it
+            registered.set()
+            while not task.done() and not await asyncio.to_thread(stop.wait, 0.5):
+                pass
+            if task.done():
+                task.result()
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        return {"nodes": len(hollow.nodes), "renewals_by_second": dict(hollow.renewals_by_second),
+                "renewal_failures": hollow.renewal_failures}
+    _run(results, work)
+
 
 def node_worker(*, address: str, first: int, count: int, zones: int, results: Any) -> None:
     """Register nodes first..first+count: create, then write status (create ignores status)."""
@@ -202,23 +269,33 @@ class SchedulerProcess:
 
 # -- the parent's watch --------------------------------------------------------------------
 
-# The bench's own watch reads three fields with regexes on the raw JSON instead of decoding
+# The bench's own watch reads a few fields with regexes on the raw JSON instead of decoding
 # every event: the observer should cost the machine as little as it can.
 NODE_NAME = re.compile(rb'"nodeName":"')
 POD_NAME = re.compile(rb'"name":"(pod-[0-9]+)"')
+# a Deployment's pod: bench-NN-<template hash>-<5 chars> (its ReplicaSet owner, bench-NN-<hash>, has no third part)
+DEPLOYMENT_POD_NAME = re.compile(rb'"name":"(bench-[0-9]+-[a-z0-9]+-[a-z0-9]+)"')
 SENT_AT = re.compile(rb'"bench\.skiff\.dev/sent":"([0-9.]+)"')
 
 
-async def watch_binds(address: str, total: int, *, timeout: float, ready: asyncio.Event) -> dict[str, tuple]:
-    """{pod name: (sent, seen bound)} for every pod seen with spec.nodeName, until `total` or timeout."""
+async def watch_binds(address: str, total: int, *, timeout: float, ready: asyncio.Event,
+                      workload: str = "plain", seen: dict[str, float] | None = None) -> dict[str, tuple]:
+    """{pod name: (sent, seen bound)} for every pod seen with spec.nodeName, until `total` or timeout.
+    `seen` gets {pod name: the moment the watch first saw it}; for Deployments' pods, which
+    carry no send stamp, "sent" is that moment too."""
     from controlplane.client import Client
     from protos import skiff_pb2 as pb
     bound: dict[str, tuple] = {}
+    seen = {} if seen is None else seen
+    plain = workload == "plain"
+    name_pattern = POD_NAME if plain else DEPLOYMENT_POD_NAME
     async with Client(address, timeout=60) as client:
         listed = await client.list("pods", NAMESPACE)
         for pod in listed.items:   # backlog mode: already there
+            name = pod["metadata"]["name"]
+            seen[name] = now = time.monotonic()
             if pod["spec"].get("nodeName"):
-                bound[pod["metadata"]["name"]] = (float(pod["metadata"]["annotations"][SENT]), time.monotonic())
+                bound[name] = (float(pod["metadata"]["annotations"][SENT]) if plain else now, now)
         ready.set()
 
         async def follow() -> None:
@@ -229,11 +306,15 @@ async def watch_binds(address: str, total: int, *, timeout: float, ready: asynci
                     now = time.monotonic()
                     for event in (message, *message.more):
                         raw = event.object
-                        if event.type not in ("ADDED", "MODIFIED") or not NODE_NAME.search(raw):
+                        if event.type not in ("ADDED", "MODIFIED"):
                             continue
-                        name = POD_NAME.search(raw).group(1).decode()
-                        if name not in bound:
-                            bound[name] = (float(SENT_AT.search(raw).group(1)), now)
+                        match = name_pattern.search(raw)
+                        if match is None:
+                            continue
+                        name = match.group(1).decode()
+                        first = seen.setdefault(name, now)
+                        if name not in bound and NODE_NAME.search(raw):
+                            bound[name] = (float(SENT_AT.search(raw).group(1)) if plain else first, now)
                             if len(bound) >= total:
                                 return
             finally:
@@ -246,6 +327,16 @@ async def watch_binds(address: str, total: int, *, timeout: float, ready: asynci
 
 
 # -- the run --------------------------------------------------------------------------------
+
+def renewal_rate(by_second: dict[int, int], start: float, end: float) -> dict[str, Any]:
+    """Lease renewals per second over the whole seconds inside [start, end]."""
+    lo, hi = int(start) + 1, int(end)
+    if hi <= lo:
+        return {"renewals": 0, "seconds": 0, "per_second": 0.0}
+    per = [by_second.get(sec, 0) for sec in range(lo, hi)]
+    return {"renewals": sum(per), "seconds": hi - lo, "per_second": round(sum(per) / (hi - lo), 1),
+            "min_second": min(per), "max_second": max(per)}
+
 
 def register_nodes(c: Cluster, settings: Settings) -> float:
     t0 = time.monotonic()
@@ -273,52 +364,113 @@ def creator_kwargs(c: Cluster, settings: Settings, gate: StartGate | None, resul
             for i in range(n)]
 
 
+def loadavg() -> str:
+    try:
+        return Path("/proc/loadavg").read_text().strip()
+    except OSError:
+        return ""
+
+
 def run(settings: Settings) -> dict[str, Any]:
+    nodes = (f"hollow nodes (agent/hollow.py, own process) renewing Leases every {settings.lease_seconds:g} s"
+             + (" and reporting pods Running" if settings.pod_status else ", pods left alone")
+             if settings.leases else "nodes are plain Node objects (no agents, no Leases)")
+    controllers = ("controllers on (Deployment, ReplicaSet, node lifecycle, ...) in the API server's process"
+                   if settings.workload == "deployments" else "no controllers")
     out: dict[str, Any] = {"benchmark": "scheduler", "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                            "command": "python bench/scheduler.py " + " ".join(sys.argv[1:]),
-                           "machine": machine_info(), "settings": asdict(settings),
-                           "notes": "etcd data on disk; API server without its scheduler and controllers; the "
-                                    "scheduler as its own process; nodes are plain Node objects (no agents); "
-                                    "pod creators and the bench's watch are separate processes on the same "
-                                    "2 cores"}
+                           "machine": machine_info(), "settings": asdict(settings), "loadavg_start": loadavg(),
+                           "notes": f"etcd data on disk; API server without its scheduler, {controllers}; the "
+                                    f"scheduler as its own process; {nodes}; pod creators, hollow nodes and the "
+                                    "bench's watch are separate processes on the same 2 cores"}
     if settings.embedded:
-        out["notes"] = out["notes"].replace("API server without its scheduler and controllers; the scheduler as "
-                                            "its own process", "the scheduler inside the API server's process "
-                                            "(skiff-controlplane's default), no controllers")
-    extra_args = ["--no-controllers"] if settings.embedded else ["--no-scheduler", "--no-controllers"]
+        out["notes"] = out["notes"].replace("API server without its scheduler, ", "the scheduler inside the API "
+                                            "server's process (skiff-controlplane's default), ").replace(
+                                            "; the scheduler as its own process", "")
+    extra_args = [] if settings.embedded else ["--no-scheduler"]
+    if settings.workload == "deployments":
+        extra_args += ["--cluster-cidr", "10.0.0.0/8"]   # a /24 podCIDR for each of 5,000 nodes
+    else:
+        extra_args += ["--no-controllers"]
     with cluster(extra_args=extra_args) as c:
-        out["register_nodes_seconds"] = round(register_nodes(c, settings), 1)
-        asyncio.run(create_namespace(c.api.address))
-        results = SPAWN.Queue()
-        if settings.mode == "backlog":
-            t0 = time.monotonic()
-            with worker_processes(create_worker, creator_kwargs(c, settings, None, results)) as procs:
-                collect(results, settings.creator_procs, timeout=settings.timeout, procs=procs, what="creating pods")
-            out["backlog_create_seconds"] = round(time.monotonic() - t0, 1)
-        if settings.embedded:
-            wait_for(lambda: " started: " in c.api.log_path.read_text(errors="replace"), timeout=60,
-                     what="the embedded scheduler to start")
-            out.update(asyncio.run(measure(c, settings, None, time.monotonic(), results)))
+        if not settings.leases:
+            out["register_nodes_seconds"] = round(register_nodes(c, settings), 1)
+            out.update(run_with_nodes(c, settings))
+            out["loadavg_end"] = loadavg()
             return out
-        scheduler = SchedulerProcess(c.work_dir, address=c.api.address, settings=settings)
-        synced_at = scheduler.start()
-        try:
-            out.update(asyncio.run(measure(c, settings, scheduler, synced_at, results)))
-        finally:
-            out["scheduler_stats"] = scheduler.stop()
-        out["scheduler_log_tail"] = [line for line in scheduler.log().splitlines()
-                                     if "WARNING" in line or "ERROR" in line][-5:]
+        registered, stop, hollow_results = SPAWN.Event(), SPAWN.Event(), SPAWN.Queue()
+        t0 = time.monotonic()
+        with worker_processes(hollow_worker, [{"address": c.api.address, "settings": settings,
+                                               "registered": registered, "stop": stop,
+                                               "results": hollow_results}]) as hollow_procs:
+            def hollow_up() -> bool:
+                if hollow_procs[0].exitcode is not None:
+                    raise RuntimeError(f"hollow nodes exited with {hollow_procs[0].exitcode}")
+                return registered.is_set()
+            wait_for(hollow_up, timeout=settings.timeout, what="hollow nodes to register", interval=0.1)
+            out["register_nodes_seconds"] = round(time.monotonic() - t0, 1)
+            try:
+                out.update(run_with_nodes(c, settings, hollow_pid=hollow_procs[0].pid))
+            finally:
+                stop.set()
+                hollow = collect(hollow_results, 1, timeout=60, procs=hollow_procs, what="hollow nodes' report")[0]
+        if "window" in out:
+            out["leases"] = {"interval_seconds": settings.lease_seconds, "nodes": hollow.get("nodes"),
+                             "expected_per_second": round(settings.nodes / settings.lease_seconds, 1),
+                             "renewal_failures": hollow.get("renewal_failures"),
+                             **renewal_rate({int(k): v for k, v in hollow.get("renewals_by_second", {}).items()},
+                                            *out["window"])}
+    out["loadavg_end"] = loadavg()
     return out
 
 
+def run_with_nodes(c: Cluster, settings: Settings, hollow_pid: int | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    asyncio.run(create_namespace(c.api.address))
+    results = SPAWN.Queue()
+    if settings.mode == "backlog":
+        t0 = time.monotonic()
+        with worker_processes(create_worker, creator_kwargs(c, settings, None, results)) as procs:
+            collect(results, settings.creator_procs, timeout=settings.timeout, procs=procs, what="creating pods")
+        out["backlog_create_seconds"] = round(time.monotonic() - t0, 1)
+    if settings.embedded:
+        wait_for(lambda: " started: " in c.api.log_path.read_text(errors="replace"), timeout=60,
+                 what="the embedded scheduler to start")
+        out.update(asyncio.run(measure(c, settings, None, time.monotonic(), results, hollow_pid)))
+        return out
+    scheduler = SchedulerProcess(c.work_dir, address=c.api.address, settings=settings)
+    synced_at = scheduler.start()
+    try:
+        out.update(asyncio.run(measure(c, settings, scheduler, synced_at, results, hollow_pid)))
+    finally:
+        out["scheduler_stats"] = scheduler.stop()
+    out["scheduler_log_tail"] = [line for line in scheduler.log().splitlines()
+                                 if "WARNING" in line or "ERROR" in line][-5:]
+    return out
+
+
+async def create_deployments(address: str, settings: Settings) -> dict[str, Any]:
+    from controlplane.client import Client
+    replicas = settings.pods // settings.deployments
+    async with Client(address, timeout=60) as client:
+        await client.get("namespaces", NAMESPACE)   # connected and warm
+        sent = time.monotonic()
+        await asyncio.gather(*(client.create(bench_deployment(k, replicas)) for k in range(settings.deployments)))
+        return {"sent": sent, "returned": time.monotonic()}
+
+
 async def measure(c: Cluster, settings: Settings, scheduler: SchedulerProcess | None, synced_at: float,
-                  results: Any) -> dict[str, Any]:
+                  results: Any, hollow_pid: int | None = None) -> dict[str, Any]:
     ready = asyncio.Event()
-    watcher = asyncio.create_task(watch_binds(c.api.address, settings.pods, timeout=settings.timeout, ready=ready))
+    seen: dict[str, float] = {}
+    watcher = asyncio.create_task(watch_binds(c.api.address, settings.pods, timeout=settings.timeout, ready=ready,
+                                              workload=settings.workload, seen=seen))
     await ready.wait()
     pids = {"api-server": c.api.pid, "etcd": c.etcd.proc.pid}
     if scheduler is not None:
         pids["scheduler"] = scheduler.proc.pid
+    if hollow_pid is not None:
+        pids["hollow-nodes"] = hollow_pid
     meter = CpuMeter(dict(pids))
     profiles = []
     if settings.profile:
@@ -329,7 +481,15 @@ async def measure(c: Cluster, settings: Settings, scheduler: SchedulerProcess | 
     creators: dict[str, Any] = {}
     returned: dict[str, float] = {}
     start = synced_at
-    if settings.mode == "burst":
+    deployments = settings.workload == "deployments"
+    if deployments:
+        meter.start()
+        for _, profile in profiles:
+            profile.start()
+        made_deployments = await create_deployments(c.api.address, settings)
+        start = made_deployments["sent"]
+        bound = await watcher
+    elif settings.mode == "burst":
         gate = StartGate(settings.creator_procs)
         with worker_processes(create_worker, creator_kwargs(c, settings, gate, results)) as procs:
             await asyncio.to_thread(gate.wait_ready, procs, timeout=60, what="pod creators to connect")
@@ -357,16 +517,33 @@ async def measure(c: Cluster, settings: Settings, scheduler: SchedulerProcess | 
     out: dict[str, Any] = {"creators": creators} if creators else {}
     times = sorted(t for _, t in bound.values())
     end = times[-1] if times else start
+    out["window"] = [start, end]
+    if deployments:
+        firsts = sorted(seen.values())
+        out["deployments"] = {"count": settings.deployments, "replicas": settings.pods // settings.deployments,
+                              "create_calls_ms": round((made_deployments["returned"] - start) * 1000, 1),
+                              "pods_seen": len(seen),
+                              "first_pod_seen_s": round(firsts[0] - start, 2) if firsts else None,
+                              "last_pod_seen_s": round(firsts[-1] - start, 2) if firsts else None,
+                              "pods_created_per_second": round(len(firsts) / max(firsts[-1] - start, 1e-6), 1)
+                              if firsts else 0.0}
     elapsed = max(end - start, 1e-6)
     rate = len(bound) / elapsed
-    burst = settings.mode == "burst"
+    burst = settings.mode == "burst" and not deployments
+    goal = GOAL_DEPLOYMENT_PODS_PER_SECOND if deployments else GOAL_PODS_PER_SECOND
     out["result"] = {
         "pods_bound": len(bound), "pods": settings.pods, "seconds": round(elapsed, 2),
         "pods_bound_per_second": round(rate, 1),
         "steady_pods_per_second": steady_rate(times),
-        "goal_pods_per_second": GOAL_PODS_PER_SECOND, "goal_met": rate >= GOAL_PODS_PER_SECOND,
-        "done_pods_per_second": DONE_PODS_PER_SECOND, "done_met": rate >= DONE_PODS_PER_SECOND}
-    if burst:
+        "goal_pods_per_second": goal, "goal_met": rate >= goal}
+    if not deployments:
+        out["result"].update({"done_pods_per_second": DONE_PODS_PER_SECOND, "done_met": rate >= DONE_PODS_PER_SECOND})
+    # from the moment the bench's watch first saw the pod to the moment it saw the bind
+    out["result"]["seen_created_to_bound_ms"] = percentiles([t - seen[n] for n, (_, t) in bound.items() if n in seen])
+    if deployments:   # no per-pod send stamp: create→bound is from the watch's first sight of the pod
+        out["result"]["create_to_bound_ms"] = out["result"]["seen_created_to_bound_ms"]
+        out["result"]["deployment_create_to_bound_ms"] = percentiles([t - start for _, t in bound.values()])
+    elif burst:
         out["result"]["create_to_bound_ms"] = percentiles([t - s for s, t in bound.values()])
         # the two halves: the create call itself, and from its reply until the bind is seen
         out["result"]["create_call_ms"] = percentiles([returned[n] - s for n, (s, _) in bound.items() if n in returned])
@@ -467,12 +644,25 @@ def print_summary(out: dict[str, Any]) -> None:
     r = out.get("result", {})
     s = out["settings"]
     where = "inside the API server" if s["embedded"] else "own process"
-    print(f"\nscheduler bench ({s['mode']}, scheduler {where}): {s['nodes']} nodes, {s['pods']} pods")
+    nodes = f"hollow nodes renewing Leases every {s['lease_seconds']:g} s" if s["leases"] else "no Leases"
+    print(f"\nscheduler bench ({s['workload']}, {s['mode']}, scheduler {where}, {nodes}): "
+          f"{s['nodes']} nodes, {s['pods']} pods")
+    print(f"  load average at start {out.get('loadavg_start')}, at end {out.get('loadavg_end')}")
+    done = (f", resolved at {DONE_PODS_PER_SECOND} {'met' if r.get('done_met') else 'not met'}"
+            if "done_met" in r else "")
     print(f"  bound {r.get('pods_bound')}/{s['pods']} in {r.get('seconds')} s: {r.get('pods_bound_per_second')} pods/s "
-          f"(steady {r.get('steady_pods_per_second')}); goal {GOAL_PODS_PER_SECOND} "
-          f"{'met' if r.get('goal_met') else 'not met'}, resolved at {DONE_PODS_PER_SECOND} "
-          f"{'met' if r.get('done_met') else 'not met'}")
-    for key in ("create_to_bound_ms", "create_call_ms", "created_to_bound_ms", "start_to_bound_ms"):
+          f"(steady {r.get('steady_pods_per_second')}); goal {r.get('goal_pods_per_second')} "
+          f"{'met' if r.get('goal_met') else 'not met'}{done}")
+    if out.get("leases"):
+        lz = out["leases"]
+        print(f"  lease renewals: {lz['per_second']}/s over {lz['seconds']} s (expected {lz['expected_per_second']}/s; "
+              f"slowest second {lz.get('min_second')}, failures {lz['renewal_failures']})")
+    if out.get("deployments"):
+        d = out["deployments"]
+        print(f"  deployments: {d['count']} x {d['replicas']}; pods seen {d['pods_seen']}, first after "
+              f"{d['first_pod_seen_s']} s, last after {d['last_pod_seen_s']} s ({d['pods_created_per_second']} created/s)")
+    for key in ("create_to_bound_ms", "seen_created_to_bound_ms", "create_call_ms", "created_to_bound_ms",
+                "start_to_bound_ms", "deployment_create_to_bound_ms"):
         if key in r:
             print(f"  {key[:-3].replace('_', ' ')}: p50 {r[key].get('p50')} ms, p99 {r[key].get('p99')} ms")
     if out.get("creators"):
@@ -493,6 +683,16 @@ def main() -> None:
     p.add_argument("--pods", type=int, default=Settings.pods)
     p.add_argument("--zones", type=int, default=Settings.zones)
     p.add_argument("--mode", choices=("burst", "backlog", "decide"), default=Settings.mode)
+    p.add_argument("--workload", choices=("plain", "deployments"), default=Settings.workload,
+                   help="plain pods from creator processes, or Deployments (controllers on) making the pods")
+    p.add_argument("--deployments", type=int, default=Settings.deployments,
+                   help="deployments workload: this many Deployments of pods/deployments replicas each")
+    p.add_argument("--leases", action=argparse.BooleanOptionalAction, default=Settings.leases,
+                   help="hollow nodes renewing Leases (default) or plain Node objects with none (--no-leases)")
+    p.add_argument("--lease-seconds", type=float, default=Settings.lease_seconds,
+                   help="Lease renewal interval of each hollow node")
+    p.add_argument("--pod-status", action="store_true",
+                   help="hollow nodes also report each bound pod Running (one more write per pod)")
     p.add_argument("--percentage-of-nodes-to-score", type=int, default=0)
     p.add_argument("--rate", type=float, default=0.0,
                    help="burst mode: create pods at this many per second (open loop) instead of flat out")
@@ -503,16 +703,26 @@ def main() -> None:
     p.add_argument("--profile-seconds", type=float, default=Settings.profile_seconds)
     p.add_argument("--output", type=Path, default=None, help="default: bench/results/scheduler[-MODE].json")
     args = p.parse_args()
+    if args.workload == "deployments" and args.mode != "burst":
+        p.error("--workload deployments runs in burst mode only")
+    if args.workload == "deployments" and not args.leases:
+        p.error("--workload deployments needs --leases: the node lifecycle controller would taint nodes without")
+    if args.workload == "deployments":
+        args.pods = args.pods // args.deployments * args.deployments
     settings = Settings(nodes=args.nodes, pods=args.pods, zones=args.zones, mode=args.mode,
                         percentage_of_nodes_to_score=args.percentage_of_nodes_to_score,
                         creator_procs=args.creator_procs, rate=args.rate, embedded=args.embedded, profile=args.profile,
-                        profile_seconds=args.profile_seconds)
+                        profile_seconds=args.profile_seconds, workload=args.workload, deployments=args.deployments,
+                        leases=args.leases, lease_seconds=args.lease_seconds, pod_status=args.pod_status)
     if settings.mode == "decide":
         out = {"benchmark": "scheduler-decide", "command": "python bench/scheduler.py " + " ".join(sys.argv[1:]),
                "machine": machine_info(), "settings": asdict(settings), **decide_only(settings)}
     else:
         out = run(settings)
-    suffix = ("" if settings.mode == "burst" else f"-{settings.mode}") + ("-embedded" if settings.embedded else "")
+    suffix = (("" if settings.mode == "burst" else f"-{settings.mode}")
+              + ("-deployments" if settings.workload == "deployments" else "")
+              + ("" if settings.leases or settings.mode == "decide" else "-noleases")
+              + ("-embedded" if settings.embedded else ""))
     path = write_results(args.output or RESULTS_DIR / f"scheduler{suffix}.json", out)
     print(json.dumps(out.get("result"), indent=2))
     print_summary(out)
