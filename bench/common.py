@@ -176,6 +176,12 @@ class ControlPlaneProcess:
         if self.proc:
             stop_process(self.proc)
 
+    def __enter__(self) -> "ControlPlaneProcess":   # a started process, stopped on exit
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
 
 @dataclass
 class Cluster:

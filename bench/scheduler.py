@@ -61,6 +61,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a scri
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
 import collections  # noqa: E402
+import contextlib  # noqa: E402
 import json  # noqa: E402
 import re  # noqa: E402
 import subprocess  # noqa: E402
@@ -70,7 +71,8 @@ from dataclasses import asdict, dataclass  # noqa: E402
 from datetime import datetime, timezone  # noqa: E402
 from typing import Any  # noqa: E402
 
-from bench.common import (RESULTS_DIR, SPAWN, Cluster, CpuMeter, Profile, StartGate, cluster,  # noqa: E402
+from bench.common import (RESULTS_DIR, SPAWN, Cluster, ControlPlaneProcess, CpuMeter, Profile, StartGate,  # noqa: E402
+                          cluster,
                           collect, machine_info, percentiles, stop_process, wait_for, worker_processes,
                           write_results)
 
@@ -93,6 +95,7 @@ class Settings:
     leases: bool = True                  # hollow nodes renewing Leases (agent/hollow.py); False: plain Node objects
     lease_seconds: float = 10.0          # Lease renewal interval of each node
     pod_status: bool = False             # hollow nodes also report bound pods Running
+    node_api_server: bool = False        # the hollow nodes talk to a second API server process (HA-style)
     creator_procs: int = 2
     creator_concurrency: int = 32        # creates in flight per creator process
     rate: float = 0.0                    # burst: pods created per second (0: as fast as possible)
@@ -402,8 +405,17 @@ def run(settings: Settings) -> dict[str, Any]:
             out["loadavg_end"] = loadavg()
             return out
         registered, stop, hollow_results = SPAWN.Event(), SPAWN.Event(), SPAWN.Queue()
+        # As in a highly available control plane (several skiff-controlplane processes on one
+        # etcd, every one serving the API), the nodes may talk to an API server of their own:
+        # their Lease renewals then no longer share one Python process with the pod traffic.
+        node_api = contextlib.nullcontext(c.api)
+        if settings.node_api_server:
+            node_api = ControlPlaneProcess(c.work_dir / "controlplane-nodes", etcd_endpoint=c.etcd.endpoint,
+                                           extra_args=["--no-scheduler", "--no-controllers"]).start()
+            out["notes"] += ("; the hollow nodes talk to a second API server process (no scheduler, no "
+                             "controllers) on the same etcd, as nodes behind a load balancer would")
         t0 = time.monotonic()
-        with worker_processes(hollow_worker, [{"address": c.api.address, "settings": settings,
+        with node_api as api_for_nodes, worker_processes(hollow_worker, [{"address": api_for_nodes.address, "settings": settings,
                                                "registered": registered, "stop": stop,
                                                "results": hollow_results}]) as hollow_procs:
             def hollow_up() -> bool:
@@ -413,7 +425,8 @@ def run(settings: Settings) -> dict[str, Any]:
             wait_for(hollow_up, timeout=settings.timeout, what="hollow nodes to register", interval=0.1)
             out["register_nodes_seconds"] = round(time.monotonic() - t0, 1)
             try:
-                out.update(run_with_nodes(c, settings, hollow_pid=hollow_procs[0].pid))
+                out.update(run_with_nodes(c, settings, hollow_pid=hollow_procs[0].pid,
+                                          node_api_pid=api_for_nodes.pid if settings.node_api_server else None))
             finally:
                 stop.set()
                 hollow = collect(hollow_results, 1, timeout=60, procs=hollow_procs, what="hollow nodes' report")[0]
@@ -427,7 +440,8 @@ def run(settings: Settings) -> dict[str, Any]:
     return out
 
 
-def run_with_nodes(c: Cluster, settings: Settings, hollow_pid: int | None = None) -> dict[str, Any]:
+def run_with_nodes(c: Cluster, settings: Settings, hollow_pid: int | None = None,
+                   node_api_pid: int | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     asyncio.run(create_namespace(c.api.address))
     results = SPAWN.Queue()
@@ -439,12 +453,12 @@ def run_with_nodes(c: Cluster, settings: Settings, hollow_pid: int | None = None
     if settings.embedded:
         wait_for(lambda: " started: " in c.api.log_path.read_text(errors="replace"), timeout=60,
                  what="the embedded scheduler to start")
-        out.update(asyncio.run(measure(c, settings, None, time.monotonic(), results, hollow_pid)))
+        out.update(asyncio.run(measure(c, settings, None, time.monotonic(), results, hollow_pid, node_api_pid)))
         return out
     scheduler = SchedulerProcess(c.work_dir, address=c.api.address, settings=settings)
     synced_at = scheduler.start()
     try:
-        out.update(asyncio.run(measure(c, settings, scheduler, synced_at, results, hollow_pid)))
+        out.update(asyncio.run(measure(c, settings, scheduler, synced_at, results, hollow_pid, node_api_pid)))
     finally:
         out["scheduler_stats"] = scheduler.stop()
     out["scheduler_log_tail"] = [line for line in scheduler.log().splitlines()
@@ -463,7 +477,8 @@ async def create_deployments(address: str, settings: Settings) -> dict[str, Any]
 
 
 async def measure(c: Cluster, settings: Settings, scheduler: SchedulerProcess | None, synced_at: float,
-                  results: Any, hollow_pid: int | None = None) -> dict[str, Any]:
+                  results: Any, hollow_pid: int | None = None, node_api_pid: int | None = None
+                  ) -> dict[str, Any]:
     ready = asyncio.Event()
     seen: dict[str, float] = {}
     watcher = asyncio.create_task(watch_binds(c.api.address, settings.pods, timeout=settings.timeout, ready=ready,
@@ -474,6 +489,8 @@ async def measure(c: Cluster, settings: Settings, scheduler: SchedulerProcess | 
         pids["scheduler"] = scheduler.proc.pid
     if hollow_pid is not None:
         pids["hollow-nodes"] = hollow_pid
+    if node_api_pid is not None:
+        pids["nodes-api-server"] = node_api_pid
     meter = CpuMeter(dict(pids))
     profiles = []
     if settings.profile:
@@ -694,6 +711,8 @@ def main() -> None:
                    help="hollow nodes renewing Leases (default) or plain Node objects with none (--no-leases)")
     p.add_argument("--lease-seconds", type=float, default=Settings.lease_seconds,
                    help="Lease renewal interval of each hollow node")
+    p.add_argument("--node-api-server", action="store_true",
+                   help="the hollow nodes talk to a second API server process on the same etcd")
     p.add_argument("--pod-status", action="store_true",
                    help="hollow nodes also report each bound pod Running (one more write per pod)")
     p.add_argument("--percentage-of-nodes-to-score", type=int, default=0)
@@ -716,7 +735,8 @@ def main() -> None:
                         percentage_of_nodes_to_score=args.percentage_of_nodes_to_score,
                         creator_procs=args.creator_procs, rate=args.rate, embedded=args.embedded, profile=args.profile,
                         profile_seconds=args.profile_seconds, workload=args.workload, deployments=args.deployments,
-                        leases=args.leases, lease_seconds=args.lease_seconds, pod_status=args.pod_status)
+                        leases=args.leases, lease_seconds=args.lease_seconds, pod_status=args.pod_status,
+                        node_api_server=args.node_api_server)
     if settings.mode == "decide":
         out = {"benchmark": "scheduler-decide", "command": "python bench/scheduler.py " + " ".join(sys.argv[1:]),
                "machine": machine_info(), "settings": asdict(settings), **decide_only(settings)}

@@ -38,11 +38,12 @@ def run_bench(args: list[str], timeout: float = 120.0) -> subprocess.CompletedPr
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("workload", ["plain", "deployments"])
-def test_tiny_run_with_leases_writes_every_figure(tmp_path: Path, workload: str) -> None:
+@pytest.mark.parametrize("workload,extra", [("plain", []), ("deployments", []), ("plain", ["--node-api-server"])],
+                         ids=["plain", "deployments", "plain-node-api-server"])
+def test_tiny_run_with_leases_writes_every_figure(tmp_path: Path, workload: str, extra: list[str]) -> None:
     output = tmp_path / "scheduler.json"
     done = run_bench(["--nodes", "50", "--pods", "200", "--lease-seconds", "2", "--workload", workload,
-                      "--deployments", "4", "--output", str(output)])
+                      "--deployments", "4", "--output", str(output), *extra])
     assert done.returncode == 0, done.stdout[-4000:]
     assert "lease renewals:" in done.stdout
 
@@ -58,6 +59,8 @@ def test_tiny_run_with_leases_writes_every_figure(tmp_path: Path, workload: str)
     assert leases["renewal_failures"] == 0
     assert leases["seconds"] == 0 or leases["per_second"] > 0
     assert "hollow-nodes" in data["cpu_percent_of_a_core"]
+    if extra:   # the nodes' own API server is measured too
+        assert "nodes-api-server" in data["cpu_percent_of_a_core"]
     if workload == "deployments":
         assert data["deployments"]["count"] == 4 and data["deployments"]["replicas"] == 50
         assert result["goal_pods_per_second"] == 400
