@@ -38,6 +38,10 @@ from agent.volumes import VolumeError, VolumeManager
 
 log = logging.getLogger(__name__)
 DONE = "done"   # sync's answer when the pod is gone and cleaned up: the worker may exit
+# ConfigMaps and Secrets pods refer to are read at most this often; the cache is pruned of
+# stale entries once it holds OBJECT_CACHE_PRUNE_AT of them.
+OBJECT_CACHE_SECONDS = 5.0
+OBJECT_CACHE_PRUNE_AT = 64
 Pod = dict[str, Any]
 
 
@@ -193,17 +197,17 @@ class PodSyncer:
         """ConfigMaps and Secrets a pod refers to, cached for a few seconds."""
         key = (kind, namespace, name)
         cached = self._objects.get(key)
-        if cached is not None and time.monotonic() - cached[0] < 5.0:
+        if cached is not None and time.monotonic() - cached[0] < OBJECT_CACHE_SECONDS:
             return cached[1]
         try:
             obj: dict | None = await self.client.get(kind, name, namespace)
         except NotFound:
             obj = None
         now = time.monotonic()
-        if len(self._objects) >= 64:
+        if len(self._objects) >= OBJECT_CACHE_PRUNE_AT:
             # Entries are only ever read while fresh, so stale ones can go: without this the cache
             # would keep every ConfigMap and Secret any pod on this node ever referred to.
-            self._objects = {k: v for k, v in self._objects.items() if now - v[0] < 5.0}
+            self._objects = {k: v for k, v in self._objects.items() if now - v[0] < OBJECT_CACHE_SECONDS}
         self._objects[key] = (now, obj)
         return obj
 

@@ -57,6 +57,28 @@ def stop_process(proc: subprocess.Popen, timeout: float = 10.0) -> None:
         proc.wait(5)
 
 
+def run_bench(script: str, args: list[str], timeout: float) -> subprocess.CompletedProcess:
+    """Run bench/<script> with args to the end; stdout and stderr together in .stdout.
+
+    A bench starts its own etcd, API server and load processes; it runs in its own
+    process group so that, should it hang, all of them can be stopped by that group's
+    id (SIGTERM first: the bench stops what it started). A hang fails the test."""
+    import pytest
+    proc = subprocess.Popen([sys.executable, str(REPO / "bench" / script), *args], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            out, _ = proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, _ = proc.communicate()
+        pytest.fail(f"bench/{script} {' '.join(args)} did not finish in {timeout:.0f}s:\n{out[-3000:]}")
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, "")
+
+
 class Etcd:
     """A real etcd on free loopback ports with its data in a temp dir."""
 

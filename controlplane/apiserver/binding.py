@@ -134,7 +134,7 @@ async def bind_pod(store: Store, *, pods: WatchCache, nodes: WatchCache, allocat
                    ) -> dict[str, Any]:
     """Write the pod bound to node_name if it is still unbound (and matches uid and
     resource_version, when given) and the node still has room for its requests.
-    `also_put(pod)` gives further puts for the same transaction (the Scheduled event)."""
+    `also_put(pod)` gives further puts (store.put ops) for the same transaction (the Scheduled event)."""
     async with allocations.lock(node_name):
         return await _bind_pod(store, pods=pods, nodes=nodes, allocations=allocations, namespace=namespace,
                                name=name, node_name=node_name, uid=uid, resource_version=resource_version,
@@ -195,7 +195,7 @@ async def _bind_pod(store: Store, *, pods: WatchCache, nodes: WatchCache, alloca
         pod_value = codec.encode(bound)
         alloc_value = json.dumps(entries, separators=(",", ":")).encode()
         alloc_compare = at_version(alloc_key, record[0]) if record[0] else absent(alloc_key)
-        extra = store.client._ops_to_requests(also_put(pod)) if also_put else []
+        extra = also_put(pod) if also_put else []
         extra_keys = tuple(op.request_put.key for op in extra)
         reply = await store.txn(
             [at_version(pod_key, int(meta["resourceVersion"])), alloc_compare],

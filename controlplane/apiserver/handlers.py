@@ -27,6 +27,7 @@ from controlplane.apiserver.errors import FailedPrecondition, NotFoundError
 from controlplane.apiserver.events import EventLeases, scheduled_event
 from controlplane.apiserver.strategy import strategy_for
 from controlplane.storage import AlreadyExists, Conflict, NotFound, Store, codec, keys
+from controlplane.storage.store import put
 from controlplane.storage.watch_cache import Subscription, WatchCache, WatchFilter, Event
 
 SERVER_METADATA = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds",
@@ -443,7 +444,7 @@ class Handlers:
             def also_put(pod: dict[str, Any]) -> list[Any]:
                 event = scheduled_event(pod, message=event_message, component=event_source)
                 key = self.store.key("events", event["metadata"]["namespace"], event["metadata"]["name"])
-                return [self.store.tx.put(key, codec.encode(event), lease=lease)]
+                return [put(key, codec.encode(event), lease)]
         return await bind_pod(self.store, pods=self.cache(lookup("pods")), nodes=self.cache(lookup("nodes")),
                               allocations=self.allocations, namespace=namespace or "default", name=name,
                               node_name=node_name, uid=uid, resource_version=resource_version, also_put=also_put)

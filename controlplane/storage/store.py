@@ -77,6 +77,11 @@ def read(key: bytes) -> Any:
     return rpc.RequestOp(request_range=rpc.RangeRequest(key=key))
 
 
+def revision_of(key: bytes) -> Any:
+    """Read the key's revisions only, not its value (what a failed compare needs to say why)."""
+    return rpc.RequestOp(request_range=rpc.RangeRequest(key=key, keys_only=True))
+
+
 def remove(key: bytes) -> Any:
     return rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=key))
 
@@ -90,7 +95,6 @@ class Store:
     def __init__(self, client: aetcd.Client, *, prefix: str = keys.DEFAULT_PREFIX):
         self.client = client
         self.prefix = prefix
-        self.tx = client.transactions
         self.committer = GroupCommitter(client)
 
     async def _call(self, fn: Callable[[], Awaitable[T]]) -> T:
@@ -168,7 +172,7 @@ class Store:
         key = self.key(plural, namespace, name)
         if value is None:
             value = codec.encode(obj)
-        result = await self.txn([at_version(key, expected_version)], [put(key, value, lease)], [read(key)],
+        result = await self.txn([at_version(key, expected_version)], [put(key, value, lease)], [revision_of(key)],
                                 keys=(key,), size=len(key) + len(value))
         if not result.succeeded:
             self._raise_conflict(result, plural, name, expected_version)
@@ -191,7 +195,7 @@ class Store:
         """Delete the key (if its mod_revision is still expected_version); return the revision."""
         key = self.key(plural, namespace, name)
         compare = at_version(key, expected_version) if expected_version else exists(key)
-        result = await self.txn([compare], [remove(key)], [read(key)], keys=(key,), size=len(key))
+        result = await self.txn([compare], [remove(key)], [revision_of(key)], keys=(key,), size=len(key))
         if not result.succeeded:
             if expected_version:
                 self._raise_conflict(result, plural, name, expected_version)

@@ -2,45 +2,24 @@
 per verb; about 15 s) must finish and write every figure docs/PERFORMANCE.md quotes, so the
 benchmark cannot rot.
 
-The bench starts its own etcd, API server and load processes; it runs here in its own
-process group so that, should it hang, the test can stop all of them by that group's id.
+The bench starts its own etcd, API server and load processes; procs.run_bench runs it in
+its own process group so that, should it hang, the test can stop all of them by that group's id.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def run_bench(output: Path, timeout: float = 240.0) -> subprocess.CompletedProcess:
-    proc = subprocess.Popen([sys.executable, str(REPO / "bench" / "api.py"), "--quick", "--output", str(output)],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGTERM)   # the bench stops what it started
-        try:
-            out, _ = proc.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            out, _ = proc.communicate()
-        pytest.fail(f"bench/api.py --quick did not finish in {timeout:.0f}s:\n{out[-3000:]}")
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, "")
+from procs import run_bench
 
 
 @pytest.mark.slow
 def test_quick_run_writes_every_figure(tmp_path: Path) -> None:
     output = tmp_path / "api.json"
-    done = run_bench(output)
+    done = run_bench("api.py", ["--quick", "--output", str(output)], timeout=240)
     assert done.returncode == 0, done.stdout[-4000:]
     assert "1. create throughput" in done.stdout and "3b. watch fan-out" in done.stdout
 

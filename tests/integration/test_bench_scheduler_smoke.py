@@ -2,39 +2,18 @@
 of the plain workload and of the Deployments workload must finish and write the figures
 docs/PERFORMANCE.md quotes, so the benchmark cannot rot. About 10 s each.
 
-The bench starts its own etcd, API server, scheduler and load processes; it runs here in its
-own process group so that, should it hang, the test can stop all of them by that group's id.
+The bench starts its own etcd, API server, scheduler and load processes; procs.run_bench runs it in
+its own process group so that, should it hang, the test can stop all of them by that group's id.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def run_bench(args: list[str], timeout: float = 120.0) -> subprocess.CompletedProcess:
-    proc = subprocess.Popen([sys.executable, str(REPO / "bench" / "scheduler.py"), *args],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGTERM)   # the bench stops what it started
-        try:
-            out, _ = proc.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            out, _ = proc.communicate()
-        pytest.fail(f"bench/scheduler.py {' '.join(args)} did not finish in {timeout:.0f}s:\n{out[-3000:]}")
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, "")
+from procs import run_bench
 
 
 @pytest.mark.slow
@@ -42,8 +21,8 @@ def run_bench(args: list[str], timeout: float = 120.0) -> subprocess.CompletedPr
                          ids=["plain", "deployments", "plain-node-api-server"])
 def test_tiny_run_with_leases_writes_every_figure(tmp_path: Path, workload: str, extra: list[str]) -> None:
     output = tmp_path / "scheduler.json"
-    done = run_bench(["--nodes", "50", "--pods", "200", "--lease-seconds", "2", "--workload", workload,
-                      "--deployments", "4", "--output", str(output), *extra])
+    done = run_bench("scheduler.py", ["--nodes", "50", "--pods", "200", "--lease-seconds", "2", "--workload", workload,
+                                      "--deployments", "4", "--output", str(output), *extra], timeout=120)
     assert done.returncode == 0, done.stdout[-4000:]
     assert "lease renewals:" in done.stdout
 
