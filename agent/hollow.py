@@ -266,26 +266,34 @@ class HollowCluster:
                 log.warning("hollow node %s: lease renewal failed: %s", node.name, exc.message)
 
     async def _renew_loop(self) -> None:
+        """Start each node's renewal when it is due, each on its own, as each kubelet renews on
+        its own: a slow renewal delays only its node, not the ones due after it. A node whose
+        previous renewal is still running skips its turn (a kubelet does not renew twice at once)."""
         loop = asyncio.get_running_loop()
-        while True:
-            now = loop.time()
-            due: list[HollowNode] = []
-            while self._renewals and self._renewals[0][0] <= now:
-                when, name = heapq.heappop(self._renewals)
-                node = self.nodes.get(name)
-                if node is None or not node.alive:
-                    continue  # dead nodes leave the schedule; revive() puts them back
-                due.append(node)
-                heapq.heappush(self._renewals, (max(when + self.interval, now + self.interval / 2), name))
-            if due:
-                await asyncio.gather(*(self._renew(n) for n in due))
-                continue
-            wait = min(1.0, self._renewals[0][0] - now) if self._renewals else 1.0
-            self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), max(0.0, wait))
-            except asyncio.TimeoutError:
-                pass
+        renewing: dict[str, asyncio.Task[None]] = {}
+        try:
+            while True:
+                now = loop.time()
+                while self._renewals and self._renewals[0][0] <= now:
+                    when, name = heapq.heappop(self._renewals)
+                    node = self.nodes.get(name)
+                    if node is None or not node.alive:
+                        continue  # dead nodes leave the schedule; revive() puts them back
+                    heapq.heappush(self._renewals, (max(when + self.interval, now + self.interval / 2), name))
+                    if name not in renewing:
+                        task = renewing[name] = loop.create_task(self._renew(node))
+                        task.add_done_callback(lambda _task, name=name: renewing.pop(name, None))
+                wait = min(1.0, self._renewals[0][0] - now) if self._renewals else 1.0
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), max(0.0, wait))
+                except asyncio.TimeoutError:
+                    pass
+        finally:
+            tasks = list(renewing.values())
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     # -- reporting ------------------------------------------------------------------------
 

@@ -194,7 +194,8 @@ async def serve(args: argparse.Namespace) -> int:
     handlers = Handlers(store, event_ttl_seconds=args.event_ttl)
     handlers.scheduler_config = scheduler_config
     server = grpc.aio.server(options=SERVER_OPTIONS)
-    pb_grpc.add_ApiServicer_to_server(ApiService(handlers), server)
+    service = ApiService(handlers)
+    pb_grpc.add_ApiServicer_to_server(service, server)
     try:
         for address in filter(None, (a.strip() for a in args.listen.split(","))):
             listening = address
@@ -222,6 +223,7 @@ async def serve(args: argparse.Namespace) -> int:
     log.info("shutting down")
     for task in tasks:
         task.cancel()
+    service.stopping.set()
     await server.stop(grace=2)
     for cache in handlers.caches.values():
         await cache.stop()

@@ -170,6 +170,58 @@ class BindManyResponse(_message.Message):
     results: _containers.RepeatedCompositeFieldContainer[BindResult]
     def __init__(self, results: _Optional[_Iterable[_Union[BindResult, _Mapping]]] = ...) -> None: ...
 
+class StreamRequest(_message.Message):
+    __slots__ = ("id", "apply", "create", "get", "update", "update_status", "delete", "bind", "bind_many")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    APPLY_FIELD_NUMBER: _ClassVar[int]
+    CREATE_FIELD_NUMBER: _ClassVar[int]
+    GET_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_STATUS_FIELD_NUMBER: _ClassVar[int]
+    DELETE_FIELD_NUMBER: _ClassVar[int]
+    BIND_FIELD_NUMBER: _ClassVar[int]
+    BIND_MANY_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    apply: ApplyRequest
+    create: CreateRequest
+    get: GetRequest
+    update: UpdateRequest
+    update_status: UpdateRequest
+    delete: DeleteRequest
+    bind: BindRequest
+    bind_many: BindManyRequest
+    def __init__(self, id: _Optional[int] = ..., apply: _Optional[_Union[ApplyRequest, _Mapping]] = ..., create: _Optional[_Union[CreateRequest, _Mapping]] = ..., get: _Optional[_Union[GetRequest, _Mapping]] = ..., update: _Optional[_Union[UpdateRequest, _Mapping]] = ..., update_status: _Optional[_Union[UpdateRequest, _Mapping]] = ..., delete: _Optional[_Union[DeleteRequest, _Mapping]] = ..., bind: _Optional[_Union[BindRequest, _Mapping]] = ..., bind_many: _Optional[_Union[BindManyRequest, _Mapping]] = ...) -> None: ...
+
+class StreamResponse(_message.Message):
+    __slots__ = ("id", "code", "message", "apply", "object", "delete", "bind_many")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    APPLY_FIELD_NUMBER: _ClassVar[int]
+    OBJECT_FIELD_NUMBER: _ClassVar[int]
+    DELETE_FIELD_NUMBER: _ClassVar[int]
+    BIND_MANY_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    code: int
+    message: str
+    apply: ApplyResponse
+    object: ObjectResponse
+    delete: DeleteResponse
+    bind_many: BindManyResponse
+    def __init__(self, id: _Optional[int] = ..., code: _Optional[int] = ..., message: _Optional[str] = ..., apply: _Optional[_Union[ApplyResponse, _Mapping]] = ..., object: _Optional[_Union[ObjectResponse, _Mapping]] = ..., delete: _Optional[_Union[DeleteResponse, _Mapping]] = ..., bind_many: _Optional[_Union[BindManyResponse, _Mapping]] = ...) -> None: ...
+
+class RequestBatch(_message.Message):
+    __slots__ = ("requests",)
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    requests: _containers.RepeatedCompositeFieldContainer[StreamRequest]
+    def __init__(self, requests: _Optional[_Iterable[_Union[StreamRequest, _Mapping]]] = ...) -> None: ...
+
+class ResponseBatch(_message.Message):
+    __slots__ = ("responses",)
+    RESPONSES_FIELD_NUMBER: _ClassVar[int]
+    responses: _containers.RepeatedCompositeFieldContainer[StreamResponse]
+    def __init__(self, responses: _Optional[_Iterable[_Union[StreamResponse, _Mapping]]] = ...) -> None: ...
+
 class SchedulePreviewRequest(_message.Message):
     __slots__ = ("pod",)
     POD_FIELD_NUMBER: _ClassVar[int]

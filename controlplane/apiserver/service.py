@@ -16,7 +16,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 import grpc
 
 from api.registry import all_resources
-from controlplane.apiserver import proxy
+from controlplane.apiserver import proxy, requeststream
 from controlplane.apiserver.errors import status_of
 from controlplane.apiserver.handlers import Handlers, decode_object
 from controlplane.storage.watch_cache import Event, chunks
@@ -78,6 +78,9 @@ class ApiService(pb_grpc.ApiServicer):
     def __init__(self, handlers: Handlers, *, bookmark_seconds: float = 30.0):
         self.h = handlers
         self.bookmark_seconds = bookmark_seconds
+        # Set when the server shuts down: request streams stop taking requests and end once
+        # they have answered the ones taken, so the shutdown does not wait out its grace period.
+        self.stopping = asyncio.Event()
 
     @_unary
     async def Apply(self, request: pb.ApplyRequest, context: Any) -> pb.ApplyResponse:
@@ -141,6 +144,12 @@ class ApiService(pb_grpc.ApiServicer):
                     return pb.BindResult(code=grpc.StatusCode.INTERNAL.name, message=f"internal error: {exc!r}")
                 return pb.BindResult(code=mapped[0].name, message=mapped[1])
         return pb.BindManyResponse(results=await asyncio.gather(*(one(b) for b in request.binds)))
+
+    async def Requests(self, request_iterator: AsyncIterator[pb.RequestBatch],
+                       context: grpc.aio.ServicerContext) -> AsyncIterator[pb.ResponseBatch]:
+        """The object verbs above, many on one stream (requeststream.py)."""
+        async for answer in requeststream.serve(self, request_iterator, self.stopping):
+            yield answer
 
     async def Watch(self, request: pb.WatchRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.WatchEvent]:
         try:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, TypeVar, Union, overload
 import grpc
 
 from controlplane.client.errors import _BY_CODE, ApiError, from_rpc_error
+from controlplane.client.requeststream import MAX_STREAM_REQUEST_BYTES, RequestStream
 from protos import keepalive
 from protos import skiff_pb2 as pb
 from protos import skiff_pb2_grpc as pb_grpc
@@ -69,15 +70,21 @@ def _encode(obj: dict[str, Any] | Resource) -> bytes:
 
 class Client:
     def __init__(self, server: str = DEFAULT_SERVER, *, timeout: float = 30.0,
-                 channel: grpc.aio.Channel | None = None):
+                 channel: grpc.aio.Channel | None = None, request_stream: bool = True):
+        """request_stream: send the object verbs (create, get, update, update_status, delete,
+        bind, bind_many, apply) as messages on one long-lived stream rather than a call each
+        (requeststream.py: same answers and errors, about a quarter of gRPC's cost per request)."""
         self.server = server
         self.timeout = timeout
         self.channel = channel or grpc.aio.insecure_channel(
             server, options=[("grpc.max_receive_message_length", -1),  # a List of a whole kind can be large
                              *keepalive.CLIENT_OPTIONS])
         self.stub = pb_grpc.ApiStub(self.channel)
+        self._requests = RequestStream(self.stub, server=server) if request_stream else None
 
     async def close(self) -> None:
+        if self._requests is not None:
+            await self._requests.close()
         await self.channel.close()
 
     async def __aenter__(self) -> "Client":
@@ -92,6 +99,13 @@ class Client:
         except grpc.aio.AioRpcError as exc:
             raise from_rpc_error(exc, server=self.server) from None
 
+    async def _verb(self, field: str, method: Any, request: Any) -> Any:
+        """An object verb: on the request stream, or as its own call (`method`) without one."""
+        size = request.ByteSize()
+        if self._requests is None or size > MAX_STREAM_REQUEST_BYTES:
+            return await self._call(method, request)
+        return await self._requests.call(field, request, size=size, timeout=self.timeout)
+
     @staticmethod
     def _out(kind: Kind | None, raw: bytes) -> Any:
         data = json.loads(raw)
@@ -104,15 +118,17 @@ class Client:
 
     async def apply(self, obj: dict[str, Any] | Resource, *, dry_run: bool = False) -> tuple[dict[str, Any], str]:
         """Create or update to match the manifest; returns (object, "created"|"configured"|"unchanged")."""
-        reply = await self._call(self.stub.Apply, pb.ApplyRequest(object=_encode(obj), dry_run=dry_run))
+        reply = await self._verb("apply", self.stub.Apply, pb.ApplyRequest(object=_encode(obj), dry_run=dry_run))
         return json.loads(reply.object), reply.result
 
     async def create(self, obj: dict[str, Any] | M, *, dry_run: bool = False) -> Any:
-        reply = await self._call(self.stub.Create, pb.CreateRequest(object=_encode(obj), dry_run=dry_run))
+        reply = await self._verb("create", self.stub.Create,
+                                 pb.CreateRequest(object=_encode(obj), dry_run=dry_run))
         return self._out(type(obj) if _is_model(obj) else None, reply.object)
 
     async def get(self, kind: Kind, name: str, namespace: str = "") -> Any:
-        reply = await self._call(self.stub.Get, pb.GetRequest(kind=_kind_name(kind), namespace=namespace, name=name))
+        reply = await self._verb("get", self.stub.Get,
+                                 pb.GetRequest(kind=_kind_name(kind), namespace=namespace, name=name))
         return self._out(kind, reply.object)
 
     async def list(self, kind: Kind, namespace: str = "", *, label_selector: str = "",
@@ -123,11 +139,13 @@ class Client:
         return ObjectList([self._out(kind, raw) for raw in reply.items], reply.resource_version)
 
     async def update(self, obj: dict[str, Any] | M, *, dry_run: bool = False) -> Any:
-        reply = await self._call(self.stub.Update, pb.UpdateRequest(object=_encode(obj), dry_run=dry_run))
+        reply = await self._verb("update", self.stub.Update,
+                                 pb.UpdateRequest(object=_encode(obj), dry_run=dry_run))
         return self._out(type(obj) if _is_model(obj) else None, reply.object)
 
     async def update_status(self, obj: dict[str, Any] | M, *, dry_run: bool = False) -> Any:
-        reply = await self._call(self.stub.UpdateStatus, pb.UpdateRequest(object=_encode(obj), dry_run=dry_run))
+        reply = await self._verb("update_status", self.stub.UpdateStatus,
+                                 pb.UpdateRequest(object=_encode(obj), dry_run=dry_run))
         return self._out(type(obj) if _is_model(obj) else None, reply.object)
 
     async def delete(self, kind: Kind, name: str, namespace: str = "", *, propagation: str = "",
@@ -140,17 +158,17 @@ class Client:
                                    resource_version=resource_version)
         if grace_seconds is not None:
             request.grace_period_seconds = grace_seconds
-        reply = await self._call(self.stub.Delete, request)
+        reply = await self._verb("delete", self.stub.Delete, request)
         return self._out(kind, reply.object), reply.finished
 
     async def bind(self, namespace: str, name: str, node_name: str, *, uid: str = "",
                    resource_version: str = "", scheduled_event: str = "", event_source: str = "") -> dict[str, Any]:
         """Bind the pod to the node. With scheduled_event, the server also records the pod's
         `Scheduled` Event with that message (source `event_source`), in the same write."""
-        reply = await self._call(self.stub.Bind, pb.BindRequest(namespace=namespace, name=name, node_name=node_name,
-                                                                uid=uid, resource_version=resource_version,
-                                                                scheduled_event_message=scheduled_event,
-                                                                event_source=event_source))
+        reply = await self._verb("bind", self.stub.Bind,
+                                 pb.BindRequest(namespace=namespace, name=name, node_name=node_name, uid=uid,
+                                                resource_version=resource_version,
+                                                scheduled_event_message=scheduled_event, event_source=event_source))
         return json.loads(reply.object)
 
     async def bind_many(self, binds: list[dict[str, str]]) -> list[dict[str, Any] | ApiError]:
@@ -161,7 +179,7 @@ class Client:
             namespace=b["namespace"], name=b["name"], node_name=b["node_name"], uid=b.get("uid", ""),
             resource_version=b.get("resource_version", ""), scheduled_event_message=b.get("scheduled_event", ""),
             event_source=b.get("event_source", "")) for b in binds])
-        reply = await self._call(self.stub.BindMany, request)
+        reply = await self._verb("bind_many", self.stub.BindMany, request)
         out: list[dict[str, Any] | ApiError] = []
         for result in reply.results:
             if result.code == "OK":
