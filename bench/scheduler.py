@@ -6,6 +6,7 @@ create→bound latency.
     .venv/bin/python bench/scheduler.py --profile                 # also sample scheduler and API server (py-spy)
     .venv/bin/python bench/scheduler.py --mode backlog            # create every pod first, then start the scheduler
     .venv/bin/python bench/scheduler.py --workload deployments    # 20 Deployments x 1,000 replicas, controllers on
+    .venv/bin/python bench/scheduler.py --workload deployments --controller-manager   # the controllers in their own process
     .venv/bin/python bench/scheduler.py --no-leases               # plain Node objects, no Lease renewals
 
 It starts its own etcd (data on disk) and `skiff-controlplane` without its built-in
@@ -69,7 +70,7 @@ import time  # noqa: E402
 import traceback  # noqa: E402
 from dataclasses import asdict, dataclass  # noqa: E402
 from datetime import datetime, timezone  # noqa: E402
-from typing import Any  # noqa: E402
+from typing import Any, Iterator  # noqa: E402
 
 from bench.common import (RESULTS_DIR, SPAWN, Cluster, ControlPlaneProcess, CpuMeter, Profile, StartGate,  # noqa: E402
                           cluster,
@@ -101,6 +102,7 @@ class Settings:
     rate: float = 0.0                    # burst: pods created per second (0: as fast as possible)
     percentage_of_nodes_to_score: int = 0   # 0: adaptive, as kube-scheduler
     embedded: bool = False               # the scheduler inside skiff-controlplane (the default deployment)
+    controller_manager: bool = False     # deployments: the controllers as their own process, not in the API server's
     profile: bool = False
     profile_seconds: float = 20.0
     timeout: float = 600.0
@@ -273,6 +275,23 @@ class SchedulerProcess:
         return json.loads(match.group(1).replace("'", '"')) if match else {}
 
 
+@contextlib.contextmanager
+def controllers_process(work_dir: Path, *, address: str) -> Iterator[int]:
+    """`python -m controlplane.controllers` (the controller manager on its own); yields its pid."""
+    log_path = work_dir / "controllers.log"
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "controlplane.controllers", "--server", address,
+                                 "--cluster-cidr", "10.0.0.0/8"], stdout=log, stderr=log,
+                                stdin=subprocess.DEVNULL, cwd=Path(__file__).resolve().parent.parent)
+    try:
+        yield proc.pid
+    finally:
+        stop_process(proc)
+        if proc.returncode not in (0, -15):
+            print(f"controller manager exited with {proc.returncode}: "
+                  f"{log_path.read_text(errors='replace')[-1000:]}", file=sys.stderr)
+
+
 # -- the parent's watch --------------------------------------------------------------------
 
 # The bench's own watch reads a few fields with regexes on the raw JSON instead of decoding
@@ -396,12 +415,20 @@ def run(settings: Settings) -> dict[str, Any]:
     extra_args = [] if settings.embedded else ["--no-scheduler"]
     if settings.workload == "deployments":
         extra_args += ["--cluster-cidr", "10.0.0.0/8"]   # a /24 podCIDR for each of 5,000 nodes
+        if settings.controller_manager:
+            extra_args += ["--no-controllers"]
     else:
         extra_args += ["--no-controllers"]
-    with cluster(extra_args=extra_args) as c:
+    with cluster(extra_args=extra_args) as c, contextlib.ExitStack() as stack:
+        extra_pids: dict[str, int] = {}
+        if settings.workload == "deployments" and settings.controller_manager:
+            extra_pids["controllers"] = stack.enter_context(controllers_process(c.work_dir, address=c.api.address))
+            out["notes"] = out["notes"].replace("controllers on (Deployment, ReplicaSet, node lifecycle, ...) in the "
+                                                "API server's process", "controllers on, as their own process "
+                                                "(python -m controlplane.controllers)")
         if not settings.leases:
             out["register_nodes_seconds"] = round(register_nodes(c, settings), 1)
-            out.update(run_with_nodes(c, settings))
+            out.update(run_with_nodes(c, settings, extra_pids=extra_pids))
             out["loadavg_end"] = loadavg()
             return out
         registered, stop, hollow_results = SPAWN.Event(), SPAWN.Event(), SPAWN.Queue()
@@ -426,7 +453,8 @@ def run(settings: Settings) -> dict[str, Any]:
             out["register_nodes_seconds"] = round(time.monotonic() - t0, 1)
             try:
                 out.update(run_with_nodes(c, settings, hollow_pid=hollow_procs[0].pid,
-                                          node_api_pid=api_for_nodes.pid if settings.node_api_server else None))
+                                          node_api_pid=api_for_nodes.pid if settings.node_api_server else None,
+                                          extra_pids=extra_pids))
             finally:
                 stop.set()
                 hollow = collect(hollow_results, 1, timeout=60, procs=hollow_procs, what="hollow nodes' report")[0]
@@ -441,7 +469,7 @@ def run(settings: Settings) -> dict[str, Any]:
 
 
 def run_with_nodes(c: Cluster, settings: Settings, hollow_pid: int | None = None,
-                   node_api_pid: int | None = None) -> dict[str, Any]:
+                   node_api_pid: int | None = None, extra_pids: dict[str, int] | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     asyncio.run(create_namespace(c.api.address))
     results = SPAWN.Queue()
@@ -453,12 +481,12 @@ def run_with_nodes(c: Cluster, settings: Settings, hollow_pid: int | None = None
     if settings.embedded:
         wait_for(lambda: " started: " in c.api.log_path.read_text(errors="replace"), timeout=60,
                  what="the embedded scheduler to start")
-        out.update(asyncio.run(measure(c, settings, None, time.monotonic(), results, hollow_pid, node_api_pid)))
+        out.update(asyncio.run(measure(c, settings, None, time.monotonic(), results, hollow_pid, node_api_pid, extra_pids)))
         return out
     scheduler = SchedulerProcess(c.work_dir, address=c.api.address, settings=settings)
     synced_at = scheduler.start()
     try:
-        out.update(asyncio.run(measure(c, settings, scheduler, synced_at, results, hollow_pid, node_api_pid)))
+        out.update(asyncio.run(measure(c, settings, scheduler, synced_at, results, hollow_pid, node_api_pid, extra_pids)))
     finally:
         out["scheduler_stats"] = scheduler.stop()
     out["scheduler_log_tail"] = [line for line in scheduler.log().splitlines()
@@ -477,8 +505,8 @@ async def create_deployments(address: str, settings: Settings) -> dict[str, Any]
 
 
 async def measure(c: Cluster, settings: Settings, scheduler: SchedulerProcess | None, synced_at: float,
-                  results: Any, hollow_pid: int | None = None, node_api_pid: int | None = None
-                  ) -> dict[str, Any]:
+                  results: Any, hollow_pid: int | None = None, node_api_pid: int | None = None,
+                  extra_pids: dict[str, int] | None = None) -> dict[str, Any]:
     ready = asyncio.Event()
     seen: dict[str, float] = {}
     watcher = asyncio.create_task(watch_binds(c.api.address, settings.pods, timeout=settings.timeout, ready=ready,
@@ -491,6 +519,7 @@ async def measure(c: Cluster, settings: Settings, scheduler: SchedulerProcess | 
         pids["hollow-nodes"] = hollow_pid
     if node_api_pid is not None:
         pids["nodes-api-server"] = node_api_pid
+    pids.update(extra_pids or {})
     meter = CpuMeter(dict(pids))
     profiles = []
     if settings.profile:
@@ -719,6 +748,8 @@ def main() -> None:
     p.add_argument("--rate", type=float, default=0.0,
                    help="burst mode: create pods at this many per second (open loop) instead of flat out")
     p.add_argument("--creator-procs", type=int, default=Settings.creator_procs)
+    p.add_argument("--controller-manager", action="store_true",
+                   help="deployments: run the controllers as their own process (python -m controlplane.controllers)")
     p.add_argument("--embedded", action="store_true",
                    help="run the scheduler inside skiff-controlplane (its default) instead of as its own process")
     p.add_argument("--profile", action="store_true", help="sample scheduler and API server with py-spy")
@@ -734,6 +765,7 @@ def main() -> None:
     settings = Settings(nodes=args.nodes, pods=args.pods, zones=args.zones, mode=args.mode,
                         percentage_of_nodes_to_score=args.percentage_of_nodes_to_score,
                         creator_procs=args.creator_procs, rate=args.rate, embedded=args.embedded, profile=args.profile,
+                        controller_manager=args.controller_manager,
                         profile_seconds=args.profile_seconds, workload=args.workload, deployments=args.deployments,
                         leases=args.leases, lease_seconds=args.lease_seconds, pod_status=args.pod_status,
                         node_api_server=args.node_api_server)

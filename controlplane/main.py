@@ -25,6 +25,7 @@ import grpc
 
 from controlplane.apiserver.handlers import Handlers
 from controlplane.apiserver.service import ApiService
+from controlplane.controllers import settings as controller_settings
 from controlplane.etcd import EmbeddedEtcd, EtcdMissing
 from controlplane.leader import LeaderElector
 from controlplane.storage import Store, keys
@@ -58,12 +59,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--leader-lease-seconds", type=int, default=5,
                    help="leader election lease; another control plane takes over within about this long")
     p.add_argument("--scheduler-config", type=Path, default=None, help="YAML file with scheduler plugin weights")
-    p.add_argument("--node-monitor-grace", type=float, default=8.0,
-                   help="seconds without a node Lease renewal before the node is NotReady")
-    p.add_argument("--pod-eviction-timeout", type=float, default=5.0,
-                   help="seconds a node stays unreachable before its pods are evicted")
-    p.add_argument("--cluster-cidr", default="10.244.0.0/16", help="the pod network; each node gets a slice")
-    p.add_argument("--node-cidr-mask-size", type=int, default=24, help="prefix length of each node's podCIDR")
+    controller_settings.add_arguments(p)
     p.add_argument("--log-level", default=os.environ.get("SKIFF_LOG_LEVEL", "INFO"))
     return p.parse_args(argv)
 
@@ -136,7 +132,6 @@ async def lead(args: argparse.Namespace, identity: str = "", scheduler_config: "
     from controlplane.leader import publish_leader
     from controlplane.controllers.all import default_controllers
     from controlplane.controllers.manager import Manager
-    from controlplane.controllers.settings import ControllerSettings
 
     host, _, port = args.listen.split(",")[0].rpartition(":")
     address = f"{'127.0.0.1' if host in ('0.0.0.0', '', '[::]') else host}:{port}"
@@ -147,10 +142,7 @@ async def lead(args: argparse.Namespace, identity: str = "", scheduler_config: "
             from controlplane.scheduler.config import SchedulerConfig
             work.append(Scheduler(client, scheduler_config or SchedulerConfig()).run())
         if args.controllers:
-            settings = ControllerSettings(node_monitor_grace_seconds=args.node_monitor_grace,
-                                          pod_eviction_seconds=args.pod_eviction_timeout,
-                                          cluster_cidr=args.cluster_cidr,
-                                          node_cidr_mask_size=args.node_cidr_mask_size)
+            settings = controller_settings.from_args(args)
             controllers = default_controllers(settings)
             if controllers:
                 work.append(Manager(client, controllers, settings=settings).run())

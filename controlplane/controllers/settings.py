@@ -6,6 +6,7 @@ noted where ours differ on purpose (small clusters want failover in seconds).
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
 
 
@@ -25,3 +26,21 @@ class ControllerSettings:
     node_cidr_mask_size: int = 24
     # Workers per controller.
     workers: int = 4
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The controllers' flags, shared by skiff-controlplane and `python -m controlplane.controllers`."""
+    d = ControllerSettings()
+    p.add_argument("--node-monitor-grace", type=float, default=d.node_monitor_grace_seconds,
+                   help="seconds without a node Lease renewal before the node is NotReady")
+    p.add_argument("--pod-eviction-timeout", type=float, default=d.pod_eviction_seconds,
+                   help="seconds a node stays unreachable before its pods are evicted")
+    p.add_argument("--cluster-cidr", default=d.cluster_cidr, help="the pod network; each node gets a slice")
+    p.add_argument("--node-cidr-mask-size", type=int, default=d.node_cidr_mask_size,
+                   help="prefix length of each node's podCIDR")
+
+
+def from_args(args: argparse.Namespace) -> ControllerSettings:
+    return ControllerSettings(node_monitor_grace_seconds=args.node_monitor_grace,
+                              pod_eviction_seconds=args.pod_eviction_timeout,
+                              cluster_cidr=args.cluster_cidr, node_cidr_mask_size=args.node_cidr_mask_size)

@@ -1,0 +1,74 @@
+"""Run the controllers on their own: `python -m controlplane.controllers --server ADDR`.
+
+By default `skiff-controlplane` runs the controllers (ReplicaSet, Deployment,
+DaemonSet, Job, garbage collector, namespace, node lifecycle, node IPAM) inside
+its leader process, where their requests and the API server's own work share one
+Python process, one core. Run them alone — as Kubernetes runs
+kube-controller-manager — to give them a process of their own; start
+skiff-controlplane with `--no-controllers` then. Run exactly one: this process
+takes part in no leader election, and two controller managers would both act on
+every object (a ReplicaSet short of pods would get them twice). First
+SIGINT/SIGTERM stops gracefully; a second one exits at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+
+from controlplane.client import Client
+from controlplane.client.client import DEFAULT_SERVER
+from controlplane.controllers import settings as controller_settings
+from controlplane.controllers.all import default_controllers
+from controlplane.controllers.manager import Manager
+
+log = logging.getLogger("skiff.controllers")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m controlplane.controllers", description=__doc__.splitlines()[0])
+    p.add_argument("--server", default=os.environ.get("SKIFF_SERVER", DEFAULT_SERVER),
+                   help="API server address host:port")
+    controller_settings.add_arguments(p)
+    p.add_argument("--log-level", default=os.environ.get("SKIFF_LOG_LEVEL", "INFO"))
+    return p.parse_args(argv)
+
+
+async def serve(args: argparse.Namespace) -> int:
+    settings = controller_settings.from_args(args)
+    async with Client(args.server) as client:
+        manager = Manager(client, default_controllers(settings), settings=settings)
+        task = asyncio.create_task(manager.run(), name="controllers")
+        signals = 0
+
+        def on_signal() -> None:
+            nonlocal signals
+            signals += 1
+            if signals == 1:
+                log.info("stopping (signal again to exit at once)")
+                task.cancel()
+            else:
+                os._exit(1)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            asyncio.get_running_loop().add_signal_handler(sig, on_signal)
+        log.info("controllers running against %s", args.server)
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        log.info("stopped")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    sys.exit(asyncio.run(serve(args)))
+
+
+if __name__ == "__main__":
+    main()
