@@ -47,8 +47,9 @@ VERBS: dict[str, tuple[str, str]] = {
     "bind_many": ("BindMany", "bind_many"),
 }
 
-# Requests of one stream being served at once; beyond it the stream is not read until one
-# finishes, and gRPC's flow control then holds the client back.
+# Requests of one stream being served or answered at once; beyond it the stream is not read
+# until an answer has been sent, and gRPC's flow control then holds the client back (a
+# client that sends without reading its answers holds at most this many).
 MAX_IN_FLIGHT = 1024
 # At most this many answers, of about this many bytes of objects, in one ResponseBatch.
 MAX_BATCH = 256
@@ -104,10 +105,7 @@ async def serve(service: "ApiService", batches: AsyncIterator[pb.RequestBatch],
     running: set[asyncio.Task[None]] = set()
 
     async def run(message: pb.StreamRequest) -> None:
-        try:
-            answers.put_nowait(await _answer(service, message))
-        finally:
-            slots.release()
+        answers.put_nowait(await _answer(service, message))   # its slot is freed once the answer is sent
 
     async def read() -> None:
         async for batch in batches:
@@ -143,6 +141,8 @@ async def serve(service: "ApiService", batches: AsyncIterator[pb.RequestBatch],
                 batch.append(answer)
                 size += _object_bytes(answer)
             yield pb.ResponseBatch(responses=batch)
+            for _ in batch:
+                slots.release()
         if not reader.cancelled() and reader.exception() is not None:
             raise reader.exception()   # reading failed
     finally:

@@ -123,6 +123,16 @@ class ScorePlugin(Protocol):
 
 
 @runtime_checkable
+class BatchScorePlugin(Protocol):
+    """A score plugin that can also score every node in one call: the same numbers as
+    `score` node by node, without a Python call per node (for the plugins every pod runs;
+    at 250 nodes a pod, the calls themselves were a tenth of the scheduler's time)."""
+    name: str
+
+    def score_nodes(self, state: CycleState, pod: PodInfo, nodes: list[NodeInfo]) -> list[int]: ...
+
+
+@runtime_checkable
 class NormalizeScorePlugin(Protocol):
     name: str
 
@@ -169,8 +179,9 @@ class Framework:
         self.scores = scores
         self.pre_filters = [p for p in filters if isinstance(p, PreFilterPlugin)]
         self.pre_scores = [p for p, _ in scores if isinstance(p, PreScorePlugin)]
-        # (plugin, weight, normalize or None), worked out once: protocol checks are slow.
-        self._score_steps = [(p, weight, p.normalize_score if isinstance(p, NormalizeScorePlugin) else None)
+        # (plugin, weight, score_nodes or None, normalize or None), worked out once: protocol checks are slow.
+        self._score_steps = [(p, weight, p.score_nodes if isinstance(p, BatchScorePlugin) else None,
+                              p.normalize_score if isinstance(p, NormalizeScorePlugin) else None)
                              for p, weight in scores]
 
     @property
@@ -221,12 +232,15 @@ class Framework:
             status = plugin.pre_score(state, pod, nodes)
             if status is not None and status.code == SKIP:
                 state.skip_scores.add(plugin.name)
-        for plugin, weight, normalize in self._score_steps:
+        for plugin, weight, score_nodes, normalize in self._score_steps:
             if plugin.name in state.skip_scores:
                 result.by_plugin[plugin.name] = [0] * len(nodes)
                 continue
-            score = plugin.score
-            raw = [score(state, pod, node) for node in nodes]
+            if score_nodes is not None:
+                raw = score_nodes(state, pod, nodes)
+            else:
+                score = plugin.score
+                raw = [score(state, pod, node) for node in nodes]
             if normalize is not None:
                 normalize(state, pod, nodes, raw)
             if raw and (min(raw) < 0 or max(raw) > MAX_NODE_SCORE):

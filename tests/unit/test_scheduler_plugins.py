@@ -469,3 +469,22 @@ def test_image_locality_prefers_nodes_holding_big_images():
     assert scores == {"has": 11, "small": 0, "none": 0}
     # below 23Mi counts as nothing
     assert set(run_score(ImageLocality(), pod("b", image="busybox:1.36"), nodes).values()) == {0}
+
+
+# ---- batch scoring: score_nodes gives what score gives, node by node -------------------
+
+@pytest.mark.parametrize("plugin", [NodeResourcesLeastAllocated(), NodeResourcesBalancedAllocation()],
+                         ids=lambda p: p.name)
+def test_score_nodes_equals_score_node_by_node(plugin):
+    import random
+    rng = random.Random(7)
+    sizes = ["0", "1", "2", "4", "32", "100m", "1500m"]
+    memories = ["0", "1Gi", "8Gi", "128Gi", "300Mi"]
+    nodes = [node(f"n{i}", cpu=rng.choice(sizes), memory=rng.choice(memories)) for i in range(60)]
+    bound = [pod(f"b{i}", cpu=rng.choice(["100m", "3", None]), memory=rng.choice(["1Gi", "64Gi", None]),
+                 on=f"n{rng.randrange(60)}") for i in range(120)]
+    cache = Cache.from_objects(nodes=nodes, pods=bound)
+    candidates = cache.node_list()
+    for incoming in (pod("p"), pod("q", cpu="500m"), pod("r", memory="200Gi"), pod("s", cpu="40", memory="1Gi")):
+        info, state = PodInfo(incoming), CycleState(cache)
+        assert plugin.score_nodes(state, info, candidates) == [plugin.score(state, info, n) for n in candidates]

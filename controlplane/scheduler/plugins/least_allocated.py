@@ -34,3 +34,18 @@ class NodeResourcesLeastAllocated:
         if memory:
             return least_requested(node.nonzero_memory + pod.nonzero_memory, memory)
         return 0
+
+    def score_nodes(self, state: CycleState, pod: PodInfo, nodes: list[NodeInfo]) -> list[int]:
+        """score() of every node, in one call (the same arithmetic, inlined)."""
+        pod_cpu, pod_memory = pod.nonzero_cpu, pod.nonzero_memory
+        out: list[int] = []
+        append = out.append
+        for node in nodes:
+            allocatable = node.allocatable
+            cpu, memory = allocatable["cpu"], allocatable["memory"]
+            cpu_requested, memory_requested = node.nonzero_cpu + pod_cpu, node.nonzero_memory + pod_memory
+            cpu_score = (cpu - cpu_requested) * MAX_NODE_SCORE // cpu if cpu and cpu_requested <= cpu else 0
+            memory_score = ((memory - memory_requested) * MAX_NODE_SCORE // memory
+                            if memory and memory_requested <= memory else 0)
+            append((cpu_score + memory_score) // 2 if cpu and memory else cpu_score if cpu else memory_score)
+        return out
