@@ -22,4 +22,6 @@ def test_short_run_writes_every_figure(tmp_path: Path) -> None:
     for rows in results.values():
         assert set(rows) == {"unary", "stream", "batched"}
         for runs in rows.values():
-            assert len(runs) == 2 and all(r["server_ms_per_request"] > 0 for r in runs)
+            # (a short run's CPU can be under one clock tick: 0.0 ms is a figure too)
+            assert len(runs) == 2 and all(r["requests_per_second"] > 0 and r["server_ms_per_request"] >= 0
+                                          and r["client_ms_per_request"] >= 0 for r in runs)
