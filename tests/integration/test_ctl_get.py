@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import yaml
 
 OBJECTS = """\
@@ -209,7 +210,8 @@ def read_lines_until(proc, predicate, timeout=20.0):
 def test_watch_streams_changes_until_interrupted(ctl, namespace, api_server, tmp_path):
     ctl("apply", "-f", "-", "-n", namespace, input="apiVersion: v1\nkind: ConfigMap\nmetadata: {name: first}\n")
     env = {**os.environ, "PYTHONPATH": os.getcwd(), "SKIFF_CONFIG": str(tmp_path / "none")}
-    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "get", "cm", "-w", "-n", namespace,
+    # -X faulthandler: should the watch not end on SIGINT, SIGABRT makes it print every thread's stack.
+    proc = subprocess.Popen([sys.executable, "-X", "faulthandler", "-m", "cli.main", "get", "cm", "-w", "-n", namespace,
                              "--server", api_server.address], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))), env=env)
     try:
@@ -224,7 +226,13 @@ def test_watch_streams_changes_until_interrupted(ctl, namespace, api_server, tmp
         lines = read_lines_until(proc, lambda ls: any(line.startswith("first") for line in ls))
         assert lines[0].split()[:2] == ["first", "0"]
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(10) == 0
+        try:
+            assert proc.wait(10) == 0
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)
+            proc.wait(10)
+            pytest.fail("ctl get -w did not end within 10 s of SIGINT; its threads:\n"
+                        + proc.stderr.read().decode(errors="replace")[-6000:])
     finally:
         if proc.poll() is None:
             proc.kill()
