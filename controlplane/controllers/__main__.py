@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import logging
 import os
-import signal
 import sys
 
 from controlplane.client import Client
@@ -25,6 +24,7 @@ from controlplane.client.client import DEFAULT_SERVER
 from controlplane.controllers import settings as controller_settings
 from controlplane.controllers.all import default_controllers
 from controlplane.controllers.manager import Manager
+from controlplane.graceful import run_until_signalled
 
 log = logging.getLogger("skiff.controllers")
 
@@ -42,24 +42,8 @@ async def serve(args: argparse.Namespace) -> int:
     settings = controller_settings.from_args(args)
     async with Client(args.server) as client:
         manager = Manager(client, default_controllers(settings), settings=settings)
-        task = asyncio.create_task(manager.run(), name="controllers")
-        signals = 0
-
-        def on_signal() -> None:
-            nonlocal signals
-            signals += 1
-            if signals == 1:
-                log.info("stopping (signal again to exit at once)")
-                task.cancel()
-            else:
-                os._exit(1)
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            asyncio.get_running_loop().add_signal_handler(sig, on_signal)
         log.info("controllers running against %s", args.server)
-        try:
-            await task
-        except asyncio.CancelledError:
-            pass
+        await run_until_signalled(manager.run(), name="controllers", log=log)
         log.info("stopped")
     return 0
 

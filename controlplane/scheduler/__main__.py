@@ -13,12 +13,12 @@ import argparse
 import asyncio
 import logging
 import os
-import signal
 import sys
 from pathlib import Path
 
 from controlplane.client import Client
 from controlplane.client.client import DEFAULT_SERVER
+from controlplane.graceful import run_until_signalled
 from controlplane.scheduler.config import ConfigError, load_config
 from controlplane.scheduler.scheduler import Scheduler
 
@@ -42,24 +42,7 @@ async def serve(args: argparse.Namespace) -> int:
         return 2
     async with Client(args.server) as client:
         scheduler = Scheduler(client, config)
-        task = asyncio.create_task(scheduler.run(), name="scheduler")
-        loop = asyncio.get_running_loop()
-        signals = 0
-
-        def on_signal() -> None:
-            nonlocal signals
-            signals += 1
-            if signals == 1:
-                log.info("stopping (signal again to exit at once)")
-                task.cancel()
-            else:
-                os._exit(1)
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, on_signal)
-        try:
-            await task
-        except asyncio.CancelledError:
-            pass
+        await run_until_signalled(scheduler.run(), name="scheduler", log=log)
         log.info("stopped: %s", scheduler.stats)
     return 0
 
