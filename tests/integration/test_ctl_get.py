@@ -213,7 +213,10 @@ def test_watch_streams_changes_until_interrupted(ctl, namespace, api_server, tmp
     # -X faulthandler: should the watch not end on SIGINT, SIGABRT makes it print every thread's stack.
     proc = subprocess.Popen([sys.executable, "-X", "faulthandler", "-m", "cli.main", "get", "cm", "-w", "-n", namespace,
                              "--server", api_server.address], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))), env=env)
+                            cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))), env=env,
+                            # Ctrl-C as from a terminal: a suite started from a background shell job
+                            # would otherwise pass SIGINT down as ignored (POSIX: `cmd &` without job control).
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         lines = read_lines_until(proc, lambda ls: len(ls) >= 2)
         assert lines[0].split() == ["NAME", "DATA", "AGE"] and lines[1].split()[:2] == ["first", "0"]
