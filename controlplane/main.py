@@ -215,7 +215,7 @@ async def serve(args: argparse.Namespace) -> int:
     log.info("shutting down")
     for task in tasks:
         task.cancel()
-    service.stopping.set()
+    service.stop()   # end request streams and watches: nothing then holds the grace period
     await server.stop(grace=2)
     for cache in handlers.caches.values():
         await cache.stop()

@@ -19,7 +19,7 @@ from api.registry import all_resources
 from controlplane.apiserver import proxy, requeststream
 from controlplane.apiserver.errors import status_of
 from controlplane.apiserver.handlers import Handlers, decode_object
-from controlplane.storage.watch_cache import Event, chunks
+from controlplane.storage.watch_cache import Event, Subscription, chunks
 from protos import skiff_pb2 as pb
 from protos import skiff_pb2_grpc as pb_grpc
 
@@ -78,9 +78,17 @@ class ApiService(pb_grpc.ApiServicer):
     def __init__(self, handlers: Handlers, *, bookmark_seconds: float = 30.0):
         self.h = handlers
         self.bookmark_seconds = bookmark_seconds
-        # Set when the server shuts down: request streams stop taking requests and end once
-        # they have answered the ones taken, so the shutdown does not wait out its grace period.
+        # Set by stop(), when the server shuts down: request streams stop taking requests and
+        # end once they have answered the ones taken, and watches end (clients watch again
+        # elsewhere or later), so the shutdown does not wait out its grace period.
         self.stopping = asyncio.Event()
+        self._watches: set[Subscription] = set()
+
+    def stop(self) -> None:
+        """Begin shutting down: end the long-lived streams (see `stopping`)."""
+        self.stopping.set()
+        for sub in list(self._watches):
+            sub.close()
 
     @_unary
     async def Apply(self, request: pb.ApplyRequest, context: Any) -> pb.ApplyResponse:
@@ -158,6 +166,9 @@ class ApiService(pb_grpc.ApiServicer):
         except Exception as exc:
             await _abort(context, exc)
             return
+        if self.stopping.is_set():
+            sub.close()
+        self._watches.add(sub)
         try:
             batch = WATCH_BATCH if request.allow_batching else 1
             for events in chunks(backlog, batch):
@@ -171,6 +182,7 @@ class ApiService(pb_grpc.ApiServicer):
         except Exception as exc:
             await _abort(context, exc)
         finally:
+            self._watches.discard(sub)
             sub.close()
 
     @_unary

@@ -95,3 +95,32 @@ async def test_events_expire(etcd, tmp_path):
                 await asyncio.sleep(0.5)
     finally:
         cp.stop()
+
+
+async def test_shutdown_ends_watches_and_request_streams_without_waiting_out_the_grace(etcd, tmp_path):
+    """SIGTERM: the server stops taking requests, ends its long-lived streams (a watch ends as a
+    watch the server closed: informers watch again), and exits well inside its 2 s grace."""
+    import uuid
+    cp = ControlPlane(tmp_path / "cp", etcd_endpoints=etcd.endpoint,
+                      extra_args=["--etcd-prefix", f"/test-{uuid.uuid4().hex[:8]}", "--no-scheduler",
+                                  "--no-controllers"]).start()
+    try:
+        async with Client(cp.address, timeout=10) as client:
+            await client.create(configmap("watched"))   # opens the client's request stream
+            seen: list[str] = []
+
+            async def watch() -> str:
+                async for event in client.watch("configmaps", "default"):
+                    seen.append(event.object["metadata"]["name"])
+                return "ended"
+            watcher = asyncio.create_task(watch())
+            while not seen:
+                await asyncio.sleep(0.02)
+            started = time.monotonic()
+            await asyncio.to_thread(cp.stop)
+            took = time.monotonic() - started
+            assert cp.proc.returncode == 0
+            assert took < 1.5, f"shutdown took {took:.2f}s: a stream held it for the grace period"
+            assert await asyncio.wait_for(watcher, 5) == "ended"
+    finally:
+        cp.stop()
