@@ -207,16 +207,22 @@ def read_lines_until(proc, predicate, timeout=20.0):
     return lines
 
 
+# `python -m cli.main`, with Ctrl-C working as from a terminal: a suite started from a background
+# shell job passes SIGINT down as ignored (POSIX: `cmd &` without job control), and Python then
+# leaves it ignored. (Not preexec_fn: forking this test process, which has gRPC threads, and
+# running Python in the child before exec can crash the child.)
+CTL_WITH_CTRL_C = ("import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                   "runpy.run_module('cli.main', run_name='__main__', alter_sys=True)")
+
+
 def test_watch_streams_changes_until_interrupted(ctl, namespace, api_server, tmp_path):
     ctl("apply", "-f", "-", "-n", namespace, input="apiVersion: v1\nkind: ConfigMap\nmetadata: {name: first}\n")
     env = {**os.environ, "PYTHONPATH": os.getcwd(), "SKIFF_CONFIG": str(tmp_path / "none")}
     # -X faulthandler: should the watch not end on SIGINT, SIGABRT makes it print every thread's stack.
-    proc = subprocess.Popen([sys.executable, "-X", "faulthandler", "-m", "cli.main", "get", "cm", "-w", "-n", namespace,
-                             "--server", api_server.address], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))), env=env,
-                            # Ctrl-C as from a terminal: a suite started from a background shell job
-                            # would otherwise pass SIGINT down as ignored (POSIX: `cmd &` without job control).
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc = subprocess.Popen([sys.executable, "-X", "faulthandler", "-c", CTL_WITH_CTRL_C, "get", "cm", "-w",
+                             "-n", namespace, "--server", api_server.address],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))), env=env)
     try:
         lines = read_lines_until(proc, lambda ls: len(ls) >= 2)
         assert lines[0].split() == ["NAME", "DATA", "AGE"] and lines[1].split()[:2] == ["first", "0"]
