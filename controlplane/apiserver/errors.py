@@ -10,6 +10,8 @@ UNAVAILABLE (etcd cannot be reached).
 
 from __future__ import annotations
 
+import logging
+
 import grpc
 
 from api.errors import ValidationFailed
@@ -50,3 +52,12 @@ def status_of(exc: BaseException) -> tuple[grpc.StatusCode, str] | None:
         if isinstance(exc, cls):
             return code, str(exc)
     return None
+
+
+def status_or_internal(exc: BaseException, what: str = "") -> tuple[grpc.StatusCode, str]:
+    """status_of, with a bug (no mapping) logged with its traceback and answered INTERNAL."""
+    mapped = status_of(exc)
+    if mapped is None:
+        logging.getLogger(__name__).exception("internal error%s", f" in {what}" if what else "", exc_info=exc)
+        mapped = (grpc.StatusCode.INTERNAL, f"internal error: {exc!r}")
+    return mapped

@@ -22,18 +22,17 @@ hundred requests a second.
 from __future__ import annotations
 
 import asyncio
-import logging
+import functools
 from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable
 
 import grpc
 
-from controlplane.apiserver.errors import status_of
+from controlplane.apiserver.errors import status_or_internal
 from protos import skiff_pb2 as pb
 
 if TYPE_CHECKING:
     from controlplane.apiserver.service import ApiService
 
-log = logging.getLogger(__name__)
 
 # The request's oneof field → (the servicer method that serves it, the response's oneof field).
 VERBS: dict[str, tuple[str, str]] = {
@@ -67,30 +66,38 @@ def _object_bytes(answer: pb.StreamResponse) -> int:
     return len(reply.object)
 
 
-def _method(service: "ApiService", name: str) -> Callable[[Any, Any], Awaitable[Any]]:
-    """The servicer method without its per-call error wrapper (which aborts the call): here an
-    error answers one request, it does not end the stream."""
-    fn = getattr(type(service), name)
-    raw = getattr(fn, "__wrapped__", fn)
-    return lambda request, context: raw(service, request, context)
+Handler = Callable[[Any, Any], Awaitable[Any]]
 
 
-async def _answer(service: "ApiService", message: pb.StreamRequest) -> pb.StreamResponse:
+class _Handlers(dict):
+    """Request field → (method name, the servicer method without its per-call error wrapper —
+    which aborts the call; here an error answers one request, it does not end the stream —,
+    response field); each looked up on first use, then kept for the stream's life."""
+
+    def __init__(self, service: "ApiService"):
+        super().__init__()
+        self.service = service
+
+    def __missing__(self, field: str) -> tuple[str, Handler, str]:
+        name, response = VERBS[field]
+        fn = getattr(type(self.service), name)
+        entry = self[field] = (name, functools.partial(getattr(fn, "__wrapped__", fn), self.service), response)
+        return entry
+
+
+async def _answer(handlers: _Handlers, message: pb.StreamRequest) -> pb.StreamResponse:
     which = message.WhichOneof("request")
     if which is None:
         return pb.StreamResponse(id=message.id, code=grpc.StatusCode.INVALID_ARGUMENT.value[0],
                                  message="request: one of apply, create, get, update, update_status, delete, "
                                          "bind, bind_many is required")
-    method, field = VERBS[which]
+    method, handler, field = handlers[which]
     try:
         # The verbs served here do not use their call context (no metadata, no streaming).
-        reply = await _method(service, method)(getattr(message, which), None)
+        reply = await handler(getattr(message, which), None)
     except Exception as exc:
-        mapped = status_of(exc)
-        if mapped is None:
-            log.exception("internal error in a %s on a request stream", method, exc_info=exc)
-            mapped = (grpc.StatusCode.INTERNAL, f"internal error: {exc!r}")
-        return pb.StreamResponse(id=message.id, code=mapped[0].value[0], message=mapped[1])
+        code, text = status_or_internal(exc, f"a {method} on a request stream")
+        return pb.StreamResponse(id=message.id, code=code.value[0], message=text)
     return pb.StreamResponse(id=message.id, **{field: reply})
 
 
@@ -100,12 +107,13 @@ async def serve(service: "ApiService", batches: AsyncIterator[pb.RequestBatch],
     sending, or `stopping` is set (the server is shutting down: it reads no more requests),
     and every request read is answered. If the client goes away, the requests still running
     are cancelled, as their own calls would be."""
+    handlers = _Handlers(service)
     answers: asyncio.Queue[pb.StreamResponse | None] = asyncio.Queue()
     slots = asyncio.Semaphore(MAX_IN_FLIGHT)
     running: set[asyncio.Task[None]] = set()
 
     async def run(message: pb.StreamRequest) -> None:
-        answers.put_nowait(await _answer(service, message))   # its slot is freed once the answer is sent
+        answers.put_nowait(await _answer(handlers, message))   # its slot is freed once the answer is sent
 
     async def read() -> None:
         async for batch in batches:

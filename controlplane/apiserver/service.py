@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-import logging
 import platform
 from typing import Any, AsyncIterator, Awaitable, Callable
 
@@ -17,13 +16,12 @@ import grpc
 
 from api.registry import all_resources
 from controlplane.apiserver import proxy, requeststream
-from controlplane.apiserver.errors import status_of
+from controlplane.apiserver.errors import status_or_internal
 from controlplane.apiserver.handlers import Handlers, decode_object
 from controlplane.storage.watch_cache import Event, Subscription, chunks
 from protos import skiff_pb2 as pb
 from protos import skiff_pb2_grpc as pb_grpc
 
-log = logging.getLogger(__name__)
 VERSION = "0.1.0"
 
 
@@ -32,11 +30,7 @@ def dumps(obj: dict[str, Any]) -> bytes:
 
 
 async def _abort(context: grpc.aio.ServicerContext, exc: BaseException) -> None:
-    mapped = status_of(exc)
-    if mapped is None:
-        log.exception("internal error", exc_info=exc)
-        await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {exc!r}")
-    code, message = mapped
+    code, message = status_or_internal(exc)
     await context.abort(code, message)
 
 
@@ -146,11 +140,8 @@ class ApiService(pb_grpc.ApiServicer):
                                         event_message=b.scheduled_event_message, event_source=b.event_source)
                 return pb.BindResult(code="OK", object=dumps(obj))
             except Exception as exc:
-                mapped = status_of(exc)
-                if mapped is None:
-                    log.exception("internal error in a bind", exc_info=exc)
-                    return pb.BindResult(code=grpc.StatusCode.INTERNAL.name, message=f"internal error: {exc!r}")
-                return pb.BindResult(code=mapped[0].name, message=mapped[1])
+                code, message = status_or_internal(exc, "a bind")
+                return pb.BindResult(code=code.name, message=message)
         return pb.BindManyResponse(results=await asyncio.gather(*(one(b) for b in request.binds)))
 
     async def Requests(self, request_iterator: AsyncIterator[pb.RequestBatch],

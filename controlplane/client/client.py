@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, TypeVar, Union, overload
 
 import grpc
 
-from controlplane.client.errors import _BY_CODE, ApiError, from_rpc_error
+from controlplane.client.errors import ApiError, error_for, from_rpc_error
 from controlplane.client.requeststream import MAX_STREAM_REQUEST_BYTES, RequestStream
 from protos import keepalive
 from protos import skiff_pb2 as pb
@@ -185,8 +185,7 @@ class Client:
             if result.code == "OK":
                 out.append(json.loads(result.object))
             else:
-                code = grpc.StatusCode[result.code]
-                out.append(_BY_CODE.get(code, ApiError)(result.message, code))
+                out.append(error_for(grpc.StatusCode[result.code], result.message))
         return out
 
     async def watch(self, kind: Kind, namespace: str = "", *, label_selector: str = "", field_selector: str = "",

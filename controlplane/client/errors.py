@@ -47,10 +47,14 @@ _BY_CODE = {cls.code: cls for cls in (NotFound, AlreadyExists, Conflict, Invalid
                                       Unavailable)}
 
 
+def error_for(code: grpc.StatusCode, message: str) -> ApiError:
+    """The ApiError subclass for a status code (ApiError itself for the others)."""
+    return _BY_CODE.get(code, ApiError)(message or code.name, code)
+
+
 def from_rpc_error(exc: grpc.aio.AioRpcError, *, server: str = "") -> ApiError:
     code = exc.code()
-    cls = _BY_CODE.get(code, ApiError)
     message = exc.details() or code.name
     if code == grpc.StatusCode.UNAVAILABLE and server and "etcd" not in message:
         message = f"the server at {server} is unreachable ({message}); is the control plane running?"
-    return cls(message, code)
+    return error_for(code, message)

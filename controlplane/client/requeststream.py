@@ -27,7 +27,7 @@ from typing import Any, AsyncIterator
 
 import grpc
 
-from controlplane.client.errors import _BY_CODE, ApiError, Unavailable, from_rpc_error
+from controlplane.client.errors import ApiError, Unavailable, error_for, from_rpc_error
 from protos import skiff_pb2 as pb
 
 # At most this many requests, of about this many bytes, in one RequestBatch.
@@ -42,8 +42,7 @@ _STATUS_BY_NUMBER = {status.value[0]: status for status in grpc.StatusCode}
 
 def error_of(response: pb.StreamResponse) -> ApiError:
     """The ApiError the request's own call would have raised."""
-    code = _STATUS_BY_NUMBER.get(response.code, grpc.StatusCode.UNKNOWN)
-    return _BY_CODE.get(code, ApiError)(response.message or code.name, code)
+    return error_for(_STATUS_BY_NUMBER.get(response.code, grpc.StatusCode.UNKNOWN), response.message)
 
 
 class _Stream:
