@@ -85,7 +85,7 @@ class _Handlers(dict):
         return entry
 
 
-async def _answer(handlers: _Handlers, message: pb.StreamRequest) -> pb.StreamResponse:
+async def _answer(handlers: _Handlers, message: pb.StreamRequest, context: Any = None) -> pb.StreamResponse:
     which = message.WhichOneof("request")
     if which is None:
         return pb.StreamResponse(id=message.id, code=grpc.StatusCode.INVALID_ARGUMENT.value[0],
@@ -93,8 +93,9 @@ async def _answer(handlers: _Handlers, message: pb.StreamRequest) -> pb.StreamRe
                                          "bind, bind_many is required")
     method, handler, field = handlers[which]
     try:
-        # The verbs served here do not use their call context (no metadata, no streaming).
-        reply = await handler(getattr(message, which), None)
+        # Each verb gets the stream's context: its caller's identity is the stream's. The verbs
+        # served here use it for nothing else (no metadata, no streaming, no abort).
+        reply = await handler(getattr(message, which), context)
     except Exception as exc:
         code, text = status_or_internal(exc, f"a {method} on a request stream")
         return pb.StreamResponse(id=message.id, code=code.value[0], message=text)
@@ -102,7 +103,7 @@ async def _answer(handlers: _Handlers, message: pb.StreamRequest) -> pb.StreamRe
 
 
 async def serve(service: "ApiService", batches: AsyncIterator[pb.RequestBatch],
-                stopping: asyncio.Event | None = None) -> AsyncIterator[pb.ResponseBatch]:
+                stopping: asyncio.Event | None = None, context: Any = None) -> AsyncIterator[pb.ResponseBatch]:
     """Answer every request read from `batches`. The stream ends once the client has stopped
     sending, or `stopping` is set (the server is shutting down: it reads no more requests),
     and every request read is answered. If the client goes away, the requests still running
@@ -113,7 +114,7 @@ async def serve(service: "ApiService", batches: AsyncIterator[pb.RequestBatch],
     running: set[asyncio.Task[None]] = set()
 
     async def run(message: pb.StreamRequest) -> None:
-        answers.put_nowait(await _answer(handlers, message))   # its slot is freed once the answer is sent
+        answers.put_nowait(await _answer(handlers, message, context))   # its slot is freed once the answer is sent
 
     async def read() -> None:
         async for batch in batches:

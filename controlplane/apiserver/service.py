@@ -16,6 +16,7 @@ import grpc
 
 from api.registry import all_resources
 from controlplane.apiserver import proxy, requeststream
+from controlplane.auth.identity import INSECURE_ADMIN, UserInfo
 from controlplane.apiserver.errors import status_or_internal
 from controlplane.apiserver.handlers import Handlers, decode_object
 from controlplane.storage.watch_cache import Event, Subscription, chunks
@@ -69,14 +70,24 @@ def _unary(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
 
 
 class ApiService(pb_grpc.ApiServicer):
-    def __init__(self, handlers: Handlers, *, bookmark_seconds: float = 30.0):
+    def __init__(self, handlers: Handlers, *, bookmark_seconds: float = 30.0,
+                 authenticate: Callable[[Any], UserInfo] | None = None):
         self.h = handlers
+        # Who a call comes from (controlplane/auth): None means the server runs --insecure
+        # and every caller is INSECURE_ADMIN.
+        self.authenticate = authenticate
         self.bookmark_seconds = bookmark_seconds
         # Set by stop(), when the server shuts down: request streams stop taking requests and
         # end once they have answered the ones taken, and watches end (clients watch again
         # elsewhere or later), so the shutdown does not wait out its grace period.
         self.stopping = asyncio.Event()
         self._watches: set[Subscription] = set()
+
+    def user_of(self, context: Any) -> UserInfo:
+        """The identity behind a call (or a request stream: its requests share the stream's context)."""
+        if self.authenticate is None:
+            return INSECURE_ADMIN
+        return self.authenticate(context)
 
     def stop(self) -> None:
         """Begin shutting down: end the long-lived streams (see `stopping`)."""
@@ -147,7 +158,7 @@ class ApiService(pb_grpc.ApiServicer):
     async def Requests(self, request_iterator: AsyncIterator[pb.RequestBatch],
                        context: grpc.aio.ServicerContext) -> AsyncIterator[pb.ResponseBatch]:
         """The object verbs above, many on one stream (requeststream.py)."""
-        async for answer in requeststream.serve(self, request_iterator, self.stopping):
+        async for answer in requeststream.serve(self, request_iterator, self.stopping, context):
             yield answer
 
     async def Watch(self, request: pb.WatchRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.WatchEvent]:
