@@ -111,11 +111,10 @@ async def test_a_list_from_the_cache_sees_every_write_before_it(client, namespac
 
 
 async def test_queued_watch_events_arrive_batched_and_in_order(client, namespace, api_server):
-    import grpc
     from protos import skiff_pb2 as pb, skiff_pb2_grpc as pb_grpc
 
     start = (await client.list("configmaps", namespace)).resource_version
-    async with grpc.aio.insecure_channel(api_server.address) as channel:
+    async with api_server.credentials.channel(api_server.address) as channel:
         call = pb_grpc.ApiStub(channel).Watch(pb.WatchRequest(kind="configmaps", namespace=namespace,
                                                               resource_version=start, allow_batching=True))
         # Written before the watcher reads anything: they queue up on the server.

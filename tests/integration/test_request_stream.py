@@ -124,7 +124,7 @@ async def test_a_request_past_its_deadline_fails_with_deadline_exceeded(api_serv
 
 
 async def test_a_request_without_a_verb_is_refused_naming_the_field(api_server):
-    async with grpc.aio.insecure_channel(api_server.address) as channel:
+    async with api_server.credentials.channel(api_server.address) as channel:
         call = pb_grpc.ApiStub(channel).Requests()
         await call.write(pb.RequestBatch(requests=[pb.StreamRequest(id=7)]))
         (answer,) = (await asyncio.wait_for(call.read(), 10)).responses
