@@ -59,7 +59,9 @@ class NodeIdentity:
     def renew_due(self) -> float:
         """Seconds until this identity should be renewed (negative: overdue)."""
         cert = certs.load_cert(self.cert)
-        start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
+        # notBefore is back-dated by CLOCK_SKEW for clocks behind the signer's; the life counts from issue.
+        end = cert.not_valid_after_utc
+        start = min(cert.not_valid_before_utc + certs.CLOCK_SKEW, end)
         due = start + (end - start) * RENEW_AT
         return (due - certs.now()).total_seconds()
 
