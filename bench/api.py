@@ -30,7 +30,8 @@ certificate, as users run it (`--insecure`: plain text throughout). The load com
 4. Cost: the API server's CPU per request of each verb (create, get, update, bind
    with its Scheduled event, each watch event delivered), read from /proc around a
    run of one verb at a time, and of a bare gRPC call to a server that does nothing:
-   the floor every request pays in gRPC's Python layer before any of our code runs.
+   the floor every request pays in gRPC's Python layer before any of our code runs (in plain
+   text: the API server's figures include TLS, the floor's do not).
 
 Results go to bench/results/api.json and are summarised on stdout.
 """
@@ -609,7 +610,7 @@ def run_cost(cl: Cluster, s: Settings) -> dict[str, Any]:
     port, ready, results = free_port(), SPAWN.Event(), SPAWN.Queue()
     with worker_processes(floor_server, [dict(port=port, ready=ready)]) as floor:
         wait_for(ready.is_set, timeout=30, what="the bare gRPC server to start")
-        kwargs = [dict(address=cl.api.address, floor_address=f"127.0.0.1:{port}", namespace=namespace,
+        kwargs = [dict(address=cl.api.address, floor_address=f"http://127.0.0.1:{port}", namespace=namespace,  # plain text
                        requests=s.cost_requests, server_pid=cl.api.pid, floor_pid=floor[0].pid, results=results)]
         with worker_processes(cost_worker, kwargs) as procs:
             out = collect(results, 1, timeout=300, procs=procs, what="the per-request cost")[0]
