@@ -827,7 +827,7 @@ def main(argv: list[str] | None = None) -> int:
         data["insecure"] = plain = {}
         with cluster(extra_args=base_args + ["--insecure"]) as cl:
             if "create" in only:
-                plain["create_throughput"] = run_create(cl, s)
+                plain["create_throughput"] = run_create(cl, s, profile_to=None)
             if "mixed" in only:
                 plain["mixed_load"] = run_mixed(cl, s)
         data["tls_vs_insecure"] = tls_ratios(data, plain)
