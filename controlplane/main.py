@@ -110,6 +110,22 @@ async def ensure_namespaces(handlers: Handlers) -> None:
                 await asyncio.sleep(0.2)
 
 
+async def ensure_default_policy(handlers: Handlers) -> None:
+    """The default RBAC roles and bindings (controlplane/auth/bootstrap.py), as every start."""
+    from controlplane.auth.bootstrap import ensure_default_policy as ensure
+    from controlplane.storage import NotFound
+
+    async def get(plural: str, name: str) -> dict | None:
+        try:
+            return await handlers.get(plural, "", name)
+        except NotFound:
+            return None
+
+    async def apply(obj: dict) -> None:
+        await handlers.apply(obj)
+    await ensure(get=get, apply=apply)
+
+
 async def compactor(handlers: Handlers, interval: float) -> None:
     """Compact etcd history every interval, keeping one interval's worth (as kube-apiserver does)."""
     previous = 0
@@ -186,7 +202,9 @@ async def serve(args: argparse.Namespace) -> int:
     handlers = Handlers(store, event_ttl_seconds=args.event_ttl)
     handlers.scheduler_config = scheduler_config
     server = grpc.aio.server(options=SERVER_OPTIONS)
-    service = ApiService(handlers)
+    from controlplane.auth.guard import Guard
+    from controlplane.auth.serviceaccount_tokens import load_or_create_key
+    service = ApiService(handlers, guard=Guard(handlers, token_key=load_or_create_key(state_dir)))
     pb_grpc.add_ApiServicer_to_server(service, server)
     try:
         for address in filter(None, (a.strip() for a in args.listen.split(","))):
@@ -199,6 +217,7 @@ async def serve(args: argparse.Namespace) -> int:
         return 1
     await handlers.start_caches()
     await ensure_namespaces(handlers)
+    await ensure_default_policy(handlers)
     await server.start()
     log.info("API server listening on %s (etcd %s)", args.listen, ",".join(endpoints))
     tasks = [asyncio.create_task(compactor(handlers, args.compaction_interval), name="compactor")]
