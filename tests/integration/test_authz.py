@@ -236,3 +236,23 @@ async def test_default_policy_exists_and_can_be_frozen(server: InProcessApiServe
                                     "apiGroup": "rbac.authorization.k8s.io"}]
     with pytest.raises(NotFound):
         await admin.get("clusterroles", "no-such-role")
+
+
+async def test_pods_created_by_controllers_meet_pod_security(server: InProcessApiServer) -> None:
+    from controllers_support import running, until
+    from controlplane.controllers.replicaset import ReplicaSetController
+    admin = server.admin()
+    ns = await new_namespace(admin)
+    await admin.create({"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "rs", "namespace": ns},
+                        "spec": {"replicas": 1, "selector": {"matchLabels": {"a": "b"}},
+                                 "template": {"metadata": {"labels": {"a": "b"}},
+                                              "spec": {"hostNetwork": True,
+                                                       "containers": [{"name": "c", "image": "x"}]}}}})
+
+    async def refused() -> list[dict]:
+        events = (await admin.list("events", ns)).items
+        return [e for e in events if e.get("reason") == "FailedCreate"]
+    async with running(admin, ReplicaSetController(namespace=ns)):
+        events = await until(refused, message="the ReplicaSet's privileged pod was not refused")
+    assert 'violates PodSecurity "baseline:latest": spec.hostNetwork' in events[0]["message"]
+    assert (await admin.list("pods", ns)).items == []
