@@ -7,12 +7,14 @@ and keeps them as indexes keyed by subject:
     namespaced[(ns, subject)]      the rules of every RoleBinding in ns naming it
 
 A subject is `User:<name>` or `Group:<name>`; a ServiceAccount subject is indexed as the
-user it authenticates as (`User:system:serviceaccount:<ns>:<name>`). Each subject's rules
-are compiled into one table (apiGroup, resource, verb) → every name, or a set of
-resourceNames, so a decision is a few dictionary lookups per subject of the caller: its
-user name and each of its groups — O(the caller's bindings' subjects), never a scan of all
-roles. The indexes are rebuilt whole when any of the four kinds changes (each cache's
-revision is the stamp); RBAC objects change rarely, requests are many.
+user it authenticates as (`User:system:serviceaccount:<ns>:<name>`). Each role is compiled
+once into a table (apiGroup, resource, verb) → every name, or a set of resourceNames, and
+each index entry lists the tables of the roles bound to that subject. A decision looks up
+the caller's user name and each of its groups and asks each of their roles' tables — a
+dictionary lookup or two each: O(the caller's bindings), never a scan of all roles. The
+indexes are rebuilt when any of the four kinds changes (each cache's revision is the
+stamp; about 0.1 s for 4,000 bindings, bench/authz.py); RBAC objects change rarely,
+requests are many.
 
 Matching follows Kubernetes (pkg/apis/rbac/v1/evaluation_helpers.go): `*` matches any
 verb, group or resource; `pods/*` any subresource of pods and `*/status` a subresource of
@@ -39,18 +41,34 @@ class ObjectCache(Protocol):
 
 
 class RuleTable:
-    """The union of many PolicyRules, as (group, resource, verb) → ALL or a set of names."""
+    """One role's PolicyRules, as (group, resource, verb) → ALL or a set of names; compiled
+    once per role, shared by every binding to it. Which wildcards occur is noted, so a
+    role without any (most) answers with one or two lookups."""
 
-    __slots__ = ("entries",)
+    __slots__ = ("entries", "groups", "verbs", "any_resource", "sub_wildcards")
 
-    def __init__(self) -> None:
+    def __init__(self, rules: Iterable[Mapping[str, Any]] = ()) -> None:
         self.entries: dict[tuple[str, str, str], set[str] | None] = {}
+        self.groups: tuple[str, ...] = ()
+        self.verbs: tuple[str, ...] = ()
+        self.any_resource = False
+        self.sub_wildcards = False
+        for rule in rules:
+            self.add(rule)
 
     def add(self, rule: Mapping[str, Any]) -> None:
         names = rule.get("resourceNames") or []
         for group in rule.get("apiGroups") or ():
+            if group == "*":
+                self.groups = ("*",)
             for resource in rule.get("resources") or ():
+                if resource == "*":
+                    self.any_resource = True
+                elif resource.startswith("*/") or resource.endswith("/*"):
+                    self.sub_wildcards = True
                 for verb in rule.get("verbs") or ():
+                    if verb == "*":
+                        self.verbs = ("*",)
                     key = (group, resource, verb)
                     if not names:
                         self.entries[key] = ALL
@@ -62,13 +80,16 @@ class RuleTable:
     def allows(self, attrs: Attributes) -> bool:
         entries = self.entries
         if attrs.subresource:
-            resources: tuple[str, ...] = (f"{attrs.resource}/{attrs.subresource}", "*",
-                                          f"{attrs.resource}/*", f"*/{attrs.subresource}")
+            resources: tuple[str, ...] = (f"{attrs.resource}/{attrs.subresource}",)
+            if self.sub_wildcards:
+                resources += (f"{attrs.resource}/*", f"*/{attrs.subresource}")
         else:
-            resources = (attrs.resource, "*")
-        for group in (attrs.group, "*"):
+            resources = (attrs.resource,)
+        if self.any_resource:
+            resources += ("*",)
+        for group in (attrs.group, *self.groups):
             for resource in resources:
-                for verb in (attrs.verb, "*"):
+                for verb in (attrs.verb, *self.verbs):
                     key = (group, resource, verb)
                     if key in entries:
                         names = entries[key]
@@ -102,8 +123,8 @@ class RBACAuthorizer:
         by plural."""
         self.caches = [caches[kind] for kind in KINDS]
         self._stamp: tuple[int, ...] | None = None
-        self.cluster: dict[str, RuleTable] = {}
-        self.namespaced: dict[tuple[str, str], RuleTable] = {}
+        self.cluster: dict[str, list[RuleTable]] = {}
+        self.namespaced: dict[tuple[str, str], list[RuleTable]] = {}
 
     # -- the indexes ---------------------------------------------------------------
 
@@ -114,51 +135,53 @@ class RBACAuthorizer:
             self._stamp = stamp
 
     def _rebuild(self) -> None:
+        """Compile each role once, then file each binding's role under each of its subjects:
+        O(rules + bindings × subjects)."""
         roles_cache, cluster_roles_cache, bindings_cache, cluster_bindings_cache = self.caches
-        roles = {(_meta(o).get("namespace"), _meta(o).get("name")): o.get("rules") or []
+        roles = {(_meta(o).get("namespace"), _meta(o).get("name")): RuleTable(o.get("rules") or [])
                  for o in list(roles_cache.objects.values())}
-        cluster_roles = {_meta(o).get("name"): o.get("rules") or [] for o in list(cluster_roles_cache.objects.values())}
-        cluster: dict[str, RuleTable] = {}
-        namespaced: dict[tuple[str, str], RuleTable] = {}
+        cluster_roles = {_meta(o).get("name"): RuleTable(o.get("rules") or [])
+                         for o in list(cluster_roles_cache.objects.values())}
+        cluster: dict[str, list[RuleTable]] = {}
+        namespaced: dict[tuple[str, str], list[RuleTable]] = {}
 
-        def grant(table_of: Any, subjects: Iterable[Mapping[str, Any]], namespace: str, rules: list) -> None:
+        def grant(index: dict, scope: str | None, subjects: Iterable[Mapping[str, Any]], namespace: str,
+                  table: RuleTable | None) -> None:
+            if table is None or not table.entries:
+                return
             for subject in subjects:
                 key = _subject_key(subject, namespace)
                 if key is None:
                     continue
-                table = table_of(key)
-                for rule in rules:
-                    table.add(rule)
+                tables = index.setdefault(key if scope is None else (scope, key), [])
+                if not any(t is table for t in tables):
+                    tables.append(table)
 
         for binding in list(cluster_bindings_cache.objects.values()):
             ref = binding.get("roleRef") or {}
-            rules = cluster_roles.get(ref.get("name")) if ref.get("kind") == "ClusterRole" else None
-            if rules:
-                grant(lambda k: cluster.setdefault(k, RuleTable()), binding.get("subjects") or [], "", rules)
+            if ref.get("kind") == "ClusterRole":
+                grant(cluster, None, binding.get("subjects") or [], "", cluster_roles.get(ref.get("name")))
         for binding in list(bindings_cache.objects.values()):
             ns = _meta(binding).get("namespace") or ""
             ref = binding.get("roleRef") or {}
-            if ref.get("kind") == "ClusterRole":
-                rules = cluster_roles.get(ref.get("name"))
-            else:
-                rules = roles.get((ns, ref.get("name")))
-            if rules:
-                grant(lambda k, ns=ns: namespaced.setdefault((ns, k), RuleTable()),
-                      binding.get("subjects") or [], ns, rules)
+            table = cluster_roles.get(ref.get("name")) if ref.get("kind") == "ClusterRole" \
+                else roles.get((ns, ref.get("name")))
+            grant(namespaced, ns, binding.get("subjects") or [], ns, table)
         self.cluster, self.namespaced = cluster, namespaced
 
     # -- deciding --------------------------------------------------------------------
 
     def authorize(self, attrs: Attributes) -> tuple[Decision, str]:
         self._current()
+        cluster, namespaced, ns = self.cluster, self.namespaced, attrs.namespace
         for key in subject_keys(attrs.user):
-            table = self.cluster.get(key)
-            if table is not None and table.allows(attrs):
-                return Decision.ALLOW, ""
-            if attrs.namespace:
-                table = self.namespaced.get((attrs.namespace, key))
-                if table is not None and table.allows(attrs):
+            for table in cluster.get(key, ()):
+                if table.allows(attrs):
                     return Decision.ALLOW, ""
+            if ns:
+                for table in namespaced.get((ns, key), ()):
+                    if table.allows(attrs):
+                        return Decision.ALLOW, ""
         return Decision.NO_OPINION, ""
 
     def rules_for(self, user: UserInfo, namespace: str) -> list[tuple[str, str, str, str]]:
@@ -167,8 +190,9 @@ class RBACAuthorizer:
         self._current()
         rows = set()
         for key in subject_keys(user):
-            for table in (self.cluster.get(key), self.namespaced.get((namespace, key)) if namespace else None):
-                for (group, resource, verb), names in (table.entries.items() if table else ()):
+            tables = [*self.cluster.get(key, ()), *(self.namespaced.get((namespace, key), ()) if namespace else ())]
+            for table in tables:
+                for (group, resource, verb), names in table.entries.items():
                     rows.add((verb, group, resource, ",".join(sorted(names)) if names else ""))
         return sorted(rows)
 
