@@ -3,7 +3,7 @@
     .venv/bin/python bench/authz.py            # the figures in docs/PERFORMANCE.md (a few seconds)
     .venv/bin/python bench/authz.py --quick    # fewer rounds: checks the script works
 
-Runs the real Guard pieces (controlplane/auth) in this process on a policy the size of a
+Runs the real AccessControl pieces (controlplane/auth) in this process on a policy the size of a
 busy cluster: the default roles plus --namespaces namespaces with --bindings-per-namespace
 RoleBindings each (to view/edit/admin and to Roles of their own), and --pods pods bound
 to 100 nodes. It times, per decision:

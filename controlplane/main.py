@@ -202,9 +202,9 @@ async def serve(args: argparse.Namespace) -> int:
     handlers = Handlers(store, event_ttl_seconds=args.event_ttl)
     handlers.scheduler_config = scheduler_config
     server = grpc.aio.server(options=SERVER_OPTIONS)
-    from controlplane.auth.guard import Guard
+    from controlplane.auth.access import AccessControl
     from controlplane.auth.serviceaccount_tokens import load_or_create_key
-    service = ApiService(handlers, guard=Guard(handlers, token_key=load_or_create_key(state_dir)))
+    service = ApiService(handlers, access=AccessControl(handlers, token_key=load_or_create_key(state_dir)))
     pb_grpc.add_ApiServicer_to_server(service, server)
     try:
         for address in filter(None, (a.strip() for a in args.listen.split(","))):

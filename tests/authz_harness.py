@@ -5,7 +5,7 @@ who a caller is. These tests therefore give the real ApiService a stand-in authe
 that believes the `x-test-user` / `x-test-groups` metadata a test client sends — exactly
 the seam (`ApiService(authenticate=...)`) the TLS Authenticator fills — and that checks a
 `authorization: Bearer <token>` header with the real ServiceAccount token authenticator.
-Everything behind the seam is real: etcd, the Handlers, watch caches, the Guard (Node
+Everything behind the seam is real: etcd, the Handlers, watch caches, the AccessControl (Node
 authorizer, RBAC, admission), gRPC. Once TLS lands, these tests switch to client
 certificates and this stand-in goes.
 """
@@ -19,7 +19,7 @@ import grpc
 
 from controlplane.apiserver.handlers import Handlers
 from controlplane.apiserver.service import ApiService
-from controlplane.auth.guard import Guard
+from controlplane.auth.access import AccessControl
 from controlplane.auth.identity import AUTHENTICATED, UserInfo
 from controlplane.client import Client
 from controlplane.main import connect_etcd, ensure_default_policy, ensure_namespaces
@@ -34,12 +34,12 @@ class Unauthenticated(Exception):
     pass
 
 
-def stand_in_authenticator(guard: Guard):
+def stand_in_authenticator(access: AccessControl):
     def authenticate(context: Any) -> UserInfo:
         metadata = dict(context.invocation_metadata() or ())
         bearer = metadata.get("authorization", "")
         if bearer.startswith("Bearer "):
-            user = guard.tokens(bearer[len("Bearer "):])
+            user = access.tokens(bearer[len("Bearer "):])
             if user is None:
                 raise Unauthenticated("invalid bearer token")
             return user
@@ -92,8 +92,8 @@ class InProcessApiServer:
     async def __aenter__(self) -> "InProcessApiServer":
         self.etcd = await connect_etcd([self.etcd_endpoint])
         self.handlers = Handlers(Store(self.etcd, prefix=f"/authz-{uuid.uuid4().hex[:8]}"))
-        self.guard = Guard(self.handlers)
-        self.service = ApiService(self.handlers, authenticate=stand_in_authenticator(self.guard), guard=self.guard)
+        self.access = AccessControl(self.handlers)
+        self.service = ApiService(self.handlers, authenticate=stand_in_authenticator(self.access), access=self.access)
         self.server = grpc.aio.server()
         pb_grpc.add_ApiServicer_to_server(self.service, self.server)
         self.server.add_insecure_port(self.address)
@@ -129,7 +129,7 @@ class InProcessApiServer:
         import asyncio
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while self.guard.cached(plural, namespace, name) is None:
+        while self.access.cached(plural, namespace, name) is None:
             if loop.time() > deadline:
                 raise TimeoutError(f"{plural} {namespace}/{name} not in the watch cache after {timeout}s")
             await asyncio.sleep(0.01)

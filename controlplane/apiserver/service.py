@@ -18,7 +18,7 @@ from api.errors import FieldError, ValidationFailed
 from api.registry import all_resources, lookup, lookup_kind
 from controlplane.apiserver import proxy, requeststream
 from controlplane.auth.authz import Attributes, Forbidden
-from controlplane.auth.guard import Guard
+from controlplane.auth.access import AccessControl
 from controlplane.auth.identity import (AUTHENTICATED, INSECURE_ADMIN, SERVICE_ACCOUNT_PREFIX, SERVICE_ACCOUNTS,
                                         UserInfo)
 from controlplane.storage import NotFound
@@ -90,10 +90,10 @@ def _unary(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
 
 class ApiService(pb_grpc.ApiServicer):
     def __init__(self, handlers: Handlers, *, bookmark_seconds: float = 30.0,
-                 authenticate: Callable[[Any], UserInfo] | None = None, guard: Guard | None = None):
+                 authenticate: Callable[[Any], UserInfo] | None = None, access: AccessControl | None = None):
         self.h = handlers
-        # Authorization of every verb, admission, ServiceAccount tokens (controlplane/auth/guard.py).
-        self.guard = guard if guard is not None else Guard(handlers)
+        # Authorization of every verb, admission, ServiceAccount tokens (controlplane/auth/access.py).
+        self.access = access if access is not None else AccessControl(handlers)
         # Who a call comes from (controlplane/auth): None means the server runs --insecure
         # and every caller is INSECURE_ADMIN.
         self.authenticate = authenticate
@@ -116,7 +116,7 @@ class ApiService(pb_grpc.ApiServicer):
         info = lookup_kind(str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
         meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
         namespace = (meta.get("namespace") or "default") if info.namespaced else ""
-        self.guard.check(user, verb, info, namespace, str(meta.get("name") or ""), subresource=subresource)
+        self.access.check(user, verb, info, namespace, str(meta.get("name") or ""), subresource=subresource)
         return user
 
     def _check(self, context: Any, verb: str, kind: str, namespace: str, name: str = "", *,
@@ -125,7 +125,7 @@ class ApiService(pb_grpc.ApiServicer):
         user = self.user_of(context)
         info = lookup(kind)
         ns = (namespace or ("" if all_namespaces else "default")) if info.namespaced else ""
-        self.guard.check(user, verb, info, ns, name, subresource=subresource, field_selector=field_selector)
+        self.access.check(user, verb, info, ns, name, subresource=subresource, field_selector=field_selector)
         return user
 
     def stop(self) -> None:
@@ -142,8 +142,8 @@ class ApiService(pb_grpc.ApiServicer):
         info = lookup_kind(str(manifest.get("apiVersion", "")), str(manifest.get("kind", "")))
         meta = manifest.get("metadata") if isinstance(manifest.get("metadata"), dict) else {}
         namespace = (meta.get("namespace") or "default") if info.namespaced else ""
-        if self.guard.cached(info.plural, namespace, str(meta.get("name") or "")) is None:
-            self.guard.check(user, "create", info, namespace, str(meta.get("name") or ""))
+        if self.access.cached(info.plural, namespace, str(meta.get("name") or "")) is None:
+            self.access.check(user, "create", info, namespace, str(meta.get("name") or ""))
         obj, result = await self.h.apply(manifest, dry_run=request.dry_run)
         return pb.ApplyResponse(object=dumps(obj), result=result)
 
@@ -290,7 +290,7 @@ class ApiService(pb_grpc.ApiServicer):
         try:
             # Images are a Skiff resource (`images` in API group skiff.io), in no default role but
             # cluster-admin: a load replaces a tag on every node (controlplane/auth/bootstrap.py).
-            self.guard.check_resource(self.user_of(context), "create", "images", IMAGES_GROUP)
+            self.access.check_resource(self.user_of(context), "create", "images", IMAGES_GROUP)
             return await proxy.load_image(self.h.store, chunks.__aiter__())
         except grpc.aio.AbortError:
             raise
@@ -299,22 +299,22 @@ class ApiService(pb_grpc.ApiServicer):
 
     @_unary
     async def ListImages(self, request: pb.ImageRequest, context: Any) -> pb.ImageResult:
-        self.guard.check_resource(self.user_of(context), "list", "images", IMAGES_GROUP)
+        self.access.check_resource(self.user_of(context), "list", "images", IMAGES_GROUP)
         return await proxy.list_images(self.h.store, request)
 
     @_unary
     async def PullImage(self, request: pb.ImageRequest, context: Any) -> pb.ImageResult:
-        self.guard.check_resource(self.user_of(context), "create", "images", IMAGES_GROUP, name=request.image)
+        self.access.check_resource(self.user_of(context), "create", "images", IMAGES_GROUP, name=request.image)
         return await proxy.pull_image(self.h.store, request)
 
     @_unary
     async def RemoveImage(self, request: pb.ImageRequest, context: Any) -> pb.ImageResult:
-        self.guard.check_resource(self.user_of(context), "delete", "images", IMAGES_GROUP, name=request.image)
+        self.access.check_resource(self.user_of(context), "delete", "images", IMAGES_GROUP, name=request.image)
         return await proxy.remove_image(self.h.store, request)
 
     @_unary
     async def PodMetrics(self, request: pb.MetricsRequest, context: Any) -> pb.MetricsResponse:
-        self.guard.check_resource(self.user_of(context), "get" if request.name else "list", "pods", METRICS_GROUP,
+        self.access.check_resource(self.user_of(context), "get" if request.name else "list", "pods", METRICS_GROUP,
                                   (request.namespace or "default") if request.name else request.namespace,
                                   request.name)
         if request.name:
@@ -325,7 +325,7 @@ class ApiService(pb_grpc.ApiServicer):
 
     @_unary
     async def NodeMetrics(self, request: pb.MetricsRequest, context: Any) -> pb.MetricsResponse:
-        self.guard.check_resource(self.user_of(context), "get" if request.name else "list", "nodes", METRICS_GROUP,
+        self.access.check_resource(self.user_of(context), "get" if request.name else "list", "nodes", METRICS_GROUP,
                                   "", request.name)
         if request.name:
             nodes = [await self.h.get("nodes", "", request.name)]
@@ -341,15 +341,15 @@ class ApiService(pb_grpc.ApiServicer):
         subject = caller
         if request.user or request.groups:
             if request.user:
-                self.guard.check_resource(caller, "impersonate", "users", "", name=request.user)
+                self.access.check_resource(caller, "impersonate", "users", "", name=request.user)
             for group in request.groups:
-                self.guard.check_resource(caller, "impersonate", "groups", "", name=group)
+                self.access.check_resource(caller, "impersonate", "groups", "", name=group)
             subject = impersonated(request.user or caller.name, list(request.groups))
         resource, _, subresource = request.resource.partition("/")
         if not request.verb or not resource:
             raise ValidationFailed([FieldError(f, "field required") for f, v in
                                     (("verb", request.verb), ("resource", resource)) if not v])
-        allowed, reason = self.guard.allowed(Attributes(subject, request.verb, resource, request.group, subresource,
+        allowed, reason = self.access.allowed(Attributes(subject, request.verb, resource, request.group, subresource,
                                                         request.namespace, request.name))
         return pb.AccessReviewResponse(allowed=allowed, reason=reason, user=subject.name)
 
@@ -359,14 +359,14 @@ class ApiService(pb_grpc.ApiServicer):
         a node may ask only for its own pods' accounts (the Node authorizer)."""
         user = self.user_of(context)
         namespace = request.namespace or "default"
-        self.guard.check(user, "create", lookup("serviceaccounts"), namespace, request.service_account,
+        self.access.check(user, "create", lookup("serviceaccounts"), namespace, request.service_account,
                          subresource="token")
-        account = self.guard.cached("serviceaccounts", namespace, request.service_account)
+        account = self.access.cached("serviceaccounts", namespace, request.service_account)
         if account is None:
             raise NotFound(f'serviceaccounts "{request.service_account}" not found')
         pod: dict[str, Any] = {}
         if request.pod_name:
-            pod = dict(self.guard.cached("pods", namespace, request.pod_name) or {})
+            pod = dict(self.access.cached("pods", namespace, request.pod_name) or {})
             if not pod:
                 raise NotFound(f'pods "{request.pod_name}" not found')
             if request.pod_uid and (pod.get("metadata") or {}).get("uid") != request.pod_uid:
@@ -378,8 +378,8 @@ class ApiService(pb_grpc.ApiServicer):
             raise Forbidden(f'User "{user.name}" cannot create serviceaccounts/token without a pod: a node may '
                             f'only request tokens bound to its own pods')
         if pod:
-            self.guard.node.check_token_pod(user, pod)
-        token, expires = self.guard.issuer.issue(service_account=account, pod=pod,
+            self.access.node.check_token_pod(user, pod)
+        token, expires = self.access.issuer.issue(service_account=account, pod=pod,
                                                  audiences=list(request.audiences) or None,
                                                  seconds=int(request.expiration_seconds))
         return pb.TokenResponse(token=token, expiration_timestamp=expires)

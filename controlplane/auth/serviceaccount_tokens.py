@@ -10,7 +10,7 @@ like Kubernetes' bound ServiceAccount tokens:
     iat, nbf, exp           1 hour by default (10 minutes at least, 48 hours at most)
     kubernetes.io: {namespace, serviceaccount: {name, uid}, pod: {name, uid}}
 
-`TokenAuthenticator` is the `Callable[[str], UserInfo | None]` the API server's
+`ServiceAccountTokenAuthenticator` is the `Callable[[str], UserInfo | None]` the API server's
 authenticator list takes for bearer tokens: a token is accepted while its signature,
 issuer, audience and expiry hold *and* its pod and ServiceAccount still exist with the
 uids it names (so deleting the pod revokes the token, as in Kubernetes). The identity is
@@ -89,7 +89,7 @@ class TokenIssuer:
         return jwt.encode(claims, self.key, algorithm=ALGORITHM), now + seconds
 
 
-class TokenAuthenticator:
+class ServiceAccountTokenAuthenticator:
     """Bearer token → the ServiceAccount's UserInfo, or None when the token is not one of ours
     or no longer valid."""
 

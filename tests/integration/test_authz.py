@@ -202,11 +202,11 @@ async def test_service_account_token_bound_to_view_lists_pods(server: InProcessA
     # The token dies with its pod.
     await admin.delete("pods", "app", ns, grace_seconds=0)
     deadline = 50
-    while server.guard.cached("pods", ns, "app") is not None and deadline:
+    while server.access.cached("pods", ns, "app") is not None and deadline:
         import asyncio
         await asyncio.sleep(0.05)
         deadline -= 1
-    assert server.guard.tokens(token) is None
+    assert server.access.tokens(token) is None
 
 
 async def test_access_review_and_impersonation(server: InProcessApiServer) -> None:

@@ -1,6 +1,6 @@
-"""The API server's guard: authorization of every request, admission, and ServiceAccount tokens.
+"""Access control in the API server: authorization of every request, admission, ServiceAccount tokens.
 
-One `Guard` per API server, built on its Handlers' watch caches:
+One `AccessControl` per API server, built on its Handlers' watch caches:
 
 - `chain`: system:masters (always allowed), then the Node authorizer, then RBAC — as
   kube-apiserver's `--authorization-mode=Node,RBAC` with its privileged group;
@@ -26,7 +26,7 @@ from controlplane.auth.admission import REQUEST_USER, Admission
 from controlplane.auth.authz import Attributes, Chain, Decision
 from controlplane.auth.identity import MASTERS, UserInfo
 from controlplane.auth.node import NodeAuthorizer
-from controlplane.auth.serviceaccount_tokens import TokenAuthenticator, TokenIssuer
+from controlplane.auth.serviceaccount_tokens import ServiceAccountTokenAuthenticator, TokenIssuer
 
 if TYPE_CHECKING:
     from controlplane.apiserver.handlers import Handlers
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class Guard:
+class AccessControl:
     def __init__(self, handlers: "Handlers", *, token_key: ec.EllipticCurvePrivateKey | None = None):
         self.handlers = handlers
         self.rbac = rbac.RBACAuthorizer({kind: handlers.cache(lookup(kind)) for kind in rbac.KINDS})
@@ -45,7 +45,7 @@ class Guard:
             log.info("no ServiceAccount signing key given: using a new one (tokens die with this process)")
             token_key = ec.generate_private_key(ec.SECP256R1())
         self.issuer = TokenIssuer(token_key)
-        self.tokens = TokenAuthenticator(self.issuer, lookup=self.cached)
+        self.tokens = ServiceAccountTokenAuthenticator(self.issuer, lookup=self.cached)
 
     def cached(self, plural: str, namespace: str, name: str) -> Mapping[str, Any] | None:
         """An object as the API server's watch cache holds it (no etcd read)."""
