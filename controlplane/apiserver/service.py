@@ -90,8 +90,11 @@ def _unary(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
 
 class ApiService(pb_grpc.ApiServicer):
     def __init__(self, handlers: Handlers, *, bookmark_seconds: float = 30.0,
-                 authenticate: Callable[[Any], UserInfo] | None = None, access: AccessControl | None = None):
+                 authenticate: Callable[[Any], UserInfo] | None = None,
+                 agents: proxy.AgentDialer | None = None, access: AccessControl | None = None):
         self.h = handlers
+        # How logs/exec/images/metrics reach agents (proxy.py): plain text unless given TLS.
+        self.agents = agents or proxy.AgentDialer(handlers.store)
         # Authorization of every verb, admission, ServiceAccount tokens (controlplane/auth/access.py).
         self.access = access if access is not None else AccessControl(handlers)
         # Who a call comes from (controlplane/auth): None means the server runs --insecure
@@ -258,7 +261,7 @@ class ApiService(pb_grpc.ApiServicer):
     async def Logs(self, request: pb.LogsRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.LogChunk]:
         try:
             self._check(context, "get", "pods", request.namespace, request.pod, subresource="log")
-            async for chunk in proxy.logs(self.h.store, request):
+            async for chunk in proxy.logs(self.agents, request):
                 yield chunk
         except grpc.aio.AbortError:
             raise
@@ -268,7 +271,7 @@ class ApiService(pb_grpc.ApiServicer):
     async def Exec(self, requests: AsyncIterator[pb.ExecInput],
                    context: grpc.aio.ServicerContext) -> AsyncIterator[pb.ExecOutput]:
         try:
-            async for out in proxy.exec_(self.h.store, self._exec_authorized(context, requests.__aiter__())):
+            async for out in proxy.exec_(self.agents, self._exec_authorized(context, requests.__aiter__())):
                 yield out
         except grpc.aio.AbortError:
             raise
@@ -291,7 +294,7 @@ class ApiService(pb_grpc.ApiServicer):
             # Images are a Skiff resource (`images` in API group skiff.io), in no default role but
             # cluster-admin: a load replaces a tag on every node (controlplane/auth/bootstrap.py).
             self.access.check_resource(self.user_of(context), "create", "images", IMAGES_GROUP)
-            return await proxy.load_image(self.h.store, chunks.__aiter__())
+            return await proxy.load_image(self.agents, chunks.__aiter__())
         except grpc.aio.AbortError:
             raise
         except Exception as exc:
@@ -300,17 +303,17 @@ class ApiService(pb_grpc.ApiServicer):
     @_unary
     async def ListImages(self, request: pb.ImageRequest, context: Any) -> pb.ImageResult:
         self.access.check_resource(self.user_of(context), "list", "images", IMAGES_GROUP)
-        return await proxy.list_images(self.h.store, request)
+        return await proxy.list_images(self.agents, request)
 
     @_unary
     async def PullImage(self, request: pb.ImageRequest, context: Any) -> pb.ImageResult:
         self.access.check_resource(self.user_of(context), "create", "images", IMAGES_GROUP, name=request.image)
-        return await proxy.pull_image(self.h.store, request)
+        return await proxy.pull_image(self.agents, request)
 
     @_unary
     async def RemoveImage(self, request: pb.ImageRequest, context: Any) -> pb.ImageResult:
         self.access.check_resource(self.user_of(context), "delete", "images", IMAGES_GROUP, name=request.image)
-        return await proxy.remove_image(self.h.store, request)
+        return await proxy.remove_image(self.agents, request)
 
     @_unary
     async def PodMetrics(self, request: pb.MetricsRequest, context: Any) -> pb.MetricsResponse:
@@ -321,7 +324,7 @@ class ApiService(pb_grpc.ApiServicer):
             pods = [await self.h.get("pods", request.namespace, request.name)]
         else:
             pods, _ = await self.h.list("pods", request.namespace, request.label_selector)
-        return await proxy.pod_metrics(self.h.store, pods)
+        return await proxy.pod_metrics(self.agents, pods)
 
     @_unary
     async def NodeMetrics(self, request: pb.MetricsRequest, context: Any) -> pb.MetricsResponse:
@@ -331,7 +334,7 @@ class ApiService(pb_grpc.ApiServicer):
             nodes = [await self.h.get("nodes", "", request.name)]
         else:
             nodes, _ = await self.h.list("nodes", "", request.label_selector)
-        return await proxy.node_metrics(nodes)
+        return await proxy.node_metrics(self.agents, nodes)
 
     @_unary
     async def AccessReview(self, request: pb.AccessReviewRequest, context: Any) -> pb.AccessReviewResponse:
