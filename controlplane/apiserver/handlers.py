@@ -15,7 +15,7 @@ import math
 import random
 import time
 import uuid
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 from api.errors import FieldError, ValidationFailed
 from api.limits import MAX_OBJECT_BYTES
@@ -87,7 +87,8 @@ class Handlers:
         self.scheduler_config: Any = None  # scheduler weights for SchedulePreview (None: defaults)
         # Admission (controlplane/auth/admission.py): called with ("CREATE" or "UPDATE", info, the
         # object about to be written, the stored one) before every create and update; raises to refuse.
-        self.admission: Callable[[str, ResourceInfo, dict[str, Any], dict[str, Any] | None], None] | None = None
+        self.admission: Callable[[str, ResourceInfo, dict[str, Any], dict[str, Any] | None],
+                                 Awaitable[None]] | None = None
 
     # -- plumbing ------------------------------------------------------------------
 
@@ -176,7 +177,7 @@ class Handlers:
             out_meta["generation"] = 1
         strategy_for(info.kind).prepare_for_create(out)
         if self.admission is not None:
-            self.admission("CREATE", info, out, None)
+            await self.admission("CREATE", info, out, None)
         value = self._encode(info, out)
         if dry_run:
             try:  # a dry run reports what the real create would: the name may be taken
@@ -263,7 +264,7 @@ class Handlers:
         self._carry_server_fields(info, current, out)
         strategy_for(info.kind).validate_update(current, out)
         if self.admission is not None:
-            self.admission("UPDATE", info, out, current)
+            await self.admission("UPDATE", info, out, current)
         value = self._encode(info, out)
         if dry_run:
             return out
@@ -428,7 +429,7 @@ class Handlers:
                 return live, "unchanged"
             strategy_for(info.kind).validate_update(live, out)
             if self.admission is not None:
-                self.admission("UPDATE", info, out, live)
+                await self.admission("UPDATE", info, out, live)
             if dry_run:
                 return out, "configured"
             try:

@@ -26,6 +26,7 @@ from controlplane.auth.admission import REQUEST_USER, Admission
 from controlplane.auth.authz import Attributes, Chain, Decision
 from controlplane.auth.identity import MASTERS, UserInfo
 from controlplane.auth.node import NodeAuthorizer
+from controlplane.storage import NotFound
 from controlplane.auth.serviceaccount_tokens import ServiceAccountTokenAuthenticator, TokenIssuer
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ class AccessControl:
         self.rbac = rbac.RBACAuthorizer({kind: handlers.cache(lookup(kind)) for kind in rbac.KINDS})
         self.node = NodeAuthorizer(handlers.cache(lookup("pods")))
         self.chain = Chain(rbac.PrivilegedGroups(MASTERS), self.node, self.rbac)
-        handlers.admission = Admission(lambda name: self.cached("namespaces", "", name))
+        handlers.admission = Admission(self._namespace)
         if token_key is None:
             log.info("no ServiceAccount signing key given: using a new one (tokens die with this process)")
             token_key = ec.generate_private_key(ec.SECP256R1())
@@ -50,6 +51,17 @@ class AccessControl:
     def cached(self, plural: str, namespace: str, name: str) -> Mapping[str, Any] | None:
         """An object as the API server's watch cache holds it (no etcd read)."""
         return self.handlers.cache(lookup(plural)).objects.get(self.handlers.store.key(plural, namespace, name))
+
+    async def _namespace(self, name: str) -> Mapping[str, Any] | None:
+        """A Namespace for admission: the watch cache's, or etcd's when the cache has not seen it yet
+        (a namespace created a moment ago, its Pod Security label with it)."""
+        cached = self.cached("namespaces", "", name)
+        if cached is not None:
+            return cached
+        try:
+            return await self.handlers.store.get("namespaces", "", name)
+        except NotFound:
+            return None
 
     def check(self, user: UserInfo, verb: str, info: ResourceInfo, namespace: str = "", name: str = "", *,
               subresource: str = "", field_selector: str = "") -> None:

@@ -18,7 +18,7 @@ itself (built-in namespaces, the default RBAC policy) have no request user.
 from __future__ import annotations
 
 from contextvars import ContextVar
-from typing import Any, Callable, Mapping
+from typing import Any, Awaitable, Callable, Mapping
 
 from api.errors import ValidationFailed
 from api.registry import ResourceInfo
@@ -31,29 +31,29 @@ REQUEST_USER: ContextVar[UserInfo | None] = ContextVar("skiff_request_user", def
 
 
 class Admission:
-    def __init__(self, namespace: Callable[[str], Mapping[str, Any] | None]):
-        """namespace(name): the Namespace object as stored (from the watch cache), or None."""
+    def __init__(self, namespace: Callable[[str], Awaitable[Mapping[str, Any] | None]]):
+        """namespace(name): the Namespace object as stored (the watch cache's, else etcd's), or None."""
         self.namespace = namespace
 
-    def __call__(self, operation: str, info: ResourceInfo, new: dict[str, Any],
-                 old: dict[str, Any] | None) -> None:
+    async def __call__(self, operation: str, info: ResourceInfo, new: dict[str, Any],
+                       old: dict[str, Any] | None) -> None:
         user = REQUEST_USER.get()
         if user is not None:
             admit_node_write(user, info.kind, new, old)
         if info.kind == "Pod":
-            self._pod_security(operation, new, old)
+            await self._pod_security(operation, new, old)
         elif info.kind == "Namespace":
             errors = podsecurity.check_namespace_labels(new)
             if errors:
                 raise ValidationFailed(errors, kind="Namespace", name=(new.get("metadata") or {}).get("name", ""))
 
-    def _pod_security(self, operation: str, pod: dict[str, Any], old: dict[str, Any] | None) -> None:
+    async def _pod_security(self, operation: str, pod: dict[str, Any], old: dict[str, Any] | None) -> None:
         # As Kubernetes: an update is checked only when it changes the spec (pods' specs are
         # nearly immutable; a label change or a status write must not fail on an old pod).
         if operation == "UPDATE" and old is not None and old.get("spec") == pod.get("spec"):
             return
         name = (pod.get("metadata") or {}).get("namespace") or "default"
-        level = podsecurity.namespace_level(self.namespace(name), name)
+        level = podsecurity.namespace_level(await self.namespace(name), name)
         if level == "privileged":
             return
         errors = podsecurity.violations(pod, level)

@@ -1,29 +1,73 @@
-"""Authorization and admission on a real API server and etcd: RBAC, the Node authorizer,
-NodeRestriction, Pod Security, ServiceAccount tokens, access reviews, the relayed verbs.
+"""Authorization and admission on a real API server and etcd, over TLS: RBAC, the Node
+authorizer, NodeRestriction, Pod Security, ServiceAccount tokens, access reviews, the relayed verbs.
 
-Callers are named through the stand-in authenticator of tests/authz_harness.py (until
-mutual TLS lands); everything else is the real server.
+Each identity is a client certificate the test issues from the session API server's cluster CA
+(as an operator with the CA would), CN the user and O its groups; the ServiceAccount test
+authenticates with the bearer token the API server issued.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from authz_harness import InProcessApiServer
-from controlplane.client import Forbidden, NotFound
+from controlplane.client import Client, Credentials, Forbidden, NotFound, Unauthenticated
 from controlplane.client.errors import ApiError
+from controlplane.pki.ca import ClusterPKI
 
 RBAC = "rbac.authorization.k8s.io/v1"
 NODE_GROUPS = ("system:nodes",)
 
 
+class Identities:
+    """Clients of the session's API server as whoever a test needs, closed at the end."""
+
+    def __init__(self, api_server: Any):
+        self.api_server = api_server
+        self.pki = ClusterPKI(api_server.state_dir / "pki")
+        self.clients: list[Client] = []
+
+    def _client(self, credentials: Credentials) -> Client:
+        client = Client(self.api_server.address, credentials=credentials, timeout=10)
+        self.clients.append(client)
+        return client
+
+    def user(self, name: str, groups: tuple[str, ...] = ()) -> Client:
+        pair = self.pki.issue(common_name=name, organizations=groups, client=True)
+        return self._client(Credentials(ca=self.pki.ca_pem, cert=pair.cert, key=pair.key))
+
+    def token(self, token: str) -> Client:
+        return self._client(Credentials(ca=self.pki.ca_pem, token=token))
+
+    def admin(self) -> Client:
+        return self.user("test-admin", ("system:masters",))
+
+
 @pytest.fixture
-async def server(etcd) -> AsyncIterator[InProcessApiServer]:
-    async with InProcessApiServer(etcd.endpoint) as s:
-        yield s
+async def ids(api_server) -> AsyncIterator[Identities]:
+    identities = Identities(api_server)
+    try:
+        yield identities
+    finally:
+        for client in identities.clients:
+            await client.close()
+
+
+async def eventually(call: Callable[[], Awaitable[Any]], timeout: float = 5.0) -> Any:
+    """The call's result once the API server's caches (which authorization reads) caught up with
+    a write just made: Forbidden until then."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return await call()
+        except Forbidden:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.05)
 
 
 async def new_namespace(admin: Any, labels: dict[str, str] | None = None) -> str:
@@ -38,24 +82,23 @@ def pod(name: str, ns: str, *, node: str = "", **spec: Any) -> dict[str, Any]:
                      "containers": [{"name": "c", "image": "busybox:1.36"}], **spec}}
 
 
-async def bind_view(server: InProcessApiServer, admin: Any, ns: str, subject: dict[str, Any]) -> None:
+async def bind_view(admin: Any, ns: str, subject: dict[str, Any]) -> None:
     await admin.create({"apiVersion": RBAC, "kind": "RoleBinding", "metadata": {"name": "viewers", "namespace": ns},
                         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
                         "subjects": [subject]})
-    await server.wait_cached("rolebindings", ns, "viewers")
 
 
-async def test_view_identity_can_get_but_not_create(server: InProcessApiServer) -> None:
-    admin = server.admin()
+async def test_view_identity_can_get_but_not_create(ids: Identities) -> None:
+    admin = ids.admin()
     ns = await new_namespace(admin)
     await admin.create(pod("web", ns))
-    viewer = server.client_as("alice")
+    viewer = ids.user("alice")
     with pytest.raises(Forbidden) as err:
         await viewer.get("pods", "web", ns)
     assert str(err.value) == (f'pods "web" is forbidden: User "alice" cannot get resource "pods" in API group "" '
                               f'in the namespace "{ns}"')
-    await bind_view(server, admin, ns, {"kind": "User", "name": "alice"})
-    assert (await viewer.get("pods", "web", ns))["metadata"]["name"] == "web"
+    await bind_view(admin, ns, {"kind": "User", "name": "alice"})
+    assert (await eventually(lambda: viewer.get("pods", "web", ns)))["metadata"]["name"] == "web"
     assert [p["metadata"]["name"] for p in (await viewer.list("pods", ns)).items] == ["web"]
     with pytest.raises(Forbidden, match=f'User "alice" cannot create resource "pods" in API group "" in the '
                                         f'namespace "{ns}"'):
@@ -79,10 +122,10 @@ async def test_view_identity_can_get_but_not_create(server: InProcessApiServer) 
         await viewer.list_images()
 
 
-async def test_denied_watch_and_delete(server: InProcessApiServer) -> None:
-    admin = server.admin()
+async def test_denied_watch_and_delete(ids: Identities) -> None:
+    admin = ids.admin()
     ns = await new_namespace(admin)
-    stranger = server.client_as("mallory")
+    stranger = ids.user("mallory")
     with pytest.raises(Forbidden, match='cannot watch resource "pods"'):
         async for _ in stranger.watch("pods", ns):
             break
@@ -92,8 +135,8 @@ async def test_denied_watch_and_delete(server: InProcessApiServer) -> None:
     await admin.get("pods", "web", ns)
 
 
-async def test_node_identity_touches_only_its_own(server: InProcessApiServer) -> None:
-    admin = server.admin()
+async def test_node_identity_touches_only_its_own(ids: Identities) -> None:
+    admin = ids.admin()
     ns = await new_namespace(admin)
     for name in ("n1", "n2"):
         await admin.create({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}})
@@ -103,8 +146,8 @@ async def test_node_identity_touches_only_its_own(server: InProcessApiServer) ->
                         "stringData": {"k": "v"}})
     await admin.create(pod("on-n1", ns, node="n1", volumes=[{"name": "s", "secret": {"secretName": "s1"}}]))
     await admin.create(pod("on-n2", ns, node="n2", volumes=[{"name": "s", "secret": {"secretName": "s2"}}]))
-    await server.wait_cached("pods", ns, "on-n2")
-    node = server.client_as("system:node:n1", NODE_GROUPS)
+    node = ids.user("system:node:n1", NODE_GROUPS)
+    await eventually(lambda: node.get("pods", "on-n1", ns))   # the API server's pods cache has them
 
     # Its own: the Node, its pods (by field selector), their Secrets, their status.
     mine = await node.get("nodes", "n1")
@@ -154,12 +197,11 @@ async def test_node_identity_touches_only_its_own(server: InProcessApiServer) ->
     await admin.update(mine)   # an administrator may
 
 
-async def test_pod_security_levels(server: InProcessApiServer) -> None:
-    admin = server.admin()
+async def test_pod_security_levels(ids: Identities) -> None:
+    admin = ids.admin()
     baseline = await new_namespace(admin)
     privileged = await new_namespace(admin, {"pod-security.kubernetes.io/enforce": "privileged"})
     restricted = await new_namespace(admin, {"pod-security.kubernetes.io/enforce": "restricted"})
-    await server.wait_cached("namespaces", "", restricted)
     bad = dict(securityContext={"privileged": True})
     with pytest.raises(Forbidden) as err:
         await admin.create(pod("p", baseline, containers=[{"name": "c", "image": "x", **bad}],
@@ -183,38 +225,43 @@ async def test_pod_security_levels(server: InProcessApiServer) -> None:
     await admin.create(pod(f"sys-{uuid.uuid4().hex[:6]}", "kube-system", hostNetwork=True))
 
 
-async def test_service_account_token_bound_to_view_lists_pods(server: InProcessApiServer) -> None:
-    admin = server.admin()
+async def test_service_account_token_bound_to_view_lists_pods(ids: Identities) -> None:
+    admin = ids.admin()
     ns = await new_namespace(admin)
     await admin.create({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "robot", "namespace": ns}})
     await admin.create(pod("app", ns, node="n1", serviceAccountName="robot"))
-    await server.wait_cached("pods", ns, "app")
-    await server.wait_cached("serviceaccounts", ns, "robot")
     # The node the pod runs on asks for its token (as the agent does); another node may not.
     with pytest.raises(Forbidden):
-        await server.client_as("system:node:n2", NODE_GROUPS).token_request("robot", ns, pod_name="app")
-    token, expires = await server.client_as("system:node:n1", NODE_GROUPS).token_request("robot", ns, pod_name="app")
-    in_pod = server.client_as(token=token)
+        await ids.user("system:node:n2", NODE_GROUPS).token_request("robot", ns, pod_name="app")
+    n1 = ids.user("system:node:n1", NODE_GROUPS)
+    token, expires = await eventually(lambda: n1.token_request("robot", ns, pod_name="app"))
+    assert expires > time.time() + 3000
+    in_pod = ids.token(token)
     with pytest.raises(Forbidden, match=f'User "system:serviceaccount:{ns}:robot" cannot list resource "pods"'):
         await in_pod.list("pods", ns)
-    await bind_view(server, admin, ns, {"kind": "ServiceAccount", "name": "robot", "namespace": ns})
-    assert [p["metadata"]["name"] for p in (await in_pod.list("pods", ns)).items] == ["app"]
+    await bind_view(admin, ns, {"kind": "ServiceAccount", "name": "robot", "namespace": ns})
+    assert [p["metadata"]["name"] for p in (await eventually(lambda: in_pod.list("pods", ns))).items] == ["app"]
     # The token dies with its pod.
     await admin.delete("pods", "app", ns, grace_seconds=0)
-    deadline = 50
-    while server.access.cached("pods", ns, "app") is not None and deadline:
-        import asyncio
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            await in_pod.list("pods", ns)
+        except Unauthenticated:
+            break
+        assert time.monotonic() < deadline, "the token still works after its pod was deleted"
         await asyncio.sleep(0.05)
-        deadline -= 1
-    assert server.access.tokens(token) is None
 
 
-async def test_access_review_and_impersonation(server: InProcessApiServer) -> None:
-    admin = server.admin()
+async def test_access_review_and_impersonation(ids: Identities) -> None:
+    admin = ids.admin()
     ns = await new_namespace(admin)
-    await bind_view(server, admin, ns, {"kind": "User", "name": "alice"})
-    alice = server.client_as("alice")
-    assert (await alice.access_review("get", "pods", namespace=ns))["allowed"] is True
+    await bind_view(admin, ns, {"kind": "User", "name": "alice"})
+    alice = ids.user("alice")
+    deadline = time.monotonic() + 5
+    while not (await alice.access_review("get", "pods", namespace=ns))["allowed"]:
+        assert time.monotonic() < deadline, "the RoleBinding is not seen"
+        await asyncio.sleep(0.05)
     assert (await alice.access_review("create", "pods", namespace=ns))["allowed"] is False
     assert (await alice.access_review("get", "pods/log", namespace=ns))["allowed"] is True
     # Reviewing someone else is impersonating them: alice may not, an admin may.
@@ -226,8 +273,8 @@ async def test_access_review_and_impersonation(server: InProcessApiServer) -> No
     assert review["allowed"] is False and "can only get pods bound to it" in review["reason"]
 
 
-async def test_default_policy_exists_and_can_be_frozen(server: InProcessApiServer) -> None:
-    admin = server.admin()
+async def test_default_policy_exists_and_can_be_frozen(ids: Identities) -> None:
+    admin = ids.admin()
     names = {r["metadata"]["name"] for r in (await admin.list("clusterroles")).items}
     assert {"cluster-admin", "admin", "edit", "view", "system:kube-scheduler",
             "system:kube-controller-manager"} <= names
@@ -238,10 +285,10 @@ async def test_default_policy_exists_and_can_be_frozen(server: InProcessApiServe
         await admin.get("clusterroles", "no-such-role")
 
 
-async def test_pods_created_by_controllers_meet_pod_security(server: InProcessApiServer) -> None:
+async def test_pods_created_by_controllers_meet_pod_security(ids: Identities) -> None:
     from controllers_support import running, until
     from controlplane.controllers.replicaset import ReplicaSetController
-    admin = server.admin()
+    admin = ids.admin()
     ns = await new_namespace(admin)
     await admin.create({"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "rs", "namespace": ns},
                         "spec": {"replicas": 1, "selector": {"matchLabels": {"a": "b"}},
