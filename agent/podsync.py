@@ -34,8 +34,7 @@ from agent.images import ImageStore, PullError, RegistryAuth
 from agent.podstate import PodState, PullBackoff, container_id, parse_container_id
 from agent.runtime import Runtime
 from agent.runtime.specs import ContainerNotFound, ContainerStatus, Mount, SandboxSpec, StartError
-from agent.serviceaccount import MOUNT_PATH, VOLUME_NAME, TokenFiles, account_name, has_own_mount, read_ca, \
-    wants_token
+from agent.serviceaccount import MOUNT_PATH, VOLUME_NAME, TokenFiles, account_name, has_own_mount, wants_token
 from agent.volumes import VolumeError, VolumeManager
 
 log = logging.getLogger(__name__)
@@ -61,7 +60,8 @@ class PodSyncer:
     def __init__(self, *, client: Client, config: AgentConfig, runtime: Runtime, images: ImageStore,
                  volumes: VolumeManager, recorder: EventRecorder, node_ip: str,
                  pod_lookup: Callable[[str], Pod | None], trigger: Callable[[str], None],
-                 network: Any = None, probes: Any = None):
+                 network: Any = None, probes: Any = None, cluster_ca: Callable[[], bytes | None] | None = None):
+        """cluster_ca: the cluster CA (PEM) for pods' ServiceAccount mounts (`ca.crt`), None with --insecure."""
         self.client = client
         self.config = config
         self.runtime = runtime
@@ -79,7 +79,7 @@ class PodSyncer:
 
         async def request_token(account: str, namespace: str, pod: str, uid: str) -> tuple[str, int]:
             return await self.client.token_request(account, namespace, pod_name=pod, pod_uid=uid)
-        self.tokens = TokenFiles(request=request_token, ca_cert=read_ca(getattr(config, "ca_cert", None)))
+        self.tokens = TokenFiles(request=request_token, ca_cert=cluster_ca or (lambda: None))
 
     # -- re-adoption -------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ its ServiceAccount), every container gets, read-only:
     token       a JWT bound to this pod (TokenRequest on the API server; the Node authorizer
                 lets a node ask only for its own pods' accounts)
     namespace   the pod's namespace
-    ca.crt      the cluster CA, when the agent has one (it comes with the agent's TLS setup)
+    ca.crt      the cluster CA the agent pinned at join (none when it runs --insecure)
 
 The files live in `<pods>/<uid>/volumes/kubernetes.io~serviceaccount/kube-api-access` (a
 tmpfs, like a Secret volume) and are rewritten atomically: the token is requested again
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 log = logging.getLogger(__name__)
@@ -80,15 +79,3 @@ class TokenFiles:
 
     def forget(self, uid: str) -> None:
         self._issued.pop(uid, None)
-
-
-def read_ca(path: Path | None) -> Callable[[], bytes | None]:
-    def read() -> bytes | None:
-        if path is None:
-            return None
-        try:
-            return path.read_bytes()
-        except OSError as exc:
-            log.warning("cluster CA %s: %s; ServiceAccount mounts go without ca.crt", path, exc)
-            return None
-    return read
