@@ -24,6 +24,8 @@ import aetcd
 import grpc
 
 from controlplane.apiserver.handlers import Handlers
+from controlplane.apiserver.kubernetes_service import KubernetesService, advertise_address
+from controlplane.apiserver.service_alloc import DEFAULT_CLUSTER_IP_RANGE, DEFAULT_NODE_PORT_RANGE, ServiceNetwork
 from controlplane.apiserver.service import ApiService
 from controlplane.controllers import settings as controller_settings
 from controlplane.etcd import EmbeddedEtcd, EtcdMissing
@@ -58,6 +60,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="run the controllers when this process is the leader")
     p.add_argument("--leader-lease-seconds", type=int, default=5,
                    help="leader election lease; another control plane takes over within about this long")
+    p.add_argument("--service-cluster-ip-range", default=DEFAULT_CLUSTER_IP_RANGE,
+                   help="IPv4 network Services' cluster IPs come from (its first address is the `kubernetes` "
+                        "Service's)")
+    p.add_argument("--service-node-port-range", default=DEFAULT_NODE_PORT_RANGE,
+                   help="FIRST-LAST: the ports NodePort Services get on every node")
+    p.add_argument("--advertise-address", default="",
+                   help="IP address pods reach this API server at (the `kubernetes` Service's endpoint); "
+                        "default: the first --listen address that is not loopback")
     p.add_argument("--scheduler-config", type=Path, default=None, help="YAML file with scheduler plugin weights")
     controller_settings.add_arguments(p)
     p.add_argument("--log-level", default=os.environ.get("SKIFF_LOG_LEVEL", "INFO"))
@@ -165,6 +175,13 @@ async def serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    services = ServiceNetwork(cluster_ip_range=args.service_cluster_ip_range,
+                              node_port_range=args.service_node_port_range)
+    try:
+        services.check()
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     if args.etcd_endpoints:
         endpoints = [e.strip() for e in args.etcd_endpoints.split(",") if e.strip()]
     else:
@@ -183,7 +200,7 @@ async def serve(args: argparse.Namespace) -> int:
             await etcd.stop()
         return 1
     store = Store(client, prefix=args.etcd_prefix)
-    handlers = Handlers(store, event_ttl_seconds=args.event_ttl)
+    handlers = Handlers(store, event_ttl_seconds=args.event_ttl, services=services)
     handlers.scheduler_config = scheduler_config
     server = grpc.aio.server(options=SERVER_OPTIONS)
     service = ApiService(handlers)
@@ -202,6 +219,11 @@ async def serve(args: argparse.Namespace) -> int:
     await server.start()
     log.info("API server listening on %s (etcd %s)", args.listen, ",".join(endpoints))
     tasks = [asyncio.create_task(compactor(handlers, args.compaction_interval), name="compactor")]
+    first_listen = args.listen.split(",")[0].strip()
+    kubernetes_service = KubernetesService(
+        handlers, address=args.advertise_address or advertise_address(args.listen, services.kubernetes_ip()),
+        port=int(first_listen.rpartition(":")[2]))
+    tasks.append(asyncio.create_task(kubernetes_service.run(), name="kubernetes-service"))
     if args.scheduler or args.controllers:
         elector = LeaderElector(client, key=f"{args.etcd_prefix}/_leader/controlplane".encode(),
                                 ttl=args.leader_lease_seconds)
