@@ -68,10 +68,10 @@ async def test_parallel_creates_on_two_api_servers_never_share_an_ip(clients):
 
 async def test_requested_ip_honoured_then_refused_naming_the_holder_then_released(clients):
     ca, cb, ns = clients
-    first = await ca.create(service("first", ns, cluster_ip="10.97.0.200"))
-    assert first["spec"]["clusterIP"] == "10.97.0.200"
+    first = await ca.create(service("first", ns, cluster_ip="10.97.0.10"))
+    assert first["spec"]["clusterIP"] == "10.97.0.10"
     with pytest.raises(Invalid) as err:
-        await cb.create(service("second", ns, cluster_ip="10.97.0.200"))
+        await cb.create(service("second", ns, cluster_ip="10.97.0.10"))
     assert "spec.clusterIP" in err.value.message
     assert f"provided IP is already allocated to Service {ns}/first" in err.value.message
     with pytest.raises(Invalid) as err:
@@ -79,18 +79,18 @@ async def test_requested_ip_honoured_then_refused_naming_the_holder_then_release
     assert 'spec.clusterIP: Invalid value: "10.200.0.1": provided IP is not in the valid range. ' \
            f"The range of valid IPs is {RANGE}" in err.value.message
     await ca.delete("Service", "first", ns)
-    again = await cb.create(service("second", ns, cluster_ip="10.97.0.200"))
-    assert again["spec"]["clusterIP"] == "10.97.0.200"
+    again = await cb.create(service("second", ns, cluster_ip="10.97.0.10"))
+    assert again["spec"]["clusterIP"] == "10.97.0.10"
 
 
 async def test_cluster_ip_is_immutable_and_kept_when_an_update_leaves_it_out(clients):
     ca, _, ns = clients
     svc = await ca.create(service("web", ns))
     ip = svc["spec"]["clusterIP"]
-    changed = {**svc, "spec": {**svc["spec"], "clusterIP": "10.97.0.201", "clusterIPs": ["10.97.0.201"]}}
+    changed = {**svc, "spec": {**svc["spec"], "clusterIP": "10.97.0.11", "clusterIPs": ["10.97.0.11"]}}
     with pytest.raises(Invalid) as err:
         await ca.update(changed)
-    assert f'spec.clusterIP: Invalid value: "10.97.0.201": field is immutable' in err.value.message
+    assert f'spec.clusterIP: Invalid value: "10.97.0.11": field is immutable' in err.value.message
     left_out = {**svc, "spec": {k: v for k, v in svc["spec"].items() if k not in ("clusterIP", "clusterIPs")}}
     updated = await ca.update(left_out)
     assert updated["spec"]["clusterIP"] == ip
@@ -115,8 +115,8 @@ async def test_headless_and_bad_specs(clients):
         await ca.create(service("np", ns, type_="NodePort", cluster_ip="None"))
     assert "spec.clusterIP" in err.value.message and "'None'" in err.value.message
     with pytest.raises(Invalid) as err:
-        await ca.update({**headless, "spec": {**headless["spec"], "clusterIP": "10.97.0.202",
-                                              "clusterIPs": ["10.97.0.202"]}})
+        await ca.update({**headless, "spec": {**headless["spec"], "clusterIP": "10.97.0.12",
+                                              "clusterIPs": ["10.97.0.12"]}})
     assert "field is immutable" in err.value.message
 
 
