@@ -135,4 +135,5 @@ def _check_address(address_type: str, address: str, path: str) -> list[FieldErro
 
 
 register(ResourceInfo(kind="EndpointSlice", plural="endpointslices", model=EndpointSlice, group="discovery.k8s.io",
+                      short_names=("eps",),
                       has_status=False, spec_fields=()))
