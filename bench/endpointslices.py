@@ -7,7 +7,7 @@ It starts its own etcd and `skiff-controlplane` (controllers on, no scheduler:
 pods stay unbound, and this script plays the agents, writing each pod's status —
 IP and Ready condition — through the API as an agent does). It creates the
 Services and their pods, waits until every Service's slice lists its endpoints,
-then flips pods' readiness one at a time (one every 20 ms, open loop) and
+then flips pods' readiness one at a time (one every --interval, 50 ms: open loop) and
 measures, from the moment each status write returns, until an EndpointSlice
 watch delivers the slice with that endpoint's new `ready` condition. This is the
 control-plane part of the network programming latency (the node proxy adds its
@@ -29,7 +29,7 @@ import os  # noqa: E402
 import random  # noqa: E402
 import time  # noqa: E402
 
-from bench.common import RESULTS_DIR, cluster, machine_info, percentiles, write_results  # noqa: E402
+from bench.common import RESULTS_DIR, Profile, cluster, machine_info, percentiles, write_results  # noqa: E402
 from controlplane.client import Client  # noqa: E402
 
 NS = "bench"
@@ -65,7 +65,8 @@ async def bounded(n: int, coros) -> list:
     return await asyncio.gather(*(one(c) for c in coros))
 
 
-async def run(address: str, services: int, per: int, flips: int) -> dict:
+async def run(address: str, services: int, per: int, flips: int, interval: float,
+              profile: Profile | None = None) -> dict:
     async with Client(address, timeout=60) as client:
         await client.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
         t0 = time.monotonic()
@@ -123,10 +124,13 @@ async def run(address: str, services: int, per: int, flips: int) -> dict:
             written = time.monotonic()
             done = await asyncio.wait_for(fut, 30)
             latencies.append(max(0.0, done - written))
+        if profile is not None:
+            profile.start()
         start = time.monotonic()
-        await asyncio.gather(*(flip(n, start + k * 0.02) for k, n in enumerate(names)))
+        await asyncio.gather(*(flip(n, start + k * interval) for k, n in enumerate(names)))
         watcher.cancel()
-        return {"services": services, "endpoints_per_service": per, "setup_seconds": round(setup, 1),
+        return {"services": services, "endpoints_per_service": per, "flips_per_second": round(1 / interval, 1),
+                "setup_seconds": round(setup, 1),
                 "initial_convergence_seconds": round(converge, 1),
                 "ready_to_slice_ms": percentiles(latencies)}
 
@@ -136,12 +140,18 @@ def main() -> None:
     p.add_argument("--services", type=int, default=1000)
     p.add_argument("--per-service", type=int, default=10)
     p.add_argument("--flips", type=int, default=300)
+    p.add_argument("--interval", type=float, default=0.05, help="seconds between two readiness flips")
     p.add_argument("--quick", action="store_true")
+    p.add_argument("--profile", action="store_true", help="sample the control plane with py-spy while flipping")
     args = p.parse_args()
     if args.quick:
         args.services, args.flips = 50, 30
     with cluster(extra_args=["--no-scheduler"]) as c:
-        result = asyncio.run(run(c.api.address, args.services, args.per_service, args.flips))
+        profile = Profile(c.api.pid, RESULTS_DIR / "endpointslices-profile.txt", seconds=args.flips * args.interval + 2) \
+            if args.profile else None
+        result = asyncio.run(run(c.api.address, args.services, args.per_service, args.flips, args.interval, profile))
+        if profile is not None:
+            result["profile"] = profile.finish()
     result["load_average"] = os.getloadavg()
     result["machine"] = machine_info()
     write_results(RESULTS_DIR / ("endpointslices-quick.json" if args.quick else "endpointslices.json"), result)

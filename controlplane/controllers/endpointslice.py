@@ -135,6 +135,11 @@ class EndpointSliceController(EndpointWatcher):
     def _slice_changed(self, s: Obj) -> None:
         for owner in slice_service(s):
             namespace, _, name = owner.partition("/")
+            entry = self.expected.get((namespace, name))
+            meta = s.get("metadata") or {}
+            if entry is not None and entry[1].get(meta.get("name") or "") == \
+                    int(meta.get("resourceVersion") or -1) and not meta.get("deletionTimestamp"):
+                continue   # our own write coming back: nothing to do
             self.queue.add((namespace, name))
 
     def _cache_shows_our_writes(self, key: Key, slices: list[Obj]) -> bool:
