@@ -75,6 +75,27 @@ async def exec_(store: Store, requests: AsyncIterator[pb.ExecInput]) -> AsyncIte
             raise _relay_error(node, address, exc) from None
 
 
+async def port_forward(store: Store, requests: AsyncIterator[pb.PortForwardData]
+                       ) -> AsyncIterator[pb.PortForwardData]:
+    """Relay one port-forward connection to the agent of the pod's node."""
+    first = await anext(requests, None)
+    if first is None or not first.HasField("start"):
+        raise FailedPrecondition("port-forward: the first message must say which pod and port")
+    node, address = await agent_address(store, first.start.namespace, first.start.pod)
+
+    async def upstream() -> AsyncIterator[pb.PortForwardData]:
+        yield first
+        async for message in requests:
+            yield message
+
+    async with grpc.aio.insecure_channel(address) as channel:
+        try:
+            async for out in pb_grpc.AgentStub(channel).PortForward(upstream()):
+                yield out
+        except grpc.aio.AioRpcError as exc:
+            raise _relay_error(node, address, exc) from None
+
+
 # -- images in nodes' stores ---------------------------------------------------------------
 
 CHUNK = 1 << 20

@@ -211,6 +211,16 @@ class ApiService(pb_grpc.ApiServicer):
         except Exception as exc:
             await _abort(context, exc)
 
+    async def PortForward(self, requests: AsyncIterator[pb.PortForwardData],
+                          context: grpc.aio.ServicerContext) -> AsyncIterator[pb.PortForwardData]:
+        try:
+            async for out in proxy.port_forward(self.h.store, requests.__aiter__()):
+                yield out
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:
+            await _abort(context, exc)
+
     async def LoadImage(self, chunks: AsyncIterator[pb.ImageChunk], context: Any) -> pb.ImageResult:
         try:
             return await proxy.load_image(self.h.store, chunks.__aiter__())
