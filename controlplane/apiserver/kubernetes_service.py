@@ -13,7 +13,8 @@ Kubernetes' "lease" endpoint reconciler:
   same for every server (should servers listen on different ports, those on the
   Service's port are listed), so several servers never fight.
 
-It writes through the Handlers of its own process (it is part of the API server).
+It writes through the Handlers of its own process (it is part of the API server). The
+address is the one nodes use too (`--advertise-address`, controlplane/security.py).
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-import socket
 from typing import Any
 
 from api.endpointslice import MANAGED_BY_LABEL, SERVICE_NAME_LABEL
@@ -30,28 +30,6 @@ from controlplane.storage import AlreadyExists, Conflict, NotFound
 log = logging.getLogger(__name__)
 NAME, NAMESPACE = "kubernetes", "default"
 MANAGED_BY = "skiff-apiserver"
-
-
-def advertise_address(listen: str, fallback_target: str) -> str:
-    """The address pods should use for this API server: the first --listen host that is neither
-    loopback nor a wildcard; for a wildcard, the address the host routes `fallback_target`
-    from (no packet is sent); else 127.0.0.1."""
-    hosts = [a.strip().rpartition(":")[0].strip("[]") for a in listen.split(",") if a.strip()]
-    for host in hosts:
-        try:
-            ip = ipaddress.ip_address(host)
-        except ValueError:
-            continue
-        if not ip.is_loopback and not ip.is_unspecified and ip.version == 4:
-            return host
-    if any(h in ("0.0.0.0", "", "::") for h in hosts):
-        try:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-                s.connect((fallback_target, 443))   # a route lookup only: UDP connect sends nothing
-                return str(s.getsockname()[0])
-        except OSError:
-            pass
-    return "127.0.0.1"
 
 
 class KubernetesService:

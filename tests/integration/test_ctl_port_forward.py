@@ -1,7 +1,12 @@
-"""`ctl port-forward` through the real API server and a real agent gRPC service (AgentService,
+"""`ctl port-forward` through a real API server and a real agent gRPC service (AgentService,
 in this process, registered as a Node at 127.0.0.1): several connections at once, a Service's
 port translated to its pod's target port, a refused port reported, Ctrl-C ends it. The pod is
-the one thing outside the system here: its "IP" is 127.0.0.1, where the test serves an echo."""
+the one thing outside the system here: its "IP" is 127.0.0.1, where the test serves an echo.
+
+The API server runs with --insecure, so that it finds this agent from the Node's status and
+speaks plain text to it; with TLS the same relay (proxy._relay_stream, shared with exec) dials
+the address the node's identity recorded, over TLS (tests/node/test_tls_agent.py covers that
+dialing for exec and logs)."""
 
 from __future__ import annotations
 
@@ -13,9 +18,11 @@ import sys
 import uuid
 from pathlib import Path
 
-from procs import free_port
+import pytest
+from procs import ControlPlane, free_port
 
 from agent.service import AgentServer, AgentService
+from controlplane.client import Client, Credentials
 
 REPO = Path(__file__).resolve().parent.parent.parent
 CTL_WITH_CTRL_C = ("import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
@@ -31,10 +38,21 @@ async def echo_server() -> asyncio.Server:
     return await asyncio.start_server(echo, "127.0.0.1", 0)
 
 
+@pytest.fixture(scope="module")
+def insecure_api(etcd, tmp_path_factory):
+    cp = ControlPlane(tmp_path_factory.mktemp("cp-pf"), etcd_endpoints=etcd.endpoint,
+                      extra_args=["--etcd-prefix", f"/pf-{uuid.uuid4().hex[:8]}", "--insecure", "--no-scheduler",
+                                  "--no-controllers"]).start()
+    try:
+        yield cp
+    finally:
+        cp.stop()
+
+
 async def start_ctl(api_address: str, tmp_path: Path, *args: str) -> asyncio.subprocess.Process:
     env = {**os.environ, "PYTHONPATH": str(REPO), "SKIFF_CONFIG": str(tmp_path / "none")}
     return await asyncio.create_subprocess_exec(sys.executable, "-c", CTL_WITH_CTRL_C, "port-forward", *args,
-                                                "--server", api_address, stdout=asyncio.subprocess.PIPE,
+                                                "--server", f"http://{api_address}", stdout=asyncio.subprocess.PIPE,
                                                 stderr=asyncio.subprocess.PIPE, cwd=REPO, env=env)
 
 
@@ -47,7 +65,14 @@ async def round_trip(port: int, payload: bytes) -> bytes:
     return data
 
 
-async def test_port_forward_pod_and_service(client, namespace, api_server, tmp_path):
+async def test_port_forward_pod_and_service(insecure_api, tmp_path):
+    async with Client(insecure_api.address, credentials=Credentials.plaintext(), timeout=10) as client:
+        await forward(client, insecure_api, tmp_path)
+
+
+async def forward(client, api_server, tmp_path):
+    namespace = f"t-{uuid.uuid4().hex[:10]}"
+    await client.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
     echo = await echo_server()
     echo_port = echo.sockets[0].getsockname()[1]
     agent_port = free_port()

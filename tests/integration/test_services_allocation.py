@@ -46,7 +46,8 @@ def two_servers(etcd, tmp_path_factory):
 @pytest.fixture
 async def clients(two_servers):
     a, b = two_servers
-    async with Client(a.address, timeout=20) as ca, Client(b.address, timeout=20) as cb:
+    async with Client(a.address, credentials=a.credentials, timeout=20) as ca, \
+            Client(b.address, credentials=b.credentials, timeout=20) as cb:
         ns = f"t-{uuid.uuid4().hex[:10]}"
         await ca.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
         yield ca, cb, ns
@@ -158,7 +159,7 @@ async def test_parallel_node_port_creates_never_share_a_port(clients):
 
 async def test_kubernetes_service_points_at_the_api_servers(two_servers):
     a, b = two_servers
-    async with Client(a.address, timeout=10) as c:
+    async with Client(a.address, credentials=a.credentials, timeout=10) as c:
         async def ready():
             try:
                 svc = await c.get("Service", "kubernetes", "default")
