@@ -54,6 +54,7 @@ from typing import Iterable
 
 from .model import Endpoint, ServicePort
 
+TABLE = "skiff-proxy"
 SERVICE_IPS = "service-ips"
 SERVICE_NODEPORTS = "service-nodeports"
 NO_ENDPOINT_SERVICES = "no-endpoint-services"

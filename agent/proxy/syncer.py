@@ -33,7 +33,7 @@ from typing import Any, Awaitable, Callable, Iterable
 from .conntrack import StaleFlow, delete_flows
 from .model import ServicePort, service_key, service_ports, slice_service_key
 from .nft import Nft
-from .ruleset import Fragment, Ruleset, fragment
+from .ruleset import TABLE, Fragment, Ruleset, fragment
 from .transaction import full_script, hairpin_script, update_script
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ Key = tuple[str, str]
 
 
 class ServiceProxy:
-    def __init__(self, *, node_name: str, cluster_cidr: str, table: str = "skiff-proxy", nft: Nft | None = None,
+    def __init__(self, *, node_name: str, cluster_cidr: str, table: str = TABLE, nft: Nft | None = None,
                  check_interval: float = 10.0, resync_interval: float = 3600.0,
                  flush_conntrack: bool = True) -> None:
         self.node_name = node_name
@@ -246,10 +246,14 @@ class ServiceProxy:
                 backoff = min(backoff * 2, 5.0)
 
     async def delete_table(self) -> None:
-        await self.nft.run(f"add table ip {self.table}\ndelete table ip {self.table}\n")
+        await self.nft.run(delete_table_script(self.table))
 
     async def close(self) -> None:
         await self.nft.close()
+
+
+def delete_table_script(table: str = TABLE) -> str:
+    return f"add table ip {table}\ndelete table ip {table}\n"      # `add` first: idempotent
 
 
 def stale_flows(old: list[ServicePort], new: list[ServicePort]) -> list[StaleFlow]:
