@@ -113,6 +113,11 @@ class Agent:
             raise ConfigError("services have not yet been read at least once, cannot construct envvars")
         return self.services.list()
 
+    async def _after_services_listed(self) -> None:
+        """Containers that could not start before the Services were known get another look."""
+        await self.services.wait_synced(timeout=None)
+        self._retry_all_pods()
+
     async def _proxy_ready(self) -> None:
         await self.services.wait_synced(timeout=None)
         await self.endpoint_slices.wait_synced(timeout=None)
@@ -155,7 +160,8 @@ class Agent:
         tasks = [asyncio.create_task(self.node.run(), name="node"),
                  asyncio.create_task(self.pods.run(), name="pods-informer"),
                  asyncio.create_task(self.image_gc.run(), name="image-gc"),
-                 asyncio.create_task(self.services.run(), name="services-informer")]
+                 asyncio.create_task(self.services.run(), name="services-informer"),
+                 asyncio.create_task(self._after_services_listed(), name="services-listed")]
         if self.proxy is not None:
             tasks += [asyncio.create_task(self.endpoint_slices.run(), name="endpointslices-informer"),
                       asyncio.create_task(self.proxy.run(ready=self._proxy_ready), name="service-proxy")]
