@@ -85,6 +85,7 @@ async def programming_latency(proxy: ServiceProxy, args: argparse.Namespace) -> 
         rng = random.Random(1)
         ready = {i: [True] * args.endpoints for i in range(args.services)}
         proxy.latencies.clear()
+        proxy.nft_seconds.clear()
         for _ in range(args.changes):
             i = rng.randrange(args.services)
             j = rng.randrange(args.endpoints)
@@ -93,6 +94,7 @@ async def programming_latency(proxy: ServiceProxy, args: argparse.Namespace) -> 
             await asyncio.sleep(args.interval)
         await _drained(proxy)
         single = list(proxy.latencies)
+        nft_single = list(proxy.nft_seconds)
         proxy.latencies.clear()
         for i in rng.sample(range(args.services), args.burst):
             ready[i][0] = not ready[i][0]
@@ -105,14 +107,14 @@ async def programming_latency(proxy: ServiceProxy, args: argparse.Namespace) -> 
     return {"services": args.services, "endpoints_per_service": args.endpoints,
             "full_sync_seconds": round(full_seconds, 2), "full_syncs": proxy.full_syncs,
             "one_change_every_s": args.interval, "latency_ms": percentiles(single),
+            "nft_transaction_ms": percentiles(nft_single),
             "burst": {"changes": args.burst, "latency_ms": percentiles(burst)}}
 
 
 async def _drained(proxy: ServiceProxy) -> None:
     deadline = time.monotonic() + 60
-    while proxy._dirty and time.monotonic() < deadline:
+    while (proxy._dirty or proxy.busy) and time.monotonic() < deadline:
         await asyncio.sleep(0.01)
-    await asyncio.sleep(0.2)                    # the last transaction in flight
 
 
 async def program(proxy: ServiceProxy, count: int, server_ip: str) -> float:

@@ -63,6 +63,8 @@ class ServiceProxy:
         self.syncs = 0
         self.full_syncs = 0
         self.last_error: str = ""
+        self.busy = False              # a transaction is being applied
+        self.nft_seconds: collections.deque[float] = collections.deque(maxlen=10_000)   # per transaction
 
     # -- feeding ------------------------------------------------------------------------------
 
@@ -133,6 +135,7 @@ class ServiceProxy:
         """One pass: full or incremental; raises (and arranges a full sync next) if nft refused it."""
         dirty, self._dirty = self._dirty, {}
         full = self._full
+        self.busy = True
         try:
             if full:
                 await self._sync_full()
@@ -144,6 +147,8 @@ class ServiceProxy:
                 self._dirty.setdefault(key, since)
             self.last_error = str(exc)
             raise
+        finally:
+            self.busy = False
         done = time.monotonic()
         self.syncs += 1
         self.latencies.extend(done - since for since in dirty.values())
@@ -178,7 +183,9 @@ class ServiceProxy:
         lines = update_script(self.table, changes)
         lines += hairpin_script(self.table, added=sorted(after - before), removed=sorted(before - after))
         if lines:
+            started = time.perf_counter()
             await self.nft.run("\n".join(lines) + "\n")
+            self.nft_seconds.append(time.perf_counter() - started)
         previous = {key: self._applied[key] for key in dirty if key in self._applied}
         for key, new in desired.items():
             if new is None:
