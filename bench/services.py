@@ -9,7 +9,8 @@ node namespace running a real NodeNetwork (agent/network) and a real ServiceProx
 server pod (tests/nettool.py echo) on that node. Then, in one run:
 
 1. Network programming latency, agent side: --services Services x --endpoints endpoints
-   programmed (one full sync, timed), then --changes times one endpoint of a random
+   programmed (one full sync, timed; endpoints spread over 100 nodes, so this node hosts
+   1 in 100 of them), then --changes times one endpoint of a random
    Service turns ready (or not ready), handed to the proxy exactly as its
    EndpointSlice informer hands it (`slice_changed`) while the proxy's sync task runs;
    latency = informer event -> nft transaction committed (the rule is in the kernel),
@@ -50,6 +51,7 @@ from bench.common import RESULTS_DIR, machine_info, percentiles  # noqa: E402
 from netlab import CLUSTER_CIDR, Lab, skip_reason  # noqa: E402
 
 ECHO = 7000
+NODES = 100
 FIRST_IP = IPv4Address("10.96.0.10")
 
 
@@ -63,9 +65,16 @@ def endpoint_slice(i: int, addresses: list[str], ready: list[bool]) -> dict[str,
     return {"addressType": "IPv4",
             "metadata": {"namespace": "bench", "name": f"svc-{i}-abcde",
                          "labels": {"kubernetes.io/service-name": f"svc-{i}"}},
-            "endpoints": [{"addresses": [a], "nodeName": "a", "conditions": {"ready": r}}
+            "endpoints": [{"addresses": [a], "nodeName": _node_of(a), "conditions": {"ready": r}}
                           for a, r in zip(addresses, ready)],
             "ports": [{"name": "http", "port": ECHO, "protocol": "TCP"}]}
+
+
+def _node_of(address: str) -> str:
+    """Endpoints spread over NODES nodes, this one ("a") hosting 1 in NODES, as in a real cluster (a node
+    runs ~100 pods); the server pod of the connection runs is on "a"."""
+    number = int(IPv4Address(address)) % NODES
+    return "a" if number == 0 or address.startswith("198.19.1.") else f"n{number}"
 
 
 def fake_addresses(i: int, count: int) -> list[str]:

@@ -210,7 +210,7 @@ class ServiceProxy:
                 log.warning("service proxy: could not delete stale UDP flows: %s", exc)
 
     async def table_exists(self) -> bool:
-        return f"table ip {self.table}" in await self.nft.run("list tables ip\n")
+        return await self.nft.table_exists(self.table)
 
     async def run(self, ready: Callable[[], Awaitable[Any]] | None = None) -> None:
         """Sync until cancelled: first in full once `ready()` returns, then as changes come."""
