@@ -22,6 +22,12 @@ server pod (tests/nettool.py echo) on that node. Then, in one run:
    directly to the pod IP as the no-proxy baseline. The configurations alternate
    --rounds times so background load hits each alike; ratio = p50 many / p50 ten.
 
+3. With --api (needs the EndpointSlice kind in the API): the same latency end to end
+   through a real API server (etcd + skiff-controlplane, no controllers): --api-services
+   Services and their slices created through the API, the proxy fed by real informers;
+   then --changes times an EndpointSlice update written with the client -> the proxy's
+   commit for that Service; latency from before the write to the commit.
+
 Everything is removed at the end, also on failure. Results: bench/results/services.json.
 """
 
@@ -56,7 +62,7 @@ FIRST_IP = IPv4Address("10.96.0.10")
 
 
 def service(i: int) -> dict[str, Any]:
-    return {"metadata": {"namespace": "bench", "name": f"svc-{i}"},
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"namespace": "bench", "name": f"svc-{i}"},
             "spec": {"type": "ClusterIP", "clusterIP": str(FIRST_IP + i),
                      "ports": [{"name": "http", "port": 80, "protocol": "TCP", "targetPort": ECHO}]}}
 
@@ -167,6 +173,72 @@ def connection_cost(lab: Lab, node: Any, proxy: ServiceProxy, args: argparse.Nam
             "program_seconds": {k: [round(x, 2) for x in v] for k, v in program_s.items()}}
 
 
+async def api_latency(address: str, node: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """Write -> informer -> proxy -> nft commit, through a real API server (a loop of this machine's
+    namespace; the proxy's nft thread lives in the node's)."""
+    from controlplane.client import Client
+    from controlplane.client.informer import Informer
+    proxy = ServiceProxy(node_name="a", cluster_cidr=CLUSTER_CIDR, table="skiff-proxy-api", check_interval=3600)
+    node.call(proxy.nft.call(lambda: None))
+    async with Client(address, timeout=30) as client:
+        await client.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bench"}})
+        started = time.perf_counter()
+        sem = asyncio.Semaphore(32)
+        slices: dict[int, dict[str, Any]] = {}
+
+        async def make(i: int) -> None:
+            async with sem:
+                await client.create(service(i))
+                made = endpoint_slice(i, fake_addresses(i, args.endpoints), [True] * args.endpoints)
+                slices[i] = await client.create({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                                                 **made})
+        await asyncio.gather(*(make(i) for i in range(args.api_services)))
+        create_seconds = time.perf_counter() - started
+        services, slice_informer = Informer(client, "services"), Informer(client, "endpointslices")
+        proxy.watch(services, slice_informer)
+        programmed: dict[tuple[str, str], asyncio.Future] = {}
+
+        def done(keys: list[tuple[str, str]], when: float) -> None:
+            for key in keys:
+                future = programmed.pop(key, None)
+                if future is not None and not future.done():
+                    future.set_result(when)
+        proxy.on_programmed.append(done)
+
+        async def ready() -> None:
+            await services.wait_synced(timeout=None)
+            await slice_informer.wait_synced(timeout=None)
+        tasks = [asyncio.create_task(services.run()), asyncio.create_task(slice_informer.run()),
+                 asyncio.create_task(proxy.run(ready=ready))]
+        try:
+            deadline = time.monotonic() + 600
+            while (proxy.full_syncs == 0 or proxy._dirty or proxy.busy) and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            rng = random.Random(2)
+            latencies = []
+            for _ in range(args.changes):
+                i = rng.randrange(args.api_services)
+                current = slices[i]
+                current["endpoints"][0]["conditions"]["ready"] = not current["endpoints"][0]["conditions"]["ready"]
+                future = asyncio.get_running_loop().create_future()
+                programmed[("bench", f"svc-{i}")] = future
+                t0 = time.monotonic()
+                slices[i] = await client.update(current)
+                committed = await asyncio.wait_for(future, 30)
+                latencies.append(committed - t0)
+                await asyncio.sleep(args.interval)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            try:
+                node.call(proxy.delete_table())
+            finally:
+                node.call(proxy.close())
+    return {"services": args.api_services, "endpoints_per_service": args.endpoints,
+            "create_seconds": round(create_seconds, 1), "latency_ms": percentiles(latencies)}
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--services", type=int, default=1000, help="Services programmed for the latency run")
@@ -177,6 +249,8 @@ def main() -> int:
     p.add_argument("--many", type=int, default=10000, help="Services programmed in the 'many' configuration")
     p.add_argument("--connections", type=int, default=1000, help="new connections per run")
     p.add_argument("--rounds", type=int, default=3, help="alternations of 10 / many")
+    p.add_argument("--api", action="store_true", help="also measure end to end through a real API server")
+    p.add_argument("--api-services", type=int, default=1000, help="Services created through the API")
     p.add_argument("--out", type=Path, default=RESULTS_DIR / "services.json")
     args = p.parse_args()
     reason = skip_reason()
@@ -200,6 +274,12 @@ def main() -> int:
             print(json.dumps({k: v for k, v in result["connections"].items() if k != "runs"}), flush=True)
             for name, run in result["connections"]["runs"].items():
                 print(f"  {name}: p50 {run['p50_us']} us, p99 {run['p99_us']} us", flush=True)
+            if args.api:
+                from bench.common import cluster
+                print(f"end to end through the API: {args.api_services} Services ...", flush=True)
+                with cluster(extra_args=["--no-controllers", "--no-scheduler"]) as api:
+                    result["api"] = asyncio.run(api_latency(api.api.address, node, args))
+                print(json.dumps(result["api"]), flush=True)
         finally:
             if proxy is not None:
                 try:

@@ -64,6 +64,8 @@ class ServiceProxy:
         self.full_syncs = 0
         self.last_error: str = ""
         self.busy = False              # a transaction is being applied
+        # Called after each applied pass with the Services it programmed and the time (time.monotonic).
+        self.on_programmed: list[Callable[[list[Key], float], None]] = []
         self.nft_seconds: collections.deque[float] = collections.deque(maxlen=10_000)   # per transaction
 
     # -- feeding ------------------------------------------------------------------------------
@@ -152,6 +154,8 @@ class ServiceProxy:
         done = time.monotonic()
         self.syncs += 1
         self.latencies.extend(done - since for since in dirty.values())
+        for callback in self.on_programmed:
+            callback(list(dirty), done)
 
     async def _sync_full(self) -> None:
         previous = self._applied
