@@ -33,15 +33,8 @@ CIDR = netlab.CLUSTER_CIDR
 
 @pytest.fixture
 def lab(tmp_path: Path) -> Iterator[Lab]:
-    reason = netlab.skip_reason()
-    if reason:
-        pytest.skip(reason)
-    the_lab = Lab(tmp_path, tag="px")
-    try:
+    with netlab.lab_for_test(tmp_path, tag="px") as the_lab:
         yield the_lab
-    finally:
-        the_lab.close()
-        assert the_lab.leftovers() == []
 
 
 class Cluster:
@@ -256,3 +249,18 @@ def test_a_new_proxy_replaces_the_table_without_a_gap(cluster: Cluster) -> None:
         cluster.a.call(restarted.close())
     assert failures == 0
     eventually(lambda: "web2" in tags(client, "10.96.0.20", 80, 20), what="the new table's endpoint")
+
+
+def test_without_libnftables_the_nft_program_applies_the_same_table(cluster: Cluster) -> None:
+    from agent.proxy.nft import Nft
+    program = ServiceProxy(node_name="a", cluster_cidr=CIDR, table="skiff-proxy", nft=Nft(use_library=False))
+    try:
+        program.service_changed(service("web", "10.96.0.21"))
+        program.slice_changed(endpoint_slice("web", [cluster.endpoint("web2")]))
+        cluster.a.call(program.sync())
+        program.slice_changed(endpoint_slice("web", [cluster.endpoint("web3")]))
+        cluster.a.call(program.sync())                       # incremental, through `nft -f -`
+        assert tag(call(cluster.pods["client"].netns, "10.96.0.21", 80)) == "web3"
+        assert cluster.a.call(program.table_exists())
+    finally:
+        cluster.a.call(program.close())

@@ -27,25 +27,18 @@ pytestmark = pytest.mark.root
 ECHO = 7000
 
 
-def _skip_reason() -> str | None:
+def _no_endpoint_slices() -> str | None:
     try:
         lookup("endpointslices")
     except ValidationFailed:
         return "the API has no EndpointSlice kind yet (it comes with the Services control-plane work)"
-    return netlab.skip_reason()
+    return None
 
 
 @pytest.fixture
 def lab(tmp_path: Path) -> Iterator[Lab]:
-    reason = _skip_reason()
-    if reason:
-        pytest.skip(reason)
-    the_lab = Lab(tmp_path, tag="pa")
-    try:
+    with netlab.lab_for_test(tmp_path, tag="pa", skip=_no_endpoint_slices()) as the_lab:
         yield the_lab
-    finally:
-        the_lab.close()
-        assert the_lab.leftovers() == []
 
 
 async def test_service_and_slice_written_through_the_api_are_served(lab: Lab, client: Client) -> None:
