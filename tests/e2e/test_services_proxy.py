@@ -16,6 +16,7 @@ import json
 import os
 import re
 import socket
+import subprocess
 import time
 from pathlib import Path
 
@@ -141,8 +142,17 @@ def test_cluster_ip_node_port_env_and_scale_to_zero(tmp_path: Path) -> None:
         assert _refused_from_here(address, node_port) < 1.0                    # the NodePort too
 
         ctl("scale", "deployment", "web", "--replicas", "1")
-        wait_for(lambda: not multinode.http_get(ctl, "client", cluster_ip, 80).startswith("("), timeout=60,
-                 what="the Service to answer again")
+        wait_for(lambda: len(multinode.running_web_pods(ctl)) == 1, timeout=120, what="a web pod Ready again")
+        try:
+            wait_for(lambda: not multinode.http_get(ctl, "client", cluster_ip, 80).startswith("("), timeout=10,
+                     what="the Service to answer again")
+        except TimeoutError:
+            slices = ctl("get", "endpointslices", "-o", "json", check=False).stdout
+            rules = "".join(subprocess.run(["ip", "netns", "exec", ns, "nft", "list", "table", "ip", "skiff-proxy"],
+                                           capture_output=True, text=True).stdout
+                            for ns in subprocess.run(["ip", "netns", "list"], capture_output=True,
+                                                     text=True).stdout.split() if ns.startswith("skiff-"))
+            raise AssertionError(f"no answer; slices: {slices[-3000:]}\nrules: {rules[-4000:]}") from None
     finally:
         ctl("cluster", "down", "--dir", str(cluster_dir), check=False, timeout=180)
 
@@ -153,7 +163,6 @@ def _phase(ctl, pod: str) -> str:
 
 
 def _build_image(tmp: Path) -> Path:
-    import subprocess
     import sys
     from procs import REPO
     out = tmp / "image"
