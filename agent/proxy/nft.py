@@ -2,11 +2,12 @@
 
 Why not `nft -f -` per change, as agent/network/nftables.py does for hostPorts: the
 proxy changes the table whenever an endpoint changes, and measured on this project's
-2-core test machine (docs/PERFORMANCE.md) a child `nft` costs 80-150 ms per call with
-1,000 Services programmed, of which the process start and library loading are most;
-the same transaction through libnftables (`nft_run_cmd_from_buffer`, the library the
-`nft` program is a thin shell around) in a context kept open costs 25-45 ms, nearly all
-of it nft reading the table back into its cache. Each call is still one atomic
+2-core test machine under load (docs/PERFORMANCE.md) a child `nft` cost 80-150 ms per
+call with 1,000 Services programmed, most of it process start and library loading;
+through libnftables (`nft_run_cmd_from_buffer`, the library the `nft` program is a thin
+shell around) in a context kept open, what is left is nft reading the ruleset back into
+its cache before each transaction (nftables 1.0.6 does so whenever the ruleset changed
+since its last read - after each of our own transactions). Each call is still one atomic
 transaction, parsed and checked by nft itself.
 
 The library blocks, so it runs on one worker thread (agent.network.netns.NetnsWorker)
