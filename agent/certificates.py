@@ -34,7 +34,8 @@ import grpc
 
 from controlplane.client.credentials import Credentials, split_target
 from controlplane.client.privatefile import write_private
-from controlplane.pki import anonymous, certs
+import controlplane.pki.anonymous as anonymous
+import controlplane.pki.certs as certs
 from protos import skiff_pb2 as pb
 from protos import skiff_pb2_grpc as pb_grpc
 
