@@ -222,6 +222,11 @@ def mixed_worker(*, address: str, namespace: str, phases: list[tuple[float, floa
                     pool[name] = obj
                     names.append(name)
                 elif verb == "update":
+                    if len(busy) >= len(names):
+                        # An overloaded server has an update in flight for every pod: a loop looking
+                        # for a free one would never end (and block this process's event loop).
+                        errors["update: every pod has an update in flight"] += 1
+                        return
                     name = random.choice(names)
                     while name in busy:
                         name = random.choice(names)
