@@ -510,6 +510,7 @@ def use_editor(cl: Cluster) -> None:
     objects = [
         {"apiVersion": rbac, "kind": "ClusterRole", "metadata": {"name": "bench-extra"},
          "rules": [{"apiGroups": [""], "resources": ["namespaces", "nodes"], "verbs": ["get", "create"]},
+                   {"apiGroups": [""], "resources": ["nodes/status"], "verbs": ["update"]},
                    {"apiGroups": [""], "resources": ["pods/binding"], "verbs": ["create"]}]},
         *({"apiVersion": rbac, "kind": "ClusterRoleBinding", "metadata": {"name": f"{EDITOR}-{role}"},
            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
