@@ -53,6 +53,9 @@ REVERSE = (dns.name.from_text("in-addr.arpa."), dns.name.from_text("ip6.arpa."))
 class Answer:
     response: dns.message.Message
     chase: dns.name.Name | None = None     # an ExternalName's target, to resolve upstream
+    # The answer was made from these records of this name only (lowercase, absolute): it stays
+    # right while the index publishes the same object for the name, whatever else changes.
+    source: tuple[str, NameRecords] | None = None
 
 
 class ZoneAnswerer:
@@ -118,6 +121,8 @@ class ZoneAnswerer:
             break
         answer = self._finish(response, exists=True)
         answer.chase = chase
+        if owner == qname and chase is None and response.answer and not response.additional:
+            answer.source = (text, records)
         return answer
 
     def _pod(self, response: dns.message.Message, qname: dns.name.Name, text: str, rdtype: int) -> bool:

@@ -19,7 +19,10 @@ informer events arrive (`set_service`, `set_slice`, and their deletes): each Ser
 records are recomputed and swapped, so a lookup is one dict access whatever the
 cluster's size. Names are lowercase, absolute (trailing dot). Ancestors of a name
 (`<ns>.svc.<zone>`) exist without records (empty non-terminals: NODATA, not NXDOMAIN).
-`version` goes up with every change; the server's cache of encoded answers keys on it.
+`version` goes up with every change that alters a record (a Service or slice update that
+leaves its records as they were changes nothing, not even `version`); the server's cache
+of encoded answers is checked against it, or against the identity of the one name's
+records an answer was made from (`current`).
 
 Not from this index: `<a-b-c-d>.<ns>.pod.<zone>` (answered from the name itself, as
 CoreDNS's `pods insecure` does) and the zone's own SOA/NS (agent/dns/answer.py).
@@ -201,6 +204,10 @@ class RecordIndex:
             return Lookup(True, records)
         return Lookup(name in self._ancestors)
 
+    def current(self, name: str) -> NameRecords | None:
+        """The records object published for `name` now (identity tells a cached answer is fresh)."""
+        return self._names.get(name)
+
     def pointers(self, ip: str) -> list[str]:
         """The names a cluster IP or headless endpoint address stands for."""
         return list(self._ptr.get(ip, ()))
@@ -222,12 +229,16 @@ class RecordIndex:
         self._rebuild((ns, owner))
 
     def _rebuild(self, key: tuple[str, str]) -> None:
-        old = self._contributed.pop(key, None)
-        if old is not None:
-            self._withdraw(old)
         service = self._services.get(key)
-        if service is not None:
-            new = service_records(service, self._slices.get(key, {}).values(), self.zone)
+        new = service_records(service, self._slices.get(key, {}).values(), self.zone) if service else None
+        old = self._contributed.get(key)
+        if new == old:
+            # Unchanged records (an endpoint of a Service with a cluster IP changed, say): the
+            # published objects stay, and so do the answers cached from them.
+            return
+        if old is not None:
+            self._withdraw(self._contributed.pop(key))
+        if new is not None:
             self._contributed[key] = new
             self._publish(new)
         self.version += 1

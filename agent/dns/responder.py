@@ -13,9 +13,11 @@ NOTIMP; zone transfers and classes other than IN, REFUSED.
 
 Hot path. A cluster name's answer depends only on the query's bytes after the 2-byte
 id (question, flags, EDNS) and on the record index. So a local answer is encoded once
-and kept under those bytes; a repeat costs a dict lookup and patching in the id. The
-cache is dropped whenever the index's version moves (any Service or slice change), and
-emptied when it reaches `cache_size` entries. Forwarded answers are not kept here (their
+and kept under those bytes; a repeat costs a dict lookup and patching in the id. An
+entry is good while the index's version is the one it was made at or, for an answer
+made from one name's records alone (a Service's A record: the common case), while the
+index still publishes that very records object - so churn elsewhere in the cluster does
+not empty the cache. The cache is emptied when it reaches `cache_size` entries. Forwarded answers are not kept here (their
 TTLs run down); the forwarder has its own cache.
 """
 
@@ -58,18 +60,21 @@ class Responder:
         self.answerer = answerer
         self.forwarder = forwarder
         self.cache_size = cache_size
-        self._cache: dict[bytes, bytes] = {}
-        self._version = answerer.index.version
+        self._index = answerer.index
+        # query bytes after the id -> (answer bytes after the id, index version, name, records)
+        self._cache: dict[bytes, tuple[bytes, int, str | None, object]] = {}
         self.dropped = 0
         self.malformed = 0
 
     def cached(self, packet: bytes) -> bytes | None:
-        if self._version != self.answerer.index.version:
-            self._cache.clear()
-            self._version = self.answerer.index.version
+        entry = self._cache.get(packet[2:])
+        if entry is None:
             return None
-        body = self._cache.get(packet[2:])
-        return None if body is None else packet[:2] + body
+        body, version, name, records = entry
+        if version != self._index.version and (name is None or self._index.current(name) is not records):
+            del self._cache[packet[2:]]
+            return None
+        return packet[:2] + body
 
     def respond(self, packet: bytes, *, tcp: bool) -> bytes | Pending | None:
         if len(packet) < HEADER or packet[2] & FLAG_QR:
@@ -94,10 +99,11 @@ class Responder:
         if answer.chase is not None:
             return Pending(query, answer.chase, answer.response)
         wire = self._encode(query, answer.response, tcp=tcp)
-        if not tcp and len(self._cache) < self.cache_size and self._version == self.answerer.index.version:
-            self._cache[packet[2:]] = wire[2:]
-        elif len(self._cache) >= self.cache_size:
-            self._cache.clear()
+        if not tcp and self.cache_size:
+            if len(self._cache) >= self.cache_size:
+                self._cache.clear()
+            name, records = answer.source or (None, None)
+            self._cache[packet[2:]] = (wire[2:], self._index.version, name, records)
         return wire
 
     async def forward(self, pending: Pending, *, tcp: bool) -> bytes:

@@ -2,8 +2,8 @@
 
 `DnsServer(responder, host, port)` binds both on the same address and port (`port=0`
 picks a free one, for tests and benchmarks). Every packet goes to the `Responder`
-(agent/dns/responder.py); a cached answer is sent straight from `datagram_received`,
-without a task or a parse. Forwarded questions become tasks, kept in a set until done
+(agent/dns/responder.py); a cached answer is sent straight from the socket's read
+callback, without a task or a parse. Forwarded questions become tasks, kept in a set until done
 (a failure is logged, never raised into the loop). TCP connections carry any number
 of length-prefixed queries; an idle one is closed after `tcp_idle_seconds`, and at
 most `max_tcp_connections` are open at once (more are closed at once).
@@ -23,39 +23,63 @@ from .responder import Pending, Responder
 
 log = logging.getLogger(__name__)
 RECEIVE_BUFFER = 4 * 1024 * 1024
+MAX_DATAGRAM = 65535
+BATCH = 64                       # datagrams handled per wake-up before other tasks get a turn
 
 
-class _Udp(asyncio.DatagramProtocol):
-    def __init__(self, server: "DnsServer") -> None:
+class _UdpReader:
+    """Reads the UDP socket when it is readable, up to `BATCH` datagrams per wake-up.
+
+    Not an asyncio DatagramTransport: that one reads a single datagram per event-loop
+    wake-up and wraps every send; under load the loop's own overhead then costs more
+    than the answer. A full send buffer drops the answer, as UDP may (the client asks again)."""
+
+    def __init__(self, server: "DnsServer", sock: socket.socket) -> None:
         self.server = server
-        self.responder = server.responder
-        self.transport: asyncio.DatagramTransport | None = None
+        self.sock = sock
+        self.loop = asyncio.get_running_loop()
+        self.loop.add_reader(sock.fileno(), self._readable)
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        hit = self.responder.cached(data)
-        if hit is not None:
-            self.transport.sendto(hit, addr)        # type: ignore[union-attr]
-            return
-        try:
-            out = self.responder.respond(data, tcp=False)
-        except Exception:     # noqa: BLE001 - a bug must not take the server down; log and go on
-            log.exception("DNS: answering a %d-byte packet from %s failed", len(data), addr)
-            return
-        if isinstance(out, Pending):
-            self.server.spawn(self._forward(out, addr))
-        elif out is not None:
-            self.transport.sendto(out, addr)        # type: ignore[union-attr]
+    def _readable(self) -> None:
+        receive, send, responder = self.sock.recvfrom, self.sock.sendto, self.server.responder
+        cached = responder.cached
+        for _ in range(BATCH):
+            try:
+                data, addr = receive(MAX_DATAGRAM)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:            # e.g. ECONNREFUSED from an ICMP error: next datagram
+                log.debug("DNS UDP receive: %s", exc)
+                continue
+            out: bytes | Pending | None = cached(data)
+            if out is None:
+                try:
+                    out = responder.respond(data, tcp=False)
+                except Exception:     # noqa: BLE001 - a bug must not take the server down; log and go on
+                    log.exception("DNS: answering a %d-byte packet from %s failed", len(data), addr)
+                    continue
+                if out is None:
+                    continue
+                if isinstance(out, Pending):
+                    self.server.spawn(self._forward(out, addr))
+                    continue
+            try:
+                send(out, addr)
+            except OSError as exc:            # a full buffer, an unreachable client: dropped
+                log.debug("DNS UDP send to %s: %s", addr, exc)
 
     async def _forward(self, pending: Pending, addr: Any) -> None:
-        out = await self.responder.forward(pending, tcp=False)
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.sendto(out, addr)
+        out = await self.server.responder.forward(pending, tcp=False)
+        if self.sock.fileno() >= 0:
+            try:
+                self.sock.sendto(out, addr)
+            except OSError as exc:
+                log.debug("DNS UDP send to %s: %s", addr, exc)
 
-    def error_received(self, exc: Exception) -> None:
-        log.debug("DNS UDP socket error: %s", exc)     # e.g. ICMP unreachable from a gone client
+    def close(self) -> None:
+        if self.sock.fileno() >= 0:
+            self.loop.remove_reader(self.sock.fileno())
+            self.sock.close()
 
 
 class DnsServer:
@@ -66,13 +90,12 @@ class DnsServer:
         self.port = port
         self.tcp_idle_seconds = tcp_idle_seconds
         self.max_tcp_connections = max_tcp_connections
-        self._udp: asyncio.DatagramTransport | None = None
+        self._udp: _UdpReader | None = None
         self._tcp: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
@@ -82,7 +105,7 @@ class DnsServer:
         except OSError:
             sock.close()
             raise
-        self._udp, _ = await loop.create_datagram_endpoint(lambda: _Udp(self), sock=sock)
+        self._udp = _UdpReader(self, sock)
         self.port = sock.getsockname()[1]
         try:
             self._tcp = await asyncio.start_server(self._serve_tcp, self.host, self.port, reuse_address=True)
