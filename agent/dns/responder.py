@@ -80,13 +80,13 @@ class Responder:
         if len(packet) < HEADER or packet[2] & FLAG_QR:
             self.dropped += 1
             return None
+        if (packet[2] >> 3) & 0xF != dns.opcode.QUERY:       # UPDATE, NOTIFY, ...: before parsing them
+            return self._header_only(packet, dns.rcode.NOTIMP)
         try:
             query = dns.message.from_wire(packet)
         except Exception:      # noqa: BLE001 - any parse failure is the sender's: FORMERR, never a crash
             self.malformed += 1
             return self._header_only(packet, dns.rcode.FORMERR)
-        if query.opcode() != dns.opcode.QUERY:
-            return self._error(query, packet, dns.rcode.NOTIMP)
         if len(query.question) != 1:
             self.malformed += 1
             return self._error(query, packet, dns.rcode.FORMERR)
