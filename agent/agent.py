@@ -1,4 +1,5 @@
-"""The agent, assembled: node registration, pod informer, pod workers, runtime, images, volumes.
+"""The agent, assembled: node registration, pod informer, pod workers, runtime, images, volumes,
+cluster DNS.
 
 `Agent.start()` opens every part (runtime fork server, image store, node
 registration) and re-adopts what the runtime already runs; `Agent.run()` keeps
@@ -18,6 +19,8 @@ from controlplane.client.informer import Informer
 
 from agent.cgroups import detect, open_manager
 from agent.config import AgentConfig
+from agent.dns.forward import parse_upstream
+from agent.dns.node import ClusterDNS
 from agent.imagegc import ImageGarbageCollector
 from agent.images import ImageStore, MirrorConfig
 from agent.node import NodeAgent
@@ -61,6 +64,12 @@ class Agent:
             self.network = PodNetwork(nodes=self.nodes, node_name=config.node_name, node_ip=self.node.node_ip,
                                       state_dir=config.network_dir, cluster_cidr=config.cluster_cidr,
                                       bridge=config.bridge, on_ready=self._retry_all_pods)
+        # Cluster DNS for this node's pods (agent/dns/node.py); it serves only with a pod network,
+        # but pods' resolv.conf (dnsPolicy, dnsConfig) is always written from it.
+        upstreams = ([parse_upstream(u) for u in config.dns_upstreams]
+                     if config.dns_upstreams is not None else None)
+        self.cluster_dns = ClusterDNS(self.client, cluster_domain=config.cluster_domain, upstreams=upstreams,
+                                      port=config.dns_port)
         self.workers: PodWorkers | None = None
         self.syncer: PodSyncer | None = None
         self.service: Any = None
@@ -82,7 +91,8 @@ class Agent:
         self.syncer = PodSyncer(client=self.client, config=self.config, runtime=self.runtime, images=self.images,
                                 volumes=self.volumes, recorder=self.recorder, node_ip=self.node.node_ip,
                                 pod_lookup=self._pod, trigger=self.workers.trigger,
-                                network=self.network, probes=self._probes())
+                                network=self.network, probes=self._probes(),
+                                resolv_conf=self.cluster_dns.resolv_conf)
         self.service = AgentServer(AgentService(runtime=self.runtime, find_pod=self.pods.get,
                                                 states=lambda: self.syncer.states, images=self.images,
                                                 node_name=self.config.node_name, pods=self.pods.list),
@@ -138,7 +148,8 @@ class Agent:
                  asyncio.create_task(self.image_gc.run(), name="image-gc")]
         if self.network is not None:
             tasks += [asyncio.create_task(self.nodes.run(), name="nodes-informer"),
-                      asyncio.create_task(self.network.run(), name="pod-network")]
+                      asyncio.create_task(self.network.run(), name="pod-network"),
+                      asyncio.create_task(self.cluster_dns.run(self.network), name="cluster-dns")]
         if self.service is not None:
             tasks.append(asyncio.create_task(self.service.run(), name="agent-service"))
         try:

@@ -46,6 +46,11 @@ class AgentConfig:
     network: bool = True
     cluster_cidr: str = "10.244.0.0/16"    # all pods' addresses; traffic leaving it is masqueraded
     bridge: str = "skiff0"
+    # Cluster DNS (agent/dns): served on the bridge's gateway address, port dns_port, for this
+    # node's pods. Upstreams: IP[:port] strings; None reads the node's /etc/resolv.conf.
+    cluster_domain: str = "cluster.local"
+    dns_upstreams: list[str] | None = None
+    dns_port: int = 53
     # Image GC (agent/imagegc.py): when the store's disk is above high, remove unused images
     # down to low; checked every interval (kubelet: 85 / 80 %, every 5 minutes).
     image_gc_high_percent: int = 85

@@ -4,6 +4,7 @@ Lease, watches the pods bound to it, and runs them with Skiff's own runtime.
     skiff-agent --server 10.0.0.1:6443 [--node-name n1] [--node-ip 10.0.0.11]
                 [--node-labels zone=a,disk=ssd] [--register-with-taints k=v:NoSchedule]
                 [--reserved cpu=100m,memory=256Mi] [--state-dir /var/lib/skiff/agent]
+                [--cluster-domain cluster.local] [--dns-upstream 10.0.0.2,10.0.0.3:5353]
 
 Containers outlive the agent: stopping or killing it leaves them running, and a
 restarted agent re-adopts them.
@@ -45,6 +46,17 @@ def _taints(text: str) -> list[dict[str, str]]:
     return taints
 
 
+def _upstreams(text: str) -> list[str]:
+    from agent.dns.forward import parse_upstream
+    items = [p.strip() for p in text.split(",") if p.strip()]
+    for item in items:
+        try:
+            parse_upstream(item)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return items
+
+
 def parse_args(argv: list[str] | None):  # -> AgentConfig
     from agent.config import AgentConfig
     p = argparse.ArgumentParser(prog="skiff-agent", description=__doc__.splitlines()[0])
@@ -67,6 +79,11 @@ def parse_args(argv: list[str] | None):  # -> AgentConfig
     p.add_argument("--cluster-cidr", default="10.244.0.0/16",
                    help="the cluster's pod network (traffic leaving it is masqueraded); must match the "
                         "control plane's --cluster-cidr")
+    p.add_argument("--cluster-domain", default="cluster.local",
+                   help="the cluster's DNS domain: <svc>.<ns>.svc.<domain> (must match the other nodes')")
+    p.add_argument("--dns-upstream", type=_upstreams, default=None, metavar="IP[:PORT],...",
+                   help="resolvers for names outside the cluster domain; default: the nameservers of "
+                        "this node's /etc/resolv.conf")
     p.add_argument("--no-network", dest="network", action="store_false",
                    help="no pod network: pods get a network namespace with loopback only")
     p.add_argument("--image-gc-high-threshold", type=int, default=85, metavar="PERCENT",
@@ -84,6 +101,7 @@ def parse_args(argv: list[str] | None):  # -> AgentConfig
                          cgroup_root=args.cgroup_root, registries_config=args.registries_config,
                          listen=args.listen, lease_renew_seconds=args.lease_renew,
                          network=args.network, cluster_cidr=args.cluster_cidr,
+                         cluster_domain=args.cluster_domain, dns_upstreams=args.dns_upstream,
                          image_gc_high_percent=args.image_gc_high_threshold,
                          image_gc_low_percent=args.image_gc_low_threshold)
     return config, args.log_level

@@ -59,7 +59,8 @@ class PodSyncer:
     def __init__(self, *, client: Client, config: AgentConfig, runtime: Runtime, images: ImageStore,
                  volumes: VolumeManager, recorder: EventRecorder, node_ip: str,
                  pod_lookup: Callable[[str], Pod | None], trigger: Callable[[str], None],
-                 network: Any = None, probes: Any = None):
+                 network: Any = None, probes: Any = None,
+                 resolv_conf: Callable[[Pod], Awaitable[str]] | None = None):
         self.client = client
         self.config = config
         self.runtime = runtime
@@ -71,6 +72,7 @@ class PodSyncer:
         self.trigger = trigger
         self.network = network
         self.probes = probes
+        self.resolv_conf = resolv_conf      # the pod's /etc/resolv.conf text (agent/dns/node.py)
         self.states: dict[str, PodState] = {}
         self._objects: dict[tuple[str, str, str], tuple[float, dict | None]] = {}
         self.node: dict[str, Any] | None = None
@@ -177,7 +179,8 @@ class PodSyncer:
             sandbox = await self.runtime.create_sandbox(SandboxSpec(
                 pod_uid=state.uid, hostname=hostname, host_network=bool(spec.get("hostNetwork")),
                 host_ipc=bool(spec.get("hostIPC")), host_pid=bool(spec.get("hostPID")),
-                hosts_entries=[("127.0.0.1", "localhost")]))
+                hosts_entries=[("127.0.0.1", "localhost")],
+                dns=await self.resolv_conf(pod) if self.resolv_conf is not None else None))
             if spec.get("hostNetwork"):
                 state.pod_ip = self.node_ip
             elif self.network is not None and sandbox.netns_path is not None:
