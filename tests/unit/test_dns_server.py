@@ -11,12 +11,10 @@ import socket
 from typing import AsyncIterator
 
 import dns.asyncquery
-import dns.exception
 import dns.flags
 import dns.message
 import dns.rcode
 import dns.rdatatype
-import dns.rrset
 import pytest
 
 from agent.dns.answer import ZoneAnswerer
@@ -25,72 +23,7 @@ from agent.dns.records import RecordIndex
 from agent.dns.responder import Responder
 from agent.dns.server import DnsServer
 
-from dnsobjects import endpoint, endpoint_slice, service
-
-
-class FakeUpstream:
-    """An upstream resolver on loopback: example.org A 192.0.2.1 (TTL 60), big.example.org with
-    60 addresses (truncated over UDP, whole over TCP), NXDOMAIN with an SOA for anything else."""
-
-    def __init__(self) -> None:
-        self.queries: list[tuple[str, str]] = []     # (name, "udp"|"tcp")
-        self._udp: asyncio.DatagramTransport | None = None
-        self._tcp: asyncio.Server | None = None
-        self.port = 0
-
-    def reply(self, packet: bytes, transport: str) -> bytes:
-        query = dns.message.from_wire(packet)
-        name = query.question[0].name.to_text().lower()
-        self.queries.append((name, transport))
-        response = dns.message.make_response(query)
-        response.flags |= dns.flags.RA
-        if name == "example.org.":
-            response.answer.append(dns.rrset.from_text("example.org.", 60, "IN", "A", "192.0.2.1"))
-        elif name == "big.example.org.":
-            response.answer.append(dns.rrset.from_text("big.example.org.", 60, "IN", "A",
-                                                       *[f"192.0.2.{i}" for i in range(1, 61)]))
-        else:
-            response.set_rcode(dns.rcode.NXDOMAIN)
-            response.authority.append(dns.rrset.from_text("org.", 900, "IN", "SOA",
-                                                          "a0.org. noc.org. 1 1800 900 604800 20"))
-        limit = 65535 if transport == "tcp" else 512
-        try:
-            return response.to_wire(max_size=limit)
-        except dns.exception.TooBig:
-            truncated = dns.message.make_response(query)
-            truncated.flags |= dns.flags.TC
-            return truncated.to_wire()
-
-    async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        upstream = self
-
-        class Udp(asyncio.DatagramProtocol):
-            def connection_made(self, transport):  # type: ignore[no-untyped-def]
-                self.transport = transport
-
-            def datagram_received(self, data, addr):  # type: ignore[no-untyped-def]
-                self.transport.sendto(upstream.reply(data, "udp"), addr)
-
-        self._udp, _ = await loop.create_datagram_endpoint(Udp, local_addr=("127.0.0.1", 0))
-        self.port = self._udp.get_extra_info("sockname")[1]
-
-        async def tcp(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            try:
-                size = int.from_bytes(await reader.readexactly(2), "big")
-                out = self.reply(await reader.readexactly(size), "tcp")
-                writer.write(len(out).to_bytes(2, "big") + out)
-                await writer.drain()
-            finally:
-                writer.close()
-        self._tcp = await asyncio.start_server(tcp, "127.0.0.1", self.port)
-
-    async def close(self) -> None:
-        if self._udp:
-            self._udp.close()
-        if self._tcp:
-            self._tcp.close()
-            await self._tcp.wait_closed()
+from dnsobjects import FakeUpstream, endpoint, endpoint_slice, service
 
 
 class Clock:
