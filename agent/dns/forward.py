@@ -16,7 +16,6 @@ answer's id and question, so spoofed answers are as hard as for any stub resolve
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import time
 from collections import OrderedDict
@@ -31,6 +30,8 @@ import dns.name
 import dns.rcode
 import dns.rdatatype
 import dns.rrset
+
+from api.ipport import parse_ip_port
 
 log = logging.getLogger(__name__)
 DEFAULT_PORT = 53
@@ -63,22 +64,7 @@ class Resolved:
 
 def parse_upstream(text: str) -> tuple[str, int]:
     """`1.1.1.1`, `1.1.1.1:5353`, `[2001:db8::1]:53` or `2001:db8::1` -> (host, port)."""
-    text = text.strip()
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        port = rest.lstrip(":") or str(DEFAULT_PORT)
-    elif text.count(":") == 1:
-        host, _, port = text.partition(":")
-    else:
-        host, port = text, str(DEFAULT_PORT)
-    try:
-        ipaddress.ip_address(host)
-        number = int(port)
-    except ValueError:
-        raise ValueError(f"invalid DNS upstream {text!r}: expected IP[:port]") from None
-    if not 0 < number < 65536:
-        raise ValueError(f"invalid DNS upstream {text!r}: port must be 1-65535")
-    return host, number
+    return parse_ip_port(text, default_port=DEFAULT_PORT)
 
 
 def upstreams_from_resolv_conf(text: str) -> list[tuple[str, int]]:

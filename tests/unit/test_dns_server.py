@@ -194,5 +194,5 @@ def test_upstreams_from_resolv_conf_and_flags() -> None:
     assert upstreams_from_resolv_conf(text) == [("10.255.255.53", 53), ("::1", 53)]
     assert parse_upstream("198.18.0.5:5353") == ("198.18.0.5", 5353)
     assert parse_upstream("[2001:db8::1]:54") == ("2001:db8::1", 54)
-    with pytest.raises(ValueError, match="expected IP"):
+    with pytest.raises(ValueError, match=r"expected IP\[:PORT\]"):
         parse_upstream("dns.example.org")
