@@ -55,8 +55,12 @@ class ClusterDNS:
         self.port = port
         self.host_resolv_conf = host_resolv_conf
         self._given_upstreams = upstreams
+        # Informers the agent shares (the service proxy reads the same kinds) are run by their
+        # owner; the ones made here are run by run().
         self.services = services or Informer(client, "services")
         self.endpoint_slices = endpoint_slices or Informer(client, "endpointslices")
+        self._own_informers = ([self.services] if services is None else []) + \
+            ([self.endpoint_slices] if endpoint_slices is None else [])
         self.index = RecordIndex(self.cluster_domain)
         self.forwarder = Forwarder(list(upstreams or []))
         self.answerer = ZoneAnswerer(self.index)
@@ -79,9 +83,9 @@ class ClusterDNS:
         """Follow Services and EndpointSlices; serve on `network`'s gateway once it is up.
 
         `network` is the agent's PodNetwork (agent/podnetwork.py): `wait_ready()`, `gateway`."""
-        tasks = [asyncio.create_task(self.services.run(), name="dns-services-informer"),
-                 asyncio.create_task(self.endpoint_slices.run(), name="dns-endpointslices-informer"),
-                 asyncio.create_task(self._serve(network), name="dns-server")]
+        tasks = [asyncio.create_task(informer.run(), name=f"dns-{informer.kind}-informer")
+                 for informer in self._own_informers]
+        tasks.append(asyncio.create_task(self._serve(network), name="dns-server"))
         try:
             await asyncio.gather(*tasks)
         finally:
