@@ -42,6 +42,10 @@ log = logging.getLogger(__name__)
 DNS_PORT = 53
 HOST_RESOLV_CONF = Path("/etc/resolv.conf")
 BIND_RETRY_SECONDS = 5.0
+# Questions parsed and answered from scratch per second, at most (agent/dns/responder.py): about
+# a third of a core's worth (bench/cluster_dns.py, "no answer cache"), so the agent's own work keeps
+# the rest. Repeated questions, answered from the cache, do not count.
+MAX_PARSED_PER_SECOND = 1_000
 
 
 class ClusterDNS:
@@ -64,7 +68,7 @@ class ClusterDNS:
         self.index = RecordIndex(self.cluster_domain)
         self.forwarder = Forwarder(list(upstreams or []))
         self.answerer = ZoneAnswerer(self.index)
-        self.responder = Responder(self.answerer, self.forwarder)
+        self.responder = Responder(self.answerer, self.forwarder, max_parsed_per_second=MAX_PARSED_PER_SECOND)
         self.server: DnsServer | None = None
         self.address: str | None = None        # what pods are told, once the gateway exists
         index = self.index

@@ -11,20 +11,30 @@ which a server must not answer back), is dropped; anything dnspython cannot pars
 query without exactly one question, gets FORMERR with the query's id; other opcodes
 NOTIMP; zone transfers and classes other than IN, REFUSED.
 
+Load shedding. Parsing and building an answer costs a few hundred microseconds of the
+agent's event loop (dnspython), a cached answer about a microsecond. So with
+`max_parsed_per_second` set (the agent sets it), queries beyond that many parses in a second
+are dropped unanswered - the client retries - while cached answers keep flowing: a pod
+flooding its node with ever-new names cannot starve the agent's other work.
+
 Hot path. A cluster name's answer depends only on the query's bytes after the 2-byte
 id (question, flags, EDNS) and on the record index. So a local answer is encoded once
 and kept under those bytes; a repeat costs a dict lookup and patching in the id. An
 entry is good while the index's version is the one it was made at or, for an answer
 made from one name's records alone (a Service's A record: the common case), while the
 index still publishes that very records object - so churn elsewhere in the cluster does
-not empty the cache. The cache is emptied when it reaches `cache_size` entries. Forwarded answers are not kept here (their
-TTLs run down); the forwarder has its own cache.
+not empty the cache. The cache is emptied when it reaches `cache_size` entries. A
+forwarded answer's bytes are reused for one second at most (its TTLs are then off by
+under a second, their own granularity); after that the forwarder's cache
+(agent/dns/forward.py) answers with TTLs counted down again.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
+from typing import Callable
 
 import dns.exception
 import dns.flags
@@ -44,6 +54,7 @@ TCP_MAX_SIZE = 65535
 HEADER = 12
 FLAG_QR = 0x80                 # in the third byte of the header
 OPCODE_RD_BITS = 0x7800 | dns.flags.RD
+FORWARDED_HOLD = 1.0           # seconds a forwarded answer's bytes are reused as they are
 
 
 @dataclass
@@ -51,18 +62,25 @@ class Pending:
     """A query to finish upstream: the whole question, or an ExternalName's target."""
 
     query: dns.message.Message
+    packet: bytes
     chase: dns.name.Name | None = None
     partial: dns.message.Message | None = None     # the CNAME answer to extend
 
 
 class Responder:
-    def __init__(self, answerer: ZoneAnswerer, forwarder: Forwarder, *, cache_size: int = 10_000) -> None:
+    def __init__(self, answerer: ZoneAnswerer, forwarder: Forwarder, *, cache_size: int = 10_000,
+                 max_parsed_per_second: int = 0, clock: Callable[[], float] = time.monotonic) -> None:
         self.answerer = answerer
         self.forwarder = forwarder
         self.cache_size = cache_size
+        self.max_parsed_per_second = max_parsed_per_second     # 0: no limit
+        self.clock = clock
+        self._window = (0.0, 0)                                # (second it started, messages parsed in it)
+        self.shed = 0
         self._index = answerer.index
-        # query bytes after the id -> (answer bytes after the id, index version, name, records)
-        self._cache: dict[bytes, tuple[bytes, int, str | None, object]] = {}
+        # query bytes after the id -> (answer bytes after the id, index version, name, records,
+        # expiry: 0 for a cluster answer, a clock time for a forwarded one)
+        self._cache: dict[bytes, tuple[bytes, int, str | None, object, float]] = {}
         self.dropped = 0
         self.malformed = 0
 
@@ -70,8 +88,12 @@ class Responder:
         entry = self._cache.get(packet[2:])
         if entry is None:
             return None
-        body, version, name, records = entry
-        if version != self._index.version and (name is None or self._index.current(name) is not records):
+        body, version, name, records, expires = entry
+        if expires:                                     # a forwarded answer: good for a moment
+            if self.clock() >= expires:
+                del self._cache[packet[2:]]
+                return None
+        elif version != self._index.version and (name is None or self._index.current(name) is not records):
             del self._cache[packet[2:]]
             return None
         return packet[:2] + body
@@ -82,6 +104,9 @@ class Responder:
             return None
         if (packet[2] >> 3) & 0xF != dns.opcode.QUERY:       # UPDATE, NOTIFY, ...: before parsing them
             return self._header_only(packet, dns.rcode.NOTIMP)
+        if self.max_parsed_per_second and not self._may_parse():
+            self.shed += 1
+            return None
         try:
             query = dns.message.from_wire(packet)
         except Exception:      # noqa: BLE001 - any parse failure is the sender's: FORMERR, never a crash
@@ -95,16 +120,21 @@ class Responder:
             return self._error(query, packet, dns.rcode.REFUSED)
         answer = self.answerer.answer(query)
         if answer is None:
-            return Pending(query)
+            return Pending(query, packet)
         if answer.chase is not None:
-            return Pending(query, answer.chase, answer.response)
+            return Pending(query, packet, answer.chase, answer.response)
         wire = self._encode(query, answer.response, tcp=tcp)
-        if not tcp and self.cache_size:
-            if len(self._cache) >= self.cache_size:
-                self._cache.clear()
+        if not tcp:
             name, records = answer.source or (None, None)
-            self._cache[packet[2:]] = (wire[2:], self._index.version, name, records)
+            self._keep(packet, wire, name=name, records=records, expires=0.0)
         return wire
+
+    def _keep(self, packet: bytes, wire: bytes, *, name: str | None, records: object, expires: float) -> None:
+        if not self.cache_size:
+            return
+        if len(self._cache) >= self.cache_size:
+            self._cache.clear()
+        self._cache[packet[2:]] = (wire[2:], self._index.version, name, records, expires)
 
     async def forward(self, pending: Pending, *, tcp: bool) -> bytes:
         query = pending.query
@@ -122,7 +152,21 @@ class Responder:
             response.set_rcode(resolved.rcode)
             response.authority = resolved.authority
             response.additional = [r for r in resolved.additional if r.rdtype != dns.rdatatype.OPT]
-        return self._encode(query, response, tcp=tcp)
+        wire = self._encode(query, response, tcp=tcp)
+        if not tcp and pending.chase is None:
+            # The same bytes serve repeats for up to a second: TTLs are whole seconds anyway.
+            ttls = [r.ttl for section in (resolved.answer, resolved.authority) for r in section]
+            if min(ttls, default=0) >= 1:
+                self._keep(pending.packet, wire, name=None, records=None, expires=self.clock() + FORWARDED_HOLD)
+        return wire
+
+    def _may_parse(self) -> bool:
+        now = self.clock()
+        started, count = self._window
+        if now - started >= 1.0:
+            started, count = now, 0
+        self._window = (started, count + 1)
+        return count < self.max_parsed_per_second
 
     # -- encoding -------------------------------------------------------------------------------
 

@@ -251,3 +251,18 @@ def test_service_records_rule_is_pure() -> None:
     # Not yet allocated: the name exists, without an address.
     pending = service_records(service("web", "a", cluster_ip=None), [], "cluster.local.")
     assert pending.names["web.a.svc.cluster.local."].addresses == [] and pending.ptr == []
+
+
+def test_parsing_beyond_the_budget_is_shed_but_cached_answers_flow(index: RecordIndex) -> None:
+    index.set_service(service("web"))
+    now = [100.0]
+    limited = Responder(ZoneAnswerer(index), Forwarder([]), max_parsed_per_second=10, clock=lambda: now[0])
+    web = dns.message.make_query("web.default.svc.cluster.local", "A").to_wire()
+    assert isinstance(limited.respond(web, tcp=False), bytes)
+    answered = [limited.respond(dns.message.make_query(f"n{i}.default.svc.cluster.local", "A").to_wire(),
+                                tcp=False) for i in range(20)]
+    assert sum(a is not None for a in answered) == 9 and limited.shed == 11
+    assert limited.cached(web) is not None                       # the cache is not limited
+    now[0] += 1.0                                                # a new second: parsing again
+    assert limited.respond(dns.message.make_query("x.default.svc.cluster.local", "A").to_wire(),
+                           tcp=False) is not None

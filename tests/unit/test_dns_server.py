@@ -55,7 +55,7 @@ async def server(upstream: FakeUpstream, clock: Clock) -> AsyncIterator[DnsServe
     index.set_slice(endpoint_slice("db-1", "db", [endpoint(f"198.19.{i // 250}.{i % 250 + 1}") for i in range(80)]))
     index.set_service(service("mail", cluster_ip=None, ports=[], type="ExternalName", externalName="example.org"))
     forwarder = Forwarder([("127.0.0.1", upstream.port)], timeout=1.0, clock=clock)
-    the_server = DnsServer(Responder(ZoneAnswerer(index), forwarder), host="127.0.0.1", port=0)
+    the_server = DnsServer(Responder(ZoneAnswerer(index), forwarder, clock=clock), host="127.0.0.1", port=0)
     await the_server.start()
     yield the_server
     await the_server.close()
@@ -98,6 +98,12 @@ async def test_forwarded_and_cached_with_ttl_running_down(server: DnsServer, ups
     clock.now += 40                                                 # expired: asked again
     await udp(server, "example.org")
     assert len(upstream.queries) == 2
+    # Within a second, the very same question is answered with the very same bytes.
+    query = dns.message.make_query("example.org", "A")
+    first = await dns.asyncquery.udp(query, "127.0.0.1", port=server.port, timeout=3)
+    clock.now += 0.5
+    again = await dns.asyncquery.udp(query, "127.0.0.1", port=server.port, timeout=3)
+    assert again.to_wire() == first.to_wire() and len(upstream.queries) == 2
     # Negative answers are kept for the SOA minimum (20 s here).
     assert (await udp(server, "missing.example.org")).rcode() == dns.rcode.NXDOMAIN
     assert (await udp(server, "missing.example.org")).rcode() == dns.rcode.NXDOMAIN
