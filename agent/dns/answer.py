@@ -99,7 +99,7 @@ class ZoneAnswerer:
                 response.answer.append(self._rrset(qname, dns.rdatatype.TXT,
                                                    [TXT(IN, dns.rdatatype.TXT, [SCHEMA_VERSION.encode()])]))
             return self._finish(response, exists=True)
-        if text.endswith(self._pod_zone):
+        if text == self._pod_zone or text.endswith("." + self._pod_zone):
             return self._finish(response, exists=self._pod(response, qname, text, rdtype))
         owner, chase = qname, None
         for _ in range(MAX_CHASE):

@@ -189,6 +189,7 @@ def test_pod_names_from_the_address(responder: Responder) -> None:
     assert records(ask(responder, "198-19-1-5.default.pod.cluster.local")) == {
         ("198-19-1-5.default.pod.cluster.local.", "A", "198.19.1.5")}
     assert ask(responder, "not-an-ip.default.pod.cluster.local").rcode() == dns.rcode.NXDOMAIN
+    assert ask(responder, "xpod.cluster.local").rcode() == dns.rcode.NXDOMAIN
 
 
 def test_zone_apex_soa_ns_and_schema_version(responder: Responder) -> None:
