@@ -12,7 +12,7 @@ Services as plain Kubernetes dicts), dnsmasq from a hosts file (`--no-daemon --p
 generator is not the bottleneck), asking every name in turn:
 
 1. throughput: queries/s with up to 100 queries outstanding for --seconds, and the
-   server's CPU (% of one core) meanwhile. Servers alternate over --rounds rounds, so
+   server's CPU meanwhile (% of one core, and µs per answer: steadier on a busy machine). Servers alternate over --rounds rounds, so
    background load on a shared machine hits them alike; the best round of each counts.
    Skiff is measured twice: as it runs (repeated questions answered from its cache of
    encoded answers) and with that cache off (every answer parsed and built by dnspython),
@@ -199,10 +199,15 @@ def main(argv: list[str] | None = None) -> int:
                 meter.start()
                 stats, _ = dnsperf(server.port, queries, seconds=args.seconds)
                 stats["server_cpu_percent"] = meter.stop()["server"]
+                # CPU per answer: less swayed by a busy machine than queries/s (a server that waits
+                # for a core answers less, but each answer costs what it costs).
+                stats["server_cpu_us_per_query"] = round(stats["server_cpu_percent"] / 100
+                                                         / max(stats["queries_per_second"], 1e-9) * 1e6, 2)
                 stats["load_average"] = round(os.getloadavg()[0], 2)
                 results["throughput"].setdefault(label, []).append(stats)
                 print(f"round {round_ + 1} {label:24} {stats['queries_per_second']:>9,.0f} queries/s  "
-                      f"CPU {stats['server_cpu_percent']:5.1f} %  lost {stats['lost']}  "
+                      f"CPU {stats['server_cpu_percent']:5.1f} % ({stats['server_cpu_us_per_query']} µs/query)  "
+                      f"lost {stats['lost']}  "
                       f"load {stats['load_average']}", flush=True)
         for label, server in servers.items():
             stats, latencies = dnsperf(server.port, queries, seconds=args.seconds, rate=args.rate, verbose=True)
@@ -216,7 +221,8 @@ def main(argv: list[str] | None = None) -> int:
             server.stop()
         shutil.rmtree(work, ignore_errors=True)
     best = {label: max(r["queries_per_second"] for r in runs) for label, runs in results["throughput"].items()}
-    summary = {"best_queries_per_second": best,
+    cpu = {label: min(r["server_cpu_us_per_query"] for r in runs) for label, runs in results["throughput"].items()}
+    summary = {"best_queries_per_second": best, "least_server_cpu_us_per_query": cpu,
                "ratio_skiff_to_dnsmasq": round(best["skiff"] / best["dnsmasq"], 2),
                "ratio_no_cache_to_dnsmasq": round(best["skiff, no answer cache"] / best["dnsmasq"], 2),
                f"p99_ms_at_{args.rate}_per_second": {k: v.get("p99") for k, v in results["fixed_rate"].items()}}
