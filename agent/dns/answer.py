@@ -46,7 +46,7 @@ DEFAULT_TTL = 5
 SCHEMA_VERSION = "1.1.0"          # of Kubernetes' DNS specification
 EDNS_PAYLOAD = 1232                # what we advertise (and answer within) over UDP: DNS flag day 2020
 MAX_CHASE = 8                     # CNAMEs followed inside the zone
-REVERSE = (dns.name.from_text("in-addr.arpa."), dns.name.from_text("ip6.arpa."))
+REVERSE_SUFFIXES = (".in-addr.arpa.", ".ip6.arpa.")
 
 
 @dataclass
@@ -66,44 +66,49 @@ class ZoneAnswerer:
         self.zone = dns.name.from_text(index.zone)
         self.zone_text = index.zone
         self._ns_name = dns.name.from_text(f"ns.dns.{index.zone}")
-        self._version_name = dns.name.from_text(f"dns-version.{index.zone}")
+        self._hostmaster = dns.name.from_text(f"hostmaster.{index.zone}")
         self._pod_zone = f"pod.{index.zone}"
+        self._dot_zone = "." + index.zone
+        self._ns_text = f"ns.dns.{index.zone}"
+        self._version_text = f"dns-version.{index.zone}"
 
     # -- deciding -------------------------------------------------------------------------
 
     def answer(self, query: dns.message.Message) -> Answer | None:
         question = query.question[0]
         qname, rdtype = question.name, question.rdtype
-        if qname.is_subdomain(self.zone):
-            return self._in_zone(query, qname, rdtype)
-        if any(qname.is_subdomain(r) for r in REVERSE):
+        # Names are compared as lowercase text (one to_text() per question: dnspython's Name
+        # comparisons cost more than the rest of a lookup).
+        text = qname.to_text().lower()
+        if text == self.zone_text or text.endswith(self._dot_zone):
+            return self._in_zone(query, qname, text, rdtype)
+        if text.endswith(REVERSE_SUFFIXES):
             return self._reverse(query, qname, rdtype)
         return None
 
-    def _in_zone(self, query: dns.message.Message, qname: dns.name.Name, rdtype: int) -> Answer:
+    def _in_zone(self, query: dns.message.Message, qname: dns.name.Name, text: str, rdtype: int) -> Answer:
         response = self._response(query)
-        text = qname.to_text().lower()
-        if qname == self.zone:
+        if text == self.zone_text:
             if rdtype in (dns.rdatatype.SOA, dns.rdatatype.ANY):
                 response.answer.append(self._soa(qname))
             if rdtype in (dns.rdatatype.NS, dns.rdatatype.ANY):
                 response.answer.append(self._rrset(qname, dns.rdatatype.NS, [NS(IN, dns.rdatatype.NS, self._ns_name)]))
                 self._additional_address(response, self._ns_name)
             return self._finish(response, exists=True)
-        if qname == self._ns_name:
+        if text == self._ns_text:
             if self.address and rdtype in (_family_type(self.address), dns.rdatatype.ANY):
                 response.answer.append(self._address_rrset(qname, [self.address]))
             return self._finish(response, exists=True)
-        if qname == self._version_name:
+        if text == self._version_text:
             if rdtype in (dns.rdatatype.TXT, dns.rdatatype.ANY):
                 response.answer.append(self._rrset(qname, dns.rdatatype.TXT,
                                                    [TXT(IN, dns.rdatatype.TXT, [SCHEMA_VERSION.encode()])]))
             return self._finish(response, exists=True)
         if text == self._pod_zone or text.endswith("." + self._pod_zone):
             return self._finish(response, exists=self._pod(response, qname, text, rdtype))
-        owner, chase = qname, None
+        owner, owner_text, chase = qname, text, None
         for _ in range(MAX_CHASE):
-            found = self.index.lookup(owner.to_text().lower())
+            found = self.index.lookup(owner_text)
             if not found.exists:
                 return self._finish(response, exists=bool(response.answer))
             records = found.records
@@ -115,13 +120,13 @@ class ZoneAnswerer:
                 if not target.is_subdomain(self.zone):
                     chase = target
                     break
-                owner = target
+                owner, owner_text = target, records.cname
                 continue
             self._records(response, owner, records, rdtype)
             break
         answer = self._finish(response, exists=True)
         answer.chase = chase
-        if owner == qname and chase is None and response.answer and not response.additional:
+        if owner is qname and chase is None and response.answer and not response.additional:
             answer.source = (text, records)
         return answer
 
@@ -170,14 +175,13 @@ class ZoneAnswerer:
                                                [CNAME(IN, dns.rdatatype.CNAME, dns.name.from_text(records.cname))]))
         for family in (dns.rdatatype.A, dns.rdatatype.AAAA):
             if any_ or rdtype == family:
-                wanted = [a for a in records.addresses if _family_type(a) == family]
-                if wanted:
-                    response.answer.append(self._address_rrset(owner, wanted))
+                rdatas = _built(records, family)
+                if rdatas:
+                    response.answer.append(self._rrset(owner, family, rdatas))
         if records.srv and (any_ or rdtype == dns.rdatatype.SRV):
-            targets = [dns.name.from_text(s.target) for s in records.srv]
-            response.answer.append(self._rrset(owner, dns.rdatatype.SRV, [
-                SRV(IN, dns.rdatatype.SRV, s.priority, s.weight, s.port, t) for s, t in zip(records.srv, targets)]))
-            for target in dict.fromkeys(targets):
+            rdatas = _built(records, dns.rdatatype.SRV)
+            response.answer.append(self._rrset(owner, dns.rdatatype.SRV, rdatas))
+            for target in dict.fromkeys(r.target for r in rdatas):
                 self._additional_address(response, target)
 
     def _additional_address(self, response: dns.message.Message, name: dns.name.Name) -> None:
@@ -206,7 +210,7 @@ class ZoneAnswerer:
     def _soa(self, owner: dns.name.Name) -> dns.rrset.RRset:
         serial = self.index.version % (2 ** 32)
         return self._rrset(owner, dns.rdatatype.SOA, [SOA(
-            IN, dns.rdatatype.SOA, self._ns_name, dns.name.from_text(f"hostmaster.{self.zone_text}"),
+            IN, dns.rdatatype.SOA, self._ns_name, self._hostmaster,
             serial, 7200, 1800, 86400, self.ttl)])
 
     def _address_rrset(self, owner: dns.name.Name, addresses: list[str]) -> dns.rrset.RRset:
@@ -219,6 +223,21 @@ class ZoneAnswerer:
         for rdata in rdatas:
             rrset.add(rdata, self.ttl)
         return rrset
+
+
+def _built(records: NameRecords, rdtype: int) -> list:
+    """The name's rdatas of `rdtype` as dnspython objects, made once per published records object
+    (they are immutable; the owner name, whose case follows the question, is added per answer)."""
+    rdatas = records.built.get(rdtype)
+    if rdatas is None:
+        if rdtype == dns.rdatatype.SRV:
+            rdatas = [SRV(IN, rdtype, s.priority, s.weight, s.port, dns.name.from_text(s.target))
+                      for s in records.srv]
+        else:
+            cls = A if rdtype == dns.rdatatype.A else AAAA
+            rdatas = [cls(IN, rdtype, a) for a in records.addresses if _family_type(a) == rdtype]
+        records.built[rdtype] = rdatas
+    return rdatas
 
 
 def _family_type(address: str) -> int:

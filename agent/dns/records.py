@@ -53,6 +53,9 @@ class NameRecords:
     addresses: list[str] = field(default_factory=list)      # A and AAAA, as text
     srv: list[Srv] = field(default_factory=list)
     cname: str | None = None
+    # rdtype -> the wire library's rdata objects, made on first use (agent/dns/answer.py); not part
+    # of what the records are (equality), only a memo of them.
+    built: dict[int, list[Any]] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass
