@@ -26,7 +26,7 @@ from procs import REPO, free_port, wait_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from dnsobjects import FakeUpstream  # noqa: E402
-from test_multinode_network import Ctl, leftovers  # noqa: E402
+from test_multinode_network import Ctl, image_archive, leftovers  # noqa: E402,F401 - image_archive: a fixture
 
 pytestmark = [pytest.mark.root, pytest.mark.slow,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root: node network namespaces, containers")]
@@ -163,14 +163,6 @@ class UpstreamNamespace:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self.thread.join(10)
         subprocess.run(["ip", "netns", "del", self.name], check=False)
-
-
-@pytest.fixture(scope="module")
-def image_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("image")
-    subprocess.run([sys.executable, str(REPO / "deploy" / "build-test-image.py"), "--out", str(out / "layout"),
-                    "--archive", str(out / "busybox.tar")], check=True, capture_output=True)
-    return out / "busybox.tar"
 
 
 def test_pods_resolve_services_pods_and_outside_names(tmp_path: Path, image_archive: Path) -> None:
