@@ -98,6 +98,7 @@ class Agent:
                                 volumes=self.volumes, recorder=self.recorder, node_ip=self.node.node_ip,
                                 pod_lookup=self._pod, trigger=self.workers.trigger,
                                 network=self.network, probes=self._probes(),
+                                cluster_ca=lambda: self.identity.ca if self.identity else None,
                                 resolv_conf=self.cluster_dns.resolv_conf)
         self.service = AgentServer(AgentService(runtime=self.runtime, find_pod=self.pods.get,
                                                 states=lambda: self.syncer.states, images=self.images,
