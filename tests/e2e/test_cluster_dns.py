@@ -33,7 +33,14 @@ pytestmark = [pytest.mark.root, pytest.mark.slow,
 
 IMAGE = "skiff.local/busybox:1.35"
 
+# hostNetwork is beyond Pod Security's baseline level, the default of a namespace.
 MANIFESTS = """
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: default
+  labels: {pod-security.kubernetes.io/enforce: privileged}
+---
 apiVersion: v1
 kind: Service
 metadata: {name: web}
