@@ -54,6 +54,11 @@ class AgentConfig:
     # The service proxy (agent/proxy): cluster IPs and NodePorts in nftables table ip skiff-proxy.
     # Only with the pod network; off in tests of other parts and where another proxy runs.
     service_proxy: bool = True
+    # Cluster DNS (agent/dns): served on the bridge's gateway address, port dns_port, for this
+    # node's pods. Upstreams: IP[:port] strings; None reads the node's /etc/resolv.conf.
+    cluster_domain: str = "cluster.local"
+    dns_upstreams: list[str] | None = None
+    dns_port: int = 53
     # Image GC (agent/imagegc.py): when the store's disk is above high, remove unused images
     # down to low; checked every interval (kubelet: 85 / 80 %, every 5 minutes).
     image_gc_high_percent: int = 85

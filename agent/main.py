@@ -5,6 +5,7 @@ Lease, watches the pods bound to it, and runs them with Skiff's own runtime.
                 [--node-name n1] [--node-ip 10.0.0.11]
                 [--node-labels zone=a,disk=ssd] [--register-with-taints k=v:NoSchedule]
                 [--reserved cpu=100m,memory=256Mi] [--state-dir /var/lib/skiff/agent]
+                [--cluster-domain cluster.local] [--dns-upstream 10.0.0.2,10.0.0.3:5353]
 
 The first start joins the cluster with the token (`skiff-controlplane token create` prints
 the whole command) and keeps the node's certificates in <state-dir>/pki; later starts
@@ -51,6 +52,17 @@ def _taints(text: str) -> list[dict[str, str]]:
     return taints
 
 
+def _upstreams(text: str) -> list[str]:
+    from agent.dns.forward import parse_upstream
+    items = [p.strip() for p in text.split(",") if p.strip()]
+    for item in items:
+        try:
+            parse_upstream(item)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return items
+
+
 def parse_args(argv: list[str] | None):  # -> AgentConfig
     from agent.config import AgentConfig
     p = argparse.ArgumentParser(prog="skiff-agent", description=__doc__.splitlines()[0])
@@ -82,6 +94,11 @@ def parse_args(argv: list[str] | None):  # -> AgentConfig
                         "control plane's --cluster-cidr")
     p.add_argument("--no-service-proxy", dest="service_proxy", action="store_false",
                    help="do not program cluster IPs and NodePorts (nftables table ip skiff-proxy)")
+    p.add_argument("--cluster-domain", default="cluster.local",
+                   help="the cluster's DNS domain: <svc>.<ns>.svc.<domain> (must match the other nodes')")
+    p.add_argument("--dns-upstream", type=_upstreams, default=None, metavar="IP[:PORT],...",
+                   help="resolvers for names outside the cluster domain; default: the nameservers of "
+                        "this node's /etc/resolv.conf")
     p.add_argument("--no-network", dest="network", action="store_false",
                    help="no pod network: pods get a network namespace with loopback only")
     p.add_argument("--image-gc-high-threshold", type=int, default=85, metavar="PERCENT",
@@ -106,6 +123,7 @@ def parse_args(argv: list[str] | None):  # -> AgentConfig
                          listen=args.listen or f"{node_ip}:10250", lease_renew_seconds=args.lease_renew,
                          network=args.network, cluster_cidr=args.cluster_cidr,
                          service_proxy=args.service_proxy,
+                         cluster_domain=args.cluster_domain, dns_upstreams=args.dns_upstream,
                          image_gc_high_percent=args.image_gc_high_threshold,
                          image_gc_low_percent=args.image_gc_low_threshold)
     return config, args.log_level

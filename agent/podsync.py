@@ -61,8 +61,10 @@ class PodSyncer:
                  volumes: VolumeManager, recorder: EventRecorder, node_ip: str,
                  pod_lookup: Callable[[str], Pod | None], trigger: Callable[[str], None],
                  network: Any = None, probes: Any = None, cluster_ca: Callable[[], bytes | None] | None = None,
-                 services: Callable[[], list[dict]] | None = None):
-        """cluster_ca: the cluster CA (PEM) for pods' ServiceAccount mounts (`ca.crt`), None with --insecure."""
+                 services: Callable[[], list[dict]] | None = None,
+                 resolv_conf: Callable[[Pod], Awaitable[str]] | None = None):
+        """cluster_ca: the cluster CA (PEM) for pods' ServiceAccount mounts (`ca.crt`), None with --insecure.
+        resolv_conf: the pod's /etc/resolv.conf text (agent/dns/node.py)."""
         self.client = client
         self.config = config
         self.runtime = runtime
@@ -77,6 +79,7 @@ class PodSyncer:
         # The Services a container's environment names (envs.service_env); raises envs.ConfigError
         # until the agent's services informer has listed once, as the kubelet does.
         self.services = services
+        self.resolv_conf = resolv_conf      # the pod's /etc/resolv.conf text (agent/dns/node.py)
         self.states: dict[str, PodState] = {}
         self._objects: dict[tuple[str, str, str], tuple[float, dict | None]] = {}
         self.node: dict[str, Any] | None = None
@@ -187,7 +190,8 @@ class PodSyncer:
             sandbox = await self.runtime.create_sandbox(SandboxSpec(
                 pod_uid=state.uid, hostname=hostname, host_network=bool(spec.get("hostNetwork")),
                 host_ipc=bool(spec.get("hostIPC")), host_pid=bool(spec.get("hostPID")),
-                hosts_entries=[("127.0.0.1", "localhost")]))
+                hosts_entries=[("127.0.0.1", "localhost")],
+                dns=await self.resolv_conf(pod) if self.resolv_conf is not None else None))
             if spec.get("hostNetwork"):
                 state.pod_ip = self.node_ip
             elif self.network is not None and sandbox.netns_path is not None:

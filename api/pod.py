@@ -12,6 +12,7 @@ QoS class the agent uses, with Kubernetes' rules.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from typing import Literal, Optional
 
@@ -56,6 +57,23 @@ class HostAlias(ApiModel):
     hostnames: Optional[list[str]] = Field(None, description="Host names for the IP.")
 
 
+class PodDNSConfigOption(ApiModel):
+    """One resolver option of the pod's resolv.conf."""
+
+    name: str = Field(description="Option name, e.g. ndots.")
+    value: Optional[str] = Field(None, description="Option value, if it takes one.")
+
+
+class PodDNSConfig(ApiModel):
+    """DNS settings merged into the pod's resolv.conf on top of what dnsPolicy gives."""
+
+    nameservers: Optional[list[str]] = Field(None, description="IP addresses of DNS servers, appended (at most "
+                                                               "3 in all).")
+    searches: Optional[list[str]] = Field(None, description="Search domains, appended (at most 32).")
+    options: Optional[list[PodDNSConfigOption]] = Field(None, description="Resolver options; one with the name "
+                                                                          "of an existing option replaces it.")
+
+
 class PodSpec(ApiModel):
     """The desired state of a pod."""
 
@@ -71,6 +89,7 @@ class PodSpec(ApiModel):
                                                                            "is failed.")
     dns_policy: Literal["ClusterFirst", "ClusterFirstWithHostNet", "Default", "None"] = Field(
         "ClusterFirst", description="DNS setup: ClusterFirst, ClusterFirstWithHostNet, Default or None.")
+    dns_config: Optional[PodDNSConfig] = Field(None, description="DNS settings added to what dnsPolicy gives.")
     node_selector: Optional[dict[str, str]] = Field(None, description="Labels a node must have to run the pod.")
     service_account_name: str = Field("default", description="ServiceAccount the pod runs as.")
     automount_service_account_token: Optional[bool] = Field(None, description="Mount the service account's "
@@ -137,6 +156,7 @@ def check_pod_spec(spec: PodSpec, path: str) -> list[FieldError]:
     for key, value in (spec.node_selector or {}).items():
         if msg := check_label_key(key) or check_label_value(value):
             errors.append(FieldError(f"{path}.nodeSelector", msg))
+    errors += check_dns(spec, path)
     for field, value in (("hostname", spec.hostname), ("subdomain", spec.subdomain)):
         if value and (msg := check_dns1123_label(value)):
             errors.append(invalid(f"{path}.{field}", value, msg))
@@ -151,6 +171,47 @@ def check_pod_spec(spec: PodSpec, path: str) -> list[FieldError]:
         errors += check_affinity(spec.affinity, f"{path}.affinity")
     errors += check_tolerations(spec.tolerations or [], f"{path}.tolerations")
     errors += check_topology_spread(spec.topology_spread_constraints or [], f"{path}.topologySpreadConstraints")
+    return errors
+
+
+MAX_DNS_NAMESERVERS = 3
+MAX_DNS_SEARCHES = 32
+MAX_DNS_SEARCH_CHARS = 2048
+
+
+def check_dns(spec: PodSpec, path: str) -> list[FieldError]:
+    """dnsPolicy None needs nameservers of its own; dnsConfig within the resolver's limits (Kubernetes')."""
+    config, at = spec.dns_config, f"{path}.dnsConfig"
+    if spec.dns_policy == "None" and config is None:
+        return [required(at, "must provide `dnsConfig` when `dnsPolicy` is None")]
+    if config is None:
+        return []
+    errors = []
+    nameservers, searches = config.nameservers or [], config.searches or []
+    if spec.dns_policy == "None" and not nameservers:
+        errors.append(required(f"{at}.nameservers", "must provide at least one DNS nameserver when `dnsPolicy` "
+                                                    "is None"))
+    if len(nameservers) > MAX_DNS_NAMESERVERS:
+        errors.append(invalid(f"{at}.nameservers", nameservers,
+                              f"must not have more than {MAX_DNS_NAMESERVERS} nameservers"))
+    for i, server in enumerate(nameservers):
+        try:
+            ipaddress.ip_address(server)
+        except ValueError:
+            errors.append(invalid(f"{at}.nameservers[{i}]", server, "must be a valid IP address"))
+    if len(searches) > MAX_DNS_SEARCHES:
+        errors.append(invalid(f"{at}.searches", searches, f"must not have more than {MAX_DNS_SEARCHES} search paths"))
+    if len(" ".join(searches)) > MAX_DNS_SEARCH_CHARS:
+        errors.append(invalid(f"{at}.searches", searches,
+                              f"must not have more than {MAX_DNS_SEARCH_CHARS} characters (including spaces) "
+                              f"in the search list"))
+    for i, search in enumerate(searches):
+        name = search[:-1] if search.endswith(".") else search
+        if msg := check_dns1123_subdomain(name):
+            errors.append(invalid(f"{at}.searches[{i}]", search, msg))
+    for i, option in enumerate(config.options or []):
+        if not option.name:
+            errors.append(required(f"{at}.options[{i}].name"))
     return errors
 
 
