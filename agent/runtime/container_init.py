@@ -27,6 +27,12 @@ The steps run in a fixed order, and the order is the design:
 5. Identity: drop the bounding set (needs CAP_SETPCAP, so before the uid change);
    keep capabilities across setuid; setgroups and setgid (impossible after setuid);
    setuid; then set effective/permitted capabilities; no_new_privs last.
+   The seccomp filter (compiled by the agent, seccomp.py) goes on as runc does
+   it: with no_new_privs right after it, so only execve's own calls follow;
+   without, first in this step, because loading a filter without no_new_privs
+   needs CAP_SYS_ADMIN (the default profile allows everything this step calls).
+   Every setup call that the profile forbids (mount, unshare, setns,
+   pivot_root...) is behind us by then.
 6. Signals Python ignores (SIGPIPE, SIGXFSZ) back to default - ignored signals
    survive execve - then look the command up in $PATH and execve.
 
@@ -53,7 +59,7 @@ class ExecFailed(Exception):
 
 
 def run(plan: dict, *, stdio: tuple[int, int, int] | None, tty_socket: socket.socket | None, error_fd: int,
-        go_fd: int, namespace_fds: dict[str, int]) -> NoReturn:
+        go_fd: int, namespace_fds: dict[str, int], seccomp_filter: linux.SeccompFilter | None = None) -> NoReturn:
     """Set up the container in this (freshly forked) process and exec its command.
 
     With a tty (`stdio` None, `tty_socket` given) the terminal is made after step 3,
@@ -78,7 +84,7 @@ def run(plan: dict, *, stdio: tuple[int, int, int] | None, tty_socket: socket.so
             _set_stdio((slave, slave, slave), tty=True)
         if os.read(go_fd, 2) != b"go":                                  # 4
             raise RuntimeError("the supervisor did not let the container start")
-        become_user(plan)                                               # 5
+        become_user(plan, seccomp_filter)                               # 5
         exec_command(plan["args"], plan["env"])                         # 6
     except BaseException as exc:  # noqa: BLE001 - everything must reach the starter
         report_and_exit(exc, error_fd)
@@ -91,9 +97,11 @@ def _set_stdio(stdio: tuple[int, int, int], *, tty: bool) -> None:
         fcntl.ioctl(0, linux.TIOCSCTTY, 0)
 
 
-def become_user(plan: dict) -> None:
-    """Step 5: capabilities bounding set, uid/gid/groups, capability sets, no_new_privs."""
+def become_user(plan: dict, seccomp_filter: linux.SeccompFilter | None = None) -> None:
+    """Step 5: capabilities bounding set, uid/gid/groups, capability sets, no_new_privs, seccomp."""
     caps = plan["caps"]
+    if seccomp_filter is not None and not plan["no_new_privs"]:
+        seccomp_filter.load()       # without no_new_privs loading needs CAP_SYS_ADMIN: while we have it
     capabilities.apply_bounding(caps, plan["last_cap"])
     linux.prctl(linux.PR_SET_KEEPCAPS, 1, what="keeping capabilities across setuid")
     os.setgroups(plan["groups"])
@@ -102,6 +110,8 @@ def become_user(plan: dict) -> None:
     capabilities.apply_sets(caps)
     if plan["no_new_privs"]:
         linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1, what="setting no_new_privs")
+        if seccomp_filter is not None:
+            seccomp_filter.load()   # as late as possible: only execve's own calls are left
 
 
 def exec_command(args: list[str], env: dict[str, str]) -> NoReturn:

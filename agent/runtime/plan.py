@@ -15,6 +15,7 @@ import os
 import time
 from pathlib import Path
 
+from agent.cgroups.devices import rules_to_json
 from agent.runtime import capabilities
 from agent.runtime.specs import ContainerSpec, Sandbox
 
@@ -87,6 +88,8 @@ def build(*, spec: ContainerSpec, sandbox: Sandbox, container_dir: Path, state_d
                                      privileged=spec.privileged, available=available_caps),
         "last_cap": last_cap,
         "no_new_privs": spec.no_new_privs and not spec.privileged,
+        "seccomp": None,                          # the compiled program, base64 (Runtime.run_container)
+        "devices": None if spec.privileged else rules_to_json(spec.devices),
         "rlimits": [[name, soft, hard] for name, (soft, hard) in spec.rlimits.items()],
         "tty": spec.tty,
         "stdin": spec.stdin,

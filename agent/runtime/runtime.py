@@ -42,7 +42,7 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from agent.runtime import linux, plan as plans, sandbox as sandboxes, state
+from agent.runtime import capabilities, linux, plan as plans, sandbox as sandboxes, seccomp, state
 from agent.runtime.client import ForkServerClient, read_reply, wait_readable
 from agent.runtime.execprocess import ExecProcess
 from agent.runtime.specs import (ContainerNotFound, ContainerSpec, ContainerStatus, Sandbox, SandboxSpec,
@@ -154,6 +154,12 @@ class Runtime:
                              state_dir=self.containers_dir / spec.id,
                              log_path=log_path, last_cap=self._last_cap,
                              available_caps=self._capabilities)
+        if spec.seccomp is not None and not spec.privileged:
+            try:
+                key = seccomp.cache_key(spec.seccomp, capabilities.names(launch["caps"]))
+                launch["seccomp"] = seccomp.cached(key) or await asyncio.to_thread(seccomp.compile_profile, key)
+            except seccomp.ProfileError as exc:
+                raise ValueError(f"container {spec.name}: {exc}") from None
         answer = await self._forkserver.call({"op": "start", "plan": launch})
         if not answer.get("ok"):
             raise StartError(answer.get("error") or "unknown error")
