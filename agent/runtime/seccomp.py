@@ -210,10 +210,8 @@ def _compile(profile: dict[str, Any], caps: set[str]) -> bytes:
                     flt.add_rule(action, name, *group)
                 except (OSError, ValueError, RuntimeError):
                     # unknown on this architecture (e.g. a 32-bit-only call); runc skips these too
-                    try:
-                        pyseccomp.resolve_syscall(pyseccomp.Arch.NATIVE, name)
-                    except Exception:  # noqa: BLE001 - libseccomp's way of saying "no such syscall"
-                        continue
+                    if pyseccomp.resolve_syscall(pyseccomp.Arch.NATIVE, name) < 0:
+                        continue            # libseccomp knows no such call here
                     raise ProfileError(f"{where}: libseccomp refused the rule for {name}") from None
     fd = os.memfd_create("seccomp-bpf", os.MFD_CLOEXEC)
     try:
