@@ -18,6 +18,7 @@ from controlplane.client.informer import Informer
 
 from agent.cgroups import detect, open_manager
 from agent.config import AgentConfig
+from agent.ephemeral import EphemeralStorageMonitor
 from agent.imagegc import ImageGarbageCollector
 from agent.images import ImageStore, MirrorConfig
 from agent.node import NodeAgent
@@ -63,6 +64,7 @@ class Agent:
                                       bridge=config.bridge, on_ready=self._retry_all_pods)
         self.workers: PodWorkers | None = None
         self.syncer: PodSyncer | None = None
+        self.storage: EphemeralStorageMonitor | None = None
         self.service: Any = None
         self._adopted: set[str] = set()
 
@@ -77,12 +79,16 @@ class Agent:
         for path in (self.config.state_dir, self.config.runtime_dir, self.config.images_dir, self.config.pods_dir,
                      self.config.logs_dir):
             path.mkdir(parents=True, exist_ok=True)
+        # The node's cgroup parent carries the node's pids limit (no fork bomb takes the host's pid_max).
+        await asyncio.to_thread(self.cgroups.create, "", self.node.node_cgroup_resources())
         await self.runtime.start()
         self.workers = PodWorkers(self._sync)
         self.syncer = PodSyncer(client=self.client, config=self.config, runtime=self.runtime, images=self.images,
                                 volumes=self.volumes, recorder=self.recorder, node_ip=self.node.node_ip,
                                 pod_lookup=self._pod, trigger=self.workers.trigger,
                                 network=self.network, probes=self._probes())
+        self.storage = EphemeralStorageMonitor(pods=self.syncer.storage_targets, evict=self.syncer.request_eviction,
+                                               interval=self.config.eviction_interval_seconds)
         self.service = AgentServer(AgentService(runtime=self.runtime, find_pod=self.pods.get,
                                                 states=lambda: self.syncer.states, images=self.images,
                                                 node_name=self.config.node_name, pods=self.pods.list),
@@ -135,7 +141,8 @@ class Agent:
                                on_delete=self._on_pod_deleted)
         tasks = [asyncio.create_task(self.node.run(), name="node"),
                  asyncio.create_task(self.pods.run(), name="pods-informer"),
-                 asyncio.create_task(self.image_gc.run(), name="image-gc")]
+                 asyncio.create_task(self.image_gc.run(), name="image-gc"),
+                 asyncio.create_task(self.storage.run(), name="ephemeral-storage")]
         if self.network is not None:
             tasks += [asyncio.create_task(self.nodes.run(), name="nodes-informer"),
                       asyncio.create_task(self.network.run(), name="pod-network")]

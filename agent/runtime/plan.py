@@ -24,9 +24,14 @@ MAX_MOUNT_OPTIONS = 4000
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
+def pod_cgroup_path(pod_uid: str) -> str:
+    """The pod's cgroup, relative to the node's parent group."""
+    return f"pod-{pod_uid}"
+
+
 def cgroup_path(pod_uid: str, name: str) -> str:
     """The container's cgroup, relative to the node's parent group."""
-    return f"pod-{pod_uid}/{name}"
+    return f"{pod_cgroup_path(pod_uid)}/{name}"
 
 
 def overlay_options(*, layers: list[Path], upper: Path, work: Path) -> tuple[str, str]:

@@ -42,6 +42,7 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
+from agent.cgroups.resources import Resources
 from agent.runtime import capabilities, linux, plan as plans, sandbox as sandboxes, seccomp, state
 from agent.runtime.client import ForkServerClient, read_reply, wait_readable
 from agent.runtime.execprocess import ExecProcess
@@ -103,6 +104,9 @@ class Runtime:
         made = sandboxes.describe(directory, pod_uid=spec.pod_uid, hostname=hostname,
                                   host_network=spec.host_network, host_ipc=spec.host_ipc, host_pid=spec.host_pid)
         await asyncio.to_thread(sandboxes.write_files, spec, directory)
+        # The pod's cgroup level, with the pod's own limits (pids for the whole pod), before any container.
+        await asyncio.to_thread(self.cgroups.create, plans.pod_cgroup_path(spec.pod_uid),
+                                spec.resources or Resources())
         kinds = sandboxes.kinds_for(spec)
         if kinds:
             answer = await self._forkserver.call({"op": "sandbox", "directory": str(directory),
@@ -132,7 +136,7 @@ class Runtime:
         """Release the pod's namespaces, files and pod cgroup. Stop its containers first."""
         def remove() -> None:
             sandboxes.remove(self.sandboxes_dir / pod_uid)
-            self.cgroups.remove(f"pod-{pod_uid}")
+            self.cgroups.remove(plans.pod_cgroup_path(pod_uid))
         await asyncio.to_thread(remove)
 
     # -- containers -------------------------------------------------------------------------
@@ -166,6 +170,10 @@ class Runtime:
         return ContainerStatus(
             id=spec.id, pod_uid=spec.pod_uid, name=spec.name, state=State.RUNNING.value, pid=answer["pid"],
             created_at=_time(launch["created_at"]), started_at=_time(answer["started_at"]), log_path=log_path)
+
+    def writable_layer(self, id: str) -> Path:
+        """The container's writable layer on disk (the overlay's upper directory)."""
+        return self.layers_dir / id / "upper"
 
     async def status(self, id: str) -> ContainerStatus:
         return await asyncio.to_thread(self._status, id)

@@ -66,6 +66,7 @@ class SandboxSpec:
     host_pid: bool = False
     hosts_entries: list[tuple[str, str]] = field(default_factory=list)   # (ip, "name alias...")
     dns: str | None = None            # resolv.conf text; None copies the host's minus 127.x servers
+    resources: Resources | None = None   # the pod's own cgroup (pids for the whole pod, memory...)
 
 
 @dataclass
