@@ -27,12 +27,16 @@ The steps run in a fixed order, and the order is the design:
 5. Identity: drop the bounding set (needs CAP_SETPCAP, so before the uid change);
    keep capabilities across setuid; setgroups and setgid (impossible after setuid);
    setuid; then set effective/permitted capabilities; no_new_privs last.
-   The seccomp filter (compiled by the agent, seccomp.py) goes on as runc does
-   it: with no_new_privs right after it, so only execve's own calls follow;
-   without, first in this step, because loading a filter without no_new_privs
-   needs CAP_SYS_ADMIN (the default profile allows everything this step calls).
-   Every setup call that the profile forbids (mount, unshare, setns,
-   pivot_root...) is behind us by then.
+   A Localhost seccomp filter (compiled by the agent, seccomp.py) goes on as
+   runc does it: with no_new_privs right after it, so only execve's own calls
+   follow; without, first in this step, because loading a filter without
+   no_new_privs needs CAP_SYS_ADMIN. The default profile, which is known to
+   allow everything from step 4 on (read, the identity calls, execve), is
+   loaded before step 4 instead (plan "seccomp_early"), still holding
+   CAP_SYS_ADMIN: loading ~1,000 instructions costs about a millisecond, spent
+   while the supervisor sets up the cgroup rather than after it. Every setup
+   call that the profile forbids (mount, unshare, setns, pivot_root...) is
+   behind us by then.
 6. Signals Python ignores (SIGPIPE, SIGXFSZ) back to default - ignored signals
    survive execve - then look the command up in $PATH and execve.
 
@@ -82,6 +86,11 @@ def run(plan: dict, *, stdio: tuple[int, int, int] | None, tty_socket: socket.so
             socket.send_fds(tty_socket, [b"t"], [master])
             os.close(master)
             _set_stdio((slave, slave, slave), tty=True)
+        if seccomp_filter is not None and plan.get("seccomp_early"):
+            # The default profile allows every call left (read, the identity calls of step 5,
+            # execve): load it now, while the supervisor still sets up the cgroup, not after.
+            seccomp_filter.load()
+            seccomp_filter = None
         if os.read(go_fd, 2) != b"go":                                  # 4
             raise RuntimeError("the supervisor did not let the container start")
         become_user(plan, seccomp_filter)                               # 5

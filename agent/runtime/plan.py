@@ -94,6 +94,7 @@ def build(*, spec: ContainerSpec, sandbox: Sandbox, container_dir: Path, state_d
         "last_cap": last_cap,
         "no_new_privs": spec.no_new_privs and not spec.privileged,
         "seccomp": None,                          # the compiled program, base64 (Runtime.run_container)
+        "seccomp_early": spec.seccomp == "runtime/default",   # loaded before "go" (container_init.py)
         "devices": None if spec.privileged else rules_to_json(spec.devices),
         "rlimits": [[name, soft, hard] for name, (soft, hard) in spec.rlimits.items()],
         "tty": spec.tty,
