@@ -46,7 +46,7 @@ def cluster(etcd, tmp_path_factory: pytest.TempPathFactory):
     (state / "seccomp" / "no-mkdir.json").write_text(json.dumps(
         {"defaultAction": "SCMP_ACT_ALLOW",
          "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]}))
-    agent = AgentProcess(state, server=cp.address, node_name=NODE, cgroup_parent=parent,
+    agent = AgentProcess(state, controlplane=cp, node_name=NODE, cgroup_parent=parent,
                          extra_args=["--max-pods", str(MAX_PODS), "--pod-max-pids", str(POD_MAX_PIDS),
                                      "--eviction-interval", "0.5"]).start()
     try:
@@ -54,7 +54,7 @@ def cluster(etcd, tmp_path_factory: pytest.TempPathFactory):
     finally:
         try:
             if agent.proc and agent.proc.poll() is None:
-                asyncio.run(_delete_all(cp.address))
+                asyncio.run(_delete_all(cp))
         finally:
             agent.stop()
             cp.stop()
@@ -62,10 +62,10 @@ def cluster(etcd, tmp_path_factory: pytest.TempPathFactory):
             shutil.rmtree(state, ignore_errors=True)
 
 
-async def _delete_all(address: str) -> None:
+async def _delete_all(cp: ControlPlane) -> None:
     """Delete every pod gracefully and wait: a graceful delete ends with the agent's final
     delete, after it stopped and cleaned the pod up (so its capacity slot is free again)."""
-    async with Client(address) as c:
+    async with Client(cp.address, credentials=cp.credentials) as c:
         for pod in (await c.list("pods")).items:
             try:
                 await c.delete("pods", pod["metadata"]["name"], pod["metadata"]["namespace"], grace_seconds=1)
@@ -80,11 +80,11 @@ async def _delete_all(address: str) -> None:
 
 @pytest.fixture
 async def api(cluster):
-    async with Client(cluster["cp"].address) as c:
+    async with Client(cluster["cp"].address, credentials=cluster["cp"].credentials) as c:
         try:
             yield c
         finally:
-            await _delete_all(cluster["cp"].address)
+            await _delete_all(cluster["cp"])
 
 
 def pod(name: str, command: str, **extra) -> dict:
