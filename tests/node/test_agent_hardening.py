@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from controlplane.client import Client, NotFound
-from procs import REPO, AgentProcess, ControlPlane, force_cleanup
+from procs import REPO, AgentProcess, ControlPlane, delete_all_pods, force_cleanup
 
 pytestmark = [pytest.mark.root, pytest.mark.skipif(os.geteuid() != 0, reason="needs root: runs real containers")]
 IMAGE = "skiff.local/busybox:1.35"
@@ -54,28 +54,12 @@ def cluster(etcd, tmp_path_factory: pytest.TempPathFactory):
     finally:
         try:
             if agent.proc and agent.proc.poll() is None:
-                asyncio.run(_delete_all(cp))
+                asyncio.run(delete_all_pods(cp))
         finally:
             agent.stop()
             cp.stop()
             force_cleanup(state, parent)
             shutil.rmtree(state, ignore_errors=True)
-
-
-async def _delete_all(cp: ControlPlane) -> None:
-    """Delete every pod gracefully and wait: a graceful delete ends with the agent's final
-    delete, after it stopped and cleaned the pod up (so its capacity slot is free again)."""
-    async with Client(cp.address, credentials=cp.credentials) as c:
-        for pod in (await c.list("pods")).items:
-            try:
-                await c.delete("pods", pod["metadata"]["name"], pod["metadata"]["namespace"], grace_seconds=1)
-            except NotFound:
-                pass
-        deadline = time.monotonic() + 30
-        while (await c.list("pods")).items:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"pods not gone: {[p['metadata']['name'] for p in (await c.list('pods')).items]}")
-            await asyncio.sleep(0.1)
 
 
 @pytest.fixture
@@ -84,7 +68,7 @@ async def api(cluster):
         try:
             yield c
         finally:
-            await _delete_all(cluster["cp"])
+            await delete_all_pods(cluster["cp"])
 
 
 def pod(name: str, command: str, **extra) -> dict:
