@@ -82,6 +82,11 @@ class Runtime:
         for d in (self.containers_dir, self.layers_dir, self.sandboxes_dir, self.logs_dir):
             d.mkdir(parents=True, exist_ok=True)
         await self._forkserver.start()
+        # The default seccomp profile for the default capabilities, compiled now (tens of ms,
+        # once per process) rather than during the first pod's start.
+        default_caps = capabilities.resolve(add=[], drop=[], privileged=False, available=self._capabilities)
+        await asyncio.to_thread(seccomp.compile_profile,
+                                seccomp.cache_key(seccomp.RUNTIME_DEFAULT, capabilities.names(default_caps)))
 
     async def close(self) -> None:
         """Stop the fork server; containers and their supervisors keep running."""

@@ -24,8 +24,11 @@ UNSHARE = "unshare -Ur id -u && echo unshared"
 
 async def test_default_container_is_filtered_and_has_the_device_allow_list(pods) -> None:
     sandbox = await pods.sandbox()
-    ran = await pods.run(sandbox, ["sh", "-c", "grep Seccomp: /proc/self/status; " + MKNOD_BLOCK])
+    ran = await pods.run(sandbox, ["sh", "-c", "grep Seccomp: /proc/self/status; grep devices /proc/self/cgroup; "
+                                               + MKNOD_BLOCK])
     assert "Seccomp:\t2" in ran.stdout
+    if pods.runtime.cgroups.version == 1:     # in a devices group of its own, not the root's
+        assert f"devices:/{pods.runtime.cgroups.parent}/pod-{sandbox.pod_uid}/" in ran.stdout, ran.stdout
     assert "opened-block" not in ran.stdout
     assert "mknod: /tmp/blk: Operation not permitted" in ran.stderr
     assert ran.status.exit_code != 0
