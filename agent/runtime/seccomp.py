@@ -169,8 +169,17 @@ def _args(rule: dict[str, Any], where: str) -> list[list]:
     return [conditions]
 
 
+def _libseccomp():
+    try:
+        import pyseccomp
+    except (ImportError, OSError) as err:       # OSError: libseccomp.so.2 itself is missing
+        raise ProfileError(f"cannot compile seccomp profiles: {err} (the agent needs libseccomp2 "
+                           "and the pyseccomp package: deploy/install.sh installs both)") from None
+    return pyseccomp
+
+
 def _compile(profile: dict[str, Any], caps: set[str]) -> bytes:
-    import pyseccomp
+    pyseccomp = _libseccomp()
     machine = platform.machine()
     arch = _GO_ARCH.get(machine, machine)
     kernel = _kernel_version()
