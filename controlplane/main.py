@@ -31,6 +31,8 @@ import grpc
 
 from controlplane.apiserver import proxy
 from controlplane.apiserver.handlers import Handlers
+from controlplane.apiserver.kubernetes_service import KubernetesService
+from controlplane.apiserver.service_alloc import DEFAULT_CLUSTER_IP_RANGE, DEFAULT_NODE_PORT_RANGE, ServiceNetwork
 from controlplane.apiserver.service import ApiService
 from controlplane.client.credentials import Credentials
 from controlplane.controllers import settings as controller_settings
@@ -76,6 +78,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="run the controllers when this process is the leader")
     p.add_argument("--leader-lease-seconds", type=int, default=5,
                    help="leader election lease; another control plane takes over within about this long")
+    p.add_argument("--service-cluster-ip-range", default=DEFAULT_CLUSTER_IP_RANGE,
+                   help="IPv4 network Services' cluster IPs come from (its first address is the `kubernetes` "
+                        "Service's)")
+    p.add_argument("--service-node-port-range", default=DEFAULT_NODE_PORT_RANGE,
+                   help="FIRST-LAST: the ports NodePort Services get on every node")
     p.add_argument("--scheduler-config", type=Path, default=None, help="YAML file with scheduler plugin weights")
     p.add_argument("--insecure", action="store_true",
                    help="serve plain text without authentication: every caller is a cluster administrator "
@@ -141,6 +148,22 @@ async def ensure_namespaces(handlers: Handlers) -> None:
                 await asyncio.sleep(0.2)
 
 
+async def ensure_default_policy(handlers: Handlers) -> None:
+    """The default RBAC roles and bindings (controlplane/auth/bootstrap.py), as every start."""
+    from controlplane.auth.bootstrap import ensure_default_policy as ensure
+    from controlplane.storage import NotFound
+
+    async def get(plural: str, name: str) -> dict | None:
+        try:
+            return await handlers.get(plural, "", name)
+        except NotFound:
+            return None
+
+    async def apply(obj: dict) -> None:
+        await handlers.apply(obj)
+    await ensure(get=get, apply=apply)
+
+
 async def compactor(handlers: Handlers, interval: float) -> None:
     """Compact etcd history every interval, keeping one interval's worth (as kube-apiserver does)."""
     previous = 0
@@ -197,6 +220,13 @@ async def serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    services = ServiceNetwork(cluster_ip_range=args.service_cluster_ip_range,
+                              node_port_range=args.service_node_port_range)
+    try:
+        services.check()
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     etcd_tls = None
     if args.etcd_endpoints:
         endpoints = [e.strip() for e in args.etcd_endpoints.split(",") if e.strip()]
@@ -228,19 +258,24 @@ async def serve(args: argparse.Namespace) -> int:
             await etcd.stop()
         return 1
     store = Store(client, prefix=args.etcd_prefix)
-    handlers = Handlers(store, event_ttl_seconds=args.event_ttl)
+    handlers = Handlers(store, event_ttl_seconds=args.event_ttl, services=services)
     handlers.scheduler_config = scheduler_config
     server = grpc.aio.server(options=SERVER_OPTIONS)
+    from controlplane.auth.access import AccessControl
+    from controlplane.auth.serviceaccount_tokens import load_or_create_key
+    # Authorization, admission and ServiceAccount tokens (controlplane/auth/access.py).
+    access = AccessControl(handlers, token_key=load_or_create_key(state_dir))
     listen = [a.strip() for a in args.listen.split(",") if a.strip()]
     security = None if args.insecure else security_mod.setup(state_dir, listen, handlers, args)
     if security is None:
         log.warning("--insecure: the API server speaks plain text and does not authenticate: EVERY caller that "
                     "can reach %s is a cluster administrator", args.listen)
-        service = ApiService(handlers)
+        service = ApiService(handlers, access=access)
         pb_grpc.add_ApiServicer_to_server(service, server)
     else:
+        security.authenticator.add_token_authenticator(access.tokens)   # ServiceAccount bearer tokens
         service = ApiService(handlers, authenticate=security.authenticator,
-                             agents=proxy.AgentDialer(store, security.agent_client))
+                             agents=proxy.AgentDialer(store, security.agent_client), access=access)
         security.register(service, server)
     try:
         for address in listen:
@@ -256,10 +291,16 @@ async def serve(args: argparse.Namespace) -> int:
         return 1
     await handlers.start_caches()
     await ensure_namespaces(handlers)
+    await ensure_default_policy(handlers)
     await server.start()
     log.info("API server listening on %s (%s; etcd %s)", args.listen,
              "plain text, --insecure" if security is None else "TLS", ",".join(endpoints))
     tasks = [asyncio.create_task(compactor(handlers, args.compaction_interval), name="compactor")]
+    # Pods reach the API servers where nodes do (--advertise-address; a local cluster's LAN address).
+    advertised = security_mod.advertise_address(listen, args.advertise_address)
+    kubernetes_service = KubernetesService(handlers, address=advertised.rpartition(":")[0].strip("[]"),
+                                           port=int(advertised.rpartition(":")[2]))
+    tasks.append(asyncio.create_task(kubernetes_service.run(), name="kubernetes-service"))
     if args.scheduler or args.controllers:
         elector = LeaderElector(client, key=f"{args.etcd_prefix}/_leader/controlplane".encode(),
                                 ttl=args.leader_lease_seconds)

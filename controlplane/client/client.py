@@ -262,6 +262,11 @@ class Client:
         Returns the gRPC call: iterate it for ExecOutput messages."""
         return self.stub.Exec(inputs)
 
+    def port_forward(self, inputs: AsyncIterator[pb.PortForwardData]) -> Any:
+        """Open one port-forward connection; the first input carries `start` (pod and port).
+        Returns the gRPC call: iterate it for the pod's bytes (controlplane/client/portforward.py)."""
+        return self.stub.PortForward(inputs)
+
     def exec_session(self, *, namespace: str, pod: str, container: str, command: list[str], tty: bool = False,
                      stdin: bool = False, rows: int = 0, cols: int = 0) -> "ExecSession":
         """An exec session without wire messages (see execstream.py)."""
@@ -336,6 +341,22 @@ class Client:
         return [{"kind": r.kind, "plural": r.plural, "singular": r.singular, "shortNames": list(r.short_names),
                  "group": r.group, "version": r.version, "namespaced": r.namespaced, "verbs": list(r.verbs)}
                 for r in reply.resources]
+
+    async def access_review(self, verb: str, resource: str, *, group: str = "", namespace: str = "", name: str = "",
+                            user: str = "", groups: list[str] | None = None) -> dict[str, Any]:
+        """May I (or `user` in `groups`, which needs impersonate) do `verb` on `resource`? (`ctl auth can-i`)"""
+        reply = await self._call(self.stub.AccessReview, pb.AccessReviewRequest(
+            verb=verb, resource=resource, group=group, namespace=namespace, name=name, user=user,
+            groups=list(groups or [])))
+        return {"allowed": reply.allowed, "reason": reply.reason, "user": reply.user}
+
+    async def token_request(self, service_account: str, namespace: str, *, pod_name: str = "", pod_uid: str = "",
+                            audiences: list[str] | None = None, expiration_seconds: int = 0) -> tuple[str, int]:
+        """A ServiceAccount token bound to a pod: (token, expiry in unix seconds)."""
+        reply = await self._call(self.stub.TokenRequest, pb.TokenRequestMessage(
+            namespace=namespace, service_account=service_account, pod_name=pod_name, pod_uid=pod_uid,
+            audiences=list(audiences or []), expiration_seconds=expiration_seconds))
+        return reply.token, reply.expiration_timestamp
 
 
 __all__ = ["Client", "ObjectList", "WatchEvent", "ApiError", "DEFAULT_SERVER"]
