@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from controlplane.client import Client, NotFound
+from controlplane.client import AlreadyExists, Client, NotFound
 from procs import REPO, AgentProcess, ControlPlane, delete_all_pods, force_cleanup
 
 pytestmark = [pytest.mark.root, pytest.mark.skipif(os.geteuid() != 0, reason="needs root: runs real containers")]
@@ -71,18 +71,18 @@ async def api(cluster):
             await delete_all_pods(cluster["cp"])
 
 
-def pod(name: str, command: str, **extra) -> dict:
+def pod(name: str, command: str, *, namespace: str = "default", **extra) -> dict:
     container = {"name": "main", "image": IMAGE, "command": ["sh", "-c", command], **extra.pop("container", {})}
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "default"},
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace},
             "spec": {"nodeName": NODE, "restartPolicy": "Never", "terminationGracePeriodSeconds": 0,
                      "containers": [container], **extra}}
 
 
-async def wait_pod(c: Client, name: str, check, timeout: float = 30.0) -> dict:
+async def wait_pod(c: Client, name: str, check, timeout: float = 30.0, namespace: str = "default") -> dict:
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
-        last = await c.get("pods", name, "default")
+        last = await c.get("pods", name, namespace)
         if check(last):
             return last
         await asyncio.sleep(0.1)
@@ -93,9 +93,10 @@ def phase(p: str):
     return lambda obj: (obj.get("status") or {}).get("phase") == p
 
 
-async def output(c: Client, name: str) -> str:
-    await wait_pod(c, name, lambda o: (o.get("status") or {}).get("phase") in ("Succeeded", "Failed"))
-    return b"".join([chunk async for chunk in c.logs("default", name)]).decode()
+async def output(c: Client, name: str, namespace: str = "default") -> str:
+    await wait_pod(c, name, lambda o: (o.get("status") or {}).get("phase") in ("Succeeded", "Failed"),
+                   namespace=namespace)
+    return b"".join([chunk async for chunk in c.logs(namespace, name)]).decode()
 
 
 async def events(c: Client, name: str) -> list[dict]:
@@ -114,12 +115,20 @@ async def test_default_pod_cannot_reach_block_devices_or_unshare(api) -> None:
 
 
 async def test_privileged_pod_may_open_block_devices_and_unconfined_may_unshare(api) -> None:
+    """Both are what Pod Security's baseline level (the default) refuses: they run in a
+    namespace labelled privileged."""
+    ns = "hardening-privileged"
+    try:
+        await api.create({"apiVersion": "v1", "kind": "Namespace",
+                          "metadata": {"name": ns, "labels": {"pod-security.kubernetes.io/enforce": "privileged"}}})
+    except AlreadyExists:
+        pass
     block = "mknod /tmp/blk b 7 0 && dd if=/tmp/blk of=/dev/null count=1 && echo BLOCK-OPENED"
-    await api.create(pod("priv", block, container={"securityContext": {"privileged": True}}))
+    await api.create(pod("priv", block, namespace=ns, container={"securityContext": {"privileged": True}}))
     await api.create(pod("unconfined", "grep Seccomp: /proc/self/status; unshare -Ur id -u && echo UNSHARED",
-                         securityContext={"seccompProfile": {"type": "Unconfined"}}))
-    assert "BLOCK-OPENED" in await output(api, "priv")
-    out = await output(api, "unconfined")
+                         namespace=ns, securityContext={"seccompProfile": {"type": "Unconfined"}}))
+    assert "BLOCK-OPENED" in await output(api, "priv", ns)
+    out = await output(api, "unconfined", ns)
     assert "Seccomp:\t0" in out and "UNSHARED" in out
 
 
