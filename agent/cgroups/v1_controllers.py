@@ -164,8 +164,8 @@ class DevicesController(V1Controller):
             fsio.write_value(group / "devices.allow", "a")
             return
         fsio.write_value(group / "devices.deny", "a")
-        for rule in rules:
-            fsio.write_value(group / "devices.allow", rule.v1_line())
+        if rules:
+            fsio.write_each(group / "devices.allow", [rule.v1_line() for rule in rules])
 
 
 CONTROLLER_TYPES: tuple[type[V1Controller], ...] = (
