@@ -40,3 +40,17 @@ def test_pod_resources_carry_the_pids_limit() -> None:
     resources = pod_resources(pod([c("a", "64Mi")]), max_pids=4096)
     assert resources.pids_limit == 4096 and resources.memory_limit_bytes == 64 * Mi
     assert pod_resources(pod([c()]), max_pids=None).pids_limit is None
+
+
+def test_agent_flags_for_pids_and_eviction(capsys) -> None:
+    from agent.main import parse_args
+    config, _ = parse_args(["--pod-max-pids", "128", "--eviction-interval", "2", "--reserved", "pid=500"])
+    assert (config.pod_max_pids, config.eviction_interval_seconds, config.reserved["pid"]) == (128, 2.0, "500")
+    assert parse_args(["--pod-max-pids", "-1"])[0].pod_max_pids is None
+    for argv, message in ((["--pod-max-pids", "0"], "--pod-max-pids 0: must be a positive number or -1"),
+                          (["--eviction-interval", "0"], "--eviction-interval 0.0: must be positive"),
+                          (["--reserved", "pid=lots"], "--reserved pid=lots: must be a whole number")):
+        with pytest.raises(SystemExit) as exit_:
+            parse_args(argv)
+        assert exit_.value.code == 2
+        assert message in capsys.readouterr().err
