@@ -22,6 +22,7 @@ from agent.certificates import NodeCertificates, NodeIdentity
 from agent.config import AgentConfig
 from agent.dns.forward import parse_upstream
 from agent.dns.node import ClusterDNS
+from agent.ephemeral import EphemeralStorageMonitor
 from agent.imagegc import ImageGarbageCollector
 from agent.images import ImageStore, MirrorConfig
 from agent.node import NodeAgent
@@ -89,6 +90,7 @@ class Agent:
                                       endpoint_slices=self.endpoint_slices)
         self.workers: PodWorkers | None = None
         self.syncer: PodSyncer | None = None
+        self.storage: EphemeralStorageMonitor | None = None
         self.service: Any = None
         self._adopted: set[str] = set()
 
@@ -103,6 +105,8 @@ class Agent:
         for path in (self.config.state_dir, self.config.runtime_dir, self.config.images_dir, self.config.pods_dir,
                      self.config.logs_dir):
             path.mkdir(parents=True, exist_ok=True)
+        # The node's cgroup parent carries the node's pids limit (no fork bomb takes the host's pid_max).
+        await asyncio.to_thread(self.cgroups.create, "", self.node.node_cgroup_resources())
         await self.runtime.start()
         self.workers = PodWorkers(self._sync)
         self.syncer = PodSyncer(client=self.client, config=self.config, runtime=self.runtime, images=self.images,
@@ -111,6 +115,8 @@ class Agent:
                                 network=self.network, probes=self._probes(), services=self._services,
                                 cluster_ca=lambda: self.identity.ca if self.identity else None,
                                 resolv_conf=self.cluster_dns.resolv_conf)
+        self.storage = EphemeralStorageMonitor(pods=self.syncer.storage_targets, evict=self.syncer.request_eviction,
+                                               interval=self.config.eviction_interval_seconds)
         self.service = AgentServer(AgentService(runtime=self.runtime, find_pod=self.pods.get,
                                                 states=lambda: self.syncer.states, images=self.images,
                                                 node_name=self.config.node_name, pods=self.pods.list),
@@ -181,6 +187,7 @@ class Agent:
         tasks = [asyncio.create_task(self.node.run(), name="node"),
                  asyncio.create_task(self.pods.run(), name="pods-informer"),
                  asyncio.create_task(self.image_gc.run(), name="image-gc"),
+                 asyncio.create_task(self.storage.run(), name="ephemeral-storage"),
                  asyncio.create_task(self.services.run(), name="services-informer"),
                  asyncio.create_task(self._after_services_listed(), name="services-listed")]
         if self.proxy is not None or self.network is not None:    # the proxy or cluster DNS reads slices
