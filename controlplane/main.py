@@ -20,7 +20,6 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import aetcd
 import grpc
 
 from controlplane.apiserver.handlers import Handlers
@@ -29,6 +28,8 @@ from controlplane.controllers import settings as controller_settings
 from controlplane.etcd import EmbeddedEtcd, EtcdMissing
 from controlplane.leader import LeaderElector
 from controlplane.storage import Store, keys
+from controlplane.storage.etcd_client import EtcdClient, parse_endpoint
+from controlplane.storage.etcd_client import connect_etcd as storage_connect_etcd
 from protos import keepalive
 from protos import skiff_pb2_grpc as pb_grpc
 
@@ -79,24 +80,10 @@ SERVER_OPTIONS = [("grpc.max_receive_message_length", 8 * 1024 * 1024),
                   *keepalive.SERVER_OPTIONS]
 
 
-async def connect_etcd(endpoints: list[str], timeout: float = 30.0) -> aetcd.Client:
-    """Connect to the first endpoint that answers (aetcd talks to one endpoint; the
-    others are fallbacks at start-up)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    last: Exception | None = None
-    while asyncio.get_running_loop().time() < deadline:
-        for endpoint in endpoints:
-            host, _, port = endpoint.replace("http://", "").rpartition(":")
-            client = aetcd.Client(host=host or "127.0.0.1", port=int(port), timeout=5, options=ETCD_CHANNEL_OPTIONS)
-            try:
-                await client.connect()
-                await client.status()
-                return client
-            except Exception as exc:
-                last = exc
-                await client.close()
-        await asyncio.sleep(0.2)
-    raise RuntimeError(f"cannot reach etcd at {','.join(endpoints)}: {last!r}")
+async def connect_etcd(endpoints: list[str], timeout: float = 30.0) -> EtcdClient:
+    """A client over every endpoint, failing over between the etcd members
+    (controlplane/storage/etcd_client.py), once one of them answers."""
+    return await storage_connect_etcd(endpoints, timeout=timeout, options=ETCD_CHANNEL_OPTIONS)
 
 
 async def ensure_namespaces(handlers: Handlers) -> None:
@@ -167,13 +154,23 @@ async def serve(args: argparse.Namespace) -> int:
         return 1
     if args.etcd_endpoints:
         endpoints = [e.strip() for e in args.etcd_endpoints.split(",") if e.strip()]
+        try:
+            for endpoint in endpoints:
+                parse_endpoint(endpoint)
+        except ValueError as exc:
+            print(f"error: --etcd-endpoints: {exc}", file=sys.stderr)
+            return 1
     else:
         try:
             etcd = EmbeddedEtcd(state_dir)
         except EtcdMissing as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
-        await etcd.start()
+        try:
+            await etcd.start()
+        except RuntimeError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
         endpoints = [etcd.endpoint]
     try:
         client = await connect_etcd(endpoints)
