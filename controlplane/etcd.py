@@ -80,6 +80,9 @@ class EmbeddedEtcd:
                 "--listen-client-urls", client, "--advertise-client-urls", client,
                 "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
                 "--initial-cluster", f"skiff={peer}", "--initial-cluster-state", "new",
+                # One member alone: a restarted etcd waits one election timeout before it leads
+                # again (1 s by default); nothing can contest it, so a short one costs nothing.
+                "--heartbeat-interval", "100", "--election-timeout", "500",
                 "--auto-compaction-retention", "0", "--quota-backend-bytes", str(4 * 1024**3),
                 "--log-level", "warn", "--logger", "zap"]
 
