@@ -1,7 +1,8 @@
 """The etcd client: one gRPC channel over every etcd member, failing over between them.
 
 aetcd talks to one host:port. Here the channel's target names every known
-member at once (gRPC's `ipv4:a:p1,b:p2,...` target with the pick_first policy):
+member at once (gRPC's `ipv4:a:p1,b:p2,...` target with the pick_first policy,
+protos/targets.py):
 gRPC keeps one connection to the first member that answers and, when that
 member dies or its connection breaks, reconnects to the next one by itself.
 Calls in flight on the broken connection fail with UNAVAILABLE (the storage
@@ -18,68 +19,26 @@ CLOSE_GRACE (calls in flight on it finish or fail over). The endpoints given at
 start stay in the set, so a member list from a shrunken cluster never leaves
 the client with nothing to try.
 
-Reconnection is fast on purpose (100 ms first backoff, 0.5 s at most instead of
-x): when etcd returns after an outage the API is
-back within about a second.
+Reconnection is fast on purpose (protos/targets.FAILOVER_OPTIONS): when etcd
+returns after an outage the API is back within about a second.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
-import socket
 from typing import Any
-from urllib.parse import urlsplit
 
 import aetcd
 from aetcd import rpc
 from aetcd import watcher as aetcd_watcher
 
+from protos.targets import FAILOVER_OPTIONS, channel_target, parse_address as parse_endpoint
+
 log = logging.getLogger(__name__)
 
 FOLLOW_INTERVAL = 5.0
 CLOSE_GRACE = 30.0
-RECONNECT_OPTIONS = {"grpc.initial_reconnect_backoff_ms": 100,
-                     "grpc.min_reconnect_backoff_ms": 100,
-                     "grpc.max_reconnect_backoff_ms": 500,
-                     "grpc.lb_policy_name": "pick_first"}
-
-
-def parse_endpoint(endpoint: str) -> tuple[str, int]:
-    """'host:port', 'http://host:port' or '[v6]:port' -> (host, port); ValueError naming it."""
-    text = endpoint.strip()
-    if "://" in text:
-        url = urlsplit(text)
-        host, port = url.hostname or "", url.port
-    else:
-        host, _, port_text = text.rpartition(":")
-        host = host.strip("[]")
-        port = int(port_text) if port_text.isdigit() else None
-    if not host or not port:
-        raise ValueError(f"etcd endpoint {endpoint!r}: expected host:port")
-    return host, port
-
-
-def channel_target(endpoints: list[str]) -> str:
-    """The gRPC target naming every endpoint: 'ipv4:a:p,b:p' (names are resolved here,
-    since gRPC's multi-address targets take addresses only)."""
-    v4, v6 = [], []
-    for endpoint in endpoints:
-        host, port = parse_endpoint(endpoint)
-        try:
-            addresses = [ipaddress.ip_address(host)]
-        except ValueError:
-            addresses = [ipaddress.ip_address(info[4][0]) for info in
-                         socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)]
-        for address in addresses:
-            (v4 if address.version == 4 else v6).append(f"{address}:{port}" if address.version == 4
-                                                        else f"[{address}]:{port}")
-    if v4:   # a target is of one family; IPv4 when there is any (loopback and LANs here)
-        return "ipv4:" + ",".join(dict.fromkeys(v4))
-    if v6:
-        return "ipv6:" + ",".join(dict.fromkeys(v6))
-    raise ValueError(f"no address for etcd endpoints {', '.join(endpoints)}")
 
 
 class EtcdClient(aetcd.Client):
@@ -92,7 +51,7 @@ class EtcdClient(aetcd.Client):
         for endpoint in endpoints:
             parse_endpoint(endpoint)   # a bad endpoint is an error now, with its name
         host, port = parse_endpoint(endpoints[0])
-        super().__init__(host=host, port=port, timeout=timeout, options={**(options or {}), **RECONNECT_OPTIONS})
+        super().__init__(host=host, port=port, timeout=timeout, options={**(options or {}), **dict(FAILOVER_OPTIONS)})
         self.configured = list(endpoints)
         self.endpoints = list(endpoints)
         self.follow_members = follow_members
