@@ -2,6 +2,7 @@
 
     skiff-controlplane [--listen 127.0.0.1:6443] [--state-dir DIR]
                        [--etcd-endpoints host:port,host:port]
+    skiff-controlplane backup FILE | restore FILE --state-dir DIR   (controlplane/backup.py)
 
 Without --etcd-endpoints it starts and supervises an embedded etcd whose data
 lives in the state directory, so a restart keeps every object. Several control
@@ -223,6 +224,10 @@ async def serve(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ("backup", "restore"):   # etcd snapshots: controlplane/backup.py
+        from controlplane import backup
+        sys.exit(backup.main(argv))
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
