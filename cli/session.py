@@ -46,7 +46,12 @@ class Session:
         return bool(self.namespace_flag)
 
     def client(self) -> Client:
-        return Client(self.server, timeout=self.request_timeout)
+        try:
+            return Client(self.server, timeout=self.request_timeout)
+        except ValueError as exc:   # a bad address in a list of servers ("a:6443,b")
+            from cli.errors import CliError
+            source = "--server" if self.server_flag else f"server in {config.config_path(self.config_flag)}"
+            raise CliError(f"{source}: {exc}") from None
 
     def run(self, fn: Callable[[Client], Awaitable[T]]) -> T:
         """Run `fn(client)` on a fresh event loop; the client is closed afterwards."""
