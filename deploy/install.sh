@@ -185,7 +185,8 @@ fi
 
 # agent
 ln -sf "$home/.venv/bin/skiff-agent" "$bin/skiff-agent"
-server_host=${server%:*}
+server_host=${server%%,*}          # the first of several control planes (HA: a:6443,b:6443)
+server_host=${server_host%:*}
 server_host=${server_host#[}
 server_host=${server_host%]}
 if [ -z "$node_ip" ]; then
