@@ -25,7 +25,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 from controlplane.etcd import EmbeddedEtcd, EtcdMissing

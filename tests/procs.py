@@ -39,6 +39,15 @@ def wait_for(condition: Callable[[], object], *, timeout: float = 10.0, interval
                        + (f" (last error: {last_exc!r})" if last_exc else ""))
 
 
+def alive(pid: int) -> bool:
+    """The process exists and is not a zombie."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as s:
         s.settimeout(0.2)

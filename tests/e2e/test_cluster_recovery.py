@@ -8,22 +8,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from procs import REPO, free_port, port_open, wait_for
+from procs import REPO, alive, free_port, port_open, wait_for
 
 pytestmark = [pytest.mark.slow]
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
 
 
 def holding(path: Path) -> list[int]:

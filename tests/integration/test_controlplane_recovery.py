@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from controlplane.client import Client, Unavailable
-from procs import ControlPlane, port_open, wait_for
+from procs import ControlPlane, alive, port_open, wait_for
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.slow]
 
@@ -24,14 +23,6 @@ pytestmark = [pytest.mark.asyncio, pytest.mark.slow]
 def configmap(name: str) -> dict:
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": "default"},
             "data": {"k": name}}
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
 
 
 def etcd_pid(state: Path) -> int:
