@@ -12,11 +12,12 @@ import asyncio
 import logging
 from typing import Any
 
-from controlplane.client import Client
+from controlplane.client import Client, Credentials
 from controlplane.client.events import EventRecorder
 from controlplane.client.informer import Informer
 
 from agent.cgroups import detect, open_manager
+from agent.certificates import NodeCertificates, NodeIdentity
 from agent.config import AgentConfig
 from agent.imagegc import ImageGarbageCollector
 from agent.images import ImageStore, MirrorConfig
@@ -32,9 +33,14 @@ log = logging.getLogger(__name__)
 
 
 class Agent:
-    def __init__(self, config: AgentConfig):
+    def __init__(self, config: AgentConfig, *, identity: NodeIdentity | None = None,
+                 certificates: NodeCertificates | None = None):
+        """identity: the node's certificates (agent/certificates.py); None only with --insecure."""
         self.config = config
-        self.client = Client(config.server)
+        self.identity = identity
+        self.certificates = certificates
+        self.client = Client(config.server, credentials=identity.client_credentials() if identity
+                             else Credentials.plaintext())
         self.cgroups = open_manager(parent=config.cgroup_parent, root=config.cgroup_root)
         self.runtime = Runtime(config.runtime_dir, cgroups=self.cgroups)
         mirrors = MirrorConfig.load(config.registries_config) if config.registries_config else None
@@ -86,7 +92,10 @@ class Agent:
         self.service = AgentServer(AgentService(runtime=self.runtime, find_pod=self.pods.get,
                                                 states=lambda: self.syncer.states, images=self.images,
                                                 node_name=self.config.node_name, pods=self.pods.list),
-                                   self.config.listen)
+                                   self.config.listen,
+                                   credentials=(self.certificates.serving_credentials(self.identity)
+                                                if self.identity and self.certificates else None),
+                                   ca=self.identity.ca if self.identity else None)
         node = await self.node.register()
         self.syncer.node = node
         self._adopted = await self.syncer.adopt()
@@ -141,6 +150,9 @@ class Agent:
                       asyncio.create_task(self.network.run(), name="pod-network")]
         if self.service is not None:
             tasks.append(asyncio.create_task(self.service.run(), name="agent-service"))
+        if self.identity is not None and self.certificates is not None:
+            tasks.append(asyncio.create_task(self.certificates.keep_renewed(self.identity, self._renewed),
+                                             name="certificate-renewal"))
         try:
             # Only once we know which pods should exist may re-adopted ones be judged:
             # a pod deleted while the agent was down is cleaned up; the rest are kept.
@@ -153,6 +165,10 @@ class Agent:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _renewed(self, identity: NodeIdentity) -> None:
+        self.identity = identity
+        await self.client.renew_credentials(identity.client_credentials())
 
     async def close(self) -> None:
         if self.workers is not None:

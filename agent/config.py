@@ -39,7 +39,12 @@ class AgentConfig:
     lease_renew_seconds: float = 2.0
     status_update_seconds: float = 10.0
     registries_config: Path | None = None
-    listen: str = "0.0.0.0:10250"          # the agent's own gRPC service (logs, exec)
+    listen: str = "0.0.0.0:10250"          # the agent's own gRPC service (logs, exec); main.py: <node-ip>:10250
+    # Identity (agent/certificates.py): join with a bootstrap token and the CA's pin, once; or
+    # plain text with no identity at all (insecure, for a control plane run with --insecure).
+    token: str = ""
+    ca_cert_hash: str = ""
+    insecure: bool = False
     backoff: BackoffSettings = field(default_factory=BackoffSettings)
     # Pod network (bridge, veth, IPAM, host-gw routes); pods wait until the node has a podCIDR.
     # Off: pods get a network namespace with only loopback (for tests of other parts).

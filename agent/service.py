@@ -206,14 +206,35 @@ class AgentService(pb_grpc.AgentServicer):
                 finisher.cancel()
 
 
-class AgentServer:
-    """Serves AgentService on the agent's --listen address."""
+# The only caller an agent accepts: the API server's client certificate (controlplane/pki/ca.py).
+API_SERVER_IDENTITY = "skiff-apiserver"
 
-    def __init__(self, service: AgentService, listen: str):
+
+def only_api_server(user: Any, method: str) -> str | None:
+    if user.name != API_SERVER_IDENTITY:
+        return f"{user} may not call the agent's {method}: only the API server ({API_SERVER_IDENTITY}) may"
+    return None
+
+
+class AgentServer:
+    """Serves AgentService on the agent's --listen address: over TLS with the node's serving
+    certificate, to callers with a client certificate from the cluster CA (`ca`) whose name is
+    the API server's, or in plain text when the agent runs with --insecure (credentials None)."""
+
+    def __init__(self, service: AgentService, listen: str, *, credentials: grpc.ServerCredentials | None = None,
+                 ca: bytes | None = None):
         self.service = service
         self.server = grpc.aio.server(options=keepalive.SERVER_OPTIONS)   # long exec/logs streams
-        pb_grpc.add_AgentServicer_to_server(service, self.server)
-        self.server.add_insecure_port(listen)
+        if credentials is None:
+            pb_grpc.add_AgentServicer_to_server(service, self.server)
+            self.server.add_insecure_port(listen)
+        else:
+            from controlplane.auth.authn import Authenticator, guard
+            from controlplane.pki import certs
+            assert ca is not None
+            authenticator = Authenticator(certs.load_cert(ca))
+            pb_grpc.add_AgentServicer_to_server(guard(service, authenticator, permits=only_api_server), self.server)
+            self.server.add_secure_port(listen, credentials)
         self.listen = listen
 
     async def run(self) -> None:

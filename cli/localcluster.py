@@ -6,12 +6,15 @@ Everything lives in one directory (default ~/.skiff/cluster):
     pids/<name>.pid       the PID of each component
     pids/<name>.history   every PID and start time it ever had (for `down`)
     logs/<name>.log       its stdout and stderr
-    controlplane/         the control plane's state: the embedded etcd's data
-    nodes/<node>/         each node agent's state (images, pods, network)
+    controlplane/         the control plane's state: the embedded etcd's data, the cluster
+                          CA (pki/) and the admin credential (admin.conf)
+    nodes/<node>/         each node agent's state (images, pods, network, its certificates)
 
 Each `Component` is one process, started detached (its own session, so it
 outlives `ctl`): the control plane (API server with an embedded etcd, the
-scheduler and controllers), then as root one agent per node. Each agent runs
+scheduler and controllers), then as root one agent per node, which joins with a
+bootstrap token made by `skiff-controlplane token create` (passed in its environment,
+never in argv) and the CA's pin, as on real machines. Each agent runs
 inside its node's network namespace on a virtual LAN (cli/locallan.py) with
 its own state directory and cgroup parent, so N nodes on one machine stay apart
 the way N machines would. Without root there are no nodes: a control plane only.
@@ -50,7 +53,7 @@ import yaml
 
 from cli.errors import CliError
 from cli.locallan import POD_RANGE, Lan
-from controlplane.client import Client
+from controlplane.client import Client, Credentials, kubeconfig
 
 DEFAULT_DIR = Path("~/.skiff/cluster")
 SOURCE_ROOT = Path(__file__).resolve().parent.parent  # the directory holding cli/, controlplane/, api/
@@ -177,6 +180,7 @@ class LocalCluster:
                 f"agent-{node}",
                 ["nsenter", f"--net={lan.netns_path(node)}", "--",
                  sys.executable, "-m", "agent.main", "--server", f"{lan.host_ip}:{port}",
+                 "--ca-cert-hash", "<ca-cert-hash>",
                  "--node-name", node, "--node-ip", node_ip, "--state-dir", str(agent_state),
                  "--cgroup-parent", f"{self.cgroup_parent}-{node}", "--listen", f"{node_ip}:10250",
                  "--cluster-cidr", POD_RANGE],
@@ -227,16 +231,21 @@ class LocalCluster:
                 pass
         return out
 
-    def _env(self) -> dict[str, str]:
-        return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(SOURCE_ROOT),
-                                                                           os.environ.get("PYTHONPATH")]))}
-
-    def _spawn(self, component: Component) -> subprocess.Popen:
+    def _spawn(self, component: Component, extra_env: dict[str, str] | None = None) -> subprocess.Popen:
         with open(self.logs / f"{component.name}.log", "ab") as log:
-            proc = subprocess.Popen(component.argv, stdout=log, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, cwd=self.root, env=self._env(), start_new_session=True)
+            proc = subprocess.Popen(component.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    cwd=self.root, env={**_env(), **(extra_env or {})}, start_new_session=True)
         self._record_pid(component, proc.pid)
         return proc
+
+    def _join(self, agents: list[Component]) -> list[tuple[Component, dict[str, str]]]:
+        """The agents' command lines with the cluster's CA hash, and a join token in their
+        environment (an agent that joined before keeps its certificate and ignores it)."""
+        if not agents:
+            return []
+        token, ca_hash = self._join_token()
+        return [(Component(c.name, [ca_hash if a == "<ca-cert-hash>" else a for a in c.argv], c.marker),
+                 {"SKIFF_JOIN_TOKEN": token}) for c in agents]
 
     def restart(self, *, timeout: float) -> tuple[list[Started], list[Started]]:
         """Start again whichever recorded components are not running (in start order, with
@@ -262,13 +271,40 @@ class LocalCluster:
         # A dead control plane's orphaned etcd goes first (the control plane would stop it
         # too, by its etcd.pid). A dead agent's containers stay: the new agent adopts them.
         self.stop_processes([Started(c, pids[c.name]) for c in down if c.name == "controlplane" and c.name in pids])
-        restarted = [Started(c, self._spawn(c).pid) for c in down]
-        procs = {s.component.name: s.pid for s in restarted}
-        self._wait_ready(self.server(), [], [], timeout, nodes=names, watch=procs)
+        deadline = time.monotonic() + timeout
+        restarted = [Started(c, self._spawn(c).pid) for c in down if c.name == "controlplane"]
+        # Agents join with a token the control plane makes: it must answer first.
+        self._wait_ready(self.server(), [], [], timeout, nodes=[], watch={s.component.name: s.pid for s in restarted})
+        restarted += [Started(c, self._spawn(c, env).pid) for c, env in
+                      self._join([c for c in down if c.name != "controlplane"])]
+        self._wait_ready(self.server(), [], [], max(deadline - time.monotonic(), 5.0), nodes=names,
+                         watch={s.component.name: s.pid for s in restarted})
         return restarted, running
 
     def server(self) -> str:
         return str(self._state().get("server", ""))
+
+    @property
+    def admin_config(self) -> Path:
+        """The control plane's admin credential (it writes it on first start)."""
+        return self.root / "controlplane" / "admin.conf"
+
+    def credentials(self) -> Credentials | None:
+        try:
+            return kubeconfig.load(self.admin_config).credentials
+        except kubeconfig.ConfigError:
+            return None
+
+    def _join_token(self) -> tuple[str, str]:
+        """(token, ca-cert-hash) from `skiff-controlplane token create`, valid long enough to join."""
+        result = subprocess.run([sys.executable, "-m", "controlplane.main", "token", "--state-dir",
+                                 str(self.root / "controlplane"), "create", "--ttl", "1h",
+                                 "--description", "ctl cluster up"],
+                                capture_output=True, text=True, env=_env(), timeout=60)
+        if result.returncode != 0:
+            raise CliError(f"cannot create a join token: {result.stderr.strip()}")
+        words = result.stdout.split()
+        return words[words.index("--token") + 1], words[words.index("--ca-cert-hash") + 1]
 
     def _state(self) -> dict:
         try:
@@ -304,16 +340,23 @@ class LocalCluster:
             sort_keys=False))
         started: list[Started] = []
         procs: list[subprocess.Popen] = []
+
+        def launch(component: Component, extra_env: dict[str, str] | None = None) -> None:
+            proc = self._spawn(component, extra_env)
+            procs.append(proc)
+            started.append(Started(component, proc.pid))
         try:
             if lan is not None:
                 lan.create()
                 for index, name in enumerate(names, start=1):
                     lan.add_node(index, name)
-            for component in components:
-                proc = self._spawn(component)
-                procs.append(proc)
-                started.append(Started(component, proc.pid))
-            self._wait_ready(server, procs, components, timeout, nodes=names)
+            deadline = time.monotonic() + timeout
+            launch(components[0])
+            self._wait_ready(server, procs, components[:1], timeout, nodes=[])
+            for component, extra_env in self._join(components[1:]):
+                launch(component, extra_env)
+            if len(components) > 1:
+                self._wait_ready(server, procs, components, max(deadline - time.monotonic(), 5.0), nodes=names)
         except (CliError, KeyboardInterrupt):
             self.stop_processes(started)  # the logs stay in the directory for a look
             self.cleanup_nodes()
@@ -336,9 +379,10 @@ class LocalCluster:
                 if not alive(pid):
                     raise CliError(f"{name} exited while starting; last lines of {self.logs / (name + '.log')}:",
                                    detail=self.log_tail(name))
-            if api_ready(server):
+            credentials = self.credentials()
+            if credentials is not None and api_ready(server, credentials):
                 waiting_for = f"nodes {', '.join(nodes)} to become Ready"
-                if not nodes or nodes_ready(server, nodes):
+                if not nodes or nodes_ready(server, nodes, credentials):
                     return
             if time.monotonic() >= deadline:
                 last = "controlplane" if waiting_for == "the API server" or not components else components[-1].name
@@ -423,10 +467,15 @@ class LocalCluster:
         return stopped
 
 
-def nodes_ready(server: str, names: list[str]) -> bool:
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(SOURCE_ROOT),
+                                                                   os.environ.get("PYTHONPATH")]))}
+
+
+def nodes_ready(server: str, names: list[str], credentials: Credentials) -> bool:
     """Every named node is registered and Ready (its agent is up and renewing its Lease)."""
     async def check() -> bool:
-        async with Client(server, timeout=2) as c:
+        async with Client(server, credentials=credentials, timeout=2) as c:
             for name in names:
                 node = await c.get("nodes", name)
                 conditions = (node.get("status") or {}).get("conditions") or []
@@ -441,10 +490,10 @@ def nodes_ready(server: str, names: list[str]) -> bool:
         return False
 
 
-def api_ready(server: str) -> bool:
+def api_ready(server: str, credentials: Credentials) -> bool:
     """The API server answers and has created the default namespace."""
     async def check() -> bool:
-        async with Client(server, timeout=2) as c:
+        async with Client(server, credentials=credentials, timeout=2) as c:
             await c.get("namespaces", "default")
             return True
     try:

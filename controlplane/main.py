@@ -1,8 +1,14 @@
 """`skiff-controlplane`: the API server, with its own etcd unless told to use one.
 
     skiff-controlplane [--listen 127.0.0.1:6443] [--state-dir DIR]
-                       [--etcd-endpoints host:port,host:port]
-    skiff-controlplane backup FILE | restore FILE --state-dir DIR   (controlplane/backup.py)
+                       [--etcd-endpoints host:port,host:port] [--insecure]
+    skiff-controlplane token create [--ttl 24h] | list | delete ID     (join tokens)
+    skiff-controlplane backup FILE | restore FILE --state-dir DIR     (controlplane/backup.py)
+
+The API server speaks gRPC over TLS only and requires a client certificate from the
+cluster CA or a bearer token (controlplane/pki, controlplane/auth/authn.py); the CA and
+an admin credential (`<state-dir>/admin.conf`) are made on first start. `--insecure`
+serves plain text and treats every caller as an administrator (it logs a warning).
 
 Without --etcd-endpoints it starts and supervises an embedded etcd whose data
 lives in the state directory, so a restart keeps every object. Several control
@@ -23,14 +29,18 @@ from typing import TYPE_CHECKING
 
 import grpc
 
+from controlplane.apiserver import proxy
 from controlplane.apiserver.handlers import Handlers
 from controlplane.apiserver.service import ApiService
+from controlplane.client.credentials import Credentials
 from controlplane.controllers import settings as controller_settings
 from controlplane.etcd import EmbeddedEtcd, EtcdMissing
+from controlplane.etcdtls import is_loopback
 from controlplane.leader import LeaderElector
 from controlplane.storage import Store, keys
 from controlplane.storage.etcd_client import EtcdClient, parse_endpoint
 from controlplane.storage.etcd_client import connect_etcd as storage_connect_etcd
+from controlplane import security as security_mod
 from protos import keepalive
 from protos import skiff_pb2_grpc as pb_grpc
 
@@ -39,6 +49,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("skiff.controlplane")
 BUILTIN_NAMESPACES = ("default", "kube-system", "skiff-node-lease")
+
+
+def _duration(text: str) -> float:
+    from api.duration import parse_duration
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -61,6 +79,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--leader-lease-seconds", type=int, default=5,
                    help="leader election lease; another control plane takes over within about this long")
     p.add_argument("--scheduler-config", type=Path, default=None, help="YAML file with scheduler plugin weights")
+    p.add_argument("--insecure", action="store_true",
+                   help="serve plain text without authentication: every caller is a cluster administrator "
+                        "(for experiments only; a warning is logged)")
+    p.add_argument("--advertise-address", default="",
+                   help="host:port nodes reach this API server at (printed in join commands); "
+                        "default: the first --listen address that is not loopback, else the first")
+    p.add_argument("--node-cert-ttl", type=_duration, default=365 * 86400.0,
+                   help="lifetime of the certificates signed for nodes (e.g. 8760h); agents renew at 70%%")
+    p.add_argument("--etcd-cafile", type=Path, default=None, help="CA that signs etcd's serving certificate")
+    p.add_argument("--etcd-certfile", type=Path, default=None, help="client certificate for etcd")
+    p.add_argument("--etcd-keyfile", type=Path, default=None, help="its key")
     controller_settings.add_arguments(p)
     p.add_argument("--log-level", default=os.environ.get("SKIFF_LOG_LEVEL", "INFO"))
     return p.parse_args(argv)
@@ -81,10 +110,12 @@ SERVER_OPTIONS = [("grpc.max_receive_message_length", 8 * 1024 * 1024),
                   *keepalive.SERVER_OPTIONS]
 
 
-async def connect_etcd(endpoints: list[str], timeout: float = 30.0) -> EtcdClient:
+async def connect_etcd(endpoints: list[str], timeout: float = 30.0,
+                       tls: grpc.ChannelCredentials | None = None) -> EtcdClient:
     """A client over every endpoint, failing over between the etcd members
-    (controlplane/storage/etcd_client.py), once one of them answers."""
-    return await storage_connect_etcd(endpoints, timeout=timeout, options=ETCD_CHANNEL_OPTIONS)
+    (controlplane/storage/etcd_client.py), once one of them answers; over TLS when
+    `tls` is given."""
+    return await storage_connect_etcd(endpoints, timeout=timeout, options=ETCD_CHANNEL_OPTIONS, tls=tls)
 
 
 async def ensure_namespaces(handlers: Handlers) -> None:
@@ -114,7 +145,8 @@ async def compactor(handlers: Handlers, interval: float) -> None:
             log.warning("compaction failed: %r", exc)
 
 
-async def lead(args: argparse.Namespace, identity: str = "", scheduler_config: "SchedulerConfig | None" = None) -> None:
+async def lead(args: argparse.Namespace, identity: str = "", scheduler_config: "SchedulerConfig | None" = None,
+               credentials: Credentials | None = None) -> None:
     """What the leader runs: the scheduler and the controllers, as clients of this API server."""
     from controlplane.client import Client
     from controlplane.leader import publish_leader
@@ -123,7 +155,7 @@ async def lead(args: argparse.Namespace, identity: str = "", scheduler_config: "
 
     host, _, port = args.listen.split(",")[0].rpartition(":")
     address = f"{'127.0.0.1' if host in ('0.0.0.0', '', '[::]') else host}:{port}"
-    async with Client(address) as client:
+    async with Client(address, credentials=credentials or Credentials.plaintext()) as client:
         work = [publish_leader(client, identity=identity, ttl=args.leader_lease_seconds)] if identity else []
         if args.scheduler:
             from controlplane.scheduler.scheduler import Scheduler
@@ -153,6 +185,7 @@ async def serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    etcd_tls = None
     if args.etcd_endpoints:
         endpoints = [e.strip() for e in args.etcd_endpoints.split(",") if e.strip()]
         try:
@@ -160,6 +193,18 @@ async def serve(args: argparse.Namespace) -> int:
                 parse_endpoint(endpoint)
         except ValueError as exc:
             print(f"error: --etcd-endpoints: {exc}", file=sys.stderr)
+            return 1
+        if args.etcd_cafile:
+            try:
+                etcd_tls = grpc.ssl_channel_credentials(
+                    args.etcd_cafile.read_bytes(), args.etcd_keyfile.read_bytes() if args.etcd_keyfile else None,
+                    args.etcd_certfile.read_bytes() if args.etcd_certfile else None)
+            except OSError as exc:
+                print(f"error: --etcd-cafile/--etcd-certfile/--etcd-keyfile: {exc}", file=sys.stderr)
+                return 1
+        elif not args.insecure and not all(is_loopback(e) for e in endpoints):
+            print("error: --etcd-endpoints: etcd off this machine must be reached over TLS: give --etcd-cafile "
+                  "(and --etcd-certfile/--etcd-keyfile), or run with --insecure", file=sys.stderr)
             return 1
     else:
         try:
@@ -174,7 +219,7 @@ async def serve(args: argparse.Namespace) -> int:
             return 1
         endpoints = [etcd.endpoint]
     try:
-        client = await connect_etcd(endpoints)
+        client = await connect_etcd(endpoints, tls=etcd_tls)
     except RuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         if etcd:
@@ -184,12 +229,24 @@ async def serve(args: argparse.Namespace) -> int:
     handlers = Handlers(store, event_ttl_seconds=args.event_ttl)
     handlers.scheduler_config = scheduler_config
     server = grpc.aio.server(options=SERVER_OPTIONS)
-    service = ApiService(handlers)
-    pb_grpc.add_ApiServicer_to_server(service, server)
+    listen = [a.strip() for a in args.listen.split(",") if a.strip()]
+    security = None if args.insecure else security_mod.setup(state_dir, listen, handlers, args)
+    if security is None:
+        log.warning("--insecure: the API server speaks plain text and does not authenticate: EVERY caller that "
+                    "can reach %s is a cluster administrator", args.listen)
+        service = ApiService(handlers)
+        pb_grpc.add_ApiServicer_to_server(service, server)
+    else:
+        service = ApiService(handlers, authenticate=security.authenticator,
+                             agents=proxy.AgentDialer(store, security.agent_client))
+        security.register(service, server)
     try:
-        for address in filter(None, (a.strip() for a in args.listen.split(","))):
+        for address in listen:
             listening = address
-            server.add_insecure_port(address)
+            if security is None:
+                server.add_insecure_port(address)
+            else:
+                server.add_secure_port(address, security.server_credentials)
     except RuntimeError as exc:
         print(f"error: cannot listen on {listening}: {exc}", file=sys.stderr)
         if etcd:
@@ -198,12 +255,15 @@ async def serve(args: argparse.Namespace) -> int:
     await handlers.start_caches()
     await ensure_namespaces(handlers)
     await server.start()
-    log.info("API server listening on %s (etcd %s)", args.listen, ",".join(endpoints))
+    log.info("API server listening on %s (%s; etcd %s)", args.listen,
+             "plain text, --insecure" if security is None else "TLS", ",".join(endpoints))
     tasks = [asyncio.create_task(compactor(handlers, args.compaction_interval), name="compactor")]
     if args.scheduler or args.controllers:
         elector = LeaderElector(client, key=f"{args.etcd_prefix}/_leader/controlplane".encode(),
                                 ttl=args.leader_lease_seconds)
-        tasks.append(asyncio.create_task(elector.run(lambda: lead(args, elector.identity, scheduler_config)), name="leader-election"))
+        own = security.controlplane_client if security is not None else None
+        tasks.append(asyncio.create_task(elector.run(lambda: lead(args, elector.identity, scheduler_config, own)),
+                                         name="leader-election"))
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -228,6 +288,9 @@ def main(argv: list[str] | None = None) -> None:
     if argv and argv[0] in ("backup", "restore"):   # etcd snapshots: controlplane/backup.py
         from controlplane import backup
         sys.exit(backup.main(argv))
+    if argv[:1] == ["token"]:
+        from controlplane.pki import tokencli
+        sys.exit(tokencli.main(argv[1:]))
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

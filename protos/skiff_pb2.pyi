@@ -453,3 +453,25 @@ class MetricsResponse(_message.Message):
     errors: _containers.RepeatedScalarFieldContainer[str]
     pending: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, nodes: _Optional[_Iterable[_Union[NodeMetrics, _Mapping]]] = ..., pods: _Optional[_Iterable[_Union[PodMetrics, _Mapping]]] = ..., errors: _Optional[_Iterable[str]] = ..., pending: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class NodeCertificatesRequest(_message.Message):
+    __slots__ = ("node_name", "client_csr", "serving_csr", "agent_address")
+    NODE_NAME_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_CSR_FIELD_NUMBER: _ClassVar[int]
+    SERVING_CSR_FIELD_NUMBER: _ClassVar[int]
+    AGENT_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    node_name: str
+    client_csr: bytes
+    serving_csr: bytes
+    agent_address: str
+    def __init__(self, node_name: _Optional[str] = ..., client_csr: _Optional[bytes] = ..., serving_csr: _Optional[bytes] = ..., agent_address: _Optional[str] = ...) -> None: ...
+
+class NodeCertificatesResponse(_message.Message):
+    __slots__ = ("client_certificate", "serving_certificate", "ca_certificate")
+    CLIENT_CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
+    SERVING_CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
+    CA_CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
+    client_certificate: bytes
+    serving_certificate: bytes
+    ca_certificate: bytes
+    def __init__(self, client_certificate: _Optional[bytes] = ..., serving_certificate: _Optional[bytes] = ..., ca_certificate: _Optional[bytes] = ...) -> None: ...

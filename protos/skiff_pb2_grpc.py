@@ -1352,3 +1352,81 @@ class Agent:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class BootstrapStub:
+    """Node certificates (controlplane/pki/nodecerts.py), served by the API server next to Api.
+    A joining agent calls it with a bootstrap token, a joined one with its node certificate.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.NodeCertificates = channel.unary_unary(
+                '/skiff.v1.Bootstrap/NodeCertificates',
+                request_serializer=skiff__pb2.NodeCertificatesRequest.SerializeToString,
+                response_deserializer=skiff__pb2.NodeCertificatesResponse.FromString,
+                _registered_method=True)
+
+
+class BootstrapServicer:
+    """Node certificates (controlplane/pki/nodecerts.py), served by the API server next to Api.
+    A joining agent calls it with a bootstrap token, a joined one with its node certificate.
+    """
+
+    def NodeCertificates(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_BootstrapServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'NodeCertificates': grpc.unary_unary_rpc_method_handler(
+                    servicer.NodeCertificates,
+                    request_deserializer=skiff__pb2.NodeCertificatesRequest.FromString,
+                    response_serializer=skiff__pb2.NodeCertificatesResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'skiff.v1.Bootstrap', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('skiff.v1.Bootstrap', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Bootstrap:
+    """Node certificates (controlplane/pki/nodecerts.py), served by the API server next to Api.
+    A joining agent calls it with a bootstrap token, a joined one with its node certificate.
+    """
+
+    @staticmethod
+    def NodeCertificates(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/skiff.v1.Bootstrap/NodeCertificates',
+            skiff__pb2.NodeCertificatesRequest.SerializeToString,
+            skiff__pb2.NodeCertificatesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

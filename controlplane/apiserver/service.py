@@ -71,8 +71,11 @@ def _unary(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
 
 class ApiService(pb_grpc.ApiServicer):
     def __init__(self, handlers: Handlers, *, bookmark_seconds: float = 30.0,
-                 authenticate: Callable[[Any], UserInfo] | None = None):
+                 authenticate: Callable[[Any], UserInfo] | None = None,
+                 agents: proxy.AgentDialer | None = None):
         self.h = handlers
+        # How logs/exec/images/metrics reach agents (proxy.py): plain text unless given TLS.
+        self.agents = agents or proxy.AgentDialer(handlers.store)
         # Who a call comes from (controlplane/auth): None means the server runs --insecure
         # and every caller is INSECURE_ADMIN.
         self.authenticate = authenticate
@@ -194,7 +197,7 @@ class ApiService(pb_grpc.ApiServicer):
 
     async def Logs(self, request: pb.LogsRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.LogChunk]:
         try:
-            async for chunk in proxy.logs(self.h.store, request):
+            async for chunk in proxy.logs(self.agents, request):
                 yield chunk
         except grpc.aio.AbortError:
             raise
@@ -204,7 +207,7 @@ class ApiService(pb_grpc.ApiServicer):
     async def Exec(self, requests: AsyncIterator[pb.ExecInput],
                    context: grpc.aio.ServicerContext) -> AsyncIterator[pb.ExecOutput]:
         try:
-            async for out in proxy.exec_(self.h.store, requests.__aiter__()):
+            async for out in proxy.exec_(self.agents, requests.__aiter__()):
                 yield out
         except grpc.aio.AbortError:
             raise
@@ -213,7 +216,7 @@ class ApiService(pb_grpc.ApiServicer):
 
     async def LoadImage(self, chunks: AsyncIterator[pb.ImageChunk], context: Any) -> pb.ImageResult:
         try:
-            return await proxy.load_image(self.h.store, chunks.__aiter__())
+            return await proxy.load_image(self.agents, chunks.__aiter__())
         except grpc.aio.AbortError:
             raise
         except Exception as exc:
@@ -221,15 +224,15 @@ class ApiService(pb_grpc.ApiServicer):
 
     @_unary
     async def ListImages(self, request: pb.ImageRequest, context: Any) -> pb.ImageResult:
-        return await proxy.list_images(self.h.store, request)
+        return await proxy.list_images(self.agents, request)
 
     @_unary
     async def PullImage(self, request: pb.ImageRequest, context: Any) -> pb.ImageResult:
-        return await proxy.pull_image(self.h.store, request)
+        return await proxy.pull_image(self.agents, request)
 
     @_unary
     async def RemoveImage(self, request: pb.ImageRequest, context: Any) -> pb.ImageResult:
-        return await proxy.remove_image(self.h.store, request)
+        return await proxy.remove_image(self.agents, request)
 
     @_unary
     async def PodMetrics(self, request: pb.MetricsRequest, context: Any) -> pb.MetricsResponse:
@@ -237,7 +240,7 @@ class ApiService(pb_grpc.ApiServicer):
             pods = [await self.h.get("pods", request.namespace, request.name)]
         else:
             pods, _ = await self.h.list("pods", request.namespace, request.label_selector)
-        return await proxy.pod_metrics(self.h.store, pods)
+        return await proxy.pod_metrics(self.agents, pods)
 
     @_unary
     async def NodeMetrics(self, request: pb.MetricsRequest, context: Any) -> pb.MetricsResponse:
@@ -245,7 +248,7 @@ class ApiService(pb_grpc.ApiServicer):
             nodes = [await self.h.get("nodes", "", request.name)]
         else:
             nodes, _ = await self.h.list("nodes", "", request.label_selector)
-        return await proxy.node_metrics(nodes)
+        return await proxy.node_metrics(self.agents, nodes)
 
     @_unary
     async def Version(self, request: pb.VersionRequest, context: Any) -> pb.VersionResponse:

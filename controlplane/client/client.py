@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, TypeV
 
 import grpc
 
+from controlplane.client.credentials import Credentials, split_target
 from controlplane.client.errors import ApiError, Unavailable, error_for, from_rpc_error
 from controlplane.client.requeststream import MAX_STREAM_REQUEST_BYTES, RequestStream
 from protos import keepalive, targets
@@ -74,23 +75,59 @@ def _encode(obj: dict[str, Any] | Resource) -> bytes:
 
 
 class Client:
-    def __init__(self, server: str = DEFAULT_SERVER, *, timeout: float = 30.0,
-                 channel: grpc.aio.Channel | None = None, request_stream: bool = True):
-        """request_stream: send the object verbs (create, get, update, update_status, delete,
+    def __init__(self, server: str = DEFAULT_SERVER, *, credentials: Credentials | None = None,
+                 timeout: float = 30.0, channel: grpc.aio.Channel | None = None, request_stream: bool = True):
+        """credentials: the CA to trust and the caller's certificate or token (credentials.py);
+        required unless `channel` is given or the server is written http://host:port (a server
+        run with --insecure).
+
+        request_stream: send the object verbs (create, get, update, update_status, delete,
         bind, bind_many, apply) as messages on one long-lived stream rather than a call each
         (requeststream.py: same answers and errors, about a quarter of gRPC's cost per request)."""
         self.server = server
         self.timeout = timeout
+        self.servers = targets.split_servers(server)
+        self.failover = len(self.servers) > 1
+        if credentials is None and channel is None:
+            if not split_target(server)[1]:
+                raise ValueError(f"no credentials for the API server at {server}: give the cluster CA and a "
+                                 f"client certificate or token (or http://{server} for a server run with --insecure)")
+            credentials = Credentials.plaintext()
+        self.credentials = credentials
+        self._request_stream = request_stream
+        self._connect(channel)
+
+    def _connect(self, channel: grpc.aio.Channel | None = None) -> None:
+        assert channel is not None or self.credentials is not None
         # Several servers ("a:6443,b:6443", several control planes): one channel over all,
-        # failing over between them (protos/targets.py).
-        servers = targets.split_servers(server)
-        self.failover = len(servers) > 1
-        self.channel = channel or grpc.aio.insecure_channel(
-            targets.channel_target(servers) if self.failover else server,
+        # failing over between them (protos/targets.py). Every API server's certificate
+        # names 127.0.0.1, localhost and its own addresses; one channel has one authority,
+        # so over TLS it is checked against the first server's host.
+        self.channel = channel or self.credentials.channel(  # type: ignore[union-attr]
+            targets.channel_target(self.servers) if self.failover else self.server,
             options=[("grpc.max_receive_message_length", -1),  # a List of a whole kind can be large
-                     *keepalive.CLIENT_OPTIONS, *(targets.FAILOVER_OPTIONS if self.failover else [])])
+                     *keepalive.CLIENT_OPTIONS, *(self._failover_options() if self.failover else [])])
         self.stub = pb_grpc.ApiStub(self.channel)
-        self._requests = RequestStream(self.stub, server=server) if request_stream else None
+        self._requests = RequestStream(self.stub, server=self.server) if self._request_stream else None
+
+    def _failover_options(self) -> list[tuple[str, Any]]:
+        first_host = targets.parse_address(split_target(self.servers[0])[0])[0]
+        return [*targets.FAILOVER_OPTIONS, ("grpc.ssl_target_name_override", first_host)]
+
+    async def renew_credentials(self, credentials: Credentials, *, grace: float = 5.0) -> None:
+        """Use new credentials (a renewed certificate) from now on without a restart: new calls go on
+        a new channel; the old one is closed after `grace` seconds, ending what still runs on it
+        (watches end as when a server restarts, and informers watch again)."""
+        old_channel, old_requests = self.channel, self._requests
+        self.credentials = credentials
+        self._connect()
+
+        async def retire() -> None:
+            await asyncio.sleep(grace)
+            if old_requests is not None:
+                await old_requests.close()
+            await old_channel.close()
+        self._retiring = asyncio.get_running_loop().create_task(retire(), name="client-retire-channel")
 
     async def close(self) -> None:
         if self._requests is not None:

@@ -43,8 +43,13 @@ class Unavailable(ApiError):
     code = grpc.StatusCode.UNAVAILABLE
 
 
+class Unauthenticated(ApiError):
+    """The server does not know who is calling: no credential, or one it does not accept."""
+    code = grpc.StatusCode.UNAUTHENTICATED
+
+
 _BY_CODE = {cls.code: cls for cls in (NotFound, AlreadyExists, Conflict, Invalid, FailedPrecondition, TooOld,
-                                      Unavailable)}
+                                      Unavailable, Unauthenticated)}
 
 
 def error_for(code: grpc.StatusCode, message: str) -> ApiError:

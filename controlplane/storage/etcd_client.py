@@ -30,6 +30,7 @@ import logging
 from typing import Any
 
 import aetcd
+import grpc
 from aetcd import rpc
 from aetcd import watcher as aetcd_watcher
 
@@ -45,7 +46,7 @@ class EtcdClient(aetcd.Client):
     """aetcd's client on a channel over all members (see the module docstring)."""
 
     def __init__(self, endpoints: list[str], *, timeout: float = 5, options: dict[str, Any] | None = None,
-                 follow_members: bool = True):
+                 follow_members: bool = True, tls: grpc.ChannelCredentials | None = None):
         if not endpoints:
             raise ValueError("no etcd endpoints given")
         for endpoint in endpoints:
@@ -55,11 +56,21 @@ class EtcdClient(aetcd.Client):
         self.configured = list(endpoints)
         self.endpoints = list(endpoints)
         self.follow_members = follow_members
+        self.tls = tls
         self._follower: asyncio.Task | None = None
         self._old_channels: set[asyncio.Task] = set()
 
     def _open(self, endpoints: list[str]) -> None:
-        self.channel = rpc.insecure_channel(channel_target(endpoints), options=self._options.items())
+        target, options = channel_target(endpoints), list(self._options.items())
+        if self.tls is None:
+            self.channel = rpc.insecure_channel(target, options=options)
+        else:
+            # One channel over several members has one authority for all of them: the
+            # first member's host name, which every member's certificate must then carry
+            # (docs/OPERATIONS.md, "High availability").
+            if len(endpoints) > 1:
+                options.append(("grpc.ssl_target_name_override", parse_endpoint(endpoints[0])[0]))
+            self.channel = grpc.aio.secure_channel(target, self.tls, options=options)
         self.kvstub = rpc.KVStub(self.channel)
         self.clusterstub = rpc.ClusterStub(self.channel)
         self.leasestub = rpc.LeaseStub(self.channel)
@@ -118,10 +129,11 @@ class EtcdClient(aetcd.Client):
         await super().close()
 
 
-async def connect_etcd(endpoints: list[str], *, timeout: float = 30.0,
-                       options: dict[str, Any] | None = None, follow_members: bool = True) -> EtcdClient:
-    """A client over `endpoints`, once one of them answers (within `timeout`)."""
-    client = EtcdClient(endpoints, timeout=5, options=options, follow_members=follow_members)
+async def connect_etcd(endpoints: list[str], *, timeout: float = 30.0, options: dict[str, Any] | None = None,
+                       follow_members: bool = True, tls: grpc.ChannelCredentials | None = None) -> EtcdClient:
+    """A client over `endpoints` (over TLS when `tls` is given), once one of them answers
+    (within `timeout`)."""
+    client = EtcdClient(endpoints, timeout=5, options=options, follow_members=follow_members, tls=tls)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     last: Exception | None = None

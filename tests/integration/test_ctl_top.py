@@ -66,7 +66,7 @@ async def make_node(c: Client, name: str, *, port: int, ready: bool) -> None:
 
 async def ctl(cp: ControlPlane, tmp_path: Path, *args: str) -> tuple[int, str, str]:
     env = {**os.environ, "PYTHONPATH": str(REPO), "SKIFF_CONFIG": str(tmp_path / "ctl-config")}
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "cli.main", *args, "--server", cp.address,
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "cli.main", *args, "--config", str(cp.admin_config),
                                                 cwd=REPO, env=env, stdout=asyncio.subprocess.PIPE,
                                                 stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
@@ -80,7 +80,7 @@ async def test_top_through_the_api_server(own_api, tmp_path):
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     try:
-        async with Client(own_api.address, timeout=10) as c:
+        async with Client(own_api.address, credentials=own_api.credentials, timeout=10) as c:
             await make_node(c, "n1", port=port, ready=True)
             await make_node(c, "n2", port=free_port(), ready=True)      # nothing listens there
             await make_node(c, "n3", port=port, ready=False)
