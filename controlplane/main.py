@@ -85,6 +85,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--advertise-address", default="",
                    help="host:port nodes reach this API server at (printed in join commands); "
                         "default: the first --listen address that is not loopback, else the first")
+    p.add_argument("--tls-san", default="",
+                   help="more names or addresses for the serving certificate, comma-separated: with several "
+                        "control planes, every control plane's address (clients given `--server a,b` check "
+                        "each server's certificate against the first's name)")
     p.add_argument("--node-cert-ttl", type=_duration, default=365 * 86400.0,
                    help="lifetime of the certificates signed for nodes (e.g. 8760h); agents renew at 70%%")
     p.add_argument("--etcd-cafile", type=Path, default=None, help="CA that signs etcd's serving certificate")

@@ -9,7 +9,8 @@
 #
 #   deploy/install.sh --role server [--advertise-address IP] [--port 6443] [--etcd embedded|service]
 #       the control plane as the systemd unit skiff-controlplane (etcd embedded in it, or
-#       Debian's etcd service on 127.0.0.1:2379); `ctl` configured; prints the join command.
+#       Debian's etcd service on 127.0.0.1:2379); `ctl` configured with the administrator's
+#       credential; prints the join command with a new token (`skiff-controlplane token create`).
 #   deploy/install.sh --role agent --server HOST:PORT [--token T --ca-cert-hash H]
 #                     [--node-ip IP] [--node-name NAME]
 #       the node agent as the systemd unit skiff-agent. Its address is that of the interface
@@ -158,7 +159,7 @@ if [ "$role" = server ]; then
   fi
   listen="127.0.0.1:$port"
   [ "$advertise" != 127.0.0.1 ] && listen="$listen,$advertise:$port"
-  args="--listen $listen"
+  args="--listen $listen --advertise-address $advertise:$port"
   if [ "$etcd_mode" = service ]; then
     args="$args --etcd-endpoints 127.0.0.1:2379"
     [ "$systemd_running" = 1 ] && systemctl enable --now etcd.service
@@ -167,18 +168,33 @@ if [ "$role" = server ]; then
   echo "==> wrote $etc/default/skiff-controlplane: $args"
   install_unit skiff-controlplane
   start_unit skiff-controlplane
-  # ctl on this machine talks to the local API server.
+  # ctl on this machine: the administrator's credential the control plane writes at its
+  # first start (admin.conf: server, cluster CA, client certificate).
+  admin="$state/controlplane/admin.conf"
   config="${SKIFF_CONFIG:-$root${HOME:-/root}/.skiff/config}"
-  mkdir -p "$(dirname "$config")"
-  echo "server: 127.0.0.1:$port" > "$config"
-  echo "==> ctl configured ($config)"
-  join="deploy/install.sh --role agent --server $advertise:$port"
-  if "$home/.venv/bin/skiff-controlplane" token create --help 2>&1 | grep -q "usage: skiff-controlplane token"; then
-    # The token join (certificates, bootstrap tokens): the control plane prints the line.
-    echo "join a machine with: skiff-controlplane token create --print-join-command --state-dir $state/controlplane"
-  else
+  token_cmd="skiff-controlplane token --state-dir $state/controlplane create"
+  if [ "$systemd_running" = 1 ] && [ "$start" = 1 ]; then
+    for _ in $(seq 1 120); do [ -s "$admin" ] && break; sleep 0.5; done
+    [ -s "$admin" ] || die "the control plane did not write $admin within 60 s: journalctl -u skiff-controlplane"
+    if [ ! -e "$config" ]; then
+      install -D -m 600 "$admin" "$config"
+      echo "==> ctl configured ($config, the administrator's credential)"
+    else
+      echo "note: $config exists; use the cluster's admin credential with: ctl --config $admin ..."
+    fi
+    # A join token (24 h) and the command for each worker.
+    join=""
+    for _ in $(seq 1 60); do
+      join=$("$home/.venv/bin/skiff-controlplane" token --state-dir "$state/controlplane" create 2>/dev/null) && break
+      sleep 1
+    done
+    [ -n "$join" ] || die "cannot create a join token: $token_cmd"
     echo "join a machine (from its copy of Skiff, as root) with:"
-    echo "  $join"
+    echo "  deploy/install.sh --role agent ${join#skiff-agent }"
+  else
+    echo "once the control plane runs: ctl's configuration is $admin (copy it to ~/.skiff/config);"
+    echo "a join token and command for each worker: $token_cmd"
+    echo "  then on the worker: deploy/install.sh --role agent --server $advertise:$port --token ... --ca-cert-hash ..."
   fi
   exit 0
 fi
@@ -199,10 +215,10 @@ if [ -n "$token$ca_hash" ]; then
   if "$home/.venv/bin/skiff-agent" --help 2>/dev/null | grep -q -- '--token'; then
     args="$args --token $token --ca-cert-hash $ca_hash"
   else
-    die "--token/--ca-cert-hash: this Skiff's agent has no token join yet; join with --server only"
+    die "--token/--ca-cert-hash: this Skiff's agent has no token join"
   fi
 fi
-echo "SKIFF_AGENT_ARGS=\"$args\"" > "$etc/default/skiff-agent"
+( umask 077; echo "SKIFF_AGENT_ARGS=\"$args\"" > "$etc/default/skiff-agent" )   # it may hold the join token
 echo "==> wrote $etc/default/skiff-agent: $args"
 install_unit skiff-agent
 start_unit skiff-agent

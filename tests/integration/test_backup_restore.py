@@ -46,7 +46,7 @@ async def snapshot_of(client: Client) -> dict[tuple[str, str, str], str]:
 async def test_backup_then_restore_into_a_fresh_control_plane(tmp_path):
     original = ControlPlane(tmp_path / "cp").start()
     try:
-        async with Client(original.address) as client:
+        async with Client(original.address, credentials=original.credentials) as client:
             for obj in WORKLOADS:
                 await client.apply(obj)
 
@@ -71,7 +71,7 @@ async def test_backup_then_restore_into_a_fresh_control_plane(tmp_path):
 
     restored = ControlPlane(tmp_path / "restored").start()
     try:
-        async with Client(restored.address) as client:
+        async with Client(restored.address, credentials=restored.credentials) as client:
             after = await snapshot_of(client)
             assert {k: v for k, v in after.items() if k in before} == before
             assert set(before) <= set(after)

@@ -37,7 +37,7 @@ async def test_kill_9_of_the_control_plane_takes_its_etcd_along(tmp_path):
     state = tmp_path / "cp"
     cp = ControlPlane(state).start()
     try:
-        async with Client(cp.address) as client:
+        async with Client(cp.address, credentials=cp.credentials) as client:
             await client.create(configmap("kept"))
         etcd = etcd_pid(state)
         assert alive(etcd)
@@ -45,7 +45,7 @@ async def test_kill_9_of_the_control_plane_takes_its_etcd_along(tmp_path):
         wait_for(lambda: not alive(etcd), timeout=10, what="the embedded etcd to die with its control plane")
         assert not port_open(etcd_port(state))
         cp = ControlPlane(state, port=cp.port).start()   # starts cleanly on the same ports
-        async with Client(cp.address) as client:
+        async with Client(cp.address, credentials=cp.credentials) as client:
             assert (await client.get("configmaps", "kept", "default"))["data"] == {"k": "kept"}
     finally:
         cp.stop()
@@ -107,7 +107,7 @@ async def test_api_is_back_within_2s_of_etcds_return(tmp_path):
     state = tmp_path / "cp"
     cp = ControlPlane(state).start()
     try:
-        async with Client(cp.address, timeout=5) as client:
+        async with Client(cp.address, credentials=cp.credentials, timeout=5) as client:
             await client.create(configmap("before"))
             for round_ in range(2):
                 await asyncio.sleep(5.5)   # a stable run, as between two real outages

@@ -31,26 +31,25 @@ def systemd_analyze():
 
 def test_server_role_installs_verified_units_and_runs_here(tmp_path, systemd_analyze):
     root, port = tmp_path / "root", free_port()
-    config = tmp_path / "ctl-config"
-    r = install("--role", "server", "--root", str(root), "--port", str(port), "--advertise-address", "127.0.0.1",
-                env={"SKIFF_CONFIG": str(config)})
+    state = root / "var/lib/skiff/controlplane"
+    r = install("--role", "server", "--root", str(root), "--port", str(port), "--advertise-address", "127.0.0.1")
     assert r.returncode == 0, r.stderr
     unit = root / "etc/systemd/system/skiff-controlplane.service"
-    assert f"--role agent --server 127.0.0.1:{port}" in r.stdout   # the join command
+    # Not started here (no systemd): it says how to get the join command once it runs.
+    assert f"skiff-controlplane token --state-dir {state} create" in r.stdout
     result = verify(unit)
     assert (result.returncode, result.stderr) == (0, ""), result.stderr
     settings = unit_settings(unit)
     assert settings["Restart"] == ["always"] and settings["StandardOutput"] == ["journal"]
     assert settings["StateDirectory"] == ["skiff/controlplane"]
-    assert config.read_text() == f"server: 127.0.0.1:{port}\n"
 
     argv = exec_start(unit)
-    assert argv[:3] == [str(REPO / ".venv/bin/skiff-controlplane"), "--state-dir",
-                        str(root / "var/lib/skiff/controlplane")]
+    assert argv == [str(REPO / ".venv/bin/skiff-controlplane"), "--state-dir", str(state),
+                    "--listen", f"127.0.0.1:{port}", "--advertise-address", f"127.0.0.1:{port}"]
     log = open(tmp_path / "controlplane.log", "ab")
     proc = subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
     try:
-        env = {**os.environ, "PYTHONPATH": str(REPO), "SKIFF_CONFIG": str(config)}
+        env = {**os.environ, "PYTHONPATH": str(REPO), "SKIFF_CONFIG": str(state / "admin.conf")}
 
         def namespaces() -> bool:
             assert proc.poll() is None, (tmp_path / "controlplane.log").read_text()[-2000:]
@@ -58,6 +57,11 @@ def test_server_role_installs_verified_units_and_runs_here(tmp_path, systemd_ana
                                cwd=REPO, env=env, timeout=30)
             return r.returncode == 0 and "default" in r.stdout
         wait_for(namespaces, timeout=60, interval=0.5, what="the installed control plane to serve ctl")
+        # The join command, made as the install said.
+        r = subprocess.run([str(REPO / ".venv/bin/skiff-controlplane"), "token", "--state-dir", str(state), "create"],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.startswith(f"skiff-agent --server 127.0.0.1:{port} --token ") and "--ca-cert-hash sha256:" in r.stdout
     finally:
         proc.terminate()
         proc.wait(30)
@@ -76,6 +80,12 @@ def test_agent_role_installs_a_verified_unit_with_kill_mode_process(tmp_path, sy
     assert settings["KillMode"] == ["process"] and settings["Delegate"] == ["yes"]
     assert settings["Restart"] == ["always"]
     assert exec_start(unit)[3:] == ["--server", "127.0.0.1:6443", "--node-ip", "127.0.0.1", "--node-name", "n1"]
+    r = install("--role", "agent", "--server", "127.0.0.1:6443", "--token", "abcdef.0123456789abcdef",
+                "--ca-cert-hash", "sha256:00", "--root", str(root))
+    assert r.returncode == 0, r.stderr
+    defaults = root / "etc/default/skiff-agent"
+    assert exec_start(unit)[-4:] == ["--token", "abcdef.0123456789abcdef", "--ca-cert-hash", "sha256:00"]
+    assert defaults.stat().st_mode & 0o077 == 0   # the token is not for everyone to read
 
 
 @pytest.mark.root

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -45,11 +46,17 @@ async def test_kill_the_leading_control_plane_and_an_etcd_member_while_applying(
     cps: list[ControlPlane] = []
     try:
         for i in range(2):
-            cps.append(ControlPlane(tmp_path / f"cp{i}", etcd_endpoints=members.endpoints,
-                                    extra_args=["--leader-lease-seconds", "3", "--node-monitor-grace", "30"]).start())
+            cp = ControlPlane(tmp_path / f"cp{i}", etcd_endpoints=members.endpoints,
+                              extra_args=["--leader-lease-seconds", "3", "--node-monitor-grace", "30"])
+            if cps:   # control planes of one cluster share its CA (docs/OPERATIONS.md)
+                (cp.state_dir / "pki").mkdir(parents=True)
+                for name in ("ca.crt", "ca.key"):
+                    shutil.copy2(cps[0].state_dir / "pki" / name, cp.state_dir / "pki" / name)
+            cps.append(cp.start())
         servers = ",".join(cp.address for cp in cps)
-        env = {**os.environ, "PYTHONPATH": str(REPO), "SKIFF_CONFIG": str(tmp_path / "ctl-config")}
-        async with Client(servers, timeout=10) as client, hollow_nodes(client, 2, lease_renew_seconds=2):
+        # ctl with the administrator's credential (admin.conf) and both servers.
+        env = {**os.environ, "PYTHONPATH": str(REPO), "SKIFF_CONFIG": str(cps[0].admin_config)}
+        async with Client(servers, credentials=cps[0].credentials, timeout=10) as client, hollow_nodes(client, 2, lease_renew_seconds=2):
             deadline = time.monotonic() + 30
             while True:
                 try:
@@ -71,7 +78,7 @@ async def test_kill_the_leading_control_plane_and_an_etcd_member_while_applying(
             seen: set[str] = set()
 
             async def watch_survivor() -> None:
-                async with Client(survivor.address) as direct:
+                async with Client(survivor.address, credentials=survivor.credentials) as direct:
                     async for event in direct.watch("pods", "default"):
                         seen.add(event.object["metadata"]["name"])
             watcher = asyncio.create_task(watch_survivor())
@@ -141,7 +148,7 @@ async def test_the_etcd_client_follows_the_member_list(tmp_path):
             assert time.monotonic() < deadline, "the member list was not followed"
             await asyncio.sleep(0.2)
         members.kill("m0")
-        async with Client(cp.address, timeout=10) as client:
+        async with Client(cp.address, credentials=cp.credentials, timeout=10) as client:
             await client.apply({"apiVersion": "v1", "kind": "ConfigMap",
                                 "metadata": {"name": "after", "namespace": "default"}, "data": {"k": "v"}})
             assert (await client.get("configmaps", "after", "default"))["data"] == {"k": "v"}
