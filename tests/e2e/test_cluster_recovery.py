@@ -80,6 +80,15 @@ def test_kill_9_of_the_control_plane_then_up_restarts_it(cluster):
     r = cluster("cluster", "up", "--dir", str(cluster.dir))
     assert r.returncode == 0 and "already running" in r.stdout
 
+    if nodes == "1":   # an agent killed: `up` starts it again, it rejoins with its certificate
+        agent = int((cluster.dir / "pids" / "agent-node-1.pid").read_text())
+        os.kill(agent, signal.SIGKILL)
+        wait_for(lambda: not alive(agent), timeout=10, what="the agent to die")
+        r = cluster("cluster", "up", "--dir", str(cluster.dir))
+        assert r.returncode == 0, r.stderr
+        new_agent = int((cluster.dir / "pids" / "agent-node-1.pid").read_text())
+        assert r.stdout.splitlines()[0] == f"node-1 agent restarted (pid {new_agent}); control plane running"
+
     new_etcd = int((state / "etcd.pid").read_text())
     r = cluster("cluster", "down", "--dir", str(cluster.dir))
     assert r.returncode == 0, r.stderr
