@@ -88,7 +88,8 @@ class Agent:
         self.syncer = PodSyncer(client=self.client, config=self.config, runtime=self.runtime, images=self.images,
                                 volumes=self.volumes, recorder=self.recorder, node_ip=self.node.node_ip,
                                 pod_lookup=self._pod, trigger=self.workers.trigger,
-                                network=self.network, probes=self._probes())
+                                network=self.network, probes=self._probes(),
+                                cluster_ca=lambda: self.identity.ca if self.identity else None)
         self.service = AgentServer(AgentService(runtime=self.runtime, find_pod=self.pods.get,
                                                 states=lambda: self.syncer.states, images=self.images,
                                                 node_name=self.config.node_name, pods=self.pods.list),

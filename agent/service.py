@@ -230,7 +230,7 @@ class AgentServer:
             self.server.add_insecure_port(listen)
         else:
             from controlplane.auth.authn import Authenticator, guard
-            from controlplane.pki import certs
+            import controlplane.pki.certs as certs
             assert ca is not None
             authenticator = Authenticator(certs.load_cert(ca))
             pb_grpc.add_AgentServicer_to_server(guard(service, authenticator, permits=only_api_server), self.server)

@@ -53,6 +53,7 @@ import math  # noqa: E402
 import random  # noqa: E402
 import re  # noqa: E402
 import signal  # noqa: E402
+import os  # noqa: E402
 import time  # noqa: E402
 import traceback  # noqa: E402
 from dataclasses import asdict, dataclass  # noqa: E402
@@ -493,6 +494,37 @@ def list_revision(address: str, namespace: str) -> str:
     return _sync_call(address, "List", pb.ListRequest(kind="pods", namespace=namespace)).resource_version
 
 
+EDITOR = "bench-editor"
+
+
+def use_editor(cl: Cluster) -> None:
+    """From now on the load runs as user bench-editor (a client certificate from the cluster CA)
+    with the default `edit` role and the right to create namespaces, both through
+    ClusterRoleBindings: every request is decided by RBAC instead of system:masters' shortcut."""
+    from bench.common import KUBECONFIG_ENV
+    from controlplane.client import kubeconfig
+    from controlplane.pki.ca import ClusterPKI
+    from protos import skiff_pb2 as pb
+    rbac = "rbac.authorization.k8s.io/v1"
+    objects = [
+        {"apiVersion": rbac, "kind": "ClusterRole", "metadata": {"name": "bench-namespaces"},
+         "rules": [{"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "create"]}]},
+        *({"apiVersion": rbac, "kind": "ClusterRoleBinding", "metadata": {"name": f"{EDITOR}-{role}"},
+           "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+           "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": EDITOR}]}
+          for role in ("edit", "bench-namespaces")),
+    ]
+    for obj in objects:
+        _sync_call(cl.api.address, "Create", pb.CreateRequest(object=json.dumps(obj).encode()))
+    pki = ClusterPKI(cl.api.state_dir / "pki")
+    pair = pki.issue(common_name=EDITOR, client=True)
+    path = cl.work_dir / "editor.conf"
+    kubeconfig.write(path, kubeconfig.build(cluster="bench", server=cl.api.address, ca=pki.ca_pem, user=EDITOR,
+                                            cert=pair.cert, key=pair.key))
+    os.environ[KUBECONFIG_ENV] = str(path)
+    time.sleep(0.5)   # the API server's RBAC index follows its watch caches within milliseconds
+
+
 def split(total: int, parts: int) -> list[int]:
     """total as `parts` near-equal whole numbers (dropping zeros)."""
     return [n for n in (total // parts + (1 if i < total % parts else 0) for i in range(parts)) if n]
@@ -786,6 +818,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--compare-insecure", action="store_true",
                    help="then run the create and mixed scenarios again against an API server run with "
                         "--insecure, and report the TLS/insecure ratios (the cost of TLS and authentication)")
+    p.add_argument("--as-editor", action="store_true",
+                   help="run the load as a user with the `edit` role (RBAC decides every request) instead of "
+                        "the administrator (system:masters, authorized at once)")
     p.add_argument("--only", choices=SCENARIOS, action="append",
                    help="run only this scenario (repeatable; for investigation: the JSON then lacks the others)")
     return p.parse_args(argv)
@@ -813,7 +848,11 @@ def main(argv: list[str] | None = None) -> int:
     only = set(args.only or SCENARIOS)
     base_args = ["--no-scheduler", "--no-controllers", "--log-level", "WARNING"]
     data["transport"] = "plain text (--insecure)" if args.insecure else "TLS, client certificate"
+    if args.as_editor:
+        data["caller"] = f"{EDITOR} (edit role through RBAC)"
     with cluster(extra_args=base_args + (["--insecure"] if args.insecure else [])) as cl:
+        if args.as_editor and not args.insecure:
+            use_editor(cl)
         if "create" in only:
             data["create_throughput"] = run_create(cl, s, profile_to=profile_to, native=args.profile == "native")
         if "mixed" in only:
@@ -827,7 +866,7 @@ def main(argv: list[str] | None = None) -> int:
         data["insecure"] = plain = {}
         with cluster(extra_args=base_args + ["--insecure"]) as cl:
             if "create" in only:
-                plain["create_throughput"] = run_create(cl, s)
+                plain["create_throughput"] = run_create(cl, s, profile_to=None)
             if "mixed" in only:
                 plain["mixed_load"] = run_mixed(cl, s)
         data["tls_vs_insecure"] = tls_ratios(data, plain)

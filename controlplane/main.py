@@ -133,6 +133,22 @@ async def ensure_namespaces(handlers: Handlers) -> None:
                 await asyncio.sleep(0.2)
 
 
+async def ensure_default_policy(handlers: Handlers) -> None:
+    """The default RBAC roles and bindings (controlplane/auth/bootstrap.py), as every start."""
+    from controlplane.auth.bootstrap import ensure_default_policy as ensure
+    from controlplane.storage import NotFound
+
+    async def get(plural: str, name: str) -> dict | None:
+        try:
+            return await handlers.get(plural, "", name)
+        except NotFound:
+            return None
+
+    async def apply(obj: dict) -> None:
+        await handlers.apply(obj)
+    await ensure(get=get, apply=apply)
+
+
 async def compactor(handlers: Handlers, interval: float) -> None:
     """Compact etcd history every interval, keeping one interval's worth (as kube-apiserver does)."""
     previous = 0
@@ -233,16 +249,21 @@ async def serve(args: argparse.Namespace) -> int:
     handlers = Handlers(store, event_ttl_seconds=args.event_ttl)
     handlers.scheduler_config = scheduler_config
     server = grpc.aio.server(options=SERVER_OPTIONS)
+    from controlplane.auth.access import AccessControl
+    from controlplane.auth.serviceaccount_tokens import load_or_create_key
+    # Authorization, admission and ServiceAccount tokens (controlplane/auth/access.py).
+    access = AccessControl(handlers, token_key=load_or_create_key(state_dir))
     listen = [a.strip() for a in args.listen.split(",") if a.strip()]
     security = None if args.insecure else security_mod.setup(state_dir, listen, handlers, args)
     if security is None:
         log.warning("--insecure: the API server speaks plain text and does not authenticate: EVERY caller that "
                     "can reach %s is a cluster administrator", args.listen)
-        service = ApiService(handlers)
+        service = ApiService(handlers, access=access)
         pb_grpc.add_ApiServicer_to_server(service, server)
     else:
+        security.authenticator.add_token_authenticator(access.tokens)   # ServiceAccount bearer tokens
         service = ApiService(handlers, authenticate=security.authenticator,
-                             agents=proxy.AgentDialer(store, security.agent_client))
+                             agents=proxy.AgentDialer(store, security.agent_client), access=access)
         security.register(service, server)
     try:
         for address in listen:
@@ -258,6 +279,7 @@ async def serve(args: argparse.Namespace) -> int:
         return 1
     await handlers.start_caches()
     await ensure_namespaces(handlers)
+    await ensure_default_policy(handlers)
     await server.start()
     log.info("API server listening on %s (%s; etcd %s)", args.listen,
              "plain text, --insecure" if security is None else "TLS", ",".join(endpoints))

@@ -144,6 +144,16 @@ class ApiStub:
                 request_serializer=skiff__pb2.MetricsRequest.SerializeToString,
                 response_deserializer=skiff__pb2.MetricsResponse.FromString,
                 _registered_method=True)
+        self.AccessReview = channel.unary_unary(
+                '/skiff.v1.Api/AccessReview',
+                request_serializer=skiff__pb2.AccessReviewRequest.SerializeToString,
+                response_deserializer=skiff__pb2.AccessReviewResponse.FromString,
+                _registered_method=True)
+        self.TokenRequest = channel.unary_unary(
+                '/skiff.v1.Api/TokenRequest',
+                request_serializer=skiff__pb2.TokenRequestMessage.SerializeToString,
+                response_deserializer=skiff__pb2.TokenResponse.FromString,
+                _registered_method=True)
 
 
 class ApiServicer:
@@ -301,6 +311,21 @@ class ApiServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AccessReview(self, request, context):
+        """May the caller (or, with user set, whom the caller may impersonate) do this?
+        SubjectAccessReview / SelfSubjectAccessReview; `ctl auth can-i`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TokenRequest(self, request, context):
+        """A ServiceAccount token bound to a pod (TokenRequest, serviceaccounts/token).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ApiServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -413,6 +438,16 @@ def add_ApiServicer_to_server(servicer, server):
                     servicer.NodeMetrics,
                     request_deserializer=skiff__pb2.MetricsRequest.FromString,
                     response_serializer=skiff__pb2.MetricsResponse.SerializeToString,
+            ),
+            'AccessReview': grpc.unary_unary_rpc_method_handler(
+                    servicer.AccessReview,
+                    request_deserializer=skiff__pb2.AccessReviewRequest.FromString,
+                    response_serializer=skiff__pb2.AccessReviewResponse.SerializeToString,
+            ),
+            'TokenRequest': grpc.unary_unary_rpc_method_handler(
+                    servicer.TokenRequest,
+                    request_deserializer=skiff__pb2.TokenRequestMessage.FromString,
+                    response_serializer=skiff__pb2.TokenResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1009,6 +1044,60 @@ class Api:
             '/skiff.v1.Api/NodeMetrics',
             skiff__pb2.MetricsRequest.SerializeToString,
             skiff__pb2.MetricsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AccessReview(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/skiff.v1.Api/AccessReview',
+            skiff__pb2.AccessReviewRequest.SerializeToString,
+            skiff__pb2.AccessReviewResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TokenRequest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/skiff.v1.Api/TokenRequest',
+            skiff__pb2.TokenRequestMessage.SerializeToString,
+            skiff__pb2.TokenResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -15,7 +15,7 @@ import math
 import random
 import time
 import uuid
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from api.errors import FieldError, ValidationFailed
 from api.limits import MAX_OBJECT_BYTES
@@ -85,6 +85,10 @@ class Handlers:
         self.events = EventLeases(store, ttl_seconds=event_ttl_seconds)
         self.allocations = Allocations()
         self.scheduler_config: Any = None  # scheduler weights for SchedulePreview (None: defaults)
+        # Admission (controlplane/auth/admission.py): called with ("CREATE" or "UPDATE", info, the
+        # object about to be written, the stored one) before every create and update; raises to refuse.
+        self.admission: Callable[[str, ResourceInfo, dict[str, Any], dict[str, Any] | None],
+                                 Awaitable[None]] | None = None
 
     # -- plumbing ------------------------------------------------------------------
 
@@ -172,6 +176,8 @@ class Handlers:
         if info.spec_fields:
             out_meta["generation"] = 1
         strategy_for(info.kind).prepare_for_create(out)
+        if self.admission is not None:
+            await self.admission("CREATE", info, out, None)
         value = self._encode(info, out)
         if dry_run:
             try:  # a dry run reports what the real create would: the name may be taken
@@ -257,6 +263,8 @@ class Handlers:
         out = self._validate(info, obj, check_size=False)
         self._carry_server_fields(info, current, out)
         strategy_for(info.kind).validate_update(current, out)
+        if self.admission is not None:
+            await self.admission("UPDATE", info, out, current)
         value = self._encode(info, out)
         if dry_run:
             return out
@@ -420,6 +428,8 @@ class Handlers:
             if _comparable(out) == _comparable(live):
                 return live, "unchanged"
             strategy_for(info.kind).validate_update(live, out)
+            if self.admission is not None:
+                await self.admission("UPDATE", info, out, live)
             if dry_run:
                 return out, "configured"
             try:

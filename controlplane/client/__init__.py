@@ -7,8 +7,8 @@ back as `ApiError` subclasses named for what happened (NotFound, Conflict, ...).
 
 from controlplane.client.client import Client, ObjectList, WatchEvent
 from controlplane.client.credentials import Credentials
-from controlplane.client.errors import (AlreadyExists, ApiError, Conflict, FailedPrecondition, Invalid, NotFound,
-                                        TooOld, Unauthenticated, Unavailable)
+from controlplane.client.errors import (AlreadyExists, ApiError, Conflict, FailedPrecondition, Forbidden, Invalid,
+                                        NotFound, TooOld, Unauthenticated, Unavailable)
 
 __all__ = ["Client", "ObjectList", "WatchEvent", "ApiError", "NotFound", "AlreadyExists", "Conflict", "Invalid",
-           "FailedPrecondition", "TooOld", "Unavailable", "Unauthenticated", "Credentials"]
+           "FailedPrecondition", "Forbidden", "TooOld", "Unavailable", "Unauthenticated", "Credentials"]

@@ -367,5 +367,21 @@ class Client:
                  "group": r.group, "version": r.version, "namespaced": r.namespaced, "verbs": list(r.verbs)}
                 for r in reply.resources]
 
+    async def access_review(self, verb: str, resource: str, *, group: str = "", namespace: str = "", name: str = "",
+                            user: str = "", groups: list[str] | None = None) -> dict[str, Any]:
+        """May I (or `user` in `groups`, which needs impersonate) do `verb` on `resource`? (`ctl auth can-i`)"""
+        reply = await self._call(self.stub.AccessReview, pb.AccessReviewRequest(
+            verb=verb, resource=resource, group=group, namespace=namespace, name=name, user=user,
+            groups=list(groups or [])))
+        return {"allowed": reply.allowed, "reason": reply.reason, "user": reply.user}
+
+    async def token_request(self, service_account: str, namespace: str, *, pod_name: str = "", pod_uid: str = "",
+                            audiences: list[str] | None = None, expiration_seconds: int = 0) -> tuple[str, int]:
+        """A ServiceAccount token bound to a pod: (token, expiry in unix seconds)."""
+        reply = await self._call(self.stub.TokenRequest, pb.TokenRequestMessage(
+            namespace=namespace, service_account=service_account, pod_name=pod_name, pod_uid=pod_uid,
+            audiences=list(audiences or []), expiration_seconds=expiration_seconds))
+        return reply.token, reply.expiration_timestamp
+
 
 __all__ = ["Client", "ObjectList", "WatchEvent", "ApiError", "DEFAULT_SERVER"]

@@ -30,4 +30,6 @@ def default_controllers(settings: ControllerSettings) -> list[Controller]:
     controllers.append(DaemonSetController(settings))
     from controlplane.controllers.job import JobController
     controllers.append(JobController(settings))
+    from controlplane.controllers.serviceaccount import ServiceAccountsController
+    controllers.append(ServiceAccountsController(settings))
     return controllers

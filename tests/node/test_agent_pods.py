@@ -225,3 +225,24 @@ async def test_agent_sigkill_leaves_containers_running_and_readopts_them(cluster
             await asyncio.sleep(0.2)
         await c.delete("pods", "survivor", "default", grace_seconds=0)
         await c.delete("pods", "quitter", "default", grace_seconds=0)
+
+
+async def test_service_account_token_is_mounted_unless_opted_out(cluster):
+    import jwt
+    sa_dir = "/var/run/secrets/kubernetes.io/serviceaccount"
+    async with Client(cluster["cp"].address, credentials=cluster["cp"].credentials) as c:
+        await c.create({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "robot", "namespace": "default"}})
+        await c.create(pod("sa-reader", f"cat {sa_dir}/namespace; echo; cat {sa_dir}/token; echo; "
+                                        f"touch {sa_dir}/x 2>/dev/null && echo WRITABLE || echo READONLY; "
+                                        f"grep -c 'BEGIN CERTIFICATE' {sa_dir}/ca.crt",
+                           serviceAccountName="robot"))
+        await c.create(pod("sa-none", f"test -e {sa_dir} && echo MOUNTED || echo NONE", serviceAccountName="robot",
+                           automountServiceAccountToken=False))
+        done = await wait_pod(c, "sa-reader", phase("Succeeded"))
+        namespace, token, writable, ca_certs = (await logs(c, "sa-reader")).split("\n")[:4]
+        assert (namespace, writable, ca_certs) == ("default", "READONLY", "1")
+        claims = jwt.decode(token, options={"verify_signature": False}, audience="skiff")
+        assert claims["sub"] == "system:serviceaccount:default:robot"
+        assert claims["kubernetes.io"]["pod"] == {"name": "sa-reader", "uid": done["metadata"]["uid"]}
+        await wait_pod(c, "sa-none", phase("Succeeded"))
+        assert (await logs(c, "sa-none")).strip() == "NONE"
