@@ -160,7 +160,7 @@ class EtcdCluster:
             with open(self.base / f"{n}.log", "ab") as log:
                 self.procs[n] = subprocess.Popen(self.args[n], stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         for n in [name] if name else self.names:
-            wait_for(lambda: port_open(self.client_ports[n]), timeout=20, what=f"etcd member {n} to listen")
+            wait_for(lambda: port_open(self.client_ports[n]), timeout=60, what=f"etcd member {n} to listen")
         return self
 
     def kill(self, name: str) -> None:
