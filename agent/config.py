@@ -51,6 +51,9 @@ class AgentConfig:
     network: bool = True
     cluster_cidr: str = "10.244.0.0/16"    # all pods' addresses; traffic leaving it is masqueraded
     bridge: str = "skiff0"
+    # The service proxy (agent/proxy): cluster IPs and NodePorts in nftables table ip skiff-proxy.
+    # Only with the pod network; off in tests of other parts and where another proxy runs.
+    service_proxy: bool = True
     # Image GC (agent/imagegc.py): when the store's disk is above high, remove unused images
     # down to low; checked every interval (kubelet: 85 / 80 %, every 5 minutes).
     image_gc_high_percent: int = 85

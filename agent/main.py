@@ -80,6 +80,8 @@ def parse_args(argv: list[str] | None):  # -> AgentConfig
     p.add_argument("--cluster-cidr", default="10.244.0.0/16",
                    help="the cluster's pod network (traffic leaving it is masqueraded); must match the "
                         "control plane's --cluster-cidr")
+    p.add_argument("--no-service-proxy", dest="service_proxy", action="store_false",
+                   help="do not program cluster IPs and NodePorts (nftables table ip skiff-proxy)")
     p.add_argument("--no-network", dest="network", action="store_false",
                    help="no pod network: pods get a network namespace with loopback only")
     p.add_argument("--image-gc-high-threshold", type=int, default=85, metavar="PERCENT",
@@ -103,6 +105,7 @@ def parse_args(argv: list[str] | None):  # -> AgentConfig
                          cgroup_root=args.cgroup_root, registries_config=args.registries_config,
                          listen=args.listen or f"{node_ip}:10250", lease_renew_seconds=args.lease_renew,
                          network=args.network, cluster_cidr=args.cluster_cidr,
+                         service_proxy=args.service_proxy,
                          image_gc_high_percent=args.image_gc_high_threshold,
                          image_gc_low_percent=args.image_gc_low_threshold)
     return config, args.log_level

@@ -60,7 +60,8 @@ class PodSyncer:
     def __init__(self, *, client: Client, config: AgentConfig, runtime: Runtime, images: ImageStore,
                  volumes: VolumeManager, recorder: EventRecorder, node_ip: str,
                  pod_lookup: Callable[[str], Pod | None], trigger: Callable[[str], None],
-                 network: Any = None, probes: Any = None, cluster_ca: Callable[[], bytes | None] | None = None):
+                 network: Any = None, probes: Any = None, cluster_ca: Callable[[], bytes | None] | None = None,
+                 services: Callable[[], list[dict]] | None = None):
         """cluster_ca: the cluster CA (PEM) for pods' ServiceAccount mounts (`ca.crt`), None with --insecure."""
         self.client = client
         self.config = config
@@ -73,6 +74,9 @@ class PodSyncer:
         self.trigger = trigger
         self.network = network
         self.probes = probes
+        # The Services a container's environment names (envs.service_env); raises envs.ConfigError
+        # until the agent's services informer has listed once, as the kubelet does.
+        self.services = services
         self.states: dict[str, PodState] = {}
         self._objects: dict[tuple[str, str, str], tuple[float, dict | None]] = {}
         self.node: dict[str, Any] | None = None
@@ -405,7 +409,7 @@ class PodSyncer:
         try:
             env = envs.resolve_env(pod_with_ips(pod, self.node_ip, state.pod_ip), container,
                                    image_env=list(image.config.env), get_configmap=get_cm, get_secret=get_secret,
-                                   node=self.node)
+                                   node=self.node, services=self.services() if self.services else ())
             args = envs.command_line(container, list(image.config.entrypoint), list(image.config.cmd), env)
             user = containerspec.user_of(pod, container, image_user=image.config.user, layers=list(image.layers))
         except (envs.ConfigError, containerspec.UserError) as exc:

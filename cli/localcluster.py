@@ -52,7 +52,7 @@ from pathlib import Path
 import yaml
 
 from cli.errors import CliError
-from cli.locallan import POD_RANGE, Lan
+from cli.locallan import POD_RANGE, Lan, service_range_for
 from controlplane.client import Client, Credentials, kubeconfig
 
 DEFAULT_DIR = Path("~/.skiff/cluster")
@@ -167,9 +167,13 @@ class LocalCluster:
         cluster directory and the node."""
         state = self.root / "controlplane"
         listen = f"{host}:{port}" + (f",{lan.host_ip}:{port}" if lan else "")
+        # Services get a /24 of 198.18.0.0/16 beside the LAN (the API's advertised address is the
+        # LAN one: the first non-loopback --listen).
+        octet = int(hashlib.sha256(str(self.root).encode()).hexdigest()[:2], 16)
+        services = ["--service-cluster-ip-range", lan.service_range if lan else service_range_for(octet)]
         out = [Component("controlplane",
                          [sys.executable, "-m", "controlplane.main", "--listen", listen,
-                          "--state-dir", str(state), "--cluster-cidr", POD_RANGE],
+                          "--state-dir", str(state), "--cluster-cidr", POD_RANGE, *services],
                          marker=str(state))]
         if lan is None:
             return out
