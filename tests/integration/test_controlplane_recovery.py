@@ -134,3 +134,34 @@ async def test_api_is_back_within_2s_of_etcds_return(tmp_path):
             assert (await client.get("configmaps", "before", "default"))["data"] == {"k": "before"}
     finally:
         cp.stop()
+
+
+async def test_the_restart_backoff_grows_in_a_crash_loop_and_resets_after_a_stable_run(tmp_path, monkeypatch):
+    """The supervisor of the embedded etcd (a real etcd, in this process): restarts come
+    0.2, 0.4, 0.8 s after quick deaths, and 0.2 s again once etcd has run STABLE_RUN."""
+    from controlplane import etcd as etcd_module
+    monkeypatch.setattr(etcd_module, "STABLE_RUN", 1.5)
+    embedded = etcd_module.EmbeddedEtcd(tmp_path / "cp")
+    await embedded.start()
+    delays = []
+    try:
+        async def kill_and_time() -> float:
+            old = embedded.process.pid
+            killed = time.monotonic()
+            os.kill(old, signal.SIGKILL)
+            while embedded.process.pid == old:
+                await asyncio.sleep(0.01)
+            return time.monotonic() - killed
+        await asyncio.sleep(2)            # a stable first run
+        for _ in range(3):                # then a crash loop: each death comes at once
+            delays.append(await kill_and_time())
+        await asyncio.sleep(2)            # a stable run again
+        delays.append(await kill_and_time())
+    finally:
+        await embedded.stop()
+    print("restart delays:", " ".join(f"{d:.2f}s" for d in delays))
+    first, second, third, after_stable = delays
+    # (lower bounds are the backoff itself; upper ones leave room for a loaded machine)
+    assert 0.2 <= first < 0.4 + 0.3 and 0.4 <= second < 0.8 and 0.8 <= third < 1.5
+    assert 0.2 <= after_stable < 0.4 + 0.3
+    assert not embedded.pid_path.exists()
