@@ -34,6 +34,7 @@ from controlplane.apiserver.handlers import Handlers
 from controlplane.apiserver.kubernetes_service import KubernetesService
 from controlplane.apiserver.service_alloc import DEFAULT_CLUSTER_IP_RANGE, DEFAULT_NODE_PORT_RANGE, ServiceNetwork
 from controlplane.apiserver.service import ApiService
+from controlplane.apiserver import service as service_mod
 from controlplane.client.credentials import Credentials
 from controlplane.controllers import settings as controller_settings
 from controlplane.etcd import EmbeddedEtcd, EtcdMissing
@@ -86,6 +87,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--service-node-port-range", default=DEFAULT_NODE_PORT_RANGE,
                    help="FIRST-LAST: the ports NodePort Services get on every node")
     p.add_argument("--scheduler-config", type=Path, default=None, help="YAML file with scheduler plugin weights")
+    p.add_argument("--rest-listen", default="",
+                   help="address:port of the Kubernetes REST API (for kubectl; controlplane/rest), several "
+                        "separated by commas; default: each --listen address with its port + 1 (6444); "
+                        "'off': none")
     p.add_argument("--insecure", action="store_true",
                    help="serve plain text without authentication: every caller is a cluster administrator "
                         "(for experiments only; a warning is logged)")
@@ -119,6 +124,19 @@ ETCD_CHANNEL_OPTIONS = {"grpc.max_receive_message_length": 2**31 - 1,
 SERVER_OPTIONS = [("grpc.max_receive_message_length", 8 * 1024 * 1024),
                   ("grpc.max_send_message_length", -1),
                   *keepalive.SERVER_OPTIONS]
+
+
+def rest_addresses(flag: str, listen: list[str]) -> list[str]:
+    """Where the REST API listens: --rest-listen, or each gRPC address with its port + 1; none for 'off'."""
+    if flag.strip() == "off":
+        return []
+    if flag.strip():
+        return [a.strip() for a in flag.split(",") if a.strip()]
+    out = []
+    for address in listen:
+        host, _, port = address.rpartition(":")
+        out.append(f"{host}:{int(port) + 1}")
+    return out
 
 
 async def connect_etcd(endpoints: list[str], timeout: float = 30.0,
@@ -268,6 +286,7 @@ async def serve(args: argparse.Namespace) -> int:
     # Authorization, admission and ServiceAccount tokens (controlplane/auth/access.py).
     access = AccessControl(handlers, token_key=load_or_create_key(state_dir))
     listen = [a.strip() for a in args.listen.split(",") if a.strip()]
+    args.rest_addresses = rest_addresses(args.rest_listen, listen)
     security = None if args.insecure else security_mod.setup(state_dir, listen, handlers, args)
     if security is None:
         log.warning("--insecure: the API server speaks plain text and does not authenticate: EVERY caller that "
@@ -291,10 +310,28 @@ async def serve(args: argparse.Namespace) -> int:
         if etcd:
             await etcd.stop()
         return 1
+    rest = rest_runner = None
+    if args.rest_addresses:
+        from controlplane.rest import server as rest_server
+        rest = rest_server.RestApi(service.verbs, version=service_mod.VERSION,
+                                   authenticator=security.authenticator if security else None,
+                                   permits=security.permits if security else lambda user, method: None)
+        try:
+            rest_runner = await rest_server.start(rest, args.rest_addresses,
+                                                  security.rest_tls() if security else None)
+        except OSError as exc:
+            print(f"error: cannot listen on --rest-listen {args.rest_listen or ','.join(args.rest_addresses)}: "
+                  f"{exc.strerror or exc}", file=sys.stderr)
+            if etcd:
+                await etcd.stop()
+            return 1
     await handlers.start_caches()
     await ensure_namespaces(handlers)
     await ensure_default_policy(handlers)
     await server.start()
+    if rest is not None:
+        log.info("Kubernetes REST API (kubectl) on https://%s%s", ",".join(args.rest_addresses),
+                 "" if security is None else f"; kubeconfig: {state_dir / 'kubeconfig'}")
     log.info("API server listening on %s (%s; etcd %s)", args.listen,
              "plain text, --insecure" if security is None else "TLS", ",".join(endpoints))
     tasks = [asyncio.create_task(compactor(handlers, args.compaction_interval), name="compactor")]
@@ -319,6 +356,9 @@ async def serve(args: argparse.Namespace) -> int:
     for task in tasks:
         task.cancel()
     service.stop()   # end request streams and watches: nothing then holds the grace period
+    if rest is not None and rest_runner is not None:
+        rest.stop()
+        await rest_runner.cleanup()
     await server.stop(grace=2)
     for cache in handlers.caches.values():
         await cache.stop()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,13 @@ class Security:
     controlplane_client: Credentials   # the leader's own scheduler and controllers
     handlers: Handlers
     node_cert_ttl: datetime.timedelta
+
+    permits = staticmethod(nodecerts.permits)
+
+    def rest_tls(self) -> "ssl.SSLContext":
+        """The REST API's TLS (controlplane/rest/server.py): the same serving certificate and CA."""
+        from controlplane.rest.server import tls_context
+        return tls_context(self.pki.dir / "apiserver.crt", self.pki.dir / "apiserver.key", self.pki.ca_pem)
 
     def register(self, service: Any, server: grpc.aio.Server) -> None:
         pb_grpc.add_ApiServicer_to_server(guard(service, self.authenticator, permits=nodecerts.permits), server)
@@ -81,6 +89,7 @@ def setup(state_dir: Path, listen: list[str], handlers: Handlers, args: argparse
     # --tls-san: names every API server of an HA cluster shares (clients given several
     # servers check each one's certificate against the first server's name).
     extra = [f"{name}:0" for name in getattr(args, "tls_san", "").split(",") if name.strip()]
+    extra += list(getattr(args, "rest_addresses", []))
     serving = pki.serving(listen + extra)
     server_credentials = grpc.ssl_server_credentials([(serving.key, serving.cert)],
                                                      root_certificates=pki.ca_pem + anonymous.CA,
@@ -97,6 +106,9 @@ def setup(state_dir: Path, listen: list[str], handlers: Handlers, args: argparse
     admin, own = pki.admin(), pki.controlplane_client()
     _write_config(state_dir / "admin.conf", pki, local, ADMIN_NAME, admin)
     _write_config(state_dir / "controlplane.conf", pki, local, CONTROLPLANE_NAME, own)
+    rest = list(getattr(args, "rest_addresses", []))
+    if rest:   # for the real kubectl: the REST API (controlplane/rest), the same admin credential
+        _write_config(state_dir / "kubeconfig", pki, f"https://{local_address(rest[0])}", ADMIN_NAME, admin)
     (state_dir / "apiserver.json").write_text(json.dumps(
         {"listen": listen, "local": local, "advertise": advertise_address(listen, args.advertise_address),
          "caCertHash": pki.ca_hash}, indent=2) + "\n")

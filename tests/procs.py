@@ -184,8 +184,11 @@ class ControlPlane:
                  port: int | None = None):
         self.state_dir = state_dir
         self.port = port or free_port()
+        # The Kubernetes REST API (kubectl's) on a free port of its own, not the default port + 1.
+        self.rest_port = free_port()
         self.args = [sys.executable, "-m", "controlplane.main", "--listen", f"127.0.0.1:{self.port}",
-                     "--state-dir", str(state_dir), *(extra_args or [])]
+                     "--rest-listen", f"127.0.0.1:{self.rest_port}", "--state-dir", str(state_dir),
+                     *(extra_args or [])]
         if etcd_endpoints:
             self.args += ["--etcd-endpoints", etcd_endpoints]
         self.proc: subprocess.Popen | None = None
@@ -209,6 +212,11 @@ class ControlPlane:
     @property
     def admin_config(self) -> Path:
         return self.state_dir / "admin.conf"
+
+    @property
+    def kubeconfig(self) -> Path:
+        """The administrator's kubeconfig for the real kubectl (the REST API)."""
+        return self.state_dir / "kubeconfig"
 
     def join_args(self, ttl: str = "1h") -> list[str]:
         """`--server ... --token ... --ca-cert-hash ...` for an agent, from a new bootstrap token

@@ -24,6 +24,7 @@ from controlplane.auth.identity import (AUTHENTICATED, INSECURE_ADMIN, SERVICE_A
 from controlplane.storage import NotFound
 from controlplane.apiserver.errors import status_or_internal
 from controlplane.apiserver.handlers import Handlers, decode_object
+from controlplane.apiserver.verbs import Verbs
 from controlplane.storage.watch_cache import Event, Subscription, chunks
 from protos import skiff_pb2 as pb
 from protos import skiff_pb2_grpc as pb_grpc
@@ -97,6 +98,8 @@ class ApiService(pb_grpc.ApiServicer):
         self.agents = agents or proxy.AgentDialer(handlers.store)
         # Authorization of every verb, admission, ServiceAccount tokens (controlplane/auth/access.py).
         self.access = access if access is not None else AccessControl(handlers)
+        # The object verbs with their checks, shared with the REST front (verbs.py).
+        self.verbs = Verbs(handlers, self.access)
         # Who a call comes from (controlplane/auth): None means the server runs --insecure
         # and every caller is INSECURE_ADMIN.
         self.authenticate = authenticate
@@ -114,21 +117,17 @@ class ApiService(pb_grpc.ApiServicer):
         return self.authenticate(context)
 
     def _check_object(self, context: Any, verb: str, obj: dict[str, Any], *, subresource: str = "") -> UserInfo:
-        """Authorize a verb on an object sent by the caller (create, update, apply)."""
+        """Authorize a verb on an object sent by the caller (verbs.py)."""
         user = self.user_of(context)
-        info = lookup_kind(str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
-        meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
-        namespace = (meta.get("namespace") or "default") if info.namespaced else ""
-        self.access.check(user, verb, info, namespace, str(meta.get("name") or ""), subresource=subresource)
+        self.verbs.check_object(user, verb, obj, subresource=subresource)
         return user
 
     def _check(self, context: Any, verb: str, kind: str, namespace: str, name: str = "", *,
                subresource: str = "", field_selector: str = "", all_namespaces: bool = False) -> UserInfo:
-        """Authorize a verb on a kind named by the request (get, list, watch, delete, bind)."""
+        """Authorize a verb on a kind named by the request (verbs.py)."""
         user = self.user_of(context)
-        info = lookup(kind)
-        ns = (namespace or ("" if all_namespaces else "default")) if info.namespaced else ""
-        self.access.check(user, verb, info, ns, name, subresource=subresource, field_selector=field_selector)
+        self.verbs.check(user, verb, kind, namespace, name, subresource=subresource, field_selector=field_selector,
+                         all_namespaces=all_namespaces)
         return user
 
     def stop(self) -> None:
@@ -139,59 +138,43 @@ class ApiService(pb_grpc.ApiServicer):
 
     @_unary
     async def Apply(self, request: pb.ApplyRequest, context: Any) -> pb.ApplyResponse:
-        manifest = decode_object(request.object)
-        # Apply patches the live object, or creates it: patch always, create too when it is absent.
-        user = self._check_object(context, "patch", manifest)
-        info = lookup_kind(str(manifest.get("apiVersion", "")), str(manifest.get("kind", "")))
-        meta = manifest.get("metadata") if isinstance(manifest.get("metadata"), dict) else {}
-        namespace = (meta.get("namespace") or "default") if info.namespaced else ""
-        if self.access.cached(info.plural, namespace, str(meta.get("name") or "")) is None:
-            self.access.check(user, "create", info, namespace, str(meta.get("name") or ""))
-        obj, result = await self.h.apply(manifest, dry_run=request.dry_run)
+        obj, result = await self.verbs.apply(self.user_of(context), decode_object(request.object),
+                                             dry_run=request.dry_run)
         return pb.ApplyResponse(object=dumps(obj), result=result)
 
     @_unary
     async def Create(self, request: pb.CreateRequest, context: Any) -> pb.ObjectResponse:
-        obj = decode_object(request.object)
-        self._check_object(context, "create", obj)
-        obj = await self.h.create(obj, dry_run=request.dry_run)
+        obj = await self.verbs.create(self.user_of(context), decode_object(request.object), dry_run=request.dry_run)
         return pb.ObjectResponse(object=dumps(obj))
 
     @_unary
     async def Get(self, request: pb.GetRequest, context: Any) -> pb.ObjectResponse:
-        self._check(context, "get", request.kind, request.namespace, request.name)
-        obj = await self.h.get(request.kind, request.namespace, request.name)
+        obj = await self.verbs.get(self.user_of(context), request.kind, request.namespace, request.name)
         return pb.ObjectResponse(object=dumps(obj))
 
     @_unary
     async def List(self, request: pb.ListRequest, context: Any) -> pb.ListResponse:
-        self._check(context, "list", request.kind, request.namespace, field_selector=request.field_selector,
-                    all_namespaces=True)
-        items, revision = await self.h.list_raw(request.kind, request.namespace, request.label_selector,
-                                                request.field_selector)
+        items, revision = await self.verbs.list_raw(self.user_of(context), request.kind, request.namespace,
+                                                    request.label_selector, request.field_selector)
         return pb.ListResponse(items=items, resource_version=str(revision))
 
     @_unary
     async def Update(self, request: pb.UpdateRequest, context: Any) -> pb.ObjectResponse:
-        obj = decode_object(request.object)
-        self._check_object(context, "update", obj)
-        obj = await self.h.update(obj, dry_run=request.dry_run)
+        obj = await self.verbs.update(self.user_of(context), decode_object(request.object), dry_run=request.dry_run)
         return pb.ObjectResponse(object=dumps(obj))
 
     @_unary
     async def UpdateStatus(self, request: pb.UpdateRequest, context: Any) -> pb.ObjectResponse:
-        obj = decode_object(request.object)
-        self._check_object(context, "update", obj, subresource="status")
-        obj = await self.h.update_status(obj, dry_run=request.dry_run)
+        obj = await self.verbs.update_status(self.user_of(context), decode_object(request.object),
+                                             dry_run=request.dry_run)
         return pb.ObjectResponse(object=dumps(obj))
 
     @_unary
     async def Delete(self, request: pb.DeleteRequest, context: Any) -> pb.DeleteResponse:
-        self._check(context, "delete", request.kind, request.namespace, request.name)
         grace = request.grace_period_seconds if request.HasField("grace_period_seconds") else None
-        obj, finished = await self.h.delete(request.kind, request.namespace, request.name,
-                                            propagation=request.propagation_policy, grace_seconds=grace,
-                                            dry_run=request.dry_run, resource_version=request.resource_version)
+        obj, finished = await self.verbs.delete(self.user_of(context), request.kind, request.namespace, request.name,
+                                                propagation=request.propagation_policy, grace_seconds=grace,
+                                                dry_run=request.dry_run, resource_version=request.resource_version)
         return pb.DeleteResponse(object=dumps(obj), finished=finished)
 
     @_unary
@@ -225,10 +208,9 @@ class ApiService(pb_grpc.ApiServicer):
 
     async def Watch(self, request: pb.WatchRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.WatchEvent]:
         try:
-            self._check(context, "watch", request.kind, request.namespace, field_selector=request.field_selector,
-                        all_namespaces=True)
-            sub, backlog = await self.h.watch(request.kind, request.namespace, request.label_selector,
-                                              request.field_selector, request.resource_version)
+            sub, backlog = await self.verbs.watch(self.user_of(context), request.kind, request.namespace,
+                                                  request.label_selector, request.field_selector,
+                                                  request.resource_version)
         except Exception as exc:
             await _abort(context, exc)
             return

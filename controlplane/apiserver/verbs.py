@@ -1,0 +1,124 @@
+"""The API's object verbs with their authorization: what every front end serves.
+
+Both fronts of the API server — the gRPC servicer (service.py) and the Kubernetes REST
+front (controlplane/rest) — authenticate the caller their own way (a gRPC context, an
+HTTPS request) and then call these, with the caller's `UserInfo`. Each verb asks
+`AccessControl.check` what Kubernetes would ask (`apply` is `patch`, plus `create` when
+the object is absent; `update` of status is `update pods/status`) and then runs the
+generic handler (handlers.py). So there is one copy of each verb and of its check.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from api.registry import ResourceInfo, lookup, lookup_kind
+from controlplane.apiserver.handlers import Handlers
+from controlplane.auth.access import AccessControl
+from controlplane.auth.identity import UserInfo
+from controlplane.storage import Conflict
+from controlplane.storage.watch_cache import Event, Subscription
+
+PATCH_ATTEMPTS = 5
+
+
+def _object_place(obj: dict[str, Any]) -> tuple[ResourceInfo, str, str]:
+    """(kind, namespace, name) of an object a caller sent."""
+    info = lookup_kind(str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
+    meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    namespace = (meta.get("namespace") or "default") if info.namespaced else ""
+    return info, namespace, str(meta.get("name") or "")
+
+
+class Verbs:
+    def __init__(self, handlers: Handlers, access: AccessControl):
+        self.h = handlers
+        self.access = access
+
+    # -- authorization ---------------------------------------------------------------
+
+    def check_object(self, user: UserInfo, verb: str, obj: dict[str, Any], *, subresource: str = "") -> None:
+        """Authorize a verb on an object sent by the caller (create, update, apply)."""
+        info, namespace, name = _object_place(obj)
+        self.access.check(user, verb, info, namespace, name, subresource=subresource)
+
+    def check(self, user: UserInfo, verb: str, kind: str, namespace: str, name: str = "", *,
+              subresource: str = "", field_selector: str = "", all_namespaces: bool = False) -> None:
+        """Authorize a verb on a kind named by the request (get, list, watch, delete, bind)."""
+        info = lookup(kind)
+        ns = (namespace or ("" if all_namespaces else "default")) if info.namespaced else ""
+        self.access.check(user, verb, info, ns, name, subresource=subresource, field_selector=field_selector)
+
+    # -- the verbs ---------------------------------------------------------------------
+
+    async def apply(self, user: UserInfo, manifest: dict[str, Any], *,
+                    dry_run: bool = False) -> tuple[dict[str, Any], str]:
+        # Apply patches the live object, or creates it: patch always, create too when it is absent.
+        self.check_object(user, "patch", manifest)
+        info, namespace, name = _object_place(manifest)
+        if self.access.cached(info.plural, namespace, name) is None:
+            self.access.check(user, "create", info, namespace, name)
+        return await self.h.apply(manifest, dry_run=dry_run)
+
+    async def create(self, user: UserInfo, obj: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+        self.check_object(user, "create", obj)
+        return await self.h.create(obj, dry_run=dry_run)
+
+    async def get(self, user: UserInfo, kind: str, namespace: str, name: str) -> dict[str, Any]:
+        self.check(user, "get", kind, namespace, name)
+        return await self.h.get(kind, namespace, name)
+
+    async def list_raw(self, user: UserInfo, kind: str, namespace: str, label_selector: str = "",
+                       field_selector: str = "") -> tuple[list[bytes], int]:
+        self.check(user, "list", kind, namespace, field_selector=field_selector, all_namespaces=True)
+        return await self.h.list_raw(kind, namespace, label_selector, field_selector)
+
+    async def update(self, user: UserInfo, obj: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+        self.check_object(user, "update", obj)
+        return await self.h.update(obj, dry_run=dry_run)
+
+    async def update_status(self, user: UserInfo, obj: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+        self.check_object(user, "update", obj, subresource="status")
+        return await self.h.update_status(obj, dry_run=dry_run)
+
+    async def delete(self, user: UserInfo, kind: str, namespace: str, name: str, *, propagation: str = "",
+                     grace_seconds: int | None = None, dry_run: bool = False,
+                     resource_version: str = "") -> tuple[dict[str, Any], bool]:
+        self.check(user, "delete", kind, namespace, name)
+        return await self.h.delete(kind, namespace, name, propagation=propagation, grace_seconds=grace_seconds,
+                                   dry_run=dry_run, resource_version=resource_version)
+
+    async def watch(self, user: UserInfo, kind: str, namespace: str, label_selector: str = "",
+                    field_selector: str = "", resource_version: str = "") -> tuple[Subscription, list[Event]]:
+        self.check(user, "watch", kind, namespace, field_selector=field_selector, all_namespaces=True)
+        return await self.h.watch(kind, namespace, label_selector, field_selector, resource_version)
+
+    async def patch(self, user: UserInfo, kind: str, namespace: str, name: str,
+                    change: Callable[[dict[str, Any]], dict[str, Any]], *, status: bool = False,
+                    dry_run: bool = False) -> dict[str, Any]:
+        """Kubernetes' PATCH: `change` makes the new object of the stored one, which is then
+        written as an update (of the status, with `status`) against the version it was made
+        from. Another writer in between: read and patch again. A patch that pins a
+        resourceVersion of its own fails on a stale one as an update does."""
+        self.check(user, "patch", kind, namespace, name, subresource="status" if status else "")
+        info = lookup(kind)
+        for _attempt in range(PATCH_ATTEMPTS):
+            current = await self.h.get(kind, namespace, name)
+            new = change(current)
+            meta = new.get("metadata")
+            if not isinstance(meta, dict):
+                meta = new["metadata"] = {}
+            meta["name"] = name
+            if info.namespaced:
+                meta["namespace"] = (current.get("metadata") or {}).get("namespace")
+            pinned = str(meta.get("resourceVersion") or "")
+            current_version = str((current.get("metadata") or {}).get("resourceVersion") or "")
+            meta.setdefault("resourceVersion", current_version)
+            try:
+                if status:
+                    return await self.h.update_status(new, dry_run=dry_run)
+                return await self.h.update(new, dry_run=dry_run)
+            except Conflict:
+                if pinned and pinned != current_version:
+                    raise
+        raise Conflict(f'{info.qualified_plural} "{name}" kept changing during the patch; try again')

@@ -1,0 +1,12 @@
+"""The Kubernetes REST API on the API server, so the real `kubectl` (and client-go, the
+Python `kubernetes` client, editors' plugins) can use a Skiff cluster.
+
+- server.py: the aiohttp application on the API server's event loop: HTTPS with the
+  cluster CA, authentication (client certificates, bearer tokens) and the routes;
+- resources.py: the object verbs on Kubernetes' URLs, calling the same authorized verbs
+  as the gRPC servicer (controlplane/apiserver/verbs.py): one copy of each;
+- discovery.py: /version, /api, /apis and the APIResourceLists, from api/registry.py;
+- openapi.py: OpenAPI v3 documents generated from the pydantic models (api/);
+- patch.py: JSON merge patch, strategic merge patch, JSON patch;
+- status.py: errors as `kind: Status` objects, as kubectl prints them.
+"""

@@ -1,0 +1,93 @@
+"""Discovery, as kubectl reads it: /version, /api, /apis and each group-version's resources.
+
+Everything comes from the registry of kinds (api/registry.py): a kind registered there is
+served here, with its plural, singular, short names and scope. Skiff's verbs map to
+Kubernetes' (`apply` is a `patch`); the `all` category (what `kubectl get all` shows)
+is Kubernetes' list of workload kinds. The aggregated form (apidiscovery.k8s.io/v2) is not
+served: kubectl asks for it first and, given the plain form (Content-Type
+application/json), reads the plain lists.
+"""
+
+from __future__ import annotations
+
+import platform
+from typing import Any
+
+from api.registry import ResourceInfo, all_resources
+
+# The Kubernetes API version whose wire format Skiff follows (kubectl compares it with its own).
+KUBE_MAJOR, KUBE_MINOR = "1", "32"
+# Kubernetes' `all` category (kubectl get all).
+ALL_CATEGORY = frozenset({"pods", "replicationcontrollers", "services", "daemonsets", "deployments", "replicasets",
+                          "statefulsets", "horizontalpodautoscalers", "jobs", "cronjobs"})
+
+
+def version(skiff_version: str) -> dict[str, Any]:
+    return {"major": KUBE_MAJOR, "minor": KUBE_MINOR,
+            "gitVersion": f"v{KUBE_MAJOR}.{KUBE_MINOR}.0-skiff.{skiff_version}", "gitCommit": "", "gitTreeState": "",
+            "buildDate": "", "goVersion": f"python{platform.python_version()}", "compiler": "cpython",
+            "platform": f"linux/{platform.machine()}"}
+
+
+def group_versions() -> dict[str, list[str]]:
+    """group -> its versions, the core group "" included."""
+    out: dict[str, list[str]] = {}
+    for info in all_resources():
+        versions = out.setdefault(info.group, [])
+        if info.version not in versions:
+            versions.append(info.version)
+    return out
+
+
+def core_versions() -> dict[str, Any]:
+    return {"kind": "APIVersions", "versions": group_versions().get("", ["v1"]),
+            "serverAddressByClientCIDRs": []}
+
+
+def groups() -> dict[str, Any]:
+    out = []
+    for group, versions in sorted(group_versions().items()):
+        if not group:
+            continue
+        listed = [{"groupVersion": f"{group}/{v}", "version": v} for v in versions]
+        out.append({"name": group, "versions": listed, "preferredVersion": listed[0]})
+    return {"kind": "APIGroupList", "apiVersion": "v1", "groups": out}
+
+
+def kube_verbs(info: ResourceInfo) -> list[str]:
+    verbs = {v for v in info.verbs if v != "apply"}
+    if "apply" in info.verbs or "update" in info.verbs:
+        verbs.add("patch")
+    return sorted(verbs)
+
+
+def served(group: str, version: str) -> list[ResourceInfo]:
+    return [i for i in all_resources() if i.group == group and i.version == version]
+
+
+def find(group: str, version: str, plural: str) -> ResourceInfo | None:
+    for info in served(group, version):
+        if info.plural == plural:
+            return info
+    return None
+
+
+def resource_list(group: str, version: str) -> dict[str, Any] | None:
+    """The APIResourceList of one group-version; None when nothing is served there."""
+    infos = served(group, version)
+    if not infos:
+        return None
+    resources: list[dict[str, Any]] = []
+    for info in infos:
+        entry: dict[str, Any] = {"name": info.plural, "singularName": info.singular, "namespaced": info.namespaced,
+                                 "kind": info.kind, "verbs": kube_verbs(info)}
+        if info.short_names:
+            entry["shortNames"] = list(info.short_names)
+        if info.plural in ALL_CATEGORY:
+            entry["categories"] = ["all"]
+        resources.append(entry)
+        if info.has_status:
+            resources.append({"name": f"{info.plural}/status", "singularName": "", "namespaced": info.namespaced,
+                              "kind": info.kind, "verbs": ["get", "patch", "update"]})
+    return {"kind": "APIResourceList", "apiVersion": "v1",
+            "groupVersion": f"{group}/{version}" if group else version, "resources": resources}

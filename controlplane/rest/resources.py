@@ -1,0 +1,306 @@
+"""The object verbs on Kubernetes' URLs.
+
+    /api/v1[/namespaces/{ns}]/{plural}[/{name}[/status]]
+    /apis/{group}/{version}[/namespaces/{ns}]/{plural}[/{name}[/status]]
+
+GET (one object; a list as a `<Kind>List`, with labelSelector, fieldSelector, limit and
+continue; `watch=1`: a stream of `{"type", "object"}` lines), POST (create), PUT (update,
+or update of the status), PATCH (merge, strategic merge and JSON patch — patch.py — and
+server-side apply, `application/apply-patch+yaml`, which is Skiff's apply) and DELETE
+(DeleteOptions from the body or the query). `dryRun=All` is honoured everywhere.
+
+Each verb is the shared, authorized one (controlplane/apiserver/verbs.py), so the REST
+API and the gRPC API check and do the same. Errors are `Status` objects (status.py).
+
+`limit`/`continue` page through one list read: the continue token holds the offset in
+the list ordered by namespace and name, and the next page is cut from a new read (a list
+is not a snapshot across pages, unlike Kubernetes', which reads the pages at one etcd
+revision).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from aiohttp import web
+
+from api.errors import FieldError, ValidationFailed
+from api.registry import ResourceInfo
+from controlplane.apiserver.verbs import Verbs
+from controlplane.auth.identity import UserInfo
+from controlplane.rest import discovery, patch as patches, status
+from controlplane.storage.watch_cache import BOOKMARK, chunks
+
+JSON = "application/json"
+WATCH_BATCH = 200
+
+
+@dataclass(frozen=True)
+class Target:
+    info: ResourceInfo
+    namespace: str       # "" for a cluster-scoped kind, or a list/watch across namespaces
+    name: str
+    subresource: str
+
+
+class NotServed(Exception):
+    """No resource is at this URL."""
+
+
+def parse_path(parts: list[str]) -> Target:
+    """`parts`: the URL's segments after /api/v1 or /apis/{group}/{version}, and those two
+    (group, version) first."""
+    group, version, rest = parts[0], parts[1], parts[2:]
+    namespace = ""
+    if len(rest) >= 3 and rest[0] == "namespaces" and rest[2] not in ("status", "finalize"):
+        namespace, rest = rest[1], rest[2:]
+    if not rest or len(rest) > 3:
+        raise NotServed()
+    info = discovery.find(group, version, rest[0])
+    if info is None or (namespace and not info.namespaced):
+        raise NotServed()
+    name = rest[1] if len(rest) > 1 else ""
+    subresource = rest[2] if len(rest) > 2 else ""
+    if subresource and (subresource != "status" or not info.has_status):
+        raise NotServed()
+    return Target(info, namespace, name, subresource)
+
+
+def respond(obj: Any, code: int = 200) -> web.Response:
+    return web.Response(body=json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode(), status=code,
+                        content_type=JSON)
+
+
+def failure(exc: BaseException, target: Target | None = None) -> web.Response:
+    st = status.of_exception(exc, kind=target.info.plural if target else "", name=target.name if target else "",
+                             group=target.info.group if target else "")
+    return respond(st, st["code"])
+
+
+def _flag(request: web.Request, name: str) -> bool:
+    return request.query.get(name, "").lower() in ("1", "true")
+
+
+def _dry_run(request: web.Request, options: dict[str, Any] | None = None) -> bool:
+    values = request.query.getall("dryRun", []) + list((options or {}).get("dryRun") or [])
+    for value in values:
+        if value != "All":
+            raise ValidationFailed(FieldError("dryRun", f'Unsupported value: "{value}": supported values: "All"'))
+    return bool(values)
+
+
+async def _body(request: web.Request) -> Any:
+    raw = await request.read()
+    if not raw:
+        return None
+    try:
+        if request.content_type == patches.APPLY_PATCH or request.content_type.endswith("yaml"):
+            return yaml.safe_load(raw)
+        return json.loads(raw)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise ValidationFailed(FieldError("", f"the request body cannot be decoded: {exc}")) from None
+
+
+def _object_body(body: Any, target: Target) -> dict[str, Any]:
+    """The object a create/update/apply sends, its namespace checked against the URL's."""
+    if not isinstance(body, dict):
+        raise ValidationFailed(FieldError("", "the request body must be an object"), kind=target.info.kind)
+    body.setdefault("apiVersion", target.info.api_version)
+    body.setdefault("kind", target.info.kind)
+    meta = body.get("metadata")
+    if not isinstance(meta, dict):
+        meta = body["metadata"] = {}
+    if target.info.namespaced and target.namespace:
+        if meta.get("namespace") and meta["namespace"] != target.namespace:
+            raise BadRequest("the namespace of the provided object does not match the namespace sent on the request")
+        meta["namespace"] = target.namespace
+    if target.name:
+        if meta.get("name") and meta["name"] != target.name:
+            raise BadRequest("the name of the object does not match the name on the URL")
+        meta["name"] = target.name
+    return body
+
+
+class BadRequest(Exception):
+    pass
+
+
+class Resources:
+    def __init__(self, verbs: Verbs, stopping: asyncio.Event):
+        self.verbs = verbs
+        self.stopping = stopping
+
+    async def serve(self, request: web.Request, user: UserInfo, target: Target) -> web.StreamResponse:
+        try:
+            method = request.method
+            if method == "GET":
+                if target.name:
+                    obj = await self.verbs.get(user, target.info.plural, target.namespace, target.name)
+                    return respond(obj)
+                if _flag(request, "watch"):
+                    return await self.watch(request, user, target)
+                return await self.list(request, user, target)
+            if method == "POST" and not target.name:
+                obj = _object_body(await _body(request), target)
+                return respond(await self.verbs.create(user, obj, dry_run=_dry_run(request)), 201)
+            if method == "PUT" and target.name:
+                obj = _object_body(await _body(request), target)
+                if target.subresource == "status":
+                    return respond(await self.verbs.update_status(user, obj, dry_run=_dry_run(request)))
+                return respond(await self.verbs.update(user, obj, dry_run=_dry_run(request)))
+            if method == "PATCH" and target.name:
+                return await self.patch(request, user, target)
+            if method == "DELETE" and target.name and not target.subresource:
+                return await self.delete(request, user, target)
+            return respond(status.status(405, "MethodNotAllowed",
+                                         f"the server does not allow this method on the requested resource: "
+                                         f"{method} {request.path}"), 405)
+        except BadRequest as exc:
+            return respond(status.bad_request(str(exc)), 400)
+        except Exception as exc:
+            return failure(exc, target)
+
+    async def list(self, request: web.Request, user: UserInfo, target: Target) -> web.Response:
+        info = target.info
+        items, revision = await self.verbs.list_raw(user, info.plural, target.namespace,
+                                                    request.query.get("labelSelector", ""),
+                                                    request.query.get("fieldSelector", ""))
+        meta: dict[str, Any] = {"resourceVersion": str(revision)}
+        limit = _int_query(request, "limit")
+        start = _continue_offset(request.query.get("continue", ""))
+        if limit or start:
+            decoded = sorted((json.loads(i) for i in items), key=_sort_key)
+            page = decoded[start:start + limit] if limit else decoded[start:]
+            rest = len(decoded) - start - len(page)
+            if limit and rest > 0:
+                meta["continue"] = base64.urlsafe_b64encode(json.dumps({"start": start + limit}).encode()).decode()
+                meta["remainingItemCount"] = rest
+            items = [json.dumps(o, separators=(",", ":"), ensure_ascii=False).encode() for o in page]
+        head = json.dumps({"kind": f"{info.kind}List", "apiVersion": info.api_version, "metadata": meta},
+                          separators=(",", ":"))[:-1]
+        body = head.encode() + b',"items":[' + b",".join(items) + b"]}"
+        return web.Response(body=body, content_type=JSON)
+
+    async def watch(self, request: web.Request, user: UserInfo, target: Target) -> web.StreamResponse:
+        info = target.info
+        field_selector = request.query.get("fieldSelector", "")
+        if target.name:
+            field_selector = ",".join(filter(None, [field_selector, f"metadata.name={target.name}"]))
+        sub, backlog = await self.verbs.watch(user, info.plural, target.namespace,
+                                              request.query.get("labelSelector", ""), field_selector,
+                                              request.query.get("resourceVersion", ""))
+        bookmarks = _flag(request, "allowWatchBookmarks")
+        timeout = _int_query(request, "timeoutSeconds") or None
+        response = web.StreamResponse(headers={"Content-Type": JSON, "Cache-Control": "no-cache"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        if self.stopping.is_set():
+            sub.close()
+
+        async def stream() -> None:
+            for events in chunks(backlog, WATCH_BATCH):
+                await response.write(_event_lines(info, events))
+            async for events in sub.batches(bookmark_every=30.0 if bookmarks else None, max_batch=WATCH_BATCH):
+                if not bookmarks:
+                    events = [e for e in events if e.type != BOOKMARK]
+                if events:
+                    await response.write(_event_lines(info, events))
+        try:
+            async with asyncio.timeout(timeout):
+                await stream()
+        except TimeoutError:
+            pass
+        except (ConnectionResetError, asyncio.CancelledError):
+            raise
+        except Exception as exc:   # the watch broke (history compacted, watcher too slow): an ERROR event
+            st = status.of_exception(exc)
+            await response.write(json.dumps({"type": "ERROR", "object": st}).encode() + b"\n")
+        finally:
+            sub.close()
+        return response
+
+    async def patch(self, request: web.Request, user: UserInfo, target: Target) -> web.Response:
+        body = await _body(request)
+        content_type = request.content_type
+        dry_run = _dry_run(request)
+        if content_type == patches.APPLY_PATCH:
+            if target.subresource:
+                raise BadRequest("server-side apply of a subresource is not supported")
+            manifest = _object_body(body, target)
+            obj, result = await self.verbs.apply(user, manifest, dry_run=dry_run)
+            return respond(obj, 201 if result == "created" else 200)
+        if content_type not in (patches.MERGE_PATCH, patches.STRATEGIC, patches.JSON_PATCH):
+            return respond(status.status(415, "UnsupportedMediaType",
+                                         f"the body of the request was in an unknown format - accepted media types "
+                                         f"include: {patches.JSON_PATCH}, {patches.MERGE_PATCH}, {patches.STRATEGIC}, "
+                                         f"{patches.APPLY_PATCH}"), 415)
+        obj = await self.verbs.patch(user, target.info.plural, target.namespace, target.name,
+                                     lambda current: patches.apply_patch(content_type, current, body),
+                                     status=target.subresource == "status", dry_run=dry_run)
+        return respond(obj)
+
+    async def delete(self, request: web.Request, user: UserInfo, target: Target) -> web.Response:
+        options = await _body(request) or {}
+        if not isinstance(options, dict):
+            raise BadRequest("the body of a delete must be DeleteOptions")
+        grace = options.get("gracePeriodSeconds")
+        if grace is None and "gracePeriodSeconds" in request.query:
+            grace = _int_query(request, "gracePeriodSeconds")
+        propagation = options.get("propagationPolicy") or request.query.get("propagationPolicy", "")
+        if options.get("orphanDependents") is True or request.query.get("orphanDependents") == "true":
+            propagation = propagation or "Orphan"
+        preconditions = options.get("preconditions") or {}
+        obj, finished = await self.verbs.delete(user, target.info.plural, target.namespace, target.name,
+                                                propagation=propagation, grace_seconds=grace,
+                                                dry_run=_dry_run(request, options),
+                                                resource_version=str(preconditions.get("resourceVersion") or ""))
+        if finished:
+            meta = obj.get("metadata") or {}
+            return respond(status.success({"name": target.name, "group": target.info.group,
+                                           "kind": target.info.plural, "uid": meta.get("uid", "")}))
+        return respond(obj, 200)
+
+
+def _event_lines(info: ResourceInfo, events: list[Any]) -> bytes:
+    out = []
+    for event in events:
+        if event.type == BOOKMARK:
+            obj = json.dumps({"kind": info.kind, "apiVersion": info.api_version,
+                              "metadata": {"resourceVersion": str(event.revision)}}).encode()
+        else:
+            obj = event.raw
+        out.append(b'{"type":"' + event.type.encode() + b'","object":' + obj + b"}\n")
+    return b"".join(out)
+
+
+def _sort_key(obj: dict[str, Any]) -> tuple[str, str]:
+    meta = obj.get("metadata") or {}
+    return str(meta.get("namespace") or ""), str(meta.get("name") or "")
+
+
+def _int_query(request: web.Request, name: str) -> int:
+    text = request.query.get(name, "")
+    if not text:
+        return 0
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValidationFailed(FieldError(name, f"must be an integer, got {text!r}")) from None
+    if value < 0:
+        raise ValidationFailed(FieldError(name, "must be greater than or equal to 0"))
+    return value
+
+
+def _continue_offset(token: str) -> int:
+    if not token:
+        return 0
+    try:
+        return int(json.loads(base64.urlsafe_b64decode(token.encode()))["start"])
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        raise ValidationFailed(FieldError("continue", "the continue token is not valid")) from None
