@@ -7,7 +7,8 @@ that does not abstain decides (Kubernetes' union authorizer with `--authorizatio
 Node,RBAC`). Nobody says yes: the request is refused with PERMISSION_DENIED, worded as
 Kubernetes words it:
 
-    User "alice" cannot create resource "deployments" in API group "apps" in the namespace "default"
+    deployments.apps is forbidden: User "alice" cannot create resource "deployments" in API group "apps" in the
+    namespace "default"
 
 followed, when an authorizer gave one, by its reason (the Node authorizer names the rule).
 """
@@ -58,10 +59,8 @@ class Forbidden(ApiError):
 
 def forbidden_message(attrs: Attributes, reason: str = "") -> str:
     """Kubernetes' wording of a refusal (k8s.io/apiserver/pkg/endpoints/handlers/responsewriters)."""
-    if attrs.name:
-        prefix = f'{attrs.full_resource}{"." + attrs.group if attrs.group else ""} "{attrs.name}" is forbidden: '
-    else:
-        prefix = ""
+    resource = f'{attrs.full_resource}{"." + attrs.group if attrs.group else ""}'
+    prefix = f'{resource} "{attrs.name}" is forbidden: ' if attrs.name else f"{resource} is forbidden: "
     where = f' in the namespace "{attrs.namespace}"' if attrs.namespace else " at the cluster scope"
     text = (f'{prefix}User "{attrs.user.name}" cannot {attrs.verb} resource "{attrs.full_resource}" '
             f'in API group "{attrs.group}"{where}')

@@ -95,7 +95,16 @@ def _dry_run(request: web.Request, options: dict[str, Any] | None = None) -> boo
     return bool(values)
 
 
+class UnsupportedMediaType(Exception):
+    pass
+
+
 async def _body(request: web.Request) -> Any:
+    if "protobuf" in request.content_type:
+        raise UnsupportedMediaType(
+            f"the body of the request was in an unknown format - accepted media types include: application/json, "
+            f"application/yaml (Skiff does not speak Kubernetes' protobuf: `kubectl create namespace|deployment|...` "
+            f"send it; write the object and use `kubectl create -f` or `kubectl apply -f`)")
     raw = await request.read()
     if not raw:
         return None
@@ -163,6 +172,8 @@ class Resources:
                                          f"{method} {request.path}"), 405)
         except BadRequest as exc:
             return respond(status.bad_request(str(exc)), 400)
+        except UnsupportedMediaType as exc:
+            return respond(status.status(415, "UnsupportedMediaType", str(exc)), 415)
         except Exception as exc:
             return failure(exc, target)
 

@@ -67,6 +67,11 @@ def of_exception(exc: BaseException, *, kind: str = "", name: str = "", group: s
     if group:
         details["group"] = group
     if isinstance(exc, ValidationFailed):
+        # Kubernetes' Invalid names the kind and the object's name (kubectl prints `The Deployment "web" is invalid`).
+        if exc.kind:
+            details["kind"] = exc.kind
+        if exc.name:
+            details["name"] = exc.name
         details["causes"] = [{"reason": _cause_reason(e.message), "message": e.message, "field": e.path}
                              for e in exc.errors]
     return status(http, reason, message, details=details or None)

@@ -124,7 +124,8 @@ def test_denial_names_who_what_and_where() -> None:
     chain = Chain(RBACAuthorizer(caches_with()))
     with pytest.raises(Forbidden) as err:
         chain.check(Attributes(ALICE, "create", "deployments", "apps", "", "default", ""))
-    assert str(err.value) == ('User "alice" cannot create resource "deployments" in API group "apps" '
+    assert str(err.value) == ('deployments.apps is forbidden: User "alice" cannot create resource "deployments" in '
+                              'API group "apps" '
                               'in the namespace "default"')
     assert forbidden_message(Attributes(ALICE, "get", "nodes", "", "", "", "n1")) == (
         'nodes "n1" is forbidden: User "alice" cannot get resource "nodes" in API group "" at the cluster scope')

@@ -1,0 +1,210 @@
+"""The real kubectl against the session's API server, through its REST API (controlplane/rest).
+
+kubectl (found on PATH; skipped without one) uses the kubeconfig the control plane wrote
+(`<state-dir>/kubeconfig`: https, the cluster CA, the admin's client certificate), as a
+user would. Each test asserts what kubectl printed. The API server runs without scheduler
+and controllers (the session fixture), so pods stay Pending and no ReplicaSets appear.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+from procs import ControlPlane, wait_for
+
+KUBECTL = shutil.which("kubectl")
+pytestmark = pytest.mark.skipif(KUBECTL is None, reason="no kubectl on PATH (the real client is what is tested)")
+
+DEPLOYMENT = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  labels: {{app: web}}
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {{app: web}}
+  template:
+    metadata:
+      labels: {{app: web}}
+    spec:
+      containers:
+      - name: web
+        image: {image}
+        command: ["sleep", "3600"]
+        ports:
+        - containerPort: 80
+"""
+
+
+class Kubectl:
+    def __init__(self, kubeconfig: Path, home: Path):
+        # A HOME of its own: kubectl's discovery and OpenAPI cache must not outlive the test's server.
+        self.env = {**os.environ, "KUBECONFIG": str(kubeconfig), "HOME": str(home)}
+
+    def __call__(self, *args: str, input: str | None = None, check: bool = True,
+                 timeout: float = 60) -> subprocess.CompletedProcess:
+        out = subprocess.run([KUBECTL, *args], input=input, capture_output=True, text=True, env=self.env,
+                             timeout=timeout)
+        if check and out.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({out.returncode}): {out.stderr}")
+        return out
+
+    def popen(self, *args: str) -> subprocess.Popen:
+        return subprocess.Popen([KUBECTL, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                env=self.env)
+
+
+@pytest.fixture
+def kubectl(api_server: ControlPlane, tmp_path: Path) -> Kubectl:
+    return Kubectl(api_server.kubeconfig, tmp_path)
+
+
+@pytest.fixture
+def ns(kubectl: Kubectl) -> str:
+    name = f"k-{uuid.uuid4().hex[:10]}"
+    out = kubectl("create", "-f", "-", input=f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n")
+    assert out.stdout.strip() == f"namespace/{name} created"
+    return name
+
+
+def test_the_control_plane_writes_a_kubeconfig_for_kubectl(api_server: ControlPlane) -> None:
+    config = yaml.safe_load(api_server.kubeconfig.read_text())
+    cluster = config["clusters"][0]["cluster"]
+    assert cluster["server"] == f"https://127.0.0.1:{api_server.rest_port}"
+    assert base64.b64decode(cluster["certificate-authority-data"]).startswith(b"-----BEGIN CERTIFICATE-----")
+    user = config["users"][0]["user"]
+    assert set(user) == {"client-certificate-data", "client-key-data"}
+
+
+def test_version_discovery_and_api_resources(kubectl: Kubectl) -> None:
+    version = kubectl("version").stdout
+    assert "Server Version: v1.32.0-skiff." in version
+    resources = kubectl("api-resources").stdout.splitlines()
+    assert resources[0].split() == ["NAME", "SHORTNAMES", "APIVERSION", "NAMESPACED", "KIND"]
+    rows = {line.split()[0]: line.split() for line in resources[1:]}
+    assert rows["pods"] == ["pods", "po", "v1", "true", "Pod"]
+    assert rows["deployments"] == ["deployments", "deploy", "apps/v1", "true", "Deployment"]
+    assert rows["nodes"] == ["nodes", "no", "v1", "false", "Node"]
+
+
+def test_get_nodes_and_pods_across_namespaces(kubectl: Kubectl, ns: str) -> None:
+    node = f"n-{uuid.uuid4().hex[:8]}"
+    kubectl("create", "-f", "-", input=f"apiVersion: v1\nkind: Node\nmetadata:\n  name: {node}\n")
+    try:
+        assert node in kubectl("get", "nodes").stdout.split()
+        kubectl("run", "p1", "-n", ns, "--image=busybox", "--", "sleep", "60")
+        lines = kubectl("get", "pods", "-A").stdout.splitlines()
+        assert lines[0].split()[:2] == ["NAMESPACE", "NAME"]
+        assert [ns, "p1"] in [line.split()[:2] for line in lines[1:]]
+        assert kubectl("get", "pods", "-n", ns, "-o", "jsonpath={.items[*].metadata.name}").stdout == "p1"
+    finally:
+        kubectl("delete", "node", node)
+
+
+def test_apply_created_unchanged_configured_then_delete(kubectl: Kubectl, ns: str, tmp_path: Path) -> None:
+    manifest = tmp_path / "web.yaml"
+    manifest.write_text(DEPLOYMENT.format(image="busybox:1.36"))
+    assert kubectl("apply", "-n", ns, "-f", str(manifest)).stdout.strip() == "deployment.apps/web created"
+    assert kubectl("apply", "-n", ns, "-f", str(manifest)).stdout.strip() == "deployment.apps/web unchanged"
+    manifest.write_text(DEPLOYMENT.format(image="busybox:1.37"))
+    assert kubectl("apply", "-n", ns, "-f", str(manifest)).stdout.strip() == "deployment.apps/web configured"
+    live = yaml.safe_load(kubectl("get", "deploy", "web", "-n", ns, "-o", "yaml").stdout)
+    container = live["spec"]["template"]["spec"]["containers"][0]
+    # The strategic merge patch kubectl sent merged the container by name: the rest of it is kept.
+    assert (container["image"], container["command"], container["ports"]) == \
+        ("busybox:1.37", ["sleep", "3600"], [{"containerPort": 80, "protocol": "TCP"}])
+    assert live["metadata"]["generation"] == 2
+    kubectl("create", "-n", ns, "-f", "-", input="apiVersion: v1\nkind: Service\nmetadata: {name: front}\n"
+                                                 "spec: {selector: {app: web}, ports: [{port: 80}]}\n")
+    names = [line.split()[0] for line in kubectl("get", "all", "-n", ns).stdout.splitlines() if line.strip()]
+    assert {"deployment.apps/web", "service/front"} <= set(names)   # the `all` category, two kinds: named by kind
+    assert kubectl("delete", "-n", ns, "-f", str(manifest)).stdout.strip() == 'deployment.apps "web" deleted'
+    missing = kubectl("get", "deploy", "web", "-n", ns, check=False)
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == 'Error from server (NotFound): deployments.apps "web" not found'
+
+
+def test_patch_in_all_three_types_and_server_side_apply(kubectl: Kubectl, ns: str, tmp_path: Path) -> None:
+    manifest = tmp_path / "web.yaml"
+    manifest.write_text(DEPLOYMENT.format(image="busybox:1.36"))
+    kubectl("apply", "-n", ns, "-f", str(manifest))
+    replicas = lambda: kubectl("get", "deploy", "web", "-n", ns, "-o", "jsonpath={.spec.replicas}").stdout  # noqa: E731
+    kubectl("patch", "deploy", "web", "-n", ns, "--type=json", "-p", '[{"op":"replace","path":"/spec/replicas","value":3}]')
+    assert replicas() == "3"
+    kubectl("patch", "deploy", "web", "-n", ns, "--type=merge", "-p", '{"spec":{"replicas":4}}')
+    assert replicas() == "4"
+    out = kubectl("patch", "deploy", "web", "-n", ns, "-p", '{"spec":{"replicas":5}}')   # strategic
+    assert out.stdout.strip() == "deployment.apps/web patched" and replicas() == "5"
+    kubectl("label", "deploy", "web", "-n", ns, "tier=front")
+    assert kubectl("get", "deploy", "-n", ns, "-l", "tier=front", "-o", "name").stdout.strip() == "deployment.apps/web"
+    manifest.write_text(DEPLOYMENT.format(image="busybox:1.38"))
+    out = kubectl("apply", "--server-side", "-n", ns, "-f", str(manifest))
+    assert out.stdout.strip() == "deployment.apps/web serverside-applied"
+    image = kubectl("get", "deploy", "web", "-n", ns, "-o", "jsonpath={.spec.template.spec.containers[0].image}")
+    assert image.stdout == "busybox:1.38"
+
+
+def test_get_pods_watch_receives_an_event(kubectl: Kubectl, ns: str) -> None:
+    watch = kubectl.popen("get", "pods", "-n", ns, "-w")
+    try:
+        time.sleep(0)   # the watch starts with a list; the pod may come before or after it: both print it
+        kubectl("run", "watched", "-n", ns, "--image=busybox", "--", "sleep", "60")
+        seen: list[str] = []
+
+        def printed() -> bool:
+            line = watch.stdout.readline()
+            seen.append(line)
+            return line.split()[:1] == ["watched"]
+        wait_for(printed, timeout=20, what="kubectl get pods -w to print the new pod")
+    finally:
+        watch.kill()
+        watch.wait(5)
+
+
+def test_missing_object_invalid_object_and_unknown_resource(kubectl: Kubectl, ns: str) -> None:
+    out = kubectl("get", "pod", "nope", "-n", ns, check=False)
+    assert (out.returncode, out.stderr.strip()) == (1, 'Error from server (NotFound): pods "nope" not found')
+    bad = DEPLOYMENT.format(image="busybox").replace("replicas: 2", "replicas: -1")
+    out = kubectl("apply", "-n", ns, "-f", "-", input=bad, check=False)
+    assert out.returncode == 1
+    assert 'Deployment "web" is invalid' in out.stderr and "spec.replicas" in out.stderr
+    out = kubectl("get", "frobnicators", check=False)
+    assert out.returncode == 1 and 'the server doesn\'t have a resource type "frobnicators"' in out.stderr
+
+
+def test_explain_reads_the_models_schema(kubectl: Kubectl) -> None:
+    out = kubectl("explain", "deployment.spec.strategy").stdout
+    assert "KIND:       Deployment" in out and "FIELD: strategy <DeploymentStrategy>" in out
+    assert "rollingUpdate" in out and "type\t<string>" in out
+
+
+def test_rbac_refusal_and_no_credentials_as_kubectl_prints_them(api_server: ControlPlane, tmp_path: Path) -> None:
+    from controlplane.client import kubeconfig
+    from controlplane.pki.ca import ClusterPKI
+    pki = ClusterPKI(api_server.state_dir / "pki")
+    alice = pki.issue(common_name="alice", client=True)
+    server = f"https://127.0.0.1:{api_server.rest_port}"
+    config = tmp_path / "alice.conf"
+    kubeconfig.write(config, kubeconfig.build(cluster="skiff", server=server, ca=pki.ca_pem, user="alice",
+                                              cert=alice.cert, key=alice.key))
+    out = Kubectl(config, tmp_path)("get", "pods", "-n", "default", check=False)
+    assert out.returncode == 1
+    assert out.stderr.strip() == ('Error from server (Forbidden): pods is forbidden: User "alice" cannot list '
+                                  'resource "pods" in API group "" in the namespace "default"')
+    anonymous = tmp_path / "nobody.conf"   # a token nobody issued
+    kubeconfig.write(anonymous, kubeconfig.build(cluster="skiff", server=server, ca=pki.ca_pem, user="nobody",
+                                                 token="abcdef.0123456789abcdef"))
+    out = Kubectl(anonymous, tmp_path)("get", "pods", check=False)
+    assert out.returncode == 1
+    assert out.stderr.strip().endswith("error: You must be logged in to the server (Unauthorized)")
