@@ -207,4 +207,5 @@ def test_rbac_refusal_and_no_credentials_as_kubectl_prints_them(api_server: Cont
                                                  token="abcdef.0123456789abcdef"))
     out = Kubectl(anonymous, tmp_path)("get", "pods", check=False)
     assert out.returncode == 1
-    assert out.stderr.strip().endswith("error: You must be logged in to the server (Unauthorized)")
+    assert out.stderr.startswith("error: You must be logged in to the server (Unauthorized: bootstrap token "
+                                 "'abcdef' is unknown")
