@@ -8,9 +8,8 @@ Layout (each module opens with what it does):
   manifests.py   reading -f FILE|DIR|- into documents, with file names and line numbers
   validation.py  checking every document with api/ before anything is written
   resources.py   turning `po,deploy`, `pod/web` and the like into kinds and names
-  timefmt.py     AGE formatting (`5s`, `3m`, `2d4h`), timestamps
-  podstatus.py   how kubectl computes a pod's READY, STATUS and RESTARTS
-  columns.py     per-kind table columns (`get` default and `-o wide`)
+  (AGE formatting, pods' READY/STATUS/RESTARTS and the per-kind table columns are in
+  api/printing/, shared with the REST API's Table responses to kubectl)
   printers/      -o formats: table, wide, yaml, json, name, jsonpath, custom-columns; Go's tabwriter
   describe/      `describe` output (pods in kubectl's layout, a generic one otherwise)
   explain.py     `explain` from the kinds' JSON schema

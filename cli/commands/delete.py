@@ -26,7 +26,7 @@ from cli.commands.get import check_selectors, namespace_for, no_resources_messag
 from cli.errors import CliError, print_error, report
 from cli.resources import parse_targets
 from cli.session import global_options, session
-from cli.timefmt import parse_duration
+from api.printing.timefmt import parse_duration
 from controlplane.client import ApiError, Client, NotFound
 
 CASCADE = {"background": "Background", "foreground": "Foreground", "orphan": "Orphan",

@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from api.registry import ResourceInfo
-from cli.columns import get
+from api.printing.columns import get
 from cli.commands.get import check_selectors, namespace_for, no_resources_message
 from cli.describe import describe as render
 from cli.errors import report

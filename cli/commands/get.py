@@ -5,7 +5,7 @@
     ctl get pod web -o yaml           one object; several print as a `kind: List`
     ctl get pods -l app=web -w        the table, then one row per change until Ctrl-C
 
-Output formats are in cli/printers/formats.py, table columns in cli/columns.py.
+Output formats are in cli/printers/formats.py, table columns in api/printing/columns.py.
 """
 
 from __future__ import annotations

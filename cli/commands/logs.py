@@ -20,7 +20,7 @@ from typing import Any
 import click
 
 from api.selectors import selector_from_spec
-from cli.columns import format_labels
+from api.printing.columns import format_labels
 from cli.errors import CliError
 from cli.resources import find_kind
 from cli.session import global_options, session

@@ -24,7 +24,7 @@ import click
 
 from cli.errors import CliError
 from cli.session import global_options, session
-from cli.timefmt import parse_duration
+from api.printing.timefmt import parse_duration
 from controlplane.client import Client, Conflict, NotFound
 
 Obj = dict[str, Any]

@@ -30,7 +30,7 @@ from cli.errors import CliError
 from cli.printers.tabwriter import TabWriter
 from cli.resources import parse_targets
 from cli.session import global_options, session
-from cli.timefmt import parse_duration
+from api.printing.timefmt import parse_duration
 from controlplane.client import Client, Conflict, TooOld
 
 # Annotation and label names of the Deployment machinery (kubectl hard-codes the same ones).

@@ -12,7 +12,7 @@ from typing import Any
 
 from api.registry import ResourceInfo
 from cli.describe.writer import LAST_APPLIED, Out, controlled_by, describe_events, multiline
-from cli.timefmt import now, rfc1123z
+from api.printing.timefmt import now, rfc1123z
 
 
 def _title(key: str) -> str:

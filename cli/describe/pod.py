@@ -12,9 +12,9 @@ from typing import Any
 from api.errors import ValidationFailed
 from api.pod import qos_class
 from api.registry import parse_object
-from cli.columns import get
+from api.printing.columns import get
 from cli.describe.writer import LAST_APPLIED, Out, controlled_by, describe_events, multiline, none_if_empty, true_false
-from cli.timefmt import now, rfc1123z, since
+from api.printing.timefmt import now, rfc1123z, since
 
 
 def _ports(ports: list[dict[str, Any]], key: str) -> str:

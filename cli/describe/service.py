@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from cli.columns import format_labels, get
+from api.printing.columns import format_labels, get
 from cli.describe.writer import LAST_APPLIED, Out, describe_events, multiline
-from cli.timefmt import now
+from api.printing.timefmt import now
 
 
 def format_slice_endpoints(slices: list[dict[str, Any]], port_name: str) -> str:

@@ -10,9 +10,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from cli.columns import event_first_seen, event_last_seen, get
+from api.printing.columns import event_first_seen, event_last_seen, get
 from cli.printers.tabwriter import TabWriter
-from cli.timefmt import now, parse_time, since
+from api.printing.timefmt import now, parse_time, since
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Iterable
 
-from cli.columns import columns_for, format_labels, get
+from api.printing.columns import columns_for, format_labels, get
 from cli.printers.tabwriter import TabWriter
-from cli.timefmt import now
+from api.printing.timefmt import now
 
 NONE = "<none>"
 

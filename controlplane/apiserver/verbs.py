@@ -64,8 +64,9 @@ class Verbs:
         self.check_object(user, "create", obj)
         return await self.h.create(obj, dry_run=dry_run)
 
-    async def get(self, user: UserInfo, kind: str, namespace: str, name: str) -> dict[str, Any]:
-        self.check(user, "get", kind, namespace, name)
+    async def get(self, user: UserInfo, kind: str, namespace: str, name: str, *,
+                  subresource: str = "") -> dict[str, Any]:
+        self.check(user, "get", kind, namespace, name, subresource=subresource)
         return await self.h.get(kind, namespace, name)
 
     async def list_raw(self, user: UserInfo, kind: str, namespace: str, label_selector: str = "",
@@ -94,13 +95,15 @@ class Verbs:
         return await self.h.watch(kind, namespace, label_selector, field_selector, resource_version)
 
     async def patch(self, user: UserInfo, kind: str, namespace: str, name: str,
-                    change: Callable[[dict[str, Any]], dict[str, Any]], *, status: bool = False,
-                    dry_run: bool = False) -> dict[str, Any]:
+                    change: Callable[[dict[str, Any]], dict[str, Any]], *, subresource: str = "",
+                    dry_run: bool = False, verb: str = "patch") -> dict[str, Any]:
         """Kubernetes' PATCH: `change` makes the new object of the stored one, which is then
-        written as an update (of the status, with `status`) against the version it was made
-        from. Another writer in between: read and patch again. A patch that pins a
-        resourceVersion of its own fails on a stale one as an update does."""
-        self.check(user, "patch", kind, namespace, name, subresource="status" if status else "")
+        written as an update (of the status, for the `status` subresource) against the version
+        it was made from. Another writer in between: read and patch again. A patch that pins a
+        resourceVersion of its own fails on a stale one as an update does. (The `scale`
+        subresource's PUT is this too, authorized as `update`: `verb`.)"""
+        self.check(user, verb, kind, namespace, name, subresource=subresource)
+        status = subresource == "status"
         info = lookup(kind)
         for _attempt in range(PATCH_ATTEMPTS):
             current = await self.h.get(kind, namespace, name)

@@ -14,6 +14,7 @@ import platform
 from typing import Any
 
 from api.registry import ResourceInfo, all_resources
+from controlplane.rest.scale import SCALABLE
 
 # The Kubernetes API version whose wire format Skiff follows (kubectl compares it with its own).
 KUBE_MAJOR, KUBE_MINOR = "1", "32"
@@ -86,6 +87,10 @@ def resource_list(group: str, version: str) -> dict[str, Any] | None:
         if info.plural in ALL_CATEGORY:
             entry["categories"] = ["all"]
         resources.append(entry)
+        if info.kind in SCALABLE:
+            resources.append({"name": f"{info.plural}/scale", "singularName": "", "namespaced": info.namespaced,
+                              "group": "autoscaling", "version": "v1", "kind": "Scale",
+                              "verbs": ["get", "patch", "update"]})
         if info.has_status:
             resources.append({"name": f"{info.plural}/status", "singularName": "", "namespaced": info.namespaced,
                               "kind": info.kind, "verbs": ["get", "patch", "update"]})

@@ -34,7 +34,7 @@ from api.errors import FieldError, ValidationFailed
 from api.registry import ResourceInfo
 from controlplane.apiserver.verbs import Verbs
 from controlplane.auth.identity import UserInfo
-from controlplane.rest import discovery, patch as patches, status
+from controlplane.rest import discovery, patch as patches, scale, status, table as tables
 from controlplane.storage.watch_cache import BOOKMARK, chunks
 
 JSON = "application/json"
@@ -67,7 +67,8 @@ def parse_path(parts: list[str]) -> Target:
         raise NotServed()
     name = rest[1] if len(rest) > 1 else ""
     subresource = rest[2] if len(rest) > 2 else ""
-    if subresource and (subresource != "status" or not info.has_status):
+    if subresource and not ((subresource == "status" and info.has_status)
+                            or (subresource == "scale" and scale.scalable(info))):
         raise NotServed()
     return Target(info, namespace, name, subresource)
 
@@ -148,9 +149,13 @@ class Resources:
     async def serve(self, request: web.Request, user: UserInfo, target: Target) -> web.StreamResponse:
         try:
             method = request.method
+            if target.subresource == "scale":
+                return await self.scale(request, user, target)
             if method == "GET":
-                if target.name:
+                if target.name and not _flag(request, "watch"):
                     obj = await self.verbs.get(user, target.info.plural, target.namespace, target.name)
+                    if _as_table(request):
+                        return respond(tables.table(target.info.kind, [obj], include=_include(request)))
                     return respond(obj)
                 if _flag(request, "watch"):
                     return await self.watch(request, user, target)
@@ -177,6 +182,23 @@ class Resources:
         except Exception as exc:
             return failure(exc, target)
 
+    async def scale(self, request: web.Request, user: UserInfo, target: Target) -> web.Response:
+        plural = target.info.plural
+        if request.method == "GET":
+            obj = await self.verbs.get(user, plural, target.namespace, target.name, subresource="scale")
+            return respond(scale.to_scale(obj))
+        if request.method not in ("PUT", "PATCH"):
+            raise BadRequest(f"{request.method} is not served on the scale subresource")
+        body, content_type = await _body(request), request.content_type
+        if request.method == "PUT":
+            change = lambda current: scale.with_replicas(current, body)  # noqa: E731
+        else:
+            change = lambda current: scale.with_replicas(  # noqa: E731
+                current, patches.apply_patch(content_type, scale.to_scale(current), body))
+        obj = await self.verbs.patch(user, plural, target.namespace, target.name, change, subresource="scale",
+                                     dry_run=_dry_run(request), verb="update" if request.method == "PUT" else "patch")
+        return respond(scale.to_scale(obj))
+
     async def list(self, request: web.Request, user: UserInfo, target: Target) -> web.Response:
         info = target.info
         items, revision = await self.verbs.list_raw(user, info.plural, target.namespace,
@@ -193,6 +215,10 @@ class Resources:
                 meta["continue"] = base64.urlsafe_b64encode(json.dumps({"start": start + limit}).encode()).decode()
                 meta["remainingItemCount"] = rest
             items = [json.dumps(o, separators=(",", ":"), ensure_ascii=False).encode() for o in page]
+        if _as_table(request):
+            objects = [json.loads(i) for i in items]
+            return respond(tables.table(info.kind, objects, resource_version=meta.pop("resourceVersion"),
+                                        include=_include(request), extra_meta=meta))
         head = json.dumps({"kind": f"{info.kind}List", "apiVersion": info.api_version, "metadata": meta},
                           separators=(",", ":"))[:-1]
         body = head.encode() + b',"items":[' + b",".join(items) + b"]}"
@@ -207,6 +233,8 @@ class Resources:
                                               request.query.get("labelSelector", ""), field_selector,
                                               request.query.get("resourceVersion", ""))
         bookmarks = _flag(request, "allowWatchBookmarks")
+        as_table = _as_table(request)
+        include = _include(request)
         timeout = _int_query(request, "timeoutSeconds") or None
         response = web.StreamResponse(headers={"Content-Type": JSON, "Cache-Control": "no-cache"})
         response.enable_chunked_encoding()
@@ -216,12 +244,12 @@ class Resources:
 
         async def stream() -> None:
             for events in chunks(backlog, WATCH_BATCH):
-                await response.write(_event_lines(info, events))
+                await response.write(_event_lines(info, events, as_table, include))
             async for events in sub.batches(bookmark_every=30.0 if bookmarks else None, max_batch=WATCH_BATCH):
                 if not bookmarks:
                     events = [e for e in events if e.type != BOOKMARK]
                 if events:
-                    await response.write(_event_lines(info, events))
+                    await response.write(_event_lines(info, events, as_table, include))
         try:
             async with asyncio.timeout(timeout):
                 await stream()
@@ -253,7 +281,7 @@ class Resources:
                                          f"{patches.APPLY_PATCH}"), 415)
         obj = await self.verbs.patch(user, target.info.plural, target.namespace, target.name,
                                      lambda current: patches.apply_patch(content_type, current, body),
-                                     status=target.subresource == "status", dry_run=dry_run)
+                                     subresource=target.subresource, dry_run=dry_run)
         return respond(obj)
 
     async def delete(self, request: web.Request, user: UserInfo, target: Target) -> web.Response:
@@ -278,12 +306,23 @@ class Resources:
         return respond(obj, 200)
 
 
-def _event_lines(info: ResourceInfo, events: list[Any]) -> bytes:
+def _as_table(request: web.Request) -> bool:
+    return tables.wants_table(request.headers.get("Accept", ""))
+
+
+def _include(request: web.Request) -> str:
+    return request.query.get("includeObject", "Metadata")
+
+
+def _event_lines(info: ResourceInfo, events: list[Any], as_table: bool = False, include: str = "Metadata") -> bytes:
     out = []
     for event in events:
         if event.type == BOOKMARK:
             obj = json.dumps({"kind": info.kind, "apiVersion": info.api_version,
                               "metadata": {"resourceVersion": str(event.revision)}}).encode()
+        elif as_table:
+            obj = json.dumps(tables.table(info.kind, [event.obj], include=include),
+                             separators=(",", ":"), ensure_ascii=False).encode()
         else:
             obj = event.raw
         out.append(b'{"type":"' + event.type.encode() + b'","object":' + obj + b"}\n")

@@ -4,7 +4,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from cli.podstatus import pod_ready, pod_restarts, pod_status
+from api.printing.podstatus import pod_ready, pod_restarts, pod_status
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
 

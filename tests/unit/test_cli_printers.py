@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 import yaml
 
 from api.registry import lookup
-from cli.columns import columns_for, format_selector
+from api.printing.columns import columns_for, format_selector
 from cli.printers import Table, as_list, to_json, to_name, to_yaml
 from cli.printers.tabwriter import TabWriter, align
 

@@ -4,7 +4,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from cli.timefmt import human_duration, parse_duration, parse_time, rfc1123z, since
+from api.printing.timefmt import human_duration, parse_duration, parse_time, rfc1123z, since
 
 
 @pytest.mark.parametrize("seconds, text", [

@@ -18,7 +18,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from cli.timefmt import human_duration, now, parse_time
+from api.printing.timefmt import human_duration, now, parse_time
 
 
 def _dict(value: Any) -> dict[str, Any]:

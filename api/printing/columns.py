@@ -15,8 +15,8 @@ from datetime import datetime
 from typing import Any, Callable
 
 from api.selectors import selector_from_spec
-from cli.podstatus import pod_ready, pod_restarts, pod_status
-from cli.timefmt import between, since
+from api.printing.podstatus import pod_ready, pod_restarts, pod_status
+from api.printing.timefmt import between, since
 
 Obj = dict[str, Any]
 
