@@ -2,7 +2,9 @@
 
     ctl cluster up [--dir DIR] [--port 6443] [--nodes 1]   start, write the client config (server, CA and
                                                            an admin credential), wait until healthy;
-                                                           on an existing cluster: restart what is down
+                                                           on an existing cluster: restart what is down;
+                                                           kubectl's kubeconfig (REST API on port + 1) is
+                                                           DIR/controlplane/kubeconfig
     ctl cluster down [--dir DIR]               stop what `up` started and remove DIR
 """
 
@@ -72,6 +74,7 @@ def up(directory: str, port: int, nodes: int, timeout: float, dns_upstreams: tup
         click.echo("; ".join([f"{describe(s.component.name)} restarted (pid {s.pid})" for s in restarted]
                              + [f"{describe(s.component.name)} running" for s in running]))
         click.echo(f"cluster is up: API server at {local.server()}, state in {local.root}")
+        _kubectl_hint(local)
         return 0
     if nodes and os.geteuid() != 0:
         click.echo("note: not root, so no node agents are started (they need namespaces, cgroups and mounts); "
@@ -93,7 +96,15 @@ def up(directory: str, port: int, nodes: int, timeout: float, dns_upstreams: tup
     click.echo(f"cluster is up: API server at {server}, state in {local.root}")
     click.echo(f"client config {path}: context {CONTEXT} (admin credential, TLS) is current; "
                f"try: ctl get namespaces")
+    _kubectl_hint(local)
     return 0
+
+
+def _kubectl_hint(local: LocalCluster) -> None:
+    """How to use the real kubectl: the control plane's kubeconfig for its REST API (controlplane/rest)."""
+    kubectl_config = local.admin_config.parent / "kubeconfig"
+    if kubectl_config.exists():
+        click.echo(f"kubectl: KUBECONFIG={kubectl_config} kubectl get nodes")
 
 
 def describe(component: str) -> str:

@@ -105,8 +105,11 @@ def test_get_nodes_and_pods_across_namespaces(kubectl: Kubectl, ns: str) -> None
         assert node in kubectl("get", "nodes").stdout.split()
         kubectl("run", "p1", "-n", ns, "--image=busybox", "--", "sleep", "60")
         lines = kubectl("get", "pods", "-A").stdout.splitlines()
-        assert lines[0].split()[:2] == ["NAMESPACE", "NAME"]
-        assert [ns, "p1"] in [line.split()[:2] for line in lines[1:]]
+        # The server's Table: the columns `ctl get` prints (api/printing/columns.py); NAMESPACE is kubectl's.
+        assert lines[0].split() == ["NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+        assert [ns, "p1", "0/1", "Pending", "0"] in [line.split()[:5] for line in lines[1:]]
+        wide = kubectl("get", "pods", "-n", ns, "-o", "wide").stdout.splitlines()
+        assert wide[0].split()[5:] == ["IP", "NODE", "NOMINATED", "NODE", "READINESS", "GATES"]
         assert kubectl("get", "pods", "-n", ns, "-o", "jsonpath={.items[*].metadata.name}").stdout == "p1"
     finally:
         kubectl("delete", "node", node)
@@ -153,6 +156,26 @@ def test_patch_in_all_three_types_and_server_side_apply(kubectl: Kubectl, ns: st
     assert out.stdout.strip() == "deployment.apps/web serverside-applied"
     image = kubectl("get", "deploy", "web", "-n", ns, "-o", "jsonpath={.spec.template.spec.containers[0].image}")
     assert image.stdout == "busybox:1.38"
+
+
+def test_scale_edit_and_diff(kubectl: Kubectl, ns: str, tmp_path: Path) -> None:
+    manifest = tmp_path / "web.yaml"
+    manifest.write_text(DEPLOYMENT.format(image="busybox:1.36"))
+    kubectl("apply", "-n", ns, "-f", str(manifest))
+    replicas = lambda: kubectl("get", "deploy", "web", "-n", ns, "-o", "jsonpath={.spec.replicas}").stdout  # noqa: E731
+    assert kubectl("scale", "deploy", "web", "-n", ns, "--replicas=3").stdout.strip() == "deployment.apps/web scaled"
+    assert replicas() == "3"
+    out = kubectl("scale", "deploy", "web", "-n", ns, "--replicas=4", "--current-replicas=2", check=False)
+    assert out.returncode == 1 and "Expected replicas to be 2, was 3" in out.stderr
+    editor = tmp_path / "editor.sh"
+    editor.write_text("#!/bin/sh\nsed -i 's/replicas: 3/replicas: 6/' \"$1\"\n")
+    editor.chmod(0o755)
+    edited = subprocess.run([KUBECTL, "edit", "deploy", "web", "-n", ns], capture_output=True, text=True,
+                            env={**kubectl.env, "EDITOR": str(editor)}, timeout=60)
+    assert edited.stdout.strip() == "deployment.apps/web edited" and replicas() == "6"
+    diff = kubectl("diff", "-n", ns, "-f", str(manifest), check=False)   # a server-side dry run of the apply
+    assert diff.returncode == 1 and "-  replicas: 6\n+  replicas: 2" in diff.stdout
+    assert replicas() == "6"
 
 
 def test_get_pods_watch_receives_an_event(kubectl: Kubectl, ns: str) -> None:
