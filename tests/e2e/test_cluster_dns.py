@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from procs import REPO, free_port, wait_for
+from procs import free_port, wait_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from dnsobjects import FakeUpstream  # noqa: E402
