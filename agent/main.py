@@ -73,8 +73,12 @@ def parse_args(argv: list[str] | None):  # -> AgentConfig
     p.add_argument("--node-labels", type=lambda t: _pairs(t, "--node-labels"), default={})
     p.add_argument("--register-with-taints", type=_taints, default=[])
     p.add_argument("--reserved", type=lambda t: _pairs(t, "--reserved"), default={},
-                   help="resources kept from pods, e.g. cpu=100m,memory=256Mi")
+                   help="resources kept from pods, e.g. cpu=100m,memory=256Mi,pid=1000")
     p.add_argument("--max-pods", type=int, default=110)
+    p.add_argument("--pod-max-pids", type=int, default=4096,
+                   help="processes and threads per pod (the pod cgroup's pids limit); -1: unlimited")
+    p.add_argument("--eviction-interval", type=float, default=10.0, metavar="SECONDS",
+                   help="how often pods' ephemeral storage is measured against their limits")
     p.add_argument("--state-dir", type=Path, default=Path("/var/lib/skiff/agent"))
     p.add_argument("--cgroup-parent", default="skiff")
     p.add_argument("--cgroup-root", type=Path, default=Path("/sys/fs/cgroup"))
@@ -92,6 +96,8 @@ def parse_args(argv: list[str] | None):  # -> AgentConfig
     p.add_argument("--cluster-cidr", default="10.244.0.0/16",
                    help="the cluster's pod network (traffic leaving it is masqueraded); must match the "
                         "control plane's --cluster-cidr")
+    p.add_argument("--no-service-proxy", dest="service_proxy", action="store_false",
+                   help="do not program cluster IPs and NodePorts (nftables table ip skiff-proxy)")
     p.add_argument("--cluster-domain", default="cluster.local",
                    help="the cluster's DNS domain: <svc>.<ns>.svc.<domain> (must match the other nodes')")
     p.add_argument("--dns-upstream", type=_upstreams, default=None, metavar="IP[:PORT],...",
@@ -108,6 +114,12 @@ def parse_args(argv: list[str] | None):  # -> AgentConfig
     if not 0 <= args.image_gc_low_threshold <= args.image_gc_high_threshold <= 100:
         p.error(f"--image-gc-low-threshold ({args.image_gc_low_threshold}) must be at most "
                 f"--image-gc-high-threshold ({args.image_gc_high_threshold}), both between 0 and 100")
+    if "pid" in args.reserved and not args.reserved["pid"].isdigit():
+        p.error(f"--reserved pid={args.reserved['pid']}: must be a whole number of processes")
+    if args.pod_max_pids == 0 or args.pod_max_pids < -1:
+        p.error(f"--pod-max-pids {args.pod_max_pids}: must be a positive number or -1 (unlimited)")
+    if args.eviction_interval <= 0:
+        p.error(f"--eviction-interval {args.eviction_interval}: must be positive")
     from agent.node import route_address
     node_ip = args.node_ip or route_address(args.server)
     server = args.server
@@ -120,9 +132,12 @@ def parse_args(argv: list[str] | None):  # -> AgentConfig
                          cgroup_root=args.cgroup_root, registries_config=args.registries_config,
                          listen=args.listen or f"{node_ip}:10250", lease_renew_seconds=args.lease_renew,
                          network=args.network, cluster_cidr=args.cluster_cidr,
+                         service_proxy=args.service_proxy,
                          cluster_domain=args.cluster_domain, dns_upstreams=args.dns_upstream,
                          image_gc_high_percent=args.image_gc_high_threshold,
-                         image_gc_low_percent=args.image_gc_low_threshold)
+                         image_gc_low_percent=args.image_gc_low_threshold,
+                         pod_max_pids=None if args.pod_max_pids == -1 else args.pod_max_pids,
+                         eviction_interval_seconds=args.eviction_interval)
     return config, args.log_level
 
 

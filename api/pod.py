@@ -21,7 +21,7 @@ from pydantic import Field, model_validator
 from api.affinity import Affinity, Toleration, TopologySpreadConstraint, check_affinity, check_tolerations, \
     check_topology_spread
 from api.base import ApiModel
-from api.container import Container, check_container
+from api.container import Container, SeccompProfile, check_container, check_seccomp_profile
 from api.fieldtypes import quantity_value
 from api.errors import FieldError, duplicate, invalid, required
 from api.names import check_dns1123_label, check_dns1123_subdomain
@@ -42,6 +42,8 @@ class PodSecurityContext(ApiModel):
     supplemental_groups: Optional[list[int]] = Field(None, description="Extra GIDs for every container process.")
     fs_group: Optional[int] = Field(None, ge=0, description="GID that owns the pod's volumes; added to every "
                                                             "process.")
+    seccomp_profile: Optional[SeccompProfile] = Field(None, description="Seccomp filter of every container "
+                                                                        "that sets none itself.")
 
 
 class LocalObjectReference(ApiModel):
@@ -133,6 +135,8 @@ def check_pod_spec(spec: PodSpec, path: str) -> list[FieldError]:
     errors, volume_names = check_volumes(spec.volumes, f"{path}.volumes")
     if not spec.containers:
         errors.append(required(f"{path}.containers", "must have at least one container"))
+    if spec.security_context is not None:
+        errors += check_seccomp_profile(spec.security_context.seccomp_profile, f"{path}.securityContext")
     names: set[str] = set()
     host_ports: set[tuple[int, str, str]] = set()
     for field, containers, init in (("initContainers", spec.init_containers or [], True),

@@ -29,8 +29,7 @@ import os  # noqa: E402
 import random  # noqa: E402
 import time  # noqa: E402
 
-from bench.common import RESULTS_DIR, Profile, cluster, machine_info, percentiles, write_results  # noqa: E402
-from controlplane.client import Client  # noqa: E402
+from bench.common import RESULTS_DIR, Profile, cluster, connect, machine_info, percentiles, write_results  # noqa: E402
 
 NS = "bench"
 
@@ -67,7 +66,7 @@ async def bounded(n: int, coros) -> list:
 
 async def run(address: str, services: int, per: int, flips: int, interval: float,
               profile: Profile | None = None) -> dict:
-    async with Client(address, timeout=60) as client:
+    async with connect(address, timeout=60) as client:
         await client.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
         t0 = time.monotonic()
         await bounded(200, (client.create(service(i)) for i in range(services)))

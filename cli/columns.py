@@ -230,6 +230,14 @@ def _ratio(top: str, bottom: str) -> Callable[[Obj, datetime], str]:
 
 NAME, AGE = Column("NAME", name), Column("AGE", age)
 
+
+def _subjects(kind: str) -> Callable[[Obj, datetime], str]:
+    """A binding's subjects of one kind, as kubectl's wide columns list them (ns/name for accounts)."""
+    def column(obj: Obj, _now: datetime) -> str:
+        return ", ".join((f"{s.get('namespace', '')}/{s.get('name')}" if kind == "ServiceAccount" else s.get("name", ""))
+                         for s in get(obj, "subjects", []) or [] if s.get("kind") == kind)
+    return column
+
 COLUMNS: dict[str, list[Column]] = {
     "Pod": [NAME, Column("READY", lambda o, _: pod_ready(o)), Column("STATUS", lambda o, _: pod_status(o)),
             Column("RESTARTS", pod_restarts), AGE,
@@ -276,7 +284,14 @@ COLUMNS: dict[str, list[Column]] = {
     "Secret": [NAME, Column("TYPE", _f("type", "Opaque")), Column("DATA", _data_count), AGE],
     "ConfigMap": [NAME, Column("DATA", _data_count), AGE],
     "Lease": [NAME, Column("HOLDER", _lease_holder), AGE],
+    "ServiceAccount": [NAME, Column("SECRETS", lambda o, _: str(len(get(o, "secrets", []) or []))), AGE],
+    "Role": [NAME, Column("CREATED AT", _f("metadata.creationTimestamp"))],
+    "ClusterRole": [NAME, Column("CREATED AT", _f("metadata.creationTimestamp"))],
+    "RoleBinding": [NAME, Column("ROLE", lambda o, _: f'{get(o, "roleRef.kind")}/{get(o, "roleRef.name")}'), AGE,
+                    *(Column(title, _subjects(kind), wide=True)
+                      for title, kind in (("USERS", "User"), ("GROUPS", "Group"), ("SERVICEACCOUNTS", "ServiceAccount")))],
 }
+COLUMNS["ClusterRoleBinding"] = COLUMNS["RoleBinding"]
 
 
 def columns_for(kind: str, *, wide: bool = False) -> list[Column]:

@@ -11,7 +11,8 @@ cd "$(dirname "$0")/.."
 want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 
-packages=(etcd-server iproute2 nftables busybox-static ca-certificates zstd)
+# libseccomp2: the agent compiles seccomp profiles with it (through pyseccomp).
+packages=(etcd-server iproute2 nftables busybox-static ca-certificates zstd libseccomp2)
 # dnsmasq-base and dnsperf: bench/cluster_dns.py compares the cluster DNS with dnsmasq under dnsperf's load.
 [ "$want_test" = 1 ] && packages+=(docker-registry skopeo umoci runc dnsmasq-base dnsperf)
 

@@ -49,12 +49,10 @@ class KubernetesService:
             try:
                 if not lease_id:
                     lease_id = await self.store.grant_lease(self.ttl)
-                    await self.store.client.put(self.key, b"", lease=lease_id)
-                else:
-                    response = await self.store.client.refresh_lease(lease_id)
-                    if response is None or response.TTL <= 0:
-                        lease_id = 0
-                        continue
+                    await self.store.put_record(self.key, b"", lease=lease_id)
+                elif await self.store.refresh_lease(lease_id) <= 0:
+                    lease_id = 0
+                    continue
                 if loop.time() - last_reconcile >= self.period:
                     await self.reconcile()
                     last_reconcile = loop.time()
@@ -67,10 +65,9 @@ class KubernetesService:
 
     async def addresses(self, port: int) -> list[str]:
         """The live API servers' addresses on `port`."""
-        result = await self.store._call(lambda: self.store.client.get_prefix(self.prefix, keys_only=True))
         out = set()
-        for kv in result.kvs:
-            host, _, key_port = bytes(kv.key)[len(self.prefix):].decode().rpartition(":")
+        for key, _ in await self.store.read_prefix(self.prefix, keys_only=True):
+            host, _, key_port = key[len(self.prefix):].decode().rpartition(":")
             if key_port == str(port):
                 out.add(host)
         return sorted(out, key=lambda a: ipaddress.ip_address(a))

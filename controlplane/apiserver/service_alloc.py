@@ -123,11 +123,10 @@ class Pool:
         """Read which values are held (once, or again with force)."""
         if self.loaded and not force:
             return
-        result = await self.store._call(lambda: self.store.client.get_prefix(self.prefix))
         held = {}
-        for kv in result.kvs:
+        for key, value in await self.store.read_prefix(self.prefix):
             try:
-                held[self.parse(bytes(kv.key)[len(self.prefix):].decode())] = Holder.decode(bytes(kv.value))
+                held[self.parse(key[len(self.prefix):].decode())] = Holder.decode(value)
             except ValueError:
                 continue
         self.held = held

@@ -261,6 +261,21 @@ class Store:
             raise NotFound(f'{plural} "{name}" not found')
         return result.revision
 
+    async def read_prefix(self, prefix: bytes, *, keys_only: bool = False) -> list[tuple[bytes, bytes]]:
+        """(key, value) of every key under a raw prefix (records outside the object layout,
+        such as allocation claims); values are b"" with keys_only."""
+        result = await self._call(lambda: self.client.get_prefix(prefix, keys_only=keys_only))
+        return [(bytes(kv.key), b"" if keys_only else bytes(kv.value)) for kv in result.kvs]
+
+    async def put_record(self, key: bytes, value: bytes, *, lease: int | None = None) -> None:
+        """Write a raw record (not an API object), optionally under a lease."""
+        await self._call(lambda: self.client.put(key, value, lease=lease))
+
+    async def refresh_lease(self, lease_id: int) -> int:
+        """Keep a lease alive; its remaining TTL (0 or less: it expired)."""
+        response = await self._call(lambda: self.client.refresh_lease(lease_id))
+        return int(response.TTL) if response is not None else 0
+
     async def grant_lease(self, ttl: int) -> int:
         lease = await self._call(lambda: self.client.lease(ttl))
         return lease.id
