@@ -172,6 +172,8 @@ class UpstreamNamespace:
             asyncio.run_coroutine_threadsafe(self.upstream.close(), self.loop).result(10)
             self.loop.call_soon_threadsafe(self.loop.stop)
             self.thread.join(10)
+        # The host end first: deleting a namespace removes its veths only later, in the background.
+        subprocess.run(["ip", "link", "del", self.link], check=False, capture_output=True)
         subprocess.run(["ip", "netns", "del", self.name], check=False)
 
 
