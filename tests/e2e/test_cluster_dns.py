@@ -1,7 +1,8 @@
 """Cluster DNS on a local cluster (`ctl cluster up --nodes 2`), used as a user would.
 
 Pods resolve, through the resolv.conf the agent writes and their node's own DNS server:
-a Service by its short name and its full name (its cluster IP), a headless Service (its
+a Service by its short name and its full name (its cluster IP; `wget http://web/` answers
+through the service proxy), a headless Service (its
 ready pods' IPs), a pod's `<hostname>.<subdomain>` name, `kubernetes.default`, and a name
 outside the cluster, answered by a fake upstream resolver the test runs in a network
 namespace of its own on the cluster's LAN (`ctl cluster up --dns-upstream`). Also the
@@ -229,6 +230,11 @@ def test_pods_resolve_services_pods_and_outside_names(tmp_path: Path, image_arch
         assert pinged.startswith(f"PING kubernetes.default ({kubernetes_ip})"), pinged
         assert nslookup(ctl, "client", "example.org") == {"192.0.2.1"}
         assert nslookup(ctl, "client", "nope.default.svc.cluster.local") == set()
+        # By name, through the node's service proxy: the C library resolves "web" via the search list.
+        def fetched() -> bool:
+            r = ctl("exec", "client", "--", "timeout", "5", "wget", "-q", "-O", "-", "http://web/", check=False)
+            return r.returncode == 0 and r.stdout.strip() == "hello"
+        wait_for(fetched, timeout=20, what="http://web/ from a pod")
         # The Service goes: its name goes with it.
         ctl("delete", "svc", "web")
         assert wait_for(lambda: nslookup(ctl, "client", "web.default.svc.cluster.local") == set(), timeout=15,
