@@ -145,7 +145,8 @@ class LocalCluster:
         self.logs = self.root / "logs"
         self.state_file = self.root / "cluster.yaml"
 
-    def components(self, *, host: str, port: int, nodes: list[str], lan: Lan | None) -> list[Component]:
+    def components(self, *, host: str, port: int, nodes: list[str], lan: Lan | None,
+                   dns_upstreams: list[str] | None = None) -> list[Component]:
         """What `up` starts, in order: the control plane, then one agent per node, each
         inside its node's network namespace, with cgroups and state named after the
         cluster directory and the node."""
@@ -171,7 +172,8 @@ class LocalCluster:
                  "--ca-cert-hash", "<ca-cert-hash>",
                  "--node-name", node, "--node-ip", node_ip, "--state-dir", str(agent_state),
                  "--cgroup-parent", f"{self.cgroup_parent}-{node}", "--listen", f"{node_ip}:10250",
-                 "--cluster-cidr", POD_RANGE],
+                 "--cluster-cidr", POD_RANGE,
+                 *(["--dns-upstream", ",".join(dns_upstreams)] if dns_upstreams else [])],
                 marker=str(agent_state)))
         return out
 
@@ -238,7 +240,8 @@ class LocalCluster:
     def node_names(self) -> list[str]:
         return list(self._state().get("nodes") or [])
 
-    def start(self, *, host: str, port: int, nodes: int, timeout: float) -> tuple[str, list[Started]]:
+    def start(self, *, host: str, port: int, nodes: int, timeout: float,
+              dns_upstreams: list[str] | None = None) -> tuple[str, list[Started]]:
         """Start every component detached and wait until the API server answers
         (and, with nodes, until every node is Ready)."""
         if port_in_use(host, port):
@@ -246,7 +249,7 @@ class LocalCluster:
         server = f"{host}:{port}"
         names = [f"node-{i}" for i in range(1, nodes + 1)] if os.geteuid() == 0 else []
         lan = Lan.for_directory(self.root) if names else None
-        components = self.components(host=host, port=port, nodes=names, lan=lan)
+        components = self.components(host=host, port=port, nodes=names, lan=lan, dns_upstreams=dns_upstreams)
         for d in (self.pids, self.logs):
             d.mkdir(parents=True, exist_ok=True)
         self.state_file.write_text(yaml.safe_dump({
