@@ -33,7 +33,9 @@ from typing import Any, Callable
 import grpc
 
 from controlplane.client.credentials import Credentials, split_target
-from controlplane.pki import anonymous, certs
+from controlplane.client.privatefile import write_private
+import controlplane.pki.anonymous as anonymous
+import controlplane.pki.certs as certs
 from protos import skiff_pb2 as pb
 from protos import skiff_pb2_grpc as pb_grpc
 
@@ -88,11 +90,11 @@ class NodeCertificates:
         return identity
 
     def _save(self, identity: NodeIdentity) -> None:
-        certs.write_private(self.dir / "ca.crt", identity.ca, mode=0o644)
-        certs.write_private(self.dir / "node.key", identity.key)
-        certs.write_private(self.dir / "node.crt", identity.cert, mode=0o644)
-        certs.write_private(self.dir / "serving.key", identity.serving_key)
-        certs.write_private(self.dir / "serving.crt", identity.serving_cert, mode=0o644)
+        write_private(self.dir / "ca.crt", identity.ca, mode=0o644)
+        write_private(self.dir / "node.key", identity.key)
+        write_private(self.dir / "node.crt", identity.cert, mode=0o644)
+        write_private(self.dir / "serving.key", identity.serving_key)
+        write_private(self.dir / "serving.crt", identity.serving_cert, mode=0o644)
 
     async def ensure(self, *, token: str | None, ca_cert_hash: str | None) -> NodeIdentity:
         """The stored identity if it is valid, else join with the token (which must be given)."""
@@ -136,7 +138,7 @@ class NodeCertificates:
         identity = NodeIdentity(ca, reply.client_certificate, certs.key_pem(client_key), reply.serving_certificate,
                                 certs.key_pem(serving_key))
         self._save(identity)
-        certs.write_private(self.dir / "agent-address", self.agent_address.encode(), mode=0o644)
+        write_private(self.dir / "agent-address", self.agent_address.encode(), mode=0o644)
         return identity
 
     def _recorded_address(self) -> str:

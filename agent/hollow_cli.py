@@ -85,11 +85,7 @@ async def _main(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    try:
-        target = kubeconfig.from_arguments(args)
-    except kubeconfig.ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    target = kubeconfig.from_arguments_or_exit(args)
     print(BANNER.format(count=args.nodes, first=f"{args.prefix}-{args.start_index}",
                         last=f"{args.prefix}-{args.start_index + args.nodes - 1}", server=target.server),
           file=sys.stderr, flush=True)

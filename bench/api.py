@@ -222,6 +222,11 @@ def mixed_worker(*, address: str, namespace: str, phases: list[tuple[float, floa
                     pool[name] = obj
                     names.append(name)
                 elif verb == "update":
+                    if len(busy) >= len(names):
+                        # An overloaded server has an update in flight for every pod: a loop looking
+                        # for a free one would never end (and block this process's event loop).
+                        errors["update: every pod has an update in flight"] += 1
+                        return
                     name = random.choice(names)
                     while name in busy:
                         name = random.choice(names)
@@ -869,7 +874,7 @@ def main(argv: list[str] | None = None) -> int:
         data["insecure"] = plain = {}
         with cluster(extra_args=base_args + ["--insecure"]) as cl:
             if "create" in only:
-                plain["create_throughput"] = run_create(cl, s)
+                plain["create_throughput"] = run_create(cl, s, profile_to=None)
             if "mixed" in only:
                 plain["mixed_load"] = run_mixed(cl, s)
         data["tls_vs_insecure"] = tls_ratios(data, plain)

@@ -155,6 +155,43 @@ def _service_selector(svc: Obj, _now: datetime) -> str:
     return format_labels(get(svc, "spec.selector"))
 
 
+def list_with_more(items: list[str], count: int, limit: int = 3, *, empty: str = "") -> str:
+    """kubectl's listWithMoreString: the first `limit`, then ` + N more...`."""
+    text = ",".join(items[:limit])
+    if count > limit:
+        return f"{text} + {count - limit} more..."
+    return text or empty
+
+
+def _endpoints_col(ep: Obj, _now: datetime) -> str:
+    """kubectl's formatEndpoints: ready ip:port pairs, three at most."""
+    subsets = get(ep, "subsets", [])
+    if not subsets:
+        return "<none>"
+    found: list[str] = []
+    count = 0
+    for subset in subsets:
+        addresses = [a.get("ip", "") for a in subset.get("addresses") or []]
+        ports = subset.get("ports") or []
+        if not ports:
+            found += addresses
+            count += len(addresses)
+        for port in ports:
+            found += [f"{ip}:{port.get('port')}" for ip in addresses]
+            count += len(addresses)
+    return list_with_more(found, count)
+
+
+def _slice_ports(eps: Obj, _now: datetime) -> str:
+    ports = [str(p["port"]) if p.get("port") is not None else (p.get("name") or "*") for p in get(eps, "ports", [])]
+    return list_with_more(ports, len(ports), empty="<unset>")
+
+
+def _slice_endpoints(eps: Obj, _now: datetime) -> str:
+    addresses = [a for ep in get(eps, "endpoints", []) for a in ep.get("addresses") or []]
+    return list_with_more(addresses, len(addresses), empty="<unset>")
+
+
 def _event_object(ev: Obj, _now: datetime) -> str:
     ref = get(ev, "involvedObject", {})
     return f"{str(ref.get('kind', '')).lower()}/{ref.get('name', '')}"
@@ -233,6 +270,9 @@ COLUMNS: dict[str, list[Column]] = {
     "Service": [NAME, Column("TYPE", _f("spec.type", "ClusterIP")), Column("CLUSTER-IP", _service_cluster_ip),
                 Column("EXTERNAL-IP", _service_external_ip), Column("PORT(S)", _service_ports), AGE,
                 Column("SELECTOR", _service_selector, wide=True)],
+    "Endpoints": [NAME, Column("ENDPOINTS", _endpoints_col), AGE],
+    "EndpointSlice": [NAME, Column("ADDRESSTYPE", _f("addressType")), Column("PORTS", _slice_ports),
+                      Column("ENDPOINTS", _slice_endpoints), AGE],
     "Event": [Column("LAST SEEN", lambda o, at: since(event_last_seen(o), at)), Column("TYPE", _f("type")),
               Column("REASON", _f("reason")), Column("OBJECT", _event_object),
               Column("SUBOBJECT", _f("involvedObject.fieldPath"), wide=True),

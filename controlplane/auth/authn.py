@@ -54,11 +54,17 @@ class Authenticator:
         self.ca_cert = ca_cert
         self.token_authenticators: list[TokenAuthenticator] = list(token_authenticators or [])
         self._by_cert: dict[bytes, UserInfo | None] = {}
+        # The identity of each call in progress, set by `guard` for the call's duration, so the
+        # verbs' own `user_of(context)` (one per request on a request stream) costs a dict lookup.
+        self.calls: dict[Any, UserInfo] = {}
 
     def add_token_authenticator(self, authenticator: TokenAuthenticator) -> None:
         self.token_authenticators.append(authenticator)
 
     def __call__(self, context: Any) -> UserInfo:
+        known = self.calls.get(context)
+        if known is not None:
+            return known
         pem = _peer_cert(context)
         if pem is not None:
             user = self.from_certificate(pem)
@@ -132,20 +138,34 @@ class _Guarded:
         denied = self._permits(user, method)
         if denied:
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, denied)
+        calls = getattr(self._authenticate, "calls", None)
+        if calls is not None:
+            calls[context] = user
+
+    def _done(self, context: Any) -> None:
+        calls = getattr(self._authenticate, "calls", None)
+        if calls is not None:
+            calls.pop(context, None)
 
     def __getattr__(self, name: str) -> Any:
         fn = getattr(self._servicer, name)
         if not name[:1].isupper() or not callable(fn):
             return fn
-        check = self._check
+        check, done = self._check, self._done
         if inspect.isasyncgenfunction(fn):
             async def streamed(request: Any, context: Any) -> Any:
-                await check(context, name)
-                async for item in fn(request, context):
-                    yield item
+                try:
+                    await check(context, name)
+                    async for item in fn(request, context):
+                        yield item
+                finally:
+                    done(context)
             return streamed
 
         async def unary(request: Any, context: Any) -> Any:
-            await check(context, name)
-            return await fn(request, context)
+            try:
+                await check(context, name)
+                return await fn(request, context)
+            finally:
+                done(context)
         return unary

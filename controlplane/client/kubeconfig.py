@@ -29,7 +29,6 @@ from __future__ import annotations
 import base64
 import binascii
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ from typing import Any
 import yaml
 
 from controlplane.client.credentials import Credentials, split_target
+from controlplane.client.privatefile import write_private
 
 
 class ConfigError(Exception):
@@ -74,18 +74,7 @@ def read(path: Path) -> dict[str, Any]:
 
 def write(path: Path, data: dict[str, Any]) -> None:
     """Atomically, mode 0600 from the start (it holds keys)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w") as f:
-            yaml.safe_dump(data, f, default_flow_style=False, sort_keys=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_private(path, yaml.safe_dump(data, default_flow_style=False, sort_keys=False).encode())
 
 
 def _b64(data: bytes) -> str:
@@ -235,3 +224,13 @@ def from_arguments(args: Any) -> Resolved:
         return Resolved(args.server, Credentials.plaintext(), None, None)
     raise ConfigError("no credentials: give --kubeconfig FILE (the control plane writes controlplane.conf and "
                       "admin.conf in its state directory), or --server http://HOST:PORT for an --insecure server")
+
+
+def from_arguments_or_exit(args: Any) -> Resolved:
+    """`from_arguments`, or the reason on stderr and exit status 2 (a component's bad command line)."""
+    try:
+        return from_arguments(args)
+    except ConfigError as exc:
+        import sys
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None

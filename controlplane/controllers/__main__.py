@@ -38,11 +38,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 async def serve(args: argparse.Namespace) -> int:
     settings = controller_settings.from_args(args)
-    try:
-        target = kubeconfig.from_arguments(args)
-    except kubeconfig.ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    target = kubeconfig.from_arguments_or_exit(args)
     async with Client(target.server, credentials=target.credentials) as client:
         manager = Manager(client, default_controllers(settings), settings=settings)
         log.info("controllers running against %s", target.server)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from cryptography import x509
 
+from controlplane.client.privatefile import write_private
 from controlplane.pki import certs
 
 CA_NAME = "skiff-ca"
@@ -85,8 +86,8 @@ class ClusterPKI:
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         if not (directory / "ca.key").exists():
             key, cert = certs.self_signed_ca(CA_NAME)
-            certs.write_private(directory / "ca.key", certs.key_pem(key))
-            certs.write_private(directory / "ca.crt", certs.cert_pem(cert), mode=0o644)
+            write_private(directory / "ca.key", certs.key_pem(key))
+            write_private(directory / "ca.crt", certs.cert_pem(cert), mode=0o644)
         return cls(directory)
 
     @property
@@ -119,8 +120,8 @@ class ClusterPKI:
         pair = self._kept(stem, wanted_names=wanted_names)
         if pair is None:
             pair = self.issue(**issue_args)
-            certs.write_private(self.dir / f"{stem}.key", pair.key)
-            certs.write_private(self.dir / f"{stem}.crt", pair.cert, mode=0o644)
+            write_private(self.dir / f"{stem}.key", pair.key)
+            write_private(self.dir / f"{stem}.crt", pair.cert, mode=0o644)
         return pair
 
     def serving(self, listen: list[str]) -> KeyPair:

@@ -11,10 +11,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import ipaddress
-import os
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -165,19 +162,3 @@ def csr_public_key(pem: bytes) -> ec.EllipticCurvePublicKey:
     if not isinstance(key, ec.EllipticCurvePublicKey):
         raise ValueError("the certificate signing request must carry an EC key")
     return key
-
-
-def write_private(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Write atomically, created with `mode` from the start (a key is never world-readable)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

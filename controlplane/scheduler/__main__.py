@@ -38,11 +38,7 @@ async def serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    try:
-        target = kubeconfig.from_arguments(args)
-    except kubeconfig.ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    target = kubeconfig.from_arguments_or_exit(args)
     async with Client(target.server, credentials=target.credentials) as client:
         scheduler = Scheduler(client, config)
         await run_until_signalled(scheduler.run(), name="scheduler", log=log)

@@ -166,3 +166,14 @@ async def test_insecure_is_explicit_and_warns(etcd, tmp_path):
         assert not (cp.state_dir / "pki").exists()
     finally:
         cp.stop()
+
+
+async def test_etcd_off_this_machine_needs_tls(tmp_path):
+    import subprocess
+    import sys
+    from procs import REPO
+    result = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "controlplane.main", "--state-dir", str(tmp_path),
+                             "--etcd-endpoints", "198.18.0.9:2379", "--listen", "127.0.0.1:0"],
+                            capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert result.returncode == 1
+    assert "etcd off this machine must be reached over TLS: give --etcd-cafile" in result.stderr
