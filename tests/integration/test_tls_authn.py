@@ -177,3 +177,46 @@ async def test_etcd_off_this_machine_needs_tls(tmp_path):
                             capture_output=True, text=True, cwd=REPO, timeout=60)
     assert result.returncode == 1
     assert "etcd off this machine must be reached over TLS: give --etcd-cafile" in result.stderr
+
+
+async def test_etcd_over_tls(tmp_path):
+    """The control plane reaches an etcd that serves only TLS and wants a client certificate
+    (--etcd-cafile/--etcd-certfile/--etcd-keyfile), as it must for an etcd off the machine."""
+    import shutil
+    import subprocess
+    from procs import free_port, port_open, stop_process, wait_for
+    etcd_ca = ClusterPKI.load_or_create(tmp_path / "etcd-pki")
+    server = etcd_ca.issue(common_name="etcd", server_names=["127.0.0.1", "localhost"], client=True)
+    client = etcd_ca.issue(common_name="skiff-controlplane", client=True)
+    files = {}
+    for name, data in (("ca.crt", etcd_ca.ca_pem), ("server.crt", server.cert), ("server.key", server.key),
+                       ("client.crt", client.cert), ("client.key", client.key)):
+        files[name] = tmp_path / name
+        files[name].write_bytes(data)
+    port, peer = free_port(), free_port()
+    url, peer_url = f"https://127.0.0.1:{port}", f"http://127.0.0.1:{peer}"
+    log = open(tmp_path / "etcd.log", "wb")
+    etcd = subprocess.Popen([shutil.which("etcd"), "--name", "tls", "--data-dir", str(tmp_path / "etcd-data"),
+                             "--listen-client-urls", url, "--advertise-client-urls", url,
+                             "--listen-peer-urls", peer_url, "--initial-advertise-peer-urls", peer_url,
+                             "--initial-cluster", f"tls={peer_url}", "--client-cert-auth",
+                             "--trusted-ca-file", str(files["ca.crt"]), "--cert-file", str(files["server.crt"]),
+                             "--key-file", str(files["server.key"]), "--log-level", "error", "--logger", "zap"],
+                            stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+    try:
+        await asyncio.to_thread(wait_for, lambda: port_open(port), timeout=15, what="etcd over TLS")
+        cp = ControlPlane(tmp_path / "cp", etcd_endpoints=f"127.0.0.1:{port}",
+                          extra_args=["--no-scheduler", "--no-controllers", "--etcd-cafile", str(files["ca.crt"]),
+                                      "--etcd-certfile", str(files["client.crt"]),
+                                      "--etcd-keyfile", str(files["client.key"])])
+        await asyncio.to_thread(cp.start)
+        try:
+            async with Client(cp.address, credentials=cp.credentials, timeout=10) as c:
+                await c.create({"apiVersion": "v1", "kind": "ConfigMap",
+                                "metadata": {"name": "over-tls", "namespace": "default"}})
+                assert (await c.get("configmaps", "over-tls", "default"))["metadata"]["name"] == "over-tls"
+        finally:
+            await asyncio.to_thread(cp.stop)
+    finally:
+        stop_process(etcd)
+        log.close()
