@@ -220,3 +220,29 @@ async def test_etcd_over_tls(tmp_path):
     finally:
         stop_process(etcd)
         log.close()
+
+
+async def test_token_create_list_delete(api_server):
+    import subprocess
+    import sys
+    from procs import REPO
+
+    def token(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "controlplane.main", "token", "--state-dir",
+                               str(api_server.state_dir), *args], capture_output=True, text=True, cwd=REPO, timeout=60)
+    created = await asyncio.to_thread(token, "create", "--ttl", "2h", "--description", "rack 4")
+    assert created.returncode == 0, created.stderr
+    words = created.stdout.split()
+    assert words[:2] == ["skiff-agent", "--server"] and words[3] == "--token" and words[5] == "--ca-cert-hash"
+    assert bootstraptoken.TOKEN_RE.match(words[4]) and words[6] == certs.ca_hash(certs.load_cert(
+        api_server.credentials.ca))
+    token_id = words[4].split(".")[0]
+    listed = await asyncio.to_thread(token, "list")
+    row = next(line for line in listed.stdout.splitlines() if line.startswith(token_id))
+    assert "rack 4" in row and row.split()[1].startswith(("1h", "2h")) and words[4] not in listed.stdout
+    deleted = await asyncio.to_thread(token, "delete", token_id)
+    assert deleted.stdout == f"bootstrap token {token_id!r} deleted\n"
+    again = await asyncio.to_thread(token, "delete", token_id)
+    assert again.returncode == 1 and f"bootstrap token {token_id!r} not found" in again.stderr
+    bad = await asyncio.to_thread(token, "create", "--ttl", "soon")
+    assert bad.returncode == 1 and "--ttl: invalid duration 'soon'" in bad.stderr
