@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable
 
@@ -149,6 +150,40 @@ class AgentService(pb_grpc.AgentServicer):
                                               timestamps=request.timestamps,
                                               follow=request.follow and status.state == "running", stop=stop):
             yield pb.LogChunk(data=data)
+
+    async def PortForward(self, requests: AsyncIterator[pb.PortForwardData],
+                          context: grpc.aio.ServicerContext) -> AsyncIterator[pb.PortForwardData]:
+        """One TCP connection to a port of a pod on this node, at the pod's IP (so a server
+        listening only on the pod's loopback is not reached, unlike kubectl's)."""
+        from controlplane.client.portforward import socket_messages, write_messages
+        incoming = requests.__aiter__()
+        first = await anext(incoming, None)
+        if first is None or not first.HasField("start"):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "port-forward: the first message must carry start")
+            return
+        start = first.start
+        pod = self.find_pod(start.namespace, start.pod)
+        if pod is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f'pods "{start.pod}" not found on node {self.node_name}')
+            return
+        ip = (pod.get("status") or {}).get("podIP")
+        if not ip:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"pod {start.pod} has no IP yet")
+            return
+        try:
+            reader, writer = await asyncio.open_connection(ip, start.port)
+        except OSError as exc:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                                f"error forwarding port {start.port} to pod {start.pod}: connect to {ip}:"
+                                f"{start.port}: {os.strerror(exc.errno).lower() if exc.errno else exc}")
+            return
+        inbound = asyncio.create_task(write_messages(incoming, writer), name="port-forward-in")
+        try:
+            async for message in socket_messages(reader):
+                yield message
+        finally:
+            inbound.cancel()
+            writer.close()
 
     async def Exec(self, requests: AsyncIterator[pb.ExecInput],
                    context: grpc.aio.ServicerContext) -> AsyncIterator[pb.ExecOutput]:

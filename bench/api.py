@@ -504,20 +504,23 @@ EDITOR = "bench-editor"
 
 def use_editor(cl: Cluster) -> None:
     """From now on the load runs as user bench-editor (a client certificate from the cluster CA)
-    with the default `edit` role and the right to create namespaces, both through
-    ClusterRoleBindings: every request is decided by RBAC instead of system:masters' shortcut."""
+    with the default `edit` role, plus what the scenarios need beyond it (namespaces, nodes and
+    binds, as the scheduler has), through ClusterRoleBindings: every request is decided by RBAC
+    instead of system:masters' shortcut."""
     from bench.common import KUBECONFIG_ENV
     from controlplane.client import kubeconfig
     from controlplane.pki.ca import ClusterPKI
     from protos import skiff_pb2 as pb
     rbac = "rbac.authorization.k8s.io/v1"
     objects = [
-        {"apiVersion": rbac, "kind": "ClusterRole", "metadata": {"name": "bench-namespaces"},
-         "rules": [{"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "create"]}]},
+        {"apiVersion": rbac, "kind": "ClusterRole", "metadata": {"name": "bench-extra"},
+         "rules": [{"apiGroups": [""], "resources": ["namespaces", "nodes"], "verbs": ["get", "create"]},
+                   {"apiGroups": [""], "resources": ["nodes/status"], "verbs": ["update"]},
+                   {"apiGroups": [""], "resources": ["pods/binding"], "verbs": ["create"]}]},
         *({"apiVersion": rbac, "kind": "ClusterRoleBinding", "metadata": {"name": f"{EDITOR}-{role}"},
            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": EDITOR}]}
-          for role in ("edit", "bench-namespaces")),
+          for role in ("edit", "bench-extra")),
     ]
     for obj in objects:
         _sync_call(cl.api.address, "Create", pb.CreateRequest(object=json.dumps(obj).encode()))

@@ -43,7 +43,7 @@ from pathlib import Path
 import yaml
 
 from cli.errors import CliError
-from cli.locallan import POD_RANGE, Lan
+from cli.locallan import POD_RANGE, Lan, service_range_for
 from controlplane.client import Client, Credentials, kubeconfig
 
 DEFAULT_DIR = Path("~/.skiff/cluster")
@@ -145,15 +145,20 @@ class LocalCluster:
         self.logs = self.root / "logs"
         self.state_file = self.root / "cluster.yaml"
 
-    def components(self, *, host: str, port: int, nodes: list[str], lan: Lan | None) -> list[Component]:
+    def components(self, *, host: str, port: int, nodes: list[str], lan: Lan | None,
+                   dns_upstreams: list[str] | None = None) -> list[Component]:
         """What `up` starts, in order: the control plane, then one agent per node, each
         inside its node's network namespace, with cgroups and state named after the
         cluster directory and the node."""
         state = self.root / "controlplane"
         listen = f"{host}:{port}" + (f",{lan.host_ip}:{port}" if lan else "")
+        # Services get a /24 of 198.18.0.0/16 beside the LAN (the API's advertised address is the
+        # LAN one: the first non-loopback --listen).
+        octet = int(hashlib.sha256(str(self.root).encode()).hexdigest()[:2], 16)
+        services = ["--service-cluster-ip-range", lan.service_range if lan else service_range_for(octet)]
         out = [Component("controlplane",
                          [sys.executable, "-m", "controlplane.main", "--listen", listen,
-                          "--state-dir", str(state), "--cluster-cidr", POD_RANGE],
+                          "--state-dir", str(state), "--cluster-cidr", POD_RANGE, *services],
                          marker=str(state))]
         if lan is None:
             return out
@@ -167,7 +172,8 @@ class LocalCluster:
                  "--ca-cert-hash", "<ca-cert-hash>",
                  "--node-name", node, "--node-ip", node_ip, "--state-dir", str(agent_state),
                  "--cgroup-parent", f"{self.cgroup_parent}-{node}", "--listen", f"{node_ip}:10250",
-                 "--cluster-cidr", POD_RANGE],
+                 "--cluster-cidr", POD_RANGE,
+                 *(["--dns-upstream", ",".join(dns_upstreams)] if dns_upstreams else [])],
                 marker=str(agent_state)))
         return out
 
@@ -234,7 +240,8 @@ class LocalCluster:
     def node_names(self) -> list[str]:
         return list(self._state().get("nodes") or [])
 
-    def start(self, *, host: str, port: int, nodes: int, timeout: float) -> tuple[str, list[Started]]:
+    def start(self, *, host: str, port: int, nodes: int, timeout: float,
+              dns_upstreams: list[str] | None = None) -> tuple[str, list[Started]]:
         """Start every component detached and wait until the API server answers
         (and, with nodes, until every node is Ready)."""
         if port_in_use(host, port):
@@ -242,7 +249,7 @@ class LocalCluster:
         server = f"{host}:{port}"
         names = [f"node-{i}" for i in range(1, nodes + 1)] if os.geteuid() == 0 else []
         lan = Lan.for_directory(self.root) if names else None
-        components = self.components(host=host, port=port, nodes=names, lan=lan)
+        components = self.components(host=host, port=port, nodes=names, lan=lan, dns_upstreams=dns_upstreams)
         for d in (self.pids, self.logs):
             d.mkdir(parents=True, exist_ok=True)
         self.state_file.write_text(yaml.safe_dump({

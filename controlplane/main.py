@@ -31,6 +31,8 @@ import grpc
 
 from controlplane.apiserver import proxy
 from controlplane.apiserver.handlers import Handlers
+from controlplane.apiserver.kubernetes_service import KubernetesService
+from controlplane.apiserver.service_alloc import DEFAULT_CLUSTER_IP_RANGE, DEFAULT_NODE_PORT_RANGE, ServiceNetwork
 from controlplane.apiserver.service import ApiService
 from controlplane.client.credentials import Credentials
 from controlplane.controllers import settings as controller_settings
@@ -76,6 +78,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="run the controllers when this process is the leader")
     p.add_argument("--leader-lease-seconds", type=int, default=5,
                    help="leader election lease; another control plane takes over within about this long")
+    p.add_argument("--service-cluster-ip-range", default=DEFAULT_CLUSTER_IP_RANGE,
+                   help="IPv4 network Services' cluster IPs come from (its first address is the `kubernetes` "
+                        "Service's)")
+    p.add_argument("--service-node-port-range", default=DEFAULT_NODE_PORT_RANGE,
+                   help="FIRST-LAST: the ports NodePort Services get on every node")
     p.add_argument("--scheduler-config", type=Path, default=None, help="YAML file with scheduler plugin weights")
     p.add_argument("--insecure", action="store_true",
                    help="serve plain text without authentication: every caller is a cluster administrator "
@@ -213,6 +220,13 @@ async def serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    services = ServiceNetwork(cluster_ip_range=args.service_cluster_ip_range,
+                              node_port_range=args.service_node_port_range)
+    try:
+        services.check()
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     etcd_tls = None
     if args.etcd_endpoints:
         endpoints = [e.strip() for e in args.etcd_endpoints.split(",") if e.strip()]
@@ -244,7 +258,7 @@ async def serve(args: argparse.Namespace) -> int:
             await etcd.stop()
         return 1
     store = Store(client, prefix=args.etcd_prefix)
-    handlers = Handlers(store, event_ttl_seconds=args.event_ttl)
+    handlers = Handlers(store, event_ttl_seconds=args.event_ttl, services=services)
     handlers.scheduler_config = scheduler_config
     server = grpc.aio.server(options=SERVER_OPTIONS)
     from controlplane.auth.access import AccessControl
@@ -282,6 +296,11 @@ async def serve(args: argparse.Namespace) -> int:
     log.info("API server listening on %s (%s; etcd %s)", args.listen,
              "plain text, --insecure" if security is None else "TLS", ",".join(endpoints))
     tasks = [asyncio.create_task(compactor(handlers, args.compaction_interval), name="compactor")]
+    # Pods reach the API servers where nodes do (--advertise-address; a local cluster's LAN address).
+    advertised = security_mod.advertise_address(listen, args.advertise_address)
+    kubernetes_service = KubernetesService(handlers, address=advertised.rpartition(":")[0].strip("[]"),
+                                           port=int(advertised.rpartition(":")[2]))
+    tasks.append(asyncio.create_task(kubernetes_service.run(), name="kubernetes-service"))
     if args.scheduler or args.controllers:
         elector = LeaderElector(client, key=f"{args.etcd_prefix}/_leader/controlplane".encode(),
                                 ttl=args.leader_lease_seconds)

@@ -2,7 +2,7 @@
 # Install what Skiff needs on a Debian/Ubuntu machine, into a virtualenv in the repo.
 #
 #   deploy/install.sh          runtime needs (etcd, iproute2, nftables, busybox-static)
-#   deploy/install.sh --test   also what the tests use (docker-registry, skopeo, umoci, runc)
+#   deploy/install.sh --test   also what the tests use (docker-registry, skopeo, umoci, runc, dnsmasq-base, dnsperf)
 #
 # Idempotent: packages already present are not reinstalled; the venv is reused.
 set -euo pipefail
@@ -11,8 +11,10 @@ cd "$(dirname "$0")/.."
 want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 
-packages=(etcd-server iproute2 nftables busybox-static ca-certificates zstd)
-[ "$want_test" = 1 ] && packages+=(docker-registry skopeo umoci runc)
+# libseccomp2: the agent compiles seccomp profiles with it (through pyseccomp).
+packages=(etcd-server iproute2 nftables busybox-static ca-certificates zstd libseccomp2)
+# dnsmasq-base and dnsperf: bench/cluster_dns.py compares the cluster DNS with dnsmasq under dnsperf's load.
+[ "$want_test" = 1 ] && packages+=(docker-registry skopeo umoci runc dnsmasq-base dnsperf)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -308,6 +308,26 @@ class ExecOutput(_message.Message):
     exit_code: int
     def __init__(self, stdout: _Optional[bytes] = ..., stderr: _Optional[bytes] = ..., exited: _Optional[bool] = ..., exit_code: _Optional[int] = ...) -> None: ...
 
+class PortForwardStart(_message.Message):
+    __slots__ = ("namespace", "pod", "port")
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    POD_FIELD_NUMBER: _ClassVar[int]
+    PORT_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    pod: str
+    port: int
+    def __init__(self, namespace: _Optional[str] = ..., pod: _Optional[str] = ..., port: _Optional[int] = ...) -> None: ...
+
+class PortForwardData(_message.Message):
+    __slots__ = ("start", "data", "closed")
+    START_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    CLOSED_FIELD_NUMBER: _ClassVar[int]
+    start: PortForwardStart
+    data: bytes
+    closed: bool
+    def __init__(self, start: _Optional[_Union[PortForwardStart, _Mapping]] = ..., data: _Optional[bytes] = ..., closed: _Optional[bool] = ...) -> None: ...
+
 class ImageChunk(_message.Message):
     __slots__ = ("node", "data")
     NODE_FIELD_NUMBER: _ClassVar[int]

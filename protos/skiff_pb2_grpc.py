@@ -114,6 +114,11 @@ class ApiStub:
                 request_serializer=skiff__pb2.ExecInput.SerializeToString,
                 response_deserializer=skiff__pb2.ExecOutput.FromString,
                 _registered_method=True)
+        self.PortForward = channel.stream_stream(
+                '/skiff.v1.Api/PortForward',
+                request_serializer=skiff__pb2.PortForwardData.SerializeToString,
+                response_deserializer=skiff__pb2.PortForwardData.FromString,
+                _registered_method=True)
         self.LoadImage = channel.stream_unary(
                 '/skiff.v1.Api/LoadImage',
                 request_serializer=skiff__pb2.ImageChunk.SerializeToString,
@@ -273,6 +278,13 @@ class ApiServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PortForward(self, request_iterator, context):
+        """One TCP connection to a pod's port (`ctl port-forward` opens one stream per connection).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def LoadImage(self, request_iterator, context):
         """Images in nodes' stores (`ctl image load|ls|pull|rm`); node "" means every node.
         """
@@ -408,6 +420,11 @@ def add_ApiServicer_to_server(servicer, server):
                     servicer.Exec,
                     request_deserializer=skiff__pb2.ExecInput.FromString,
                     response_serializer=skiff__pb2.ExecOutput.SerializeToString,
+            ),
+            'PortForward': grpc.stream_stream_rpc_method_handler(
+                    servicer.PortForward,
+                    request_deserializer=skiff__pb2.PortForwardData.FromString,
+                    response_serializer=skiff__pb2.PortForwardData.SerializeToString,
             ),
             'LoadImage': grpc.stream_unary_rpc_method_handler(
                     servicer.LoadImage,
@@ -893,6 +910,33 @@ class Api:
             _registered_method=True)
 
     @staticmethod
+    def PortForward(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/skiff.v1.Api/PortForward',
+            skiff__pb2.PortForwardData.SerializeToString,
+            skiff__pb2.PortForwardData.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def LoadImage(request_iterator,
             target,
             options=(),
@@ -1129,6 +1173,11 @@ class AgentStub:
                 request_serializer=skiff__pb2.ExecInput.SerializeToString,
                 response_deserializer=skiff__pb2.ExecOutput.FromString,
                 _registered_method=True)
+        self.PortForward = channel.stream_stream(
+                '/skiff.v1.Agent/PortForward',
+                request_serializer=skiff__pb2.PortForwardData.SerializeToString,
+                response_deserializer=skiff__pb2.PortForwardData.FromString,
+                _registered_method=True)
         self.LoadImage = channel.stream_unary(
                 '/skiff.v1.Agent/LoadImage',
                 request_serializer=skiff__pb2.ImageChunk.SerializeToString,
@@ -1168,6 +1217,13 @@ class AgentServicer:
 
     def Exec(self, request_iterator, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PortForward(self, request_iterator, context):
+        """One TCP connection to a pod's port (`ctl port-forward` opens one stream per connection).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -1215,6 +1271,11 @@ def add_AgentServicer_to_server(servicer, server):
                     servicer.Exec,
                     request_deserializer=skiff__pb2.ExecInput.FromString,
                     response_serializer=skiff__pb2.ExecOutput.SerializeToString,
+            ),
+            'PortForward': grpc.stream_stream_rpc_method_handler(
+                    servicer.PortForward,
+                    request_deserializer=skiff__pb2.PortForwardData.FromString,
+                    response_serializer=skiff__pb2.PortForwardData.SerializeToString,
             ),
             'LoadImage': grpc.stream_unary_rpc_method_handler(
                     servicer.LoadImage,
@@ -1297,6 +1358,33 @@ class Agent:
             '/skiff.v1.Agent/Exec',
             skiff__pb2.ExecInput.SerializeToString,
             skiff__pb2.ExecOutput.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PortForward(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/skiff.v1.Agent/PortForward',
+            skiff__pb2.PortForwardData.SerializeToString,
+            skiff__pb2.PortForwardData.FromString,
             options,
             channel_credentials,
             insecure,

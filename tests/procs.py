@@ -268,3 +268,23 @@ def force_cleanup(state_dir: Path, cgroup_parent: str) -> None:
             break
         for target in targets:
             libc.umount2(target.encode(), 2)  # MNT_DETACH
+
+
+async def delete_all_pods(cp: "ControlPlane", *, timeout: float = 30.0) -> None:
+    """Delete every pod gracefully and wait until they are gone. A graceful delete ends with the
+    agent's own final delete, after it stopped and cleaned the pod up, so when this returns the
+    node has nothing of them left (and their pod-capacity slots are free)."""
+    import asyncio
+
+    from controlplane.client import Client, NotFound
+    async with Client(cp.address, credentials=cp.credentials) as c:
+        for pod in (await c.list("pods")).items:
+            try:
+                await c.delete("pods", pod["metadata"]["name"], pod["metadata"]["namespace"], grace_seconds=1)
+            except NotFound:
+                pass
+        deadline = time.monotonic() + timeout
+        while left := (await c.list("pods")).items:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"pods not gone after {timeout}s: {[p['metadata']['name'] for p in left]}")
+            await asyncio.sleep(0.1)

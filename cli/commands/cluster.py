@@ -11,7 +11,9 @@ import os
 
 import click
 
+from api.ipport import parse_ip_port
 from cli import config
+from cli.errors import CliError
 from cli.localcluster import DEFAULT_DIR, LocalCluster
 from cli.session import global_options, session
 
@@ -49,8 +51,11 @@ dir_option = click.option("--dir", "directory", default=str(DEFAULT_DIR), show_d
                    "in 198.18.0.0/15; 0 for a control plane only.")
 @click.option("--timeout", type=float, default=90.0, show_default=True, metavar="SECONDS",
               help="How long to wait for the API server and the nodes to become ready.")
+@click.option("--dns-upstream", "dns_upstreams", multiple=True, metavar="IP[:PORT]",
+              help="Resolver the nodes' cluster DNS forwards names outside the cluster to (repeatable); "
+                   "default: the nameservers of /etc/resolv.conf.")
 @global_options
-def up(directory: str, port: int, nodes: int, timeout: float) -> int:
+def up(directory: str, port: int, nodes: int, timeout: float, dns_upstreams: tuple[str, ...]) -> int:
     """Start a control plane (API server + embedded etcd, scheduler, controllers) and, as root,
     NODES agents on a virtual LAN; point the client config at it."""
     local = LocalCluster(directory)
@@ -61,7 +66,13 @@ def up(directory: str, port: int, nodes: int, timeout: float) -> int:
     if nodes and os.geteuid() != 0:
         click.echo("note: not root, so no node agents are started (they need namespaces, cgroups and mounts); "
                    "pods will stay Pending", err=True)
-    server, started = local.start(host="127.0.0.1", port=port, nodes=nodes, timeout=timeout)
+    for upstream in dns_upstreams:
+        try:
+            parse_ip_port(upstream, default_port=53)
+        except ValueError as exc:
+            raise CliError(f"--dns-upstream: {exc}") from None
+    server, started = local.start(host="127.0.0.1", port=port, nodes=nodes, timeout=timeout,
+                                  dns_upstreams=list(dns_upstreams) or None)
     path = config.config_path(session().config_flag)
     admin = config.read_raw(local.admin_config)
     config.add_cluster(path, local_entry(admin, server))

@@ -1,4 +1,4 @@
-"""Forwarding `logs` and `exec` to the agent of the pod's node.
+"""Forwarding `logs`, `exec` and `port-forward` to the agent of the pod's node.
 
 `ctl` only ever talks to the API server; for a container's logs or an exec
 session the API server finds the pod's node, finds its agent, and relays the
@@ -15,7 +15,7 @@ daemonEndpoints.kubeletEndpoint.Port, in plain text.
 
 from __future__ import annotations
 
-from typing import AsyncIterator
+from typing import Any, AsyncIterator
 
 import grpc
 
@@ -99,23 +99,36 @@ async def logs(agents: AgentDialer, request: pb.LogsRequest) -> AsyncIterator[pb
             raise _relay_error(node, address, exc) from None
 
 
-async def exec_(agents: AgentDialer, requests: AsyncIterator[pb.ExecInput]) -> AsyncIterator[pb.ExecOutput]:
+async def _relay_stream(agents: AgentDialer, requests: AsyncIterator[Any], *, what: str,
+                        method: str) -> AsyncIterator[Any]:
+    """Relay a bidirectional stream whose first message's `start` names the pod (Exec,
+    PortForward) to the same method of the agent of the pod's node."""
     first = await anext(requests, None)
     if first is None or not first.HasField("start"):
-        raise FailedPrecondition("exec: the first message must say which container and command")
+        raise FailedPrecondition(f"{what}: the first message must say which pod")
     node, address = await agent_address(agents, first.start.namespace, first.start.pod)
 
-    async def upstream() -> AsyncIterator[pb.ExecInput]:
+    async def upstream() -> AsyncIterator[Any]:
         yield first
         async for message in requests:
             yield message
 
     async with agents.channel(node, address) as channel:
         try:
-            async for out in pb_grpc.AgentStub(channel).Exec(upstream()):
+            async for out in getattr(pb_grpc.AgentStub(channel), method)(upstream()):
                 yield out
         except grpc.aio.AioRpcError as exc:
             raise _relay_error(node, address, exc) from None
+
+
+def exec_(agents: AgentDialer, requests: AsyncIterator[pb.ExecInput]) -> AsyncIterator[pb.ExecOutput]:
+    return _relay_stream(agents, requests, what="exec", method="Exec")
+
+
+def port_forward(agents: AgentDialer, requests: AsyncIterator[pb.PortForwardData]
+                 ) -> AsyncIterator[pb.PortForwardData]:
+    """One port-forward connection (`ctl port-forward` opens one per TCP connection)."""
+    return _relay_stream(agents, requests, what="port-forward", method="PortForward")
 
 
 # -- images in nodes' stores ---------------------------------------------------------------

@@ -262,6 +262,11 @@ class Client:
         Returns the gRPC call: iterate it for ExecOutput messages."""
         return self.stub.Exec(inputs)
 
+    def port_forward(self, inputs: AsyncIterator[pb.PortForwardData]) -> Any:
+        """Open one port-forward connection; the first input carries `start` (pod and port).
+        Returns the gRPC call: iterate it for the pod's bytes (controlplane/client/portforward.py)."""
+        return self.stub.PortForward(inputs)
+
     def exec_session(self, *, namespace: str, pod: str, container: str, command: list[str], tty: bool = False,
                      stdin: bool = False, rows: int = 0, cols: int = 0) -> "ExecSession":
         """An exec session without wire messages (see execstream.py)."""

@@ -39,3 +39,14 @@ def test_pod_security_refusal_through_ctl(ctl, namespace) -> None:
                                'are not allowed (hostPID=true); spec.containers[0].securityContext.privileged: '
                                'privileged containers are not allowed'), r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_get_rbac_objects(ctl) -> None:
+    r = ctl("get", "clusterrolebinding", "cluster-admin", "-o", "wide")
+    assert r.returncode == 0, r.stderr
+    header, row = r.stdout.splitlines()[:2]
+    assert header.split() == ["NAME", "ROLE", "AGE", "USERS", "GROUPS", "SERVICEACCOUNTS"]
+    assert row.split()[:2] == ["cluster-admin", "ClusterRole/cluster-admin"] and "system:masters" in row
+    r = ctl("get", "clusterroles")
+    assert r.returncode == 0 and {"view", "edit", "admin", "cluster-admin"} <= {
+        line.split()[0] for line in r.stdout.splitlines()[1:]}
