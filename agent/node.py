@@ -59,9 +59,10 @@ def meminfo() -> dict[str, int]:
 
 
 def route_address(server: str) -> str:
-    """The local address the kernel would use to reach the control plane."""
+    """The local address the kernel would use to reach the control plane (the first of
+    several: "a:6443,b:6443")."""
     from controlplane.client.credentials import split_target
-    host = split_target(server)[0].rsplit(":", 1)[0].strip("[]") or "127.0.0.1"
+    host = split_target(server.split(",")[0].strip())[0].rsplit(":", 1)[0].strip("[]") or "127.0.0.1"
     try:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             s.connect((socket.gethostbyname(host), 9))  # UDP connect sends nothing

@@ -1,7 +1,8 @@
 """`ctl cluster up` / `ctl cluster down`: a local cluster in the background (see cli/localcluster.py).
 
     ctl cluster up [--dir DIR] [--port 6443] [--nodes 1]   start, write the client config (server, CA and
-                                                           an admin credential), wait until healthy
+                                                           an admin credential), wait until healthy;
+                                                           on an existing cluster: restart what is down
     ctl cluster down [--dir DIR]               stop what `up` started and remove DIR
 """
 
@@ -59,9 +60,18 @@ def up(directory: str, port: int, nodes: int, timeout: float, dns_upstreams: tup
     """Start a control plane (API server + embedded etcd, scheduler, controllers) and, as root,
     NODES agents on a virtual LAN; point the client config at it."""
     local = LocalCluster(directory)
-    if running := local.running():
-        pids = ", ".join(f"{s.component.name} (pid {s.pid})" for s in running)
-        click.echo(f"a cluster is already running in {local.root}: {pids}; server {local.server()}")
+    if local.recorded():
+        # An existing cluster: start again whatever of it is down, say what.
+        restarted, running = local.restart(timeout=timeout)
+        if not restarted:
+            pids = ", ".join(f"{s.component.name} (pid {s.pid})" for s in running)
+            click.echo(f"a cluster is already running in {local.root}: {pids}; server {local.server()}")
+            return 0
+        config.add_cluster(config.config_path(session().config_flag),
+                           local_entry(config.read_raw(local.admin_config), local.server()))
+        click.echo("; ".join([f"{describe(s.component.name)} restarted (pid {s.pid})" for s in restarted]
+                             + [f"{describe(s.component.name)} running" for s in running]))
+        click.echo(f"cluster is up: API server at {local.server()}, state in {local.root}")
         return 0
     if nodes and os.geteuid() != 0:
         click.echo("note: not root, so no node agents are started (they need namespaces, cgroups and mounts); "
@@ -84,6 +94,13 @@ def up(directory: str, port: int, nodes: int, timeout: float, dns_upstreams: tup
     click.echo(f"client config {path}: context {CONTEXT} (admin credential, TLS) is current; "
                f"try: ctl get namespaces")
     return 0
+
+
+def describe(component: str) -> str:
+    """'controlplane' -> 'control plane', 'agent-node-1' -> 'node-1 agent'."""
+    if component.startswith("agent-"):
+        return f"{component[len('agent-'):]} agent"
+    return "control plane" if component == "controlplane" else component
 
 
 @cluster.command(short_help="Stop the local cluster, remove its directory.")

@@ -7,17 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from procs import REPO, free_port
+from procs import REPO, alive, free_port
 
 pytestmark = pytest.mark.slow
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
 
 
 def in_session(sid: int) -> list[int]:
