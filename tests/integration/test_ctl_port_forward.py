@@ -3,10 +3,10 @@ in this process, registered as a Node at 127.0.0.1): several connections at once
 port translated to its pod's target port, a refused port reported, Ctrl-C ends it. The pod is
 the one thing outside the system here: its "IP" is 127.0.0.1, where the test serves an echo.
 
-The API server runs with --insecure, so that it finds this agent from the Node's status and
-speaks plain text to it; with TLS the same relay (proxy._relay_stream, shared with exec) dials
-the address the node's identity recorded, over TLS (tests/node/test_tls_agent.py covers that
-dialing for exec and logs)."""
+Over TLS as everywhere: the node joins with a bootstrap token (procs.join_node), the agent
+service serves its node's serving certificate to the API server's client certificate only, and
+the API server dials the address the node's identity recorded (proxy._relay_stream, shared
+with exec)."""
 
 from __future__ import annotations
 
@@ -19,10 +19,10 @@ import uuid
 from pathlib import Path
 
 import pytest
-from procs import ControlPlane, free_port
+from procs import ControlPlane, free_port, join_node
 
 from agent.service import AgentServer, AgentService
-from controlplane.client import Client, Credentials
+from controlplane.client import Client
 
 REPO = Path(__file__).resolve().parent.parent.parent
 CTL_WITH_CTRL_C = ("import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
@@ -39,9 +39,9 @@ async def echo_server() -> asyncio.Server:
 
 
 @pytest.fixture(scope="module")
-def insecure_api(etcd, tmp_path_factory):
+def own_api(etcd, tmp_path_factory):
     cp = ControlPlane(tmp_path_factory.mktemp("cp-pf"), etcd_endpoints=etcd.endpoint,
-                      extra_args=["--etcd-prefix", f"/pf-{uuid.uuid4().hex[:8]}", "--insecure", "--no-scheduler",
+                      extra_args=["--etcd-prefix", f"/pf-{uuid.uuid4().hex[:8]}", "--no-scheduler",
                                   "--no-controllers"]).start()
     try:
         yield cp
@@ -49,10 +49,10 @@ def insecure_api(etcd, tmp_path_factory):
         cp.stop()
 
 
-async def start_ctl(api_address: str, tmp_path: Path, *args: str) -> asyncio.subprocess.Process:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "SKIFF_CONFIG": str(tmp_path / "none")}
+async def start_ctl(api_server: ControlPlane, tmp_path: Path, *args: str) -> asyncio.subprocess.Process:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "SKIFF_CONFIG": str(api_server.admin_config)}
     return await asyncio.create_subprocess_exec(sys.executable, "-c", CTL_WITH_CTRL_C, "port-forward", *args,
-                                                "--server", f"http://{api_address}", stdout=asyncio.subprocess.PIPE,
+                                                stdout=asyncio.subprocess.PIPE,
                                                 stderr=asyncio.subprocess.PIPE, cwd=REPO, env=env)
 
 
@@ -65,9 +65,9 @@ async def round_trip(port: int, payload: bytes) -> bytes:
     return data
 
 
-async def test_port_forward_pod_and_service(insecure_api, tmp_path):
-    async with Client(insecure_api.address, credentials=Credentials.plaintext(), timeout=10) as client:
-        await forward(client, insecure_api, tmp_path)
+async def test_port_forward_pod_and_service(own_api, tmp_path):
+    async with Client(own_api.address, credentials=own_api.credentials, timeout=10) as client:
+        await forward(client, own_api, tmp_path)
 
 
 async def forward(client, api_server, tmp_path):
@@ -92,12 +92,14 @@ async def forward(client, api_server, tmp_path):
     service = AgentService(runtime=None, node_name=node,
                            find_pod=lambda ns, name: running if (ns, name) == (namespace, "web-0") else None,
                            states=lambda: {})
-    agent = AgentServer(service, f"127.0.0.1:{agent_port}")
+    certificates, identity = await join_node(api_server, tmp_path, node, agent_port)
+    agent = AgentServer(service, f"127.0.0.1:{agent_port}", credentials=certificates.serving_credentials(identity),
+                        ca=identity.ca)
     agent_task = asyncio.create_task(agent.run())
     procs = []
     try:
         for target, spec in (("pod/web-0", f":{echo_port}"), ("svc/web", ":80")):
-            proc = await start_ctl(api_server.address, tmp_path, target, spec, "-n", namespace)
+            proc = await start_ctl(api_server, tmp_path, target, spec, "-n", namespace)
             procs.append(proc)
             line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
             match = re.fullmatch(r"Forwarding from 127\.0\.0\.1:(\d+) -> (\d+)\n", line)
@@ -109,7 +111,7 @@ async def forward(client, api_server, tmp_path):
             assert answers == [f"HELLO {i} ".encode() * 5000 for i in range(5)]
         # A port nothing listens on: the error is reported, the forwarder goes on.
         closed_port, local = free_port(), free_port()
-        proc = await start_ctl(api_server.address, tmp_path, "web-0", f"{local}:{closed_port}", "-n", namespace)
+        proc = await start_ctl(api_server, tmp_path, "web-0", f"{local}:{closed_port}", "-n", namespace)
         procs.append(proc)
         assert (await asyncio.wait_for(proc.stdout.readline(), 30)).decode() == \
             f"Forwarding from 127.0.0.1:{local} -> {closed_port}\n"
