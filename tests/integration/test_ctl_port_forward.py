@@ -4,10 +4,11 @@ pod's target port, a refused port reported, Ctrl-C ends it. The pod is the one t
 system here: its "IP" is 127.0.0.1, where the test serves an echo.
 
 The API server is the session's (TLS); ctl uses the administrator's admin.conf. The node joins
-as a real agent does and its AgentService serves TLS with the node's serving certificate
-(tests/fake_agent.py), so the API server's relay (proxy._relay_stream, shared with exec) dials
-the agent over TLS at the address the node's identity recorded. The Node object's status names
-another port, where nothing listens: it is not what the API server dials.
+as a real agent does (a bootstrap token, the CA pinned: procs.join_node) and its AgentService
+serves TLS with the node's serving certificate to the API server only (procs.agent_server_tls),
+so the API server's relay (proxy._relay_stream, shared with exec) dials the agent over TLS at
+the address the node's identity recorded. The Node object's status names another port, where
+nothing listens: it is not what the API server dials.
 """
 
 from __future__ import annotations
@@ -20,8 +21,7 @@ import sys
 import uuid
 from pathlib import Path
 
-from fake_agent import join, serve_tls
-from procs import ControlPlane, free_port
+from procs import ControlPlane, agent_server_tls, free_port, join_node
 
 from agent.service import AgentService
 
@@ -62,7 +62,7 @@ async def test_port_forward_pod_and_service(api_server, client, namespace, tmp_p
     echo_port = echo.sockets[0].getsockname()[1]
     agent_port = free_port()
     node = f"pf-{uuid.uuid4().hex[:8]}"
-    certificates, identity = await join(api_server, tmp_path, node, agent_port)
+    certificates, identity = await join_node(api_server, tmp_path, node, agent_port)
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web-0", "namespace": namespace,
                                                            "labels": {"app": "web"}},
            "spec": {"nodeName": node, "containers": [{"name": "c", "image": "busybox",
@@ -79,7 +79,7 @@ async def test_port_forward_pod_and_service(api_server, client, namespace, tmp_p
     service = AgentService(runtime=None, node_name=node,
                            find_pod=lambda ns, name: running if (ns, name) == (namespace, "web-0") else None,
                            states=lambda: {})
-    agent_task = asyncio.create_task(serve_tls(service, certificates, identity).run())
+    agent_task = asyncio.create_task(agent_server_tls(service, certificates, identity).run())
     procs = []
     try:
         for target, spec in (("pod/web-0", f":{echo_port}"), ("svc/web", ":80")):

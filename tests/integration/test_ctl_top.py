@@ -4,7 +4,7 @@ The API server asks every Ready node's agent at once with a short deadline; here
 "agent" is a gRPC server in the test's event loop, one node points at a port where nothing
 listens, and one node is not Ready. The nodes join as real agents do (a bootstrap token, the
 CA pinned, certificates from `Bootstrap.NodeCertificates`), and the fake agent serves over TLS
-to the API server's certificate only (tests/fake_agent.py, agent/service.py AgentServer). Real
+to the API server's certificate only (procs.agent_server_tls, agent/service.py AgentServer). Real
 agents sampling real cgroups are covered by tests/node/test_agent_top.py.
 """
 
@@ -20,8 +20,7 @@ from pathlib import Path
 import pytest
 
 from controlplane.client import Client
-from fake_agent import join, serve_tls
-from procs import REPO, ControlPlane, free_port
+from procs import REPO, ControlPlane, agent_server_tls, free_port, join_node
 from protos import skiff_pb2 as pb
 from protos import skiff_pb2_grpc as pb_grpc
 
@@ -78,10 +77,10 @@ async def ctl(cp: ControlPlane, tmp_path: Path, *args: str) -> tuple[int, str, s
 async def test_top_through_the_api_server(own_api, tmp_path):
     agent = FakeAgent("n1")
     port = free_port()
-    certificates, identity = await join(own_api, tmp_path, "n1", port)
-    await join(own_api, tmp_path, "n2", free_port())         # nothing listens there
-    await join(own_api, tmp_path, "n3", port)
-    server = serve_tls(agent, certificates, identity).server
+    certificates, identity = await join_node(own_api, tmp_path, "n1", port)
+    await join_node(own_api, tmp_path, "n2", free_port())         # nothing listens there
+    await join_node(own_api, tmp_path, "n3", port)
+    server = agent_server_tls(agent, certificates, identity).server
     await server.start()
     try:
         async with Client(own_api.address, credentials=own_api.credentials, timeout=10) as c:
