@@ -35,7 +35,7 @@ from api.registry import ResourceInfo
 from controlplane.apiserver.verbs import Verbs
 from controlplane.auth.identity import UserInfo
 from controlplane.rest import discovery, patch as patches, scale, status, table as tables
-from controlplane.storage.watch_cache import BOOKMARK, chunks
+from controlplane.storage.watch_cache import BOOKMARK, Subscription, chunks
 
 JSON = "application/json"
 WATCH_BATCH = 200
@@ -145,6 +145,12 @@ class Resources:
     def __init__(self, verbs: Verbs, stopping: asyncio.Event):
         self.verbs = verbs
         self.stopping = stopping
+        self.watches: set[Subscription] = set()   # ended by stop(), so a shutdown does not wait for watchers
+
+    def stop(self) -> None:
+        self.stopping.set()
+        for sub in list(self.watches):
+            sub.close()
 
     async def serve(self, request: web.Request, user: UserInfo, target: Target) -> web.StreamResponse:
         try:
@@ -239,6 +245,7 @@ class Resources:
         response = web.StreamResponse(headers={"Content-Type": JSON, "Cache-Control": "no-cache"})
         response.enable_chunked_encoding()
         await response.prepare(request)
+        self.watches.add(sub)
         if self.stopping.is_set():
             sub.close()
 
@@ -261,6 +268,7 @@ class Resources:
             st = status.of_exception(exc)
             await response.write(json.dumps({"type": "ERROR", "object": st}).encode() + b"\n")
         finally:
+            self.watches.discard(sub)
             sub.close()
         return response
 

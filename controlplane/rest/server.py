@@ -52,8 +52,7 @@ class RestApi:
         self.authenticator = authenticator   # None: --insecure, every caller is an administrator
         self.version = version
         self.permits = permits
-        self.stopping = asyncio.Event()
-        self.resources = Resources(verbs, self.stopping)
+        self.resources = Resources(verbs, asyncio.Event())
         self.openapi = openapi.Documents()
 
     def user_of(self, request: web.Request) -> UserInfo:
@@ -127,12 +126,12 @@ class RestApi:
 
     def stop(self) -> None:
         """End the watches (as the gRPC servicer's stop())."""
-        self.stopping.set()
+        self.resources.stop()
 
 
 async def start(api: RestApi, addresses: list[str], context: ssl.SSLContext | None) -> web.AppRunner:
     """Serve `api` on each host:port; the runner's cleanup() stops it."""
-    runner = web.AppRunner(api.app(), access_log=None, handle_signals=False)
+    runner = web.AppRunner(api.app(), access_log=None, handle_signals=False, shutdown_timeout=2.0)
     await runner.setup()
     for address in addresses:
         host, _, port = address.rpartition(":")

@@ -181,7 +181,7 @@ def test_scale_edit_and_diff(kubectl: Kubectl, ns: str, tmp_path: Path) -> None:
 def test_get_pods_watch_receives_an_event(kubectl: Kubectl, ns: str) -> None:
     watch = kubectl.popen("get", "pods", "-n", ns, "-w")
     try:
-        time.sleep(0)   # the watch starts with a list; the pod may come before or after it: both print it
+        # The watch starts with a list; the pod may come before or after it: both print it.
         kubectl("run", "watched", "-n", ns, "--image=busybox", "--", "sleep", "60")
         seen: list[str] = []
 
@@ -232,3 +232,26 @@ def test_rbac_refusal_and_no_credentials_as_kubectl_prints_them(api_server: Cont
     assert out.returncode == 1
     assert out.stderr.startswith("error: You must be logged in to the server (Unauthorized: bootstrap token "
                                  "'abcdef' is unknown")
+
+
+def test_a_watching_kubectl_does_not_hold_up_the_shutdown(etcd, tmp_path: Path) -> None:
+    cp = ControlPlane(tmp_path / "cp", etcd_endpoints=etcd.endpoint,
+                      extra_args=["--etcd-prefix", f"/test-{uuid.uuid4().hex[:8]}", "--no-scheduler",
+                                  "--no-controllers"]).start()
+    kubectl = Kubectl(cp.kubeconfig, tmp_path)
+    watch = None
+    try:
+        kubectl("run", "sleeper", "--image=busybox", "--", "sleep", "60")
+        watch = kubectl.popen("get", "pods", "-w")
+        # Its list printed the pod: the watch request follows at once.
+        wait_for(lambda: watch.stdout.readline().split()[:1] == ["sleeper"], timeout=20, what="the list to print")
+        started = time.monotonic()
+        cp.proc.terminate()
+        cp.proc.wait(timeout=15)
+        assert time.monotonic() - started < 6
+        watch.wait(timeout=15)   # the stream ended: kubectl gives up once it cannot reconnect
+    finally:
+        cp.stop()
+        if watch is not None and watch.poll() is None:
+            watch.kill()
+            watch.wait(5)
