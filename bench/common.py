@@ -141,7 +141,9 @@ class ControlPlaneProcess:
         self.share_ca_with = share_ca_with
         extra_args = list(extra_args)
         self.insecure = "--insecure" in extra_args
+        self.rest_port = free_port()   # the Kubernetes REST API (kubectl's): a free port, not port + 1
         self.args = [sys.executable, "-m", "controlplane.main", "--listen", f"127.0.0.1:{self.port}",
+                     "--rest-listen", f"127.0.0.1:{self.rest_port}",
                      "--state-dir", str(state_dir), "--etcd-endpoints", etcd_endpoint, *extra_args]
         self.proc: subprocess.Popen | None = None
 
