@@ -255,3 +255,14 @@ def test_a_watching_kubectl_does_not_hold_up_the_shutdown(etcd, tmp_path: Path) 
         if watch is not None and watch.poll() is None:
             watch.kill()
             watch.wait(5)
+
+
+def test_chunked_list_and_protobuf_refused(kubectl: Kubectl, ns: str) -> None:
+    for name in ("a", "b", "c", "d", "e"):
+        kubectl("create", "-n", ns, "-f", "-", input=f"apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}}}\n")
+    # Pages of two (limit/continue), in name order, none lost or repeated.
+    out = kubectl("get", "configmaps", "-n", ns, "--chunk-size=2", "-o", "name").stdout.split()
+    assert [n for n in out if n != "configmap/kube-root-ca.crt"] == [f"configmap/{n}" for n in "abcde"]
+    # `kubectl create namespace` sends Kubernetes' protobuf, which Skiff does not speak: a clear 415.
+    out = kubectl("create", "namespace", f"x-{uuid.uuid4().hex[:6]}", check=False)
+    assert out.returncode == 1 and "Skiff does not speak Kubernetes' protobuf" in out.stderr
