@@ -99,7 +99,7 @@ class ApiService(pb_grpc.ApiServicer):
         # Authorization of every verb, admission, ServiceAccount tokens (controlplane/auth/access.py).
         self.access = access if access is not None else AccessControl(handlers)
         # The object verbs with their checks, shared with the REST front (verbs.py).
-        self.verbs = Verbs(handlers, self.access)
+        self.verbs = Verbs(handlers, self.access, self.agents)
         # Who a call comes from (controlplane/auth): None means the server runs --insecure
         # and every caller is INSECURE_ADMIN.
         self.authenticate = authenticate
@@ -242,8 +242,7 @@ class ApiService(pb_grpc.ApiServicer):
 
     async def Logs(self, request: pb.LogsRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.LogChunk]:
         try:
-            self._check(context, "get", "pods", request.namespace, request.pod, subresource="log")
-            async for chunk in proxy.logs(self.agents, request):
+            async for chunk in self.verbs.logs(self.user_of(context), request):
                 yield chunk
         except grpc.aio.AbortError:
             raise

@@ -10,14 +10,16 @@ generic handler (handlers.py). So there is one copy of each verb and of its chec
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, AsyncIterator, Callable
 
 from api.registry import ResourceInfo, lookup, lookup_kind
+from controlplane.apiserver import proxy
 from controlplane.apiserver.handlers import Handlers
 from controlplane.auth.access import AccessControl
 from controlplane.auth.identity import UserInfo
 from controlplane.storage import Conflict
 from controlplane.storage.watch_cache import Event, Subscription
+from protos import skiff_pb2 as pb
 
 PATCH_ATTEMPTS = 5
 
@@ -31,9 +33,10 @@ def _object_place(obj: dict[str, Any]) -> tuple[ResourceInfo, str, str]:
 
 
 class Verbs:
-    def __init__(self, handlers: Handlers, access: AccessControl):
+    def __init__(self, handlers: Handlers, access: AccessControl, agents: proxy.AgentDialer | None = None):
         self.h = handlers
         self.access = access
+        self.agents = agents or proxy.AgentDialer(handlers.store)   # logs are relayed from the pod's agent
 
     # -- authorization ---------------------------------------------------------------
 
@@ -125,3 +128,8 @@ class Verbs:
                 if pinned and pinned != current_version:
                     raise
         raise Conflict(f'{info.qualified_plural} "{name}" kept changing during the patch; try again')
+
+    def logs(self, user: UserInfo, request: pb.LogsRequest) -> AsyncIterator[pb.LogChunk]:
+        """A container's log, relayed from its node's agent, once `get pods/log` is allowed."""
+        self.check(user, "get", "pods", request.namespace, request.pod, subresource="log")
+        return proxy.logs(self.agents, request)

@@ -91,6 +91,9 @@ def resource_list(group: str, version: str) -> dict[str, Any] | None:
             resources.append({"name": f"{info.plural}/scale", "singularName": "", "namespaced": info.namespaced,
                               "group": "autoscaling", "version": "v1", "kind": "Scale",
                               "verbs": ["get", "patch", "update"]})
+        if info.kind == "Pod":
+            resources.append({"name": "pods/log", "singularName": "", "namespaced": True, "kind": "Pod",
+                              "verbs": ["get"]})
         if info.has_status:
             resources.append({"name": f"{info.plural}/status", "singularName": "", "namespaced": info.namespaced,
                               "kind": info.kind, "verbs": ["get", "patch", "update"]})

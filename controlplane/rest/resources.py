@@ -36,6 +36,7 @@ from controlplane.apiserver.verbs import Verbs
 from controlplane.auth.identity import UserInfo
 from controlplane.rest import discovery, patch as patches, scale, status, table as tables
 from controlplane.storage.watch_cache import BOOKMARK, Subscription, chunks
+from protos import skiff_pb2 as pb
 
 JSON = "application/json"
 WATCH_BATCH = 200
@@ -68,7 +69,8 @@ def parse_path(parts: list[str]) -> Target:
     name = rest[1] if len(rest) > 1 else ""
     subresource = rest[2] if len(rest) > 2 else ""
     if subresource and not ((subresource == "status" and info.has_status)
-                            or (subresource == "scale" and scale.scalable(info))):
+                            or (subresource == "scale" and scale.scalable(info))
+                            or (subresource == "log" and info.kind == "Pod")):
         raise NotServed()
     return Target(info, namespace, name, subresource)
 
@@ -157,6 +159,8 @@ class Resources:
             method = request.method
             if target.subresource == "scale":
                 return await self.scale(request, user, target)
+            if target.subresource == "log" and method == "GET":
+                return await self.log(request, user, target)
             if method == "GET":
                 if target.name and not _flag(request, "watch"):
                     obj = await self.verbs.get(user, target.info.plural, target.namespace, target.name)
@@ -187,6 +191,30 @@ class Resources:
             return respond(status.status(415, "UnsupportedMediaType", str(exc)), 415)
         except Exception as exc:
             return failure(exc, target)
+
+    async def log(self, request: web.Request, user: UserInfo, target: Target) -> web.StreamResponse:
+        """`kubectl logs`: the agent's stream as text/plain; an error before the first byte is a Status."""
+        tail = request.query.get("tailLines")
+        chunks = self.verbs.logs(user, pb.LogsRequest(
+            namespace=target.namespace or "default", pod=target.name, container=request.query.get("container", ""),
+            follow=_flag(request, "follow"), previous=_flag(request, "previous"),
+            tail_lines=_int_query(request, "tailLines") if tail else -1,
+            since_seconds=_int_query(request, "sinceSeconds"), timestamps=_flag(request, "timestamps")))
+        iterator = chunks.__aiter__()
+        first = await anext(iterator, None)
+        response = web.StreamResponse(headers={"Content-Type": "text/plain"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        try:
+            if first is not None:
+                await response.write(first.data)
+            async for chunk in iterator:
+                await response.write(chunk.data)
+        except (ConnectionResetError, asyncio.CancelledError):
+            raise
+        except Exception as exc:   # the stream broke after it began: say so in the text, as kubectl would show it
+            await response.write(f"\nerror: {status.of_exception(exc)['message']}\n".encode())
+        return response
 
     async def scale(self, request: web.Request, user: UserInfo, target: Target) -> web.Response:
         plural = target.info.plural
