@@ -131,7 +131,10 @@ class RestApi:
 
 async def start(api: RestApi, addresses: list[str], context: ssl.SSLContext | None) -> web.AppRunner:
     """Serve `api` on each host:port; the runner's cleanup() stops it."""
-    runner = web.AppRunner(api.app(), access_log=None, handle_signals=False, shutdown_timeout=2.0)
+    # handler_cancellation: a client that goes away cancels its handler, so a watch whose kubectl
+    # was killed releases its subscription at once, not at the next event it fails to write.
+    runner = web.AppRunner(api.app(), access_log=None, handle_signals=False, shutdown_timeout=2.0,
+                           handler_cancellation=True)
     await runner.setup()
     for address in addresses:
         host, _, port = address.rpartition(":")
