@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 # A request body larger than this is refused (413) before it is read whole.
 MAX_BODY = 2 * MAX_OBJECT_BYTES
 Permits = Callable[[UserInfo, str], "str | None"]
+USER = web.RequestKey("user", UserInfo)   # the authenticated caller, set by the middleware
 
 
 def tls_context(cert_file: Path, key_file: Path, ca_pem: bytes) -> ssl.SSLContext:
@@ -80,7 +81,7 @@ class RestApi:
         denied = self.permits(user, f"{request.method} {request.path}")
         if denied:
             return respond(status.status(403, "Forbidden", denied), 403)
-        request["user"] = user
+        request[USER] = user
         return await handler(request)
 
     def app(self) -> web.Application:
@@ -90,7 +91,7 @@ class RestApi:
 
     async def route(self, request: web.Request) -> web.StreamResponse:
         parts = [p for p in request.path.split("/") if p]
-        user: UserInfo = request["user"]
+        user = request[USER]
         if request.method == "GET":
             document = self._document(parts)
             if document is not None:
