@@ -31,6 +31,7 @@ import yaml
 from aiohttp import web
 
 from api.errors import FieldError, ValidationFailed
+from api.limits import MAX_OBJECT_BYTES
 from api.registry import ResourceInfo
 from controlplane.apiserver.verbs import Verbs
 from controlplane.auth.identity import UserInfo
@@ -102,13 +103,21 @@ class UnsupportedMediaType(Exception):
     pass
 
 
+class TooLarge(Exception):
+    """A body over the limit, refused before it was read whole."""
+
+
 async def _body(request: web.Request) -> Any:
     if "protobuf" in request.content_type:
         raise UnsupportedMediaType(
             f"the body of the request was in an unknown format - accepted media types include: application/json, "
             f"application/yaml (Skiff does not speak Kubernetes' protobuf: `kubectl create namespace|deployment|...` "
             f"send it; write the object and use `kubectl create -f` or `kubectl apply -f`)")
-    raw = await request.read()
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise TooLarge(f"the request body is larger than {request.client_max_size} bytes; an object may have "
+                       f"at most {MAX_OBJECT_BYTES} (1.5 MiB)") from None
     if not raw:
         return None
     try:
@@ -189,6 +198,8 @@ class Resources:
             return respond(status.bad_request(str(exc)), 400)
         except UnsupportedMediaType as exc:
             return respond(status.status(415, "UnsupportedMediaType", str(exc)), 415)
+        except TooLarge as exc:
+            return respond(status.status(413, "RequestEntityTooLarge", str(exc)), 413)
         except Exception as exc:
             return failure(exc, target)
 

@@ -266,3 +266,11 @@ def test_chunked_list_and_protobuf_refused(kubectl: Kubectl, ns: str) -> None:
     # `kubectl create namespace` sends Kubernetes' protobuf, which Skiff does not speak: a clear 415.
     out = kubectl("create", "namespace", f"x-{uuid.uuid4().hex[:6]}", check=False)
     assert out.returncode == 1 and "Skiff does not speak Kubernetes' protobuf" in out.stderr
+
+
+def test_a_body_over_the_limit_is_refused(kubectl: Kubectl, ns: str, tmp_path: Path) -> None:
+    big = tmp_path / "big.yaml"
+    big.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: big}\ndata:\n  blob: " + "x" * (4 << 20) + "\n")
+    out = kubectl("create", "-n", ns, "-f", str(big), check=False)
+    assert out.returncode == 1
+    assert "Error from server (RequestEntityTooLarge)" in out.stderr and "at most 1572864" in out.stderr, out.stderr
