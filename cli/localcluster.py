@@ -334,6 +334,9 @@ class LocalCluster:
         (and, with nodes, until every node is Ready)."""
         if port_in_use(host, port):
             raise CliError(f"{host}:{port} is already in use; choose another port with --port")
+        if port_in_use(host, port + 1):   # the Kubernetes REST API (kubectl's) listens on the next port
+            raise CliError(f"{host}:{port + 1} (the REST API for kubectl, --port + 1) is already in use; "
+                           f"choose another port with --port")
         server = f"{host}:{port}"
         names = [f"node-{i}" for i in range(1, nodes + 1)] if os.geteuid() == 0 else []
         lan = Lan.for_directory(self.root) if names else None

@@ -38,6 +38,9 @@ def test_cluster_up_get_down(tmp_path):
     try:
         r = ctl("cluster", "up", "--dir", str(cluster_dir), "--port", str(port), "--nodes", "0")
         assert r.returncode == 0, r.stderr
+        # The real kubectl's way in: the REST API on the next port, and its kubeconfig.
+        assert f"kubectl: KUBECONFIG={cluster_dir}/controlplane/kubeconfig kubectl get nodes" in r.stdout
+        assert f"server: https://127.0.0.1:{port + 1}" in (cluster_dir / "controlplane" / "kubeconfig").read_text()
         pid = int((cluster_dir / "pids" / "controlplane.pid").read_text())
         assert alive(pid)
         assert (cluster_dir / "logs" / "controlplane.log").exists()
