@@ -5,6 +5,7 @@ Python `kubernetes` client, editors' plugins) can use a Skiff cluster.
   cluster CA, authentication (client certificates, bearer tokens) and the routes;
 - resources.py: the object verbs on Kubernetes' URLs (and pods/log), calling the same
   authorized verbs as the gRPC servicer (controlplane/apiserver/verbs.py): one copy of each;
+- reviews.py: `kubectl auth can-i` / `whoami` (self reviews);
 - table.py: Table responses with `ctl get`'s columns (api/printing); scale.py: the scale subresource;
 - discovery.py: /version, /api, /apis and the APIResourceLists, from api/registry.py;
 - openapi.py: OpenAPI v3 documents generated from the pydantic models (api/);

@@ -27,7 +27,7 @@ from api.limits import MAX_OBJECT_BYTES
 from controlplane.apiserver.verbs import Verbs
 from controlplane.auth.authn import NO_CREDENTIAL, AuthenticationError, Authenticator, bearer_token
 from controlplane.auth.identity import INSECURE_ADMIN, UserInfo
-from controlplane.rest import discovery, openapi, status
+from controlplane.rest import discovery, openapi, reviews, status
 from controlplane.rest.resources import NotServed, Resources, parse_path, respond
 
 log = logging.getLogger(__name__)
@@ -96,6 +96,8 @@ class RestApi:
             document = self._document(parts)
             if document is not None:
                 return respond(document)
+        if request.method == "POST" and request.path in (reviews.ACCESS_REVIEW_PATH, reviews.SELF_REVIEW_PATH):
+            return await self._review(request, user)
         try:
             if parts[:2] == ["api", "v1"] and len(parts) > 2:
                 target = parse_path(["", "v1", *parts[2:]])
@@ -106,6 +108,17 @@ class RestApi:
         except NotServed:
             return respond(status.not_served(request.path), 404)
         return await self.resources.serve(request, user, target)
+
+    async def _review(self, request: web.Request, user: UserInfo) -> web.Response:
+        """`kubectl auth can-i` and `kubectl auth whoami` (reviews.py)."""
+        if request.path == reviews.SELF_REVIEW_PATH:
+            return respond(reviews.self_review(user), 201)
+        try:
+            spec = reviews.decode_spec(await request.read(), request.content_type)
+            return respond(reviews.access_review(self.verbs.access, user, spec), 201)
+        except Exception as exc:
+            st = status.of_exception(exc)
+            return respond(st, st["code"])
 
     def _document(self, parts: list[str]) -> Any:
         """Discovery, version, health and OpenAPI documents; None for any other path."""

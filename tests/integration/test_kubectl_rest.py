@@ -225,6 +225,12 @@ def test_rbac_refusal_and_no_credentials_as_kubectl_prints_them(api_server: Cont
     assert out.returncode == 1
     assert out.stderr.strip() == ('Error from server (Forbidden): pods is forbidden: User "alice" cannot list '
                                   'resource "pods" in API group "" in the namespace "default"')
+    # kubectl auth can-i / whoami (SelfSubjectAccessReview, SelfSubjectReview; kubectl sends them as protobuf).
+    out = Kubectl(config, tmp_path)("auth", "can-i", "list", "pods", "-n", "default", check=False)
+    assert (out.returncode, out.stdout.strip()) == (1, "no")
+    assert Kubectl(api_server.kubeconfig, tmp_path)("auth", "can-i", "create", "deployments").stdout.strip() == "yes"
+    whoami = Kubectl(config, tmp_path)("auth", "whoami").stdout.splitlines()
+    assert whoami[1].split() == ["Username", "alice"] and whoami[2].split() == ["Groups", "[system:authenticated]"]
     anonymous = tmp_path / "nobody.conf"   # a token nobody issued
     kubeconfig.write(anonymous, kubeconfig.build(cluster="skiff", server=server, ca=pki.ca_pem, user="nobody",
                                                  token="abcdef.0123456789abcdef"))
