@@ -318,6 +318,15 @@ class Resources:
             if target.subresource:
                 raise BadRequest("server-side apply of a subresource is not supported")
             manifest = _object_body(body, target)
+            if set(manifest) <= {"apiVersion", "kind", "metadata"}:
+                # Metadata only — what kubectl sends to move `last-applied` into managed fields after a
+                # server-side apply: its labels and annotations are merged into the live object (Skiff
+                # keeps no managed fields; a whole-object apply would drop the unnamed fields).
+                meta = manifest["metadata"]
+                change = {"metadata": {k: meta[k] for k in ("labels", "annotations") if isinstance(meta.get(k), dict)}}
+                obj = await self.verbs.patch(user, target.info.plural, target.namespace, target.name,
+                                             lambda current: patches.merge_patch(current, change), dry_run=dry_run)
+                return respond(obj)
             obj, result = await self.verbs.apply(user, manifest, dry_run=dry_run)
             return respond(obj, 201 if result == "created" else 200)
         if content_type not in (patches.MERGE_PATCH, patches.STRATEGIC, patches.JSON_PATCH):

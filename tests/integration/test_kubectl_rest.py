@@ -154,6 +154,7 @@ def test_patch_in_all_three_types_and_server_side_apply(kubectl: Kubectl, ns: st
     manifest.write_text(DEPLOYMENT.format(image="busybox:1.38"))
     out = kubectl("apply", "--server-side", "-n", ns, "-f", str(manifest))
     assert out.stdout.strip() == "deployment.apps/web serverside-applied"
+    assert out.stderr == ""   # kubectl's migration of last-applied (a metadata-only apply) succeeded too
     image = kubectl("get", "deploy", "web", "-n", ns, "-o", "jsonpath={.spec.template.spec.containers[0].image}")
     assert image.stdout == "busybox:1.38"
 
