@@ -15,7 +15,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 import grpc
 
 from api.errors import FieldError, ValidationFailed
-from api.registry import all_resources, lookup, lookup_kind
+from api.registry import all_resources, lookup
 from controlplane.apiserver import proxy, requeststream
 from controlplane.auth.authz import Attributes, Forbidden
 from controlplane.auth.access import AccessControl

@@ -16,7 +16,6 @@ Discovery and the OpenAPI documents are open to every authenticated caller (Kube
 from __future__ import annotations
 
 import asyncio
-import logging
 import ssl
 from pathlib import Path
 from typing import Any, Awaitable, Callable
@@ -30,7 +29,6 @@ from controlplane.auth.identity import INSECURE_ADMIN, UserInfo
 from controlplane.rest import discovery, openapi, reviews, status
 from controlplane.rest.resources import NotServed, Resources, parse_path, respond
 
-log = logging.getLogger(__name__)
 # A request body larger than this is refused (413) before it is read whole.
 MAX_BODY = 2 * MAX_OBJECT_BYTES
 Permits = Callable[[UserInfo, str], "str | None"]
