@@ -85,7 +85,7 @@ def script(steps: list[tuple[str, str | None]], port: int) -> str:
 def test_the_tutorial_convention_is_read_as_documented() -> None:
     steps = commands("text\n```sh\nctl get pods   # ⇒ Running\nA=$(echo \\\n  x)  # why\n# only a comment\n```\n"
                      "```text\nnot run\n```\n")
-    assert steps == [("ctl get pods", "Running"), ("A=$(echo   x)", None)]
+    assert steps == [("ctl get pods", "Running"), ("A=$(echo    x)", None)]
 
 
 def test_tutorial(tmp_path: Path) -> None:
