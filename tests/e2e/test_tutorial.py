@@ -77,7 +77,7 @@ def script(steps: list[tuple[str, str | None]], port: int) -> str:
     lines = [RUNNER]
     for command, want in steps:
         command = re.sub(r"\bctl cluster up\b", f"ctl cluster up --port {port}", command)
-        lines.append(f"printf '\\n$ %s\\n' {shlex.quote(command + (f'   # ⇒ {want}' if want else ''))}")
+        lines.append(f"printf '\\n[%ss] $ %s\\n' \"$SECONDS\" {shlex.quote(command + (f'   # ⇒ {want}' if want else ''))}")
         lines.append(f"wait_for_output {shlex.quote(want)} {shlex.quote(command)}" if want else command)
     return "\n".join(lines) + "\n"
 
@@ -105,9 +105,9 @@ def test_tutorial(tmp_path: Path) -> None:
     cluster_dir = home / ".skiff" / "cluster"
     tag = hashlib.sha256(str(cluster_dir.resolve()).encode()).hexdigest()
     try:
-        r = subprocess.run(["bash", "-c", script(steps, free_port())], cwd=REPO, env=env, capture_output=True,
-                           text=True, timeout=1500)
-        transcript = r.stdout + r.stderr
+        r = subprocess.run(["bash", "-c", script(steps, free_port())], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, timeout=1500)
+        transcript = r.stdout
         print(transcript[-20000:])
         assert r.returncode == 0, f"the tutorial stopped:\n{transcript[-6000:]}"
     finally:
