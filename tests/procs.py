@@ -346,3 +346,26 @@ async def delete_all_pods(cp: "ControlPlane", *, timeout: float = 30.0) -> None:
             if time.monotonic() > deadline:
                 raise AssertionError(f"pods not gone after {timeout}s: {[p['metadata']['name'] for p in left]}")
             await asyncio.sleep(0.1)
+
+
+async def join_node(cp: ControlPlane, state_dir: Path, node: str, port: int):  # -> (NodeCertificates, NodeIdentity)
+    """A node's certificates for an agent service on 127.0.0.1:`port`, got as `skiff-agent` gets
+    them at its first start (a bootstrap token, the CA pinned), for tests that serve the agent's
+    gRPC service in their own process (`agent_server_tls`)."""
+    import asyncio
+    from agent.certificates import NodeCertificates
+    args = await asyncio.to_thread(cp.join_args)
+    certificates = NodeCertificates(state_dir / node, server=cp.address, node_name=node,
+                                    agent_address=f"127.0.0.1:{port}")
+    identity = await certificates.ensure(token=args[args.index("--token") + 1],
+                                         ca_cert_hash=args[args.index("--ca-cert-hash") + 1])
+    return certificates, identity
+
+
+def agent_server_tls(servicer, certificates, identity):  # -> agent.service.AgentServer
+    """The agent's gRPC server for `servicer` (an AgentService, or a fake) at the address the
+    node's identity recorded (`join_node`), over TLS with the node's serving certificate, to the
+    API server only: as a real agent serves. Not started: `.run()`, or `.server.start()`."""
+    from agent.service import AgentServer
+    return AgentServer(servicer, certificates.agent_address, credentials=certificates.serving_credentials(identity),
+                       ca=identity.ca)

@@ -95,6 +95,7 @@ class Client:
             credentials = Credentials.plaintext()
         self.credentials = credentials
         self._request_stream = request_stream
+        self._retiring: asyncio.Task | None = None   # the channel a credential renewal replaced
         self._connect(channel)
 
     def _connect(self, channel: grpc.aio.Channel | None = None) -> None:

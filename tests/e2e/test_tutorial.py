@@ -108,7 +108,7 @@ def test_tutorial(tmp_path: Path) -> None:
         r = subprocess.run(["bash", "-c", script(steps, free_port())], cwd=REPO, env=env, stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True, timeout=1500)
         transcript = r.stdout
-        print(transcript[-20000:])
+        print(transcript[-60000:])
         assert r.returncode == 0, f"the tutorial stopped:\n{transcript[-6000:]}"
     finally:
         down = subprocess.run([str(shim), "cluster", "down"], cwd=REPO, env=env, capture_output=True, text=True,
