@@ -110,6 +110,7 @@ def test_tutorial(tmp_path: Path) -> None:
         transcript = r.stdout
         print(transcript[-60000:])
         assert r.returncode == 0, f"the tutorial stopped:\n{transcript[-6000:]}"
+        assert "Traceback" not in transcript, "a command printed a traceback where the reader would see it"
     finally:
         down = subprocess.run([str(shim), "cluster", "down"], cwd=REPO, env=env, capture_output=True, text=True,
                               timeout=240)
