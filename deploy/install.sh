@@ -2,7 +2,8 @@
 # Install what Skiff needs on a Debian/Ubuntu machine, into a virtualenv in the repo.
 #
 #   deploy/install.sh          runtime needs (etcd, iproute2, nftables, busybox-static)
-#   deploy/install.sh --test   also what the tests use (docker-registry, skopeo, umoci, runc)
+#   deploy/install.sh --test   also what the tests use (docker-registry, skopeo, umoci, runc,
+#                              and deploy/vm-kernel.sh: qemu and a guest kernel for tests/vm/)
 #
 # Idempotent: packages already present are not reinstalled; the venv is reused.
 set -euo pipefail
@@ -48,3 +49,10 @@ extra=""
 [ "$want_test" = 1 ] && extra="[test]"
 echo "==> pip install -e .${extra}"
 .venv/bin/pip install -q --disable-pip-version-check -e ".${extra}"
+if [ "$want_test" = 1 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    deploy/vm-kernel.sh
+  else
+    echo "note: not root, so no guest kernel for tests/vm/ (they skip); run deploy/vm-kernel.sh as root"
+  fi
+fi

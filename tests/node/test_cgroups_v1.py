@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import os
 import secrets
-import select
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from agent.cgroups import CgroupError, Resources, V1Manager, detect, open_manager
+from cgroup_children import children, go, read_line, wait_for  # noqa: F401 - children is a fixture
 
 pytestmark = pytest.mark.root
 
@@ -62,56 +61,8 @@ def manager():
         assert left == [], f"cgroups left behind: {left}"
 
 
-@pytest.fixture
-def children():
-    """Start child processes; every one is killed and reaped at the end."""
-    started: list[subprocess.Popen] = []
-
-    def start(argv: list[str], **kwargs) -> subprocess.Popen:
-        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, **kwargs)
-        started.append(proc)
-        return proc
-
-    try:
-        yield start
-    finally:
-        for proc in started:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait(timeout=10)
-            for stream in (proc.stdin, proc.stdout, proc.stderr):
-                if stream:
-                    stream.close()
-
-
 def read_file(m: V1Manager, controller: str, path: str, name: str) -> str:
     return (m.controllers[controller].group(tuple(path.split("/"))) / name).read_text().strip()
-
-
-def wait_for(predicate, *, timeout: float = 10.0, what: str):
-    deadline = time.monotonic() + timeout
-    delay = 0.005
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(delay)
-        delay = min(delay * 2, 0.1)
-
-
-def read_line(proc: subprocess.Popen, *, timeout: float = 10.0) -> str:
-    ready, _, _ = select.select([proc.stdout], [], [], timeout)
-    assert ready, "child printed nothing before the deadline"
-    return proc.stdout.readline().strip()
-
-
-def go(proc: subprocess.Popen) -> None:
-    """Children wait on stdin so they start their work only once inside the group."""
-    proc.stdin.write("go\n")
-    proc.stdin.flush()
 
 
 def test_create_and_update_write_the_limits(manager):

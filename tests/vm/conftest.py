@@ -1,0 +1,56 @@
+"""Fixtures for the VM tests: one bed (bridge + guests) per session, torn down at its end.
+
+- `vm_bed`: the session's `Bed`; skips every VM test with the reason when this machine cannot
+  run guests (not root, no qemu, no kernel: run deploy/vm-kernel.sh). Its teardown powers
+  every guest off and checks that no qemu process, tap or bridge of the bed is left.
+- `machine`: a booted guest for one test. It is the session's shared guest, booted on first
+  use and booted again if a test powered it off, and healed if a test partitioned it; tests
+  that change the guest's state beyond that clean up after themselves.
+
+Every test here is marked `vm` (slow: a guest boots in ~20 s and runs code 10-50x slower
+than this machine); `pytest -m "not vm"` leaves them out of a quick local run.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import pytest
+
+from vm.machines import Bed, Machine, skip_reason
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if "/tests/vm/" in str(item.path):
+            item.add_marker(pytest.mark.vm)
+
+
+@pytest.fixture(scope="session")
+def vm_bed() -> Iterator[Bed]:
+    reason = skip_reason()
+    if reason:
+        pytest.skip(reason)
+    bed = Bed()
+    try:
+        yield bed
+    finally:
+        bed.close()
+        assert bed.leftovers() == [], f"VM bed left behind: {bed.leftovers()}"
+
+
+@pytest.fixture(scope="session")
+def _shared_machine(vm_bed: Bed) -> Machine:
+    return vm_bed.add(memory_mb=1024)
+
+
+@pytest.fixture
+def machine(_shared_machine: Machine) -> Iterator[Machine]:
+    m = _shared_machine
+    if not m.running:
+        m.boot()
+    try:
+        yield m
+    finally:
+        if m.running:
+            m.heal()
