@@ -3,6 +3,7 @@
 - `vm_bed`: the session's `Bed`; skips every VM test with the reason when this machine cannot
   run guests (not root, no qemu, no kernel: run deploy/vm-kernel.sh). Its teardown powers
   every guest off and checks that no qemu process, tap or bridge of the bed is left.
+- `machines`: `machines(n)` gives n booted guests (the shared one and more, booted in parallel).
 - `machine`: a booted guest for one test. It is the session's shared guest, booted on first
   use and booted again if a test powered it off, and healed if a test partitioned it; tests
   that change the guest's state beyond that clean up after themselves.
@@ -13,7 +14,7 @@ than this machine); `pytest -m "not vm"` leaves them out of a quick local run.
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pytest
 
@@ -44,13 +45,37 @@ def _shared_machine(vm_bed: Bed) -> Machine:
     return vm_bed.add(memory_mb=1024)
 
 
+def _booted(machines: list[Machine]) -> list[Machine]:
+    """Boot (in parallel) those of `machines` that are off; all are ready on return."""
+    for m in machines:
+        if not m.running:
+            m.channel = None
+            m.start()
+    for m in machines:
+        if m.channel is None:
+            m.wait_ready()
+    return machines
+
+
 @pytest.fixture
 def machine(_shared_machine: Machine) -> Iterator[Machine]:
-    m = _shared_machine
-    if not m.running:
-        m.boot()
     try:
-        yield m
+        yield _booted([_shared_machine])[0]
     finally:
-        if m.running:
-            m.heal()
+        if _shared_machine.running:
+            _shared_machine.heal()
+
+
+@pytest.fixture
+def machines(vm_bed: Bed, _shared_machine: Machine) -> Iterator[Callable[[int], list[Machine]]]:
+    """`machines(n)`: n booted guests, the shared one first."""
+    def get(count: int) -> list[Machine]:
+        while len(vm_bed.machines) < count:
+            vm_bed.add(memory_mb=1024)
+        return _booted(vm_bed.machines[:count])
+    try:
+        yield get
+    finally:
+        for m in vm_bed.machines:
+            if m.running:
+                m.heal()

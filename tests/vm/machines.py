@@ -44,6 +44,7 @@ QEMU = "qemu-system-x86_64"
 LAN_RANGE = ipaddress.ip_network("198.18.0.0/16")
 # Loaded in the initramfs, before the host root is reachable: the transport to it and the NIC.
 STAGE1_MODULES = ("virtio_pci", "virtio_console", "9pnet_virtio", "9p", "virtio_net")
+AGENT_LOG = "/var/log/skiff-agent.log"
 BOOT_TIMEOUT = float(os.environ.get("SKIFF_VM_BOOT_TIMEOUT", "180"))
 
 
@@ -276,7 +277,7 @@ class Channel:
         self.sock.close()
 
 
-@dataclass
+@dataclass(eq=False)
 class Machine:
     """One guest. `run` commands in it, `power_off`/`boot` it, `partition`/`heal` its link."""
     bed: "Bed"
@@ -425,6 +426,18 @@ class Machine:
             raise GuestError(f"{self.name} is not booted")
         return self.channel.request({"op": "spawn", "argv": argv, "log": log, "env": env or {},
                                      "cwd": cwd}, timeout=60)["pid"]
+
+    def start_agent(self, server: str, *, cluster_cidr: str, extra_args: tuple[str, ...] = ()) -> int:
+        """Start `skiff-agent` in the guest, joined to the API server at `server` (host:port),
+        node name = the guest's name, InternalIP and service on its LAN address; its PID.
+        Log: /var/log/skiff-agent.log in the guest (`agent_log()`)."""
+        argv = [sys.executable, "-m", "agent.main", "--server", server, "--node-name", self.name,
+                "--node-ip", self.address, "--listen", f"{self.address}:10250",
+                "--cluster-cidr", cluster_cidr, *extra_args]
+        return self.spawn(argv, log=AGENT_LOG, cwd=str(REPO), env={"PYTHONPATH": str(REPO)})
+
+    def agent_log(self, lines: int = 60) -> str:
+        return self.run(f"tail -n {lines} {AGENT_LOG}", timeout=30).stdout
 
     def python(self, *args: str, **kwargs) -> Result:
         """Run this repo's venv Python in the guest (cwd: the repo)."""
