@@ -18,6 +18,7 @@ import os
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -91,6 +92,12 @@ def nodes_ready(ctl: Ctl, names: set[str]) -> bool:
                for name in names)
 
 
+def scheduled_at(pod: dict) -> float:
+    """The pod's PodScheduled=True time, as a Unix time."""
+    stamp = next(c["lastTransitionTime"] for c in pod["status"]["conditions"] if c["type"] == "PodScheduled")
+    return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
+
+
 def http_get(ctl: Ctl, from_pod: str, ip: str) -> str:
     r = ctl("exec", from_pod, "--", "timeout", "10", "wget", "-q", "-O", "-", f"http://{ip}:8080/",
             check=False, timeout=120)
@@ -146,20 +153,23 @@ def test_cluster_of_two_guests_spreads_fails_over_and_rejoins(machines, vm_bed, 
 
         # power vm2 off: its pod is recreated and bound on vm1 within the failover goal
         victim = by_node["vm2"]["metadata"]["name"]
-        died = time.monotonic()
+        died, died_wall = time.monotonic(), time.time()
         vm2.power_off()
 
         def replaced() -> list[dict] | None:
             live = [p for p in ctl.items("pods", "-l", "app=web") if not p["metadata"].get("deletionTimestamp")
                     and p["spec"].get("nodeName") == "vm1"]
             return live if len(live) == 2 and victim not in {p["metadata"]["name"] for p in live} else None
-        wait(replaced, timeout=90, interval=0.2, what="vm2's pod recreated and bound on vm1")
-        rebound = time.monotonic() - died
+        replacement = next(p for p in wait(replaced, timeout=90, interval=0.2, what="vm2's pod recreated and bound on vm1")
+                           if p["metadata"]["name"] != by_node["vm1"]["metadata"]["name"])
+        seen = time.monotonic() - died
+        # when the API server bound it (its clock is this machine's; the stamp is to the second)
+        rebound = scheduled_at(replacement) - died_wall
         wait(lambda: len([p for p in web_pods(ctl) if p["spec"]["nodeName"] == "vm1"]) == 2,
              timeout=180, what="2 web pods Ready on vm1", logs_of=(vm1,), agents={vm1: agents[vm1]})
         running = time.monotonic() - died
-        print(f"failover: vm2 powered off -> its pod bound on vm1 in {rebound:.1f}s, Ready in {running:.1f}s")
-        assert rebound <= FAILOVER_GOAL_SECONDS + 1.0, f"rebound after {rebound:.1f}s (goal 15 s)"
+        print(f"failover: vm2 powered off -> its pod bound on vm1 after {rebound:.0f}s (PodScheduled, +-1 s; "
+              f"seen by ctl after {seen:.1f}s), Ready after {running:.1f}s")
 
         # power vm2 on again: its agent rejoins, the node is Ready and untainted
         boot = vm2.boot()
@@ -181,6 +191,8 @@ def test_cluster_of_two_guests_spreads_fails_over_and_rejoins(machines, vm_bed, 
         wait(lambda: httpd_processes(vm1) == 0, timeout=180, what="vm1's agent to remove the stale containers",
              logs_of=(vm1,), agents=agents)
         wait(lambda: nodes_ready(ctl, {"vm1", "vm2"}), timeout=120, what="vm1 Ready again")
+
+        assert rebound <= FAILOVER_GOAL_SECONDS + 1.0, f"vm2's pod bound elsewhere after {rebound:.0f}s (goal 15 s)"
     finally:
         for vm in (vm1, vm2):       # pulling the plug is a clean slate: everything lived in RAM
             vm.power_off()
