@@ -1,4 +1,5 @@
-"""The agent, assembled: node registration, pod informer, pod workers, runtime, images, volumes.
+"""The agent, assembled: node registration, pod informer, pod workers, runtime, images, volumes,
+service proxy.
 
 `Agent.start()` opens every part (runtime fork server, image store, node
 registration) and re-adopts what the runtime already runs; `Agent.run()` keeps
@@ -12,11 +13,12 @@ import asyncio
 import logging
 from typing import Any
 
-from controlplane.client import Client
+from controlplane.client import Client, Credentials
 from controlplane.client.events import EventRecorder
 from controlplane.client.informer import Informer
 
 from agent.cgroups import detect, open_manager
+from agent.certificates import NodeCertificates, NodeIdentity
 from agent.config import AgentConfig
 from agent.imagegc import ImageGarbageCollector
 from agent.images import ImageStore, MirrorConfig
@@ -24,6 +26,8 @@ from agent.node import NodeAgent
 from agent.podnetwork import PodNetwork
 from agent.podsync import PodSyncer
 from agent.podworkers import PodWorkers
+from agent.proxy import ServiceProxy
+from agent.envs import ConfigError
 from agent.runtime import Runtime
 from agent.service import AgentServer, AgentService
 from agent.volumes import VolumeManager
@@ -32,9 +36,14 @@ log = logging.getLogger(__name__)
 
 
 class Agent:
-    def __init__(self, config: AgentConfig):
+    def __init__(self, config: AgentConfig, *, identity: NodeIdentity | None = None,
+                 certificates: NodeCertificates | None = None):
+        """identity: the node's certificates (agent/certificates.py); None only with --insecure."""
         self.config = config
-        self.client = Client(config.server)
+        self.identity = identity
+        self.certificates = certificates
+        self.client = Client(config.server, credentials=identity.client_credentials() if identity
+                             else Credentials.plaintext())
         self.cgroups = open_manager(parent=config.cgroup_parent, root=config.cgroup_root)
         self.runtime = Runtime(config.runtime_dir, cgroups=self.cgroups)
         mirrors = MirrorConfig.load(config.registries_config) if config.registries_config else None
@@ -61,6 +70,13 @@ class Agent:
             self.network = PodNetwork(nodes=self.nodes, node_name=config.node_name, node_ip=self.node.node_ip,
                                       state_dir=config.network_dir, cluster_cidr=config.cluster_cidr,
                                       bridge=config.bridge, on_ready=self._retry_all_pods)
+        # Services: for containers' environment variables, and with the slices for the service proxy.
+        self.services = Informer(self.client, "services")
+        self.proxy: ServiceProxy | None = None
+        if config.network and config.service_proxy:
+            self.endpoint_slices = Informer(self.client, "endpointslices")
+            self.proxy = ServiceProxy(node_name=config.node_name, cluster_cidr=config.cluster_cidr)
+            self.proxy.watch(self.services, self.endpoint_slices)
         self.workers: PodWorkers | None = None
         self.syncer: PodSyncer | None = None
         self.service: Any = None
@@ -82,11 +98,15 @@ class Agent:
         self.syncer = PodSyncer(client=self.client, config=self.config, runtime=self.runtime, images=self.images,
                                 volumes=self.volumes, recorder=self.recorder, node_ip=self.node.node_ip,
                                 pod_lookup=self._pod, trigger=self.workers.trigger,
-                                network=self.network, probes=self._probes())
+                                network=self.network, probes=self._probes(), services=self._services,
+                                cluster_ca=lambda: self.identity.ca if self.identity else None)
         self.service = AgentServer(AgentService(runtime=self.runtime, find_pod=self.pods.get,
                                                 states=lambda: self.syncer.states, images=self.images,
                                                 node_name=self.config.node_name, pods=self.pods.list),
-                                   self.config.listen)
+                                   self.config.listen,
+                                   credentials=(self.certificates.serving_credentials(self.identity)
+                                                if self.identity and self.certificates else None),
+                                   ca=self.identity.ca if self.identity else None)
         node = await self.node.register()
         self.syncer.node = node
         self._adopted = await self.syncer.adopt()
@@ -97,6 +117,20 @@ class Agent:
         except ImportError:
             return None
         return ProbeManager(runtime=self.runtime, recorder=self.recorder, trigger=lambda uid: self.workers.trigger(uid))
+
+    def _services(self) -> list[dict[str, Any]]:
+        if not self.services.synced.is_set():     # the kubelet's rule: no environment from half a list
+            raise ConfigError("services have not yet been read at least once, cannot construct envvars")
+        return self.services.list()
+
+    async def _after_services_listed(self) -> None:
+        """Containers that could not start before the Services were known get another look."""
+        await self.services.wait_synced(timeout=None)
+        self._retry_all_pods()
+
+    async def _proxy_ready(self) -> None:
+        await self.services.wait_synced(timeout=None)
+        await self.endpoint_slices.wait_synced(timeout=None)
 
     def _retry_all_pods(self) -> None:
         """The pod network came up: pods waiting for it get another look."""
@@ -135,12 +169,20 @@ class Agent:
                                on_delete=self._on_pod_deleted)
         tasks = [asyncio.create_task(self.node.run(), name="node"),
                  asyncio.create_task(self.pods.run(), name="pods-informer"),
-                 asyncio.create_task(self.image_gc.run(), name="image-gc")]
+                 asyncio.create_task(self.image_gc.run(), name="image-gc"),
+                 asyncio.create_task(self.services.run(), name="services-informer"),
+                 asyncio.create_task(self._after_services_listed(), name="services-listed")]
+        if self.proxy is not None:
+            tasks += [asyncio.create_task(self.endpoint_slices.run(), name="endpointslices-informer"),
+                      asyncio.create_task(self.proxy.run(ready=self._proxy_ready), name="service-proxy")]
         if self.network is not None:
             tasks += [asyncio.create_task(self.nodes.run(), name="nodes-informer"),
                       asyncio.create_task(self.network.run(), name="pod-network")]
         if self.service is not None:
             tasks.append(asyncio.create_task(self.service.run(), name="agent-service"))
+        if self.identity is not None and self.certificates is not None:
+            tasks.append(asyncio.create_task(self.certificates.keep_renewed(self.identity, self._renewed),
+                                             name="certificate-renewal"))
         try:
             # Only once we know which pods should exist may re-adopted ones be judged:
             # a pod deleted while the agent was down is cleaned up; the rest are kept.
@@ -154,9 +196,15 @@ class Agent:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
+    async def _renewed(self, identity: NodeIdentity) -> None:
+        self.identity = identity
+        await self.client.renew_credentials(identity.client_credentials())
+
     async def close(self) -> None:
         if self.workers is not None:
             await self.workers.stop()
         await self.recorder.flush(timeout=2)
         await self.runtime.close()
+        if self.proxy is not None:
+            await self.proxy.close()       # the table stays: Services keep working until the next agent
         await self.client.close()

@@ -4,7 +4,7 @@ made on this machine — for `ctl cluster down` and tests, after the agent has s
 Containers outlive their agent on purpose (supervisors in their own sessions), so
 stopping the agent process is not enough to tear a node down. In order: kill every
 process in the agent's cgroups and remove the groups; tear down the pod network
-(bridge, veths, nftables table) if the agent had one; unmount everything under the
+(bridge, veths, nftables table) and the service proxy's table if the agent had one; unmount everything under the
 state directory (overlay root filesystems, namespace bind mounts, tmpfs volumes),
 deepest first; delete the state directory.
 """
@@ -55,6 +55,12 @@ def cleanup(state_dir: Path, cgroup_parent: str, *, cgroup_root: Path = Path("/s
             teardown_node_network(network_state)
         except Exception as exc:
             problems.append(f"network: {exc}")
+        try:                 # the service proxy's table (agent/proxy), kept by agents across restarts
+            from agent.network.nftables import run_nft_sync
+            from agent.proxy.syncer import delete_table_script
+            run_nft_sync(delete_table_script())
+        except Exception as exc:
+            problems.append(f"service proxy table: {exc}")
     left = unmount_all(state_dir) if state_dir.exists() else []
     problems += [f"still mounted: {m}" for m in left]
     if not left:

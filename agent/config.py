@@ -39,13 +39,21 @@ class AgentConfig:
     lease_renew_seconds: float = 2.0
     status_update_seconds: float = 10.0
     registries_config: Path | None = None
-    listen: str = "0.0.0.0:10250"          # the agent's own gRPC service (logs, exec)
+    listen: str = "0.0.0.0:10250"          # the agent's own gRPC service (logs, exec); main.py: <node-ip>:10250
+    # Identity (agent/certificates.py): join with a bootstrap token and the CA's pin, once; or
+    # plain text with no identity at all (insecure, for a control plane run with --insecure).
+    token: str = ""
+    ca_cert_hash: str = ""
+    insecure: bool = False
     backoff: BackoffSettings = field(default_factory=BackoffSettings)
     # Pod network (bridge, veth, IPAM, host-gw routes); pods wait until the node has a podCIDR.
     # Off: pods get a network namespace with only loopback (for tests of other parts).
     network: bool = True
     cluster_cidr: str = "10.244.0.0/16"    # all pods' addresses; traffic leaving it is masqueraded
     bridge: str = "skiff0"
+    # The service proxy (agent/proxy): cluster IPs and NodePorts in nftables table ip skiff-proxy.
+    # Only with the pod network; off in tests of other parts and where another proxy runs.
+    service_proxy: bool = True
     # Image GC (agent/imagegc.py): when the store's disk is above high, remove unused images
     # down to low; checked every interval (kubelet: 85 / 80 %, every 5 minutes).
     image_gc_high_percent: int = 85

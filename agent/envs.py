@@ -14,9 +14,12 @@ Environment (`resolve_env`), in order, later entries overriding earlier ones:
 1. the runtime's defaults: PATH (only when the image sets none) and HOSTNAME,
    as Docker and containerd add them (`default_path_env`);
 2. the image's Env;
-3. `envFrom`: every key of a ConfigMap or Secret, with an optional prefix;
-4. `env`, in order: a `value` (where `$(VAR)` may refer to variables defined
-   by 3. and by earlier entries of 4. - not to the image's, as in Kubernetes),
+3. Service variables (`service_env`) for the Services that exist when the
+   container starts: those of the pod's namespace unless the pod sets
+   `enableServiceLinks: false`, and always `kubernetes` of `default`;
+4. `envFrom`: every key of a ConfigMap or Secret, with an optional prefix;
+5. `env`, in order: a `value` (where `$(VAR)` may refer to variables defined
+   by 3., 4. and by earlier entries of 5. - not to the image's, as in Kubernetes),
    or a `valueFrom` reference to a ConfigMap key, Secret key, pod field or
    container resource (agent/downward.py).
 
@@ -31,7 +34,8 @@ import base64
 import binascii
 import logging
 import socket
-from typing import Any, Callable, Mapping
+from collections import ChainMap
+from typing import Any, Callable, Iterable, Mapping
 
 from agent.downward import DownwardError, field_value, find_container, resource_value
 
@@ -206,13 +210,68 @@ def _value_from(source: dict[str, Any], *, pod: dict[str, Any], container: dict[
     raise ConfigError("valueFrom: must specify one of configMapKeyRef, secretKeyRef, fieldRef, resourceFieldRef")
 
 
+# ---- Service variables ----
+
+MASTER_SERVICE = ("default", "kubernetes")
+
+
+def _env_name(name: str) -> str:
+    return name.upper().replace("-", "_")
+
+
+def _service_variables(service: dict[str, Any]) -> dict[str, str]:
+    """Kubernetes' envvars.FromServices for one Service with a cluster IP."""
+    spec = service.get("spec") or {}
+    ip, ports = spec.get("clusterIP"), spec.get("ports") or []
+    prefix = _env_name((service.get("metadata") or {}).get("name", ""))
+    variables = {f"{prefix}_SERVICE_HOST": ip, f"{prefix}_SERVICE_PORT": str(ports[0].get("port"))}
+    for port in ports:
+        if port.get("name"):
+            variables[f"{prefix}_SERVICE_PORT_{_env_name(port['name'])}"] = str(port.get("port"))
+    for i, port in enumerate(ports):            # the Docker links family
+        protocol, number = (port.get("protocol") or "TCP"), port.get("port")
+        url = f"{protocol.lower()}://{ip}:{number}"
+        if i == 0:
+            variables[f"{prefix}_PORT"] = url
+        link = f"{prefix}_PORT_{number}_{protocol.upper()}"
+        variables.update({link: url, f"{link}_PROTO": protocol.lower(), f"{link}_PORT": str(number),
+                          f"{link}_ADDR": ip})
+    return variables
+
+
+def service_env(pod: dict[str, Any], services: Iterable[dict[str, Any]]) -> dict[str, str]:
+    """Variables for the Services a container of `pod` sees (kubelet's getServiceEnvVarMap).
+
+    Services with a cluster IP (not headless, not ExternalName) of the pod's namespace, unless
+    `enableServiceLinks: false`; `kubernetes` of `default` always."""
+    namespace = (pod.get("metadata") or {}).get("namespace") or "default"
+    links = (pod.get("spec") or {}).get("enableServiceLinks") is not False
+    chosen: dict[str, dict[str, Any]] = {}
+    for service in services:
+        meta, spec = service.get("metadata") or {}, service.get("spec") or {}
+        if spec.get("clusterIP") in (None, "", "None") or not spec.get("ports"):
+            continue
+        key = ((meta.get("namespace") or "default"), meta.get("name", ""))
+        if key == MASTER_SERVICE:
+            chosen.setdefault(key[1], service)
+        elif key[0] == namespace and links:
+            chosen[key[1]] = service
+    variables: dict[str, str] = {}
+    for name in sorted(chosen):
+        variables.update(_service_variables(chosen[name]))
+    return variables
+
+
 def resolve_env(pod: dict[str, Any], container: dict[str, Any], *, image_env: list[str],
                 get_configmap: ObjectGetter, get_secret: ObjectGetter,
-                node: dict[str, Any] | None = None) -> dict[str, str]:
-    """The container's environment, ordered: runtime defaults, image Env, envFrom, env."""
+                node: dict[str, Any] | None = None,
+                services: Iterable[dict[str, Any]] = ()) -> dict[str, str]:
+    """The container's environment, ordered: runtime defaults, image Env, Service variables, envFrom, env."""
     namespace = (pod.get("metadata") or {}).get("namespace", "default")
     env = default_path_env(image_env, hostname=pod_hostname(pod))
-    declared: dict[str, str] = {}   # what the pod sets; the only names $(VAR) can see
+    links = service_env(pod, services)
+    env.update(links)
+    declared: dict[str, str] = {}   # what the pod sets; with `links`, the only names $(VAR) can see
     for source in container.get("envFrom") or []:
         declared.update(_env_from(source, get_configmap=get_configmap, get_secret=get_secret,
                                   namespace=namespace))
@@ -223,7 +282,7 @@ def resolve_env(pod: dict[str, Any], container: dict[str, Any], *, image_env: li
             if value is None:
                 continue
         else:
-            value = expand(var.get("value") or "", declared)
+            value = expand(var.get("value") or "", ChainMap(declared, links))
         declared[var["name"]] = value
     env.update(declared)
     return env

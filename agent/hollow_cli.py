@@ -1,6 +1,6 @@
 """`python -m agent.hollow`: run N hollow nodes against an API server until Ctrl-C.
 
-    python -m agent.hollow --server 127.0.0.1:6443 --nodes 100 [--labels zone=a] [--taints k=v:NoSchedule]
+    python -m agent.hollow --kubeconfig admin.conf --nodes 100 [--labels zone=a] [--taints k=v:NoSchedule]
 
 This is the `--hollow-nodes N` of a Skiff cluster: simulated nodes (agent/hollow.py)
 for tests, benchmarks and learners. It prints a banner saying so, because a hollow
@@ -18,7 +18,7 @@ import sys
 import time
 
 from agent.hollow import HollowCluster
-from controlplane.client import Client
+from controlplane.client import Client, kubeconfig
 
 log = logging.getLogger("agent.hollow")
 
@@ -32,7 +32,7 @@ BANNER = """\
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m agent.hollow", description="Run N simulated (hollow) nodes.")
-    p.add_argument("--server", default="127.0.0.1:6443", help="API server address")
+    kubeconfig.add_arguments(p)
     p.add_argument("--nodes", type=int, required=True, help="number of hollow nodes")
     p.add_argument("--prefix", default="hollow", help="node names are PREFIX-0, PREFIX-1, ...")
     p.add_argument("--start-index", type=int, default=0, help="number of the first node (several simulators)")
@@ -85,10 +85,11 @@ async def _main(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    target = kubeconfig.from_arguments_or_exit(args)
     print(BANNER.format(count=args.nodes, first=f"{args.prefix}-{args.start_index}",
-                        last=f"{args.prefix}-{args.start_index + args.nodes - 1}", server=args.server),
+                        last=f"{args.prefix}-{args.start_index + args.nodes - 1}", server=target.server),
           file=sys.stderr, flush=True)
-    async with Client(args.server) as client:
+    async with Client(target.server, credentials=target.credentials) as client:
         cluster = HollowCluster(client, args.nodes, prefix=args.prefix, cpu=args.cpu, memory=args.memory,
                                 pods=args.max_pods, labels=labels, taints=taints,
                                 lease_renew_seconds=args.lease_renew_seconds, start_index=args.start_index,

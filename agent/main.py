@@ -1,9 +1,15 @@
 """`skiff-agent`: the node agent. It registers this machine as a Node, renews its
 Lease, watches the pods bound to it, and runs them with Skiff's own runtime.
 
-    skiff-agent --server 10.0.0.1:6443 [--node-name n1] [--node-ip 10.0.0.11]
+    skiff-agent --server 10.0.0.1:6443 --token abcdef.0123456789abcdef --ca-cert-hash sha256:...
+                [--node-name n1] [--node-ip 10.0.0.11]
                 [--node-labels zone=a,disk=ssd] [--register-with-taints k=v:NoSchedule]
                 [--reserved cpu=100m,memory=256Mi] [--state-dir /var/lib/skiff/agent]
+
+The first start joins the cluster with the token (`skiff-controlplane token create` prints
+the whole command) and keeps the node's certificates in <state-dir>/pki; later starts
+need neither flag. The agent's own service (--listen, default <node-ip>:10250) speaks
+TLS and serves only the API server.
 
 Containers outlive the agent: stopping or killing it leaves them running, and a
 restarted agent re-adopts them.
@@ -62,11 +68,20 @@ def parse_args(argv: list[str] | None):  # -> AgentConfig
     p.add_argument("--cgroup-root", type=Path, default=Path("/sys/fs/cgroup"))
     p.add_argument("--registries-config", type=Path, default=None,
                    help="registry mirrors file (like k3s' registries.yaml)")
-    p.add_argument("--listen", default="0.0.0.0:10250", help="the agent's gRPC service (logs, exec)")
+    p.add_argument("--listen", default="",
+                   help="the agent's gRPC service (logs, exec), host:port; default <node-ip>:10250")
+    p.add_argument("--token", default=os.environ.get("SKIFF_JOIN_TOKEN", ""),
+                   help="bootstrap token to join with (first start only)")
+    p.add_argument("--ca-cert-hash", default="",
+                   help="sha256:<hex> of the cluster CA's public key, checked before trusting the server")
+    p.add_argument("--insecure", action="store_true",
+                   help="no TLS and no identity: for a control plane run with --insecure only (logs a warning)")
     p.add_argument("--lease-renew", type=float, default=2.0, help="seconds between node Lease renewals")
     p.add_argument("--cluster-cidr", default="10.244.0.0/16",
                    help="the cluster's pod network (traffic leaving it is masqueraded); must match the "
                         "control plane's --cluster-cidr")
+    p.add_argument("--no-service-proxy", dest="service_proxy", action="store_false",
+                   help="do not program cluster IPs and NodePorts (nftables table ip skiff-proxy)")
     p.add_argument("--no-network", dest="network", action="store_false",
                    help="no pod network: pods get a network namespace with loopback only")
     p.add_argument("--image-gc-high-threshold", type=int, default=85, metavar="PERCENT",
@@ -78,20 +93,46 @@ def parse_args(argv: list[str] | None):  # -> AgentConfig
     if not 0 <= args.image_gc_low_threshold <= args.image_gc_high_threshold <= 100:
         p.error(f"--image-gc-low-threshold ({args.image_gc_low_threshold}) must be at most "
                 f"--image-gc-high-threshold ({args.image_gc_high_threshold}), both between 0 and 100")
-    config = AgentConfig(server=args.server, node_name=args.node_name, node_ip=args.node_ip,
+    from agent.node import route_address
+    node_ip = args.node_ip or route_address(args.server)
+    server = args.server
+    if args.insecure and not server.startswith("http://"):
+        server = "http://" + server
+    config = AgentConfig(server=server, node_name=args.node_name, node_ip=node_ip,
+                         token=args.token, ca_cert_hash=args.ca_cert_hash, insecure=args.insecure,
                          state_dir=args.state_dir, labels=args.node_labels, taints=args.register_with_taints,
                          reserved=args.reserved, max_pods=args.max_pods, cgroup_parent=args.cgroup_parent,
                          cgroup_root=args.cgroup_root, registries_config=args.registries_config,
-                         listen=args.listen, lease_renew_seconds=args.lease_renew,
+                         listen=args.listen or f"{node_ip}:10250", lease_renew_seconds=args.lease_renew,
                          network=args.network, cluster_cidr=args.cluster_cidr,
+                         service_proxy=args.service_proxy,
                          image_gc_high_percent=args.image_gc_high_threshold,
                          image_gc_low_percent=args.image_gc_low_threshold)
     return config, args.log_level
 
 
+def agent_address(config) -> str:  # type: ignore[no-untyped-def]
+    """host:port the API server dials: --listen, with the node IP for a wildcard host."""
+    host, _, port = config.listen.rpartition(":")
+    return f"{config.node_ip if host.strip('[]') in ('0.0.0.0', '::', '') else host}:{port}"
+
+
 async def run(config) -> int:  # noqa: C901 - the wiring of every part, in order
     from agent.agent import Agent
-    agent = Agent(config)
+    from agent.certificates import JoinError, NodeCertificates
+    identity = certificates = None
+    if config.insecure:
+        log.warning("--insecure: no TLS and no node identity; the agent's port %s runs exec and logs for ANYONE "
+                    "who can reach it", config.listen)
+    else:
+        certificates = NodeCertificates(config.state_dir, server=config.server, node_name=config.node_name,
+                                        agent_address=agent_address(config))
+        try:
+            identity = await certificates.ensure(token=config.token or None, ca_cert_hash=config.ca_cert_hash or None)
+        except JoinError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    agent = Agent(config, identity=identity, certificates=certificates)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

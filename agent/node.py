@@ -59,7 +59,8 @@ def meminfo() -> dict[str, int]:
 
 def route_address(server: str) -> str:
     """The local address the kernel would use to reach the control plane."""
-    host = server.rsplit(":", 1)[0].strip("[]") or "127.0.0.1"
+    from controlplane.client.credentials import split_target
+    host = split_target(server)[0].rsplit(":", 1)[0].strip("[]") or "127.0.0.1"
     try:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             s.connect((socket.gethostbyname(host), 9))  # UDP connect sends nothing

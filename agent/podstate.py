@@ -53,6 +53,7 @@ class PodState:
     last_status: dict[str, Any] | None = None
     sandbox_ready: bool = False
     volumes: dict[str, Any] = field(default_factory=dict)
+    token_mount: Any = None   # host path of the ServiceAccount token files (agent/serviceaccount.py), or None
     pod_ip: str = ""
     terminal_reason: tuple[str, str] | None = None  # (reason, message) that ended the pod (e.g. DeadlineExceeded)
 

@@ -33,7 +33,8 @@ from agent.config import AgentConfig
 from agent.images import ImageStore, PullError, RegistryAuth
 from agent.podstate import PodState, PullBackoff, container_id, parse_container_id
 from agent.runtime import Runtime
-from agent.runtime.specs import ContainerNotFound, ContainerStatus, SandboxSpec, StartError
+from agent.runtime.specs import ContainerNotFound, ContainerStatus, Mount, SandboxSpec, StartError
+from agent.serviceaccount import MOUNT_PATH, VOLUME_NAME, TokenFiles, account_name, has_own_mount, wants_token
 from agent.volumes import VolumeError, VolumeManager
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,9 @@ class PodSyncer:
     def __init__(self, *, client: Client, config: AgentConfig, runtime: Runtime, images: ImageStore,
                  volumes: VolumeManager, recorder: EventRecorder, node_ip: str,
                  pod_lookup: Callable[[str], Pod | None], trigger: Callable[[str], None],
-                 network: Any = None, probes: Any = None):
+                 network: Any = None, probes: Any = None, cluster_ca: Callable[[], bytes | None] | None = None,
+                 services: Callable[[], list[dict]] | None = None):
+        """cluster_ca: the cluster CA (PEM) for pods' ServiceAccount mounts (`ca.crt`), None with --insecure."""
         self.client = client
         self.config = config
         self.runtime = runtime
@@ -71,9 +74,16 @@ class PodSyncer:
         self.trigger = trigger
         self.network = network
         self.probes = probes
+        # The Services a container's environment names (envs.service_env); raises envs.ConfigError
+        # until the agent's services informer has listed once, as the kubelet does.
+        self.services = services
         self.states: dict[str, PodState] = {}
         self._objects: dict[tuple[str, str, str], tuple[float, dict | None]] = {}
         self.node: dict[str, Any] | None = None
+
+        async def request_token(account: str, namespace: str, pod: str, uid: str) -> tuple[str, int]:
+            return await self.client.token_request(account, namespace, pod_name=pod, pod_uid=uid)
+        self.tokens = TokenFiles(request=request_token, ca_cert=cluster_ca or (lambda: None))
 
     # -- re-adoption -------------------------------------------------------------------
 
@@ -246,12 +256,30 @@ class PodSyncer:
         try:
             state.volumes = await self.volumes.setup(pod, get_configmap=get_cm, get_secret=get_secret,
                                                      node=self.node)
+            await self._ensure_token(pod, state)
             return True
         except VolumeError as exc:
             self.recorder.event(pod, WARNING, "FailedMount", str(exc))
             for c in pod["spec"]["containers"]:
                 state.waiting[c["name"]] = ("ContainerCreating", str(exc))
             return False
+
+    async def _ensure_token(self, pod: Pod, state: PodState) -> None:
+        """The ServiceAccount token mount (agent/serviceaccount.py), its token renewed when due."""
+        ns = pod["metadata"]["namespace"]
+        account = await self._get_object("serviceaccounts", ns, account_name(pod))
+        if account is None or not wants_token(pod, account):
+            # No such account: Kubernetes refuses the pod at admission; here it runs without a token.
+            state.token_mount = None
+            return
+        if state.token_mount is not None and not self.tokens.due(state.uid):
+            return
+        try:
+            files = await self.tokens.files(pod)
+        except ApiError as exc:
+            raise VolumeError(f'MountVolume.SetUp failed for volume "{VOLUME_NAME}" : cannot get a token for '
+                              f'ServiceAccount "{ns}/{account_name(pod)}": {exc}') from None
+        state.token_mount = await self.volumes.setup_files(pod, VOLUME_NAME, files)
 
     # -- containers ----------------------------------------------------------------------
 
@@ -381,7 +409,7 @@ class PodSyncer:
         try:
             env = envs.resolve_env(pod_with_ips(pod, self.node_ip, state.pod_ip), container,
                                    image_env=list(image.config.env), get_configmap=get_cm, get_secret=get_secret,
-                                   node=self.node)
+                                   node=self.node, services=self.services() if self.services else ())
             args = envs.command_line(container, list(image.config.entrypoint), list(image.config.cmd), env)
             user = containerspec.user_of(pod, container, image_user=image.config.user, layers=list(image.layers))
         except (envs.ConfigError, containerspec.UserError) as exc:
@@ -390,6 +418,8 @@ class PodSyncer:
             wake.append(self.config.backoff.max_seconds / 6)
             return
         mounts = self.volumes.mounts_for(container, state.volumes)
+        if state.token_mount is not None and not has_own_mount(container):
+            mounts.append(Mount(source=state.token_mount, destination=MOUNT_PATH, readonly=True))
         cid = container_id(state.uid, name, instance)
         log_path = self.config.logs_dir / f"{meta['namespace']}_{meta['name']}_{state.uid}" / name / f"{instance}.log"
         spec = containerspec.build_spec(cid=cid, pod=pod, container=container, layers=list(image.layers),
@@ -500,6 +530,7 @@ class PodSyncer:
         except Exception as exc:
             log.debug("pod %s: no sandbox to remove (%s)", state.uid, exc)
         await self.volumes.teardown(state.uid)
+        self.tokens.forget(state.uid)
         self.states.pop(state.uid, None)
 
     # -- status ------------------------------------------------------------------------

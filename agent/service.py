@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable
 
@@ -150,6 +151,40 @@ class AgentService(pb_grpc.AgentServicer):
                                               follow=request.follow and status.state == "running", stop=stop):
             yield pb.LogChunk(data=data)
 
+    async def PortForward(self, requests: AsyncIterator[pb.PortForwardData],
+                          context: grpc.aio.ServicerContext) -> AsyncIterator[pb.PortForwardData]:
+        """One TCP connection to a port of a pod on this node, at the pod's IP (so a server
+        listening only on the pod's loopback is not reached, unlike kubectl's)."""
+        from controlplane.client.portforward import socket_messages, write_messages
+        incoming = requests.__aiter__()
+        first = await anext(incoming, None)
+        if first is None or not first.HasField("start"):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "port-forward: the first message must carry start")
+            return
+        start = first.start
+        pod = self.find_pod(start.namespace, start.pod)
+        if pod is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f'pods "{start.pod}" not found on node {self.node_name}')
+            return
+        ip = (pod.get("status") or {}).get("podIP")
+        if not ip:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"pod {start.pod} has no IP yet")
+            return
+        try:
+            reader, writer = await asyncio.open_connection(ip, start.port)
+        except OSError as exc:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                                f"error forwarding port {start.port} to pod {start.pod}: connect to {ip}:"
+                                f"{start.port}: {os.strerror(exc.errno).lower() if exc.errno else exc}")
+            return
+        inbound = asyncio.create_task(write_messages(incoming, writer), name="port-forward-in")
+        try:
+            async for message in socket_messages(reader):
+                yield message
+        finally:
+            inbound.cancel()
+            writer.close()
+
     async def Exec(self, requests: AsyncIterator[pb.ExecInput],
                    context: grpc.aio.ServicerContext) -> AsyncIterator[pb.ExecOutput]:
         first = await anext(requests.__aiter__(), None)
@@ -206,14 +241,35 @@ class AgentService(pb_grpc.AgentServicer):
                 finisher.cancel()
 
 
-class AgentServer:
-    """Serves AgentService on the agent's --listen address."""
+# The only caller an agent accepts: the API server's client certificate (controlplane/pki/ca.py).
+API_SERVER_IDENTITY = "skiff-apiserver"
 
-    def __init__(self, service: AgentService, listen: str):
+
+def only_api_server(user: Any, method: str) -> str | None:
+    if user.name != API_SERVER_IDENTITY:
+        return f"{user} may not call the agent's {method}: only the API server ({API_SERVER_IDENTITY}) may"
+    return None
+
+
+class AgentServer:
+    """Serves AgentService on the agent's --listen address: over TLS with the node's serving
+    certificate, to callers with a client certificate from the cluster CA (`ca`) whose name is
+    the API server's, or in plain text when the agent runs with --insecure (credentials None)."""
+
+    def __init__(self, service: AgentService, listen: str, *, credentials: grpc.ServerCredentials | None = None,
+                 ca: bytes | None = None):
         self.service = service
         self.server = grpc.aio.server(options=keepalive.SERVER_OPTIONS)   # long exec/logs streams
-        pb_grpc.add_AgentServicer_to_server(service, self.server)
-        self.server.add_insecure_port(listen)
+        if credentials is None:
+            pb_grpc.add_AgentServicer_to_server(service, self.server)
+            self.server.add_insecure_port(listen)
+        else:
+            from controlplane.auth.authn import Authenticator, guard
+            import controlplane.pki.certs as certs
+            assert ca is not None
+            authenticator = Authenticator(certs.load_cert(ca))
+            pb_grpc.add_AgentServicer_to_server(guard(service, authenticator, permits=only_api_server), self.server)
+            self.server.add_secure_port(listen, credentials)
         self.listen = listen
 
     async def run(self) -> None:

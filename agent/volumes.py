@@ -52,9 +52,10 @@ EMPTY_DIR = "kubernetes.io~empty-dir"
 CONFIG_MAP = "kubernetes.io~configmap"
 SECRET = "kubernetes.io~secret"
 DOWNWARD_API = "kubernetes.io~downward-api"
+SERVICE_ACCOUNT = "kubernetes.io~serviceaccount"   # the token mount (agent/serviceaccount.py)
 _DIR_OF = {"emptyDir": EMPTY_DIR, "configMap": CONFIG_MAP, "secret": SECRET, "downwardAPI": DOWNWARD_API}
 # Kubernetes mounts these read-only whatever the volumeMount says.
-_READ_ONLY_TYPES = (CONFIG_MAP, SECRET, DOWNWARD_API)
+_READ_ONLY_TYPES = (CONFIG_MAP, SECRET, DOWNWARD_API, SERVICE_ACCOUNT)
 DEFAULT_MODE = 0o644
 
 
@@ -194,6 +195,18 @@ class VolumeManager:
         if errors:
             raise VolumeError("; ".join(str(e) for e in errors))
         return paths
+
+    async def setup_files(self, pod: dict[str, Any], name: str, files: dict[str, bytes]) -> Path:
+        """A read-only volume of the agent's own making (the ServiceAccount token mount): `files`
+        written atomically on a tmpfs, as a Secret volume's keys are. Its host path."""
+        uid = (pod.get("metadata") or {}).get("uid", "")
+        fs_group = ((pod.get("spec") or {}).get("securityContext") or {}).get("fsGroup")
+        plan = _Plan(name, "secret", self.volumes_dir(uid) / SERVICE_ACCOUNT / name, tmpfs=True, fs_group=fs_group,
+                     payload=_key_payload(files, {}, what="secret", fs_group=fs_group))
+        paths, errors = await asyncio.to_thread(self._apply, [plan])
+        if errors:
+            raise errors[0]
+        return paths[name]
 
     def _plan(self, pod: dict[str, Any], volume: dict[str, Any], volumes_dir: Path, *,
               get_configmap: ObjectGetter, get_secret: ObjectGetter, node: dict[str, Any] | None) -> _Plan:

@@ -124,6 +124,8 @@ def check_service_spec(spec: ServiceSpec, path: str) -> list[FieldError]:
         errors.append(required(f"{path}.ports"))
     if spec.cluster_ip and spec.cluster_ip != "None":
         errors += _check_ip(spec.cluster_ip, f"{path}.clusterIP")
+    elif spec.cluster_ip == "None" and spec.type in ("NodePort", "LoadBalancer"):
+        errors.append(invalid(f"{path}.clusterIP", "None", f"may not be set to 'None' for {spec.type} services"))
     for i, ip in enumerate(spec.cluster_ips or []):
         if ip != "None":
             errors += _check_ip(ip, f"{path}.clusterIPs[{i}]")

@@ -3,10 +3,14 @@
     .venv/bin/python bench/api.py              # the figures in docs/PERFORMANCE.md (about 2 minutes)
     .venv/bin/python bench/api.py --profile    # also sample the API server with py-spy during scenario 1
     .venv/bin/python bench/api.py --quick      # 1 s per scenario, 50 watchers: checks the script works
+    .venv/bin/python bench/api.py --only create --only mixed --compare-insecure
+                                               # the cost of TLS: the same two scenarios against a
+                                               # second API server run with --insecure, same run
 
 It starts its own etcd (data in a temp dir on disk) and its own `skiff-controlplane`
 without scheduler and controllers, so only the API server is measured; see
-bench/common.py. The load comes from separate processes:
+bench/common.py. The server speaks TLS and the load authenticates with the admin's client
+certificate, as users run it (`--insecure`: plain text throughout). The load comes from separate processes:
 
 1. Create throughput: 50 clients (asyncio tasks over a few gRPC channels, split
    over --load-procs processes), each creating small, realistic Pods back to back.
@@ -26,7 +30,8 @@ bench/common.py. The load comes from separate processes:
 4. Cost: the API server's CPU per request of each verb (create, get, update, bind
    with its Scheduled event, each watch event delivered), read from /proc around a
    run of one verb at a time, and of a bare gRPC call to a server that does nothing:
-   the floor every request pays in gRPC's Python layer before any of our code runs.
+   the floor every request pays in gRPC's Python layer before any of our code runs (in plain
+   text: the API server's figures include TLS, the floor's do not).
 
 Results go to bench/results/api.json and are summarised on stdout.
 """
@@ -48,6 +53,7 @@ import math  # noqa: E402
 import random  # noqa: E402
 import re  # noqa: E402
 import signal  # noqa: E402
+import os  # noqa: E402
 import time  # noqa: E402
 import traceback  # noqa: E402
 from dataclasses import asdict, dataclass  # noqa: E402
@@ -114,11 +120,12 @@ def bench_pod(name: str, namespace: str, *, node: str | None = None,
 # -- inside a load process ------------------------------------------------------------------
 
 def _channel(address: str) -> Any:
-    import grpc
+    from bench.common import credentials_for
     # A local subchannel pool gives each channel its own TCP connection (by default
-    # channels with the same target and options in one process share one).
-    return grpc.aio.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1),
-                                                       ("grpc.max_receive_message_length", 64 * 1024 * 1024)])
+    # channels with the same target and options in one process share one). TLS unless the
+    # address is http:// (--insecure): a handshake per connection, none per request.
+    return credentials_for(address).channel(address, options=[("grpc.use_local_subchannel_pool", 1),
+                                                              ("grpc.max_receive_message_length", 64 * 1024 * 1024)])
 
 
 def _clients(address: str, count: int) -> list[Any]:
@@ -215,6 +222,11 @@ def mixed_worker(*, address: str, namespace: str, phases: list[tuple[float, floa
                     pool[name] = obj
                     names.append(name)
                 elif verb == "update":
+                    if len(busy) >= len(names):
+                        # An overloaded server has an update in flight for every pod: a loop looking
+                        # for a free one would never end (and block this process's event loop).
+                        errors["update: every pod has an update in flight"] += 1
+                        return
                     name = random.choice(names)
                     while name in busy:
                         name = random.choice(names)
@@ -470,9 +482,9 @@ def floor_server(*, port: int, ready: Any) -> None:
 
 def _sync_call(address: str, method: str, request: Any) -> Any:
     """One blocking gRPC call (the parent process runs no event loop)."""
-    import grpc
+    from bench.common import credentials_for
     from protos import skiff_pb2_grpc as pb_grpc
-    with grpc.insecure_channel(address) as channel:
+    with credentials_for(address).sync_channel(address) as channel:
         return getattr(pb_grpc.ApiStub(channel), method)(request, timeout=10)
 
 
@@ -485,6 +497,40 @@ def make_namespace(address: str, name: str) -> None:
 def list_revision(address: str, namespace: str) -> str:
     from protos import skiff_pb2 as pb
     return _sync_call(address, "List", pb.ListRequest(kind="pods", namespace=namespace)).resource_version
+
+
+EDITOR = "bench-editor"
+
+
+def use_editor(cl: Cluster) -> None:
+    """From now on the load runs as user bench-editor (a client certificate from the cluster CA)
+    with the default `edit` role, plus what the scenarios need beyond it (namespaces, nodes and
+    binds, as the scheduler has), through ClusterRoleBindings: every request is decided by RBAC
+    instead of system:masters' shortcut."""
+    from bench.common import KUBECONFIG_ENV
+    from controlplane.client import kubeconfig
+    from controlplane.pki.ca import ClusterPKI
+    from protos import skiff_pb2 as pb
+    rbac = "rbac.authorization.k8s.io/v1"
+    objects = [
+        {"apiVersion": rbac, "kind": "ClusterRole", "metadata": {"name": "bench-extra"},
+         "rules": [{"apiGroups": [""], "resources": ["namespaces", "nodes"], "verbs": ["get", "create"]},
+                   {"apiGroups": [""], "resources": ["nodes/status"], "verbs": ["update"]},
+                   {"apiGroups": [""], "resources": ["pods/binding"], "verbs": ["create"]}]},
+        *({"apiVersion": rbac, "kind": "ClusterRoleBinding", "metadata": {"name": f"{EDITOR}-{role}"},
+           "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+           "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": EDITOR}]}
+          for role in ("edit", "bench-extra")),
+    ]
+    for obj in objects:
+        _sync_call(cl.api.address, "Create", pb.CreateRequest(object=json.dumps(obj).encode()))
+    pki = ClusterPKI(cl.api.state_dir / "pki")
+    pair = pki.issue(common_name=EDITOR, client=True)
+    path = cl.work_dir / "editor.conf"
+    kubeconfig.write(path, kubeconfig.build(cluster="bench", server=cl.api.address, ca=pki.ca_pem, user=EDITOR,
+                                            cert=pair.cert, key=pair.key))
+    os.environ[KUBECONFIG_ENV] = str(path)
+    time.sleep(0.5)   # the API server's RBAC index follows its watch caches within milliseconds
 
 
 def split(total: int, parts: int) -> list[int]:
@@ -604,7 +650,7 @@ def run_cost(cl: Cluster, s: Settings) -> dict[str, Any]:
     port, ready, results = free_port(), SPAWN.Event(), SPAWN.Queue()
     with worker_processes(floor_server, [dict(port=port, ready=ready)]) as floor:
         wait_for(ready.is_set, timeout=30, what="the bare gRPC server to start")
-        kwargs = [dict(address=cl.api.address, floor_address=f"127.0.0.1:{port}", namespace=namespace,
+        kwargs = [dict(address=cl.api.address, floor_address=f"http://127.0.0.1:{port}", namespace=namespace,  # plain text
                        requests=s.cost_requests, server_pid=cl.api.pid, floor_pid=floor[0].pid, results=results)]
         with worker_processes(cost_worker, kwargs) as procs:
             out = collect(results, 1, timeout=300, procs=procs, what="the per-request cost")[0]
@@ -685,9 +731,32 @@ def _mark(ok: bool) -> str:
     return "met" if ok else "MISSED"
 
 
+def tls_ratios(tls: dict[str, Any], plain: dict[str, Any]) -> dict[str, Any]:
+    """TLS against --insecure: the create rate's ratio (goal >= 0.9) and each verb's mixed p99."""
+    out: dict[str, Any] = {"goal_create_rate_ratio": 0.9}
+    if "create_throughput" in plain and "create_throughput" in tls:
+        a, b = tls["create_throughput"]["creates_per_second"], plain["create_throughput"]["creates_per_second"]
+        out["creates_per_second"] = {"tls": a, "insecure": b, "ratio": round(a / b, 3) if b else None}
+        out["goal_met"] = bool(b) and a / b >= 0.9
+    if "mixed_load" in plain and "mixed_load" in tls:
+        out["mixed_p99_ms"] = {verb: {"tls": tls["mixed_load"]["verbs"][verb]["latency_ms"].get("p99"),
+                                      "insecure": v["latency_ms"].get("p99")}
+                               for verb, v in plain["mixed_load"]["verbs"].items()}
+    return out
+
+
 def summary(data: dict[str, Any]) -> str:
     lines = [f"API server benchmark, {data['date']} on {data['machine']['os']}, {data['machine']['cores']} cores, "
-             f"load average at start {data['machine']['load_average_at_start']}", ""]
+             f"load average at start {data['machine']['load_average_at_start']}; {data.get('transport', '')}", ""]
+    r = data.get("tls_vs_insecure")
+    if r:
+        c = r.get("creates_per_second")
+        if c:
+            lines.append(f"0. TLS vs --insecure: creates/s {c['tls']} vs {c['insecure']} = {c['ratio']}x "
+                         f"(goal >= 0.9x: {_mark(r.get('goal_met', False))})")
+        for verb, v in (r.get("mixed_p99_ms") or {}).items():
+            lines.append(f"   mixed {verb} p99: {v['tls']} ms with TLS, {v['insecure']} ms insecure")
+        lines.append("")
     c = data.get("create_throughput")
     if c:
         lat = c["latency_ms"]
@@ -753,6 +822,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--load-procs", type=int, help="processes generating the create and mixed load (default 2)")
     p.add_argument("--clients", type=int, help="concurrent clients in the create scenario (default 50)")
     p.add_argument("--watchers", type=int, help="watchers in the kubelet fan-out shape (default 5000)")
+    p.add_argument("--insecure", action="store_true", help="run the API server with --insecure (plain text)")
+    p.add_argument("--compare-insecure", action="store_true",
+                   help="then run the create and mixed scenarios again against an API server run with "
+                        "--insecure, and report the TLS/insecure ratios (the cost of TLS and authentication)")
+    p.add_argument("--as-editor", action="store_true",
+                   help="run the load as a user with the `edit` role (RBAC decides every request) instead of "
+                        "the administrator (system:masters, authorized at once)")
     p.add_argument("--only", choices=SCENARIOS, action="append",
                    help="run only this scenario (repeatable; for investigation: the JSON then lacks the others)")
     return p.parse_args(argv)
@@ -778,7 +854,13 @@ def main(argv: list[str] | None = None) -> int:
     profile_to = args.output.parent / f"api-create-profile-{args.profile}.txt" if args.profile else None
     t0 = time.monotonic()
     only = set(args.only or SCENARIOS)
-    with cluster(extra_args=["--no-scheduler", "--no-controllers", "--log-level", "WARNING"]) as cl:
+    base_args = ["--no-scheduler", "--no-controllers", "--log-level", "WARNING"]
+    data["transport"] = "plain text (--insecure)" if args.insecure else "TLS, client certificate"
+    if args.as_editor:
+        data["caller"] = f"{EDITOR} (edit role through RBAC)"
+    with cluster(extra_args=base_args + (["--insecure"] if args.insecure else [])) as cl:
+        if args.as_editor and not args.insecure:
+            use_editor(cl)
         if "create" in only:
             data["create_throughput"] = run_create(cl, s, profile_to=profile_to, native=args.profile == "native")
         if "mixed" in only:
@@ -788,6 +870,14 @@ def main(argv: list[str] | None = None) -> int:
                                     "broadcast": run_fanout(cl, s, shape="broadcast")}
         if "cost" in only:
             data["cost"] = run_cost(cl, s)
+    if args.compare_insecure and not args.insecure:
+        data["insecure"] = plain = {}
+        with cluster(extra_args=base_args + ["--insecure"]) as cl:
+            if "create" in only:
+                plain["create_throughput"] = run_create(cl, s, profile_to=None)
+            if "mixed" in only:
+                plain["mixed_load"] = run_mixed(cl, s)
+        data["tls_vs_insecure"] = tls_ratios(data, plain)
     data["wall_seconds"] = round(time.monotonic() - t0, 1)
     goals = {"create_throughput": ("create_throughput", "goal_met"), "mixed_load_p99": ("mixed_load", "goal_met"),
              "watch_fanout_kubelet_p99": ("watch_fanout", "kubelet", "goal_met"),

@@ -127,18 +127,44 @@ class EtcdProcess:
 
 class ControlPlaneProcess:
     """`skiff-controlplane` (run as `python -m controlplane.main`, the same program, so that
-    the repo's current code is what is measured) on a free port, on an existing etcd."""
+    the repo's current code is what is measured) on a free port, on an existing etcd.
 
-    def __init__(self, state_dir: Path, *, etcd_endpoint: str, extra_args: Iterable[str] = ()):
+    Over TLS with the administrator's credential (its admin.conf), as users run it; with
+    `--insecure` among the extra args, plain text (`address` is then http://host:port)."""
+
+    def __init__(self, state_dir: Path, *, etcd_endpoint: str, extra_args: Iterable[str] = (),
+                 share_ca_with: "ControlPlaneProcess | None" = None):
+        """share_ca_with: another control plane on the same etcd, whose CA this one uses (as several
+        control planes of one cluster must: its clients' certificates are then good here too)."""
         self.state_dir = state_dir
         self.port = free_port()
-        self.args = [sys.executable, "-m", "controlplane.main", "--listen", self.address,
+        self.share_ca_with = share_ca_with
+        extra_args = list(extra_args)
+        self.insecure = "--insecure" in extra_args
+        self.args = [sys.executable, "-m", "controlplane.main", "--listen", f"127.0.0.1:{self.port}",
                      "--state-dir", str(state_dir), "--etcd-endpoints", etcd_endpoint, *extra_args]
         self.proc: subprocess.Popen | None = None
 
     @property
     def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{'http://' if self.insecure else ''}127.0.0.1:{self.port}"
+
+    @property
+    def admin_config(self) -> Path:
+        return self.state_dir / "admin.conf"
+
+    @property
+    def credentials(self) -> Any:   # controlplane.client.Credentials
+        from controlplane.client import Credentials, kubeconfig
+        return Credentials.plaintext() if self.insecure else kubeconfig.load(self.admin_config).credentials
+
+    def join_args(self) -> list[str]:
+        """`--server ... --token ... --ca-cert-hash ...` for an agent (`skiff-controlplane token create`)."""
+        out = subprocess.run([sys.executable, "-m", "controlplane.main", "token", "--state-dir", str(self.state_dir),
+                              "create", "--ttl", "1h", "--server", self.address],
+                             capture_output=True, text=True, cwd=REPO, timeout=30,
+                             env={**os.environ, "PYTHONPATH": str(REPO)}, check=True)
+        return out.stdout.split()[1:]
 
     @property
     def pid(self) -> int:
@@ -147,6 +173,10 @@ class ControlPlaneProcess:
 
     def start(self, timeout: float = 30.0) -> "ControlPlaneProcess":
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        if self.share_ca_with is not None:
+            (self.state_dir / "pki").mkdir(mode=0o700, exist_ok=True)
+            for name in ("ca.crt", "ca.key"):
+                shutil.copy2(self.share_ca_with.state_dir / "pki" / name, self.state_dir / "pki" / name)
         self.log_path = self.state_dir / "controlplane.log"
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         with open(self.log_path, "ab") as log:
@@ -165,7 +195,9 @@ class ControlPlaneProcess:
         # A blocking call from the bench's parent process, which runs no event loop.
         import grpc
         from protos import skiff_pb2 as pb, skiff_pb2_grpc as pb_grpc
-        with grpc.insecure_channel(self.address) as channel:
+        if not self.insecure and not self.admin_config.exists():
+            return False
+        with self.credentials.sync_channel(self.address) as channel:
             try:
                 pb_grpc.ApiStub(channel).Get(pb.GetRequest(kind="namespaces", name="default"), timeout=2)
                 return True
@@ -190,9 +222,30 @@ class Cluster:
     work_dir: Path
 
 
+def connect(address: str, **kwargs: Any) -> Any:   # controlplane.client.Client
+    """A Client for the bench's API server: plain text for http://host:port (--insecure), else
+    with the credential in $SKIFF_KUBECONFIG (the admin.conf `cluster()` points it at; worker
+    processes inherit it)."""
+    from controlplane.client import Client
+    if address.startswith("http://") or "channel" in kwargs:
+        return Client(address, **kwargs)
+    return Client(address, credentials=credentials_for(address), **kwargs)
+
+
+def credentials_for(address: str) -> Any:   # controlplane.client.Credentials
+    from controlplane.client import Credentials, kubeconfig
+    if address.startswith("http://"):
+        return Credentials.plaintext()
+    return kubeconfig.load(Path(os.environ[KUBECONFIG_ENV])).credentials
+
+
+KUBECONFIG_ENV = "SKIFF_KUBECONFIG"
+
+
 @contextlib.contextmanager
 def cluster(*, extra_args: Iterable[str] = ()) -> Iterator[Cluster]:
-    """etcd and one API server in a temp dir on disk; both stopped, and the dir removed, on exit."""
+    """etcd and one API server in a temp dir on disk; both stopped, and the dir removed, on exit.
+    $SKIFF_KUBECONFIG points at its admin credential meanwhile (see `connect`)."""
     work_dir = Path(tempfile.mkdtemp(prefix="skiff-bench-"))
     etcd = EtcdProcess(work_dir / "etcd")
     api: ControlPlaneProcess | None = None
@@ -201,6 +254,8 @@ def cluster(*, extra_args: Iterable[str] = ()) -> Iterator[Cluster]:
         api = ControlPlaneProcess(work_dir / "controlplane", etcd_endpoint=etcd.endpoint,
                                   extra_args=extra_args)
         api.start()
+        if not api.insecure:
+            os.environ[KUBECONFIG_ENV] = str(api.admin_config)
         yield Cluster(etcd=etcd, api=api, work_dir=work_dir)
     finally:
         if api is not None:

@@ -43,8 +43,7 @@ import time  # noqa: E402
 from typing import Any  # noqa: E402
 
 from agent.hollow import HollowCluster  # noqa: E402
-from bench.common import RESULTS_DIR, CpuMeter, cluster, machine_info, write_results  # noqa: E402
-from controlplane.client import Client  # noqa: E402
+from bench.common import RESULTS_DIR, connect, CpuMeter, cluster, machine_info, write_results  # noqa: E402
 from controlplane.client.informer import Informer  # noqa: E402
 from api.nodelease import lease_renew_interval  # noqa: E402
 from api.taints import UNREACHABLE  # noqa: E402
@@ -78,7 +77,7 @@ async def until(condition: Any, *, timeout: float, what: str, interval: float = 
 
 
 async def failover(address: str, *, nodes: int, replicas: int, trials: int) -> dict[str, Any]:
-    async with Client(address) as client:
+    async with connect(address) as client:
         hollow = HollowCluster(client, nodes, prefix="node")
         pods = Informer(client, "pods", namespace=NAMESPACE, label_selector="app=web")
         node_informer = Informer(client, "nodes")
@@ -157,7 +156,7 @@ def summarise(trials: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 async def scale(address: str, *, nodes: int, watch_seconds: float, pids: dict[str, int]) -> dict[str, Any]:
-    async with Client(address, timeout=60) as client:
+    async with connect(address, timeout=60) as client:
         hollow = HollowCluster(client, nodes, prefix="scale")
         started = time.monotonic()
         task = asyncio.create_task(hollow.run())

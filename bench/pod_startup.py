@@ -56,7 +56,7 @@ import subprocess  # noqa: E402
 import time  # noqa: E402
 from typing import Any  # noqa: E402
 
-from bench.common import (REPO, RESULTS_DIR, CpuMeter, Profile, cluster, free_port, machine_info,  # noqa: E402
+from bench.common import (connect, REPO, RESULTS_DIR, CpuMeter, Profile, cluster, free_port, machine_info,  # noqa: E402
                           percentiles, stop_process, wait_for, wait_until_idle, write_results)
 
 IMAGE = "skiff.local/busybox:1.35"
@@ -67,11 +67,12 @@ NAMESPACE = "default"
 # -- the agent process ---------------------------------------------------------------------
 
 class AgentUnderTest:
-    def __init__(self, state_dir: Path, *, server: str, cgroup_parent: str):
+    def __init__(self, state_dir: Path, *, join: list[str], cgroup_parent: str):
+        """join: `--server ... --token ... --ca-cert-hash ...` (ControlPlaneProcess.join_args)."""
         self.state_dir = state_dir
         self.cgroup_parent = cgroup_parent
         self.port = free_port()
-        self.args = [sys.executable, "-m", "agent.main", "--server", server, "--node-name", NODE,
+        self.args = [sys.executable, "-m", "agent.main", *join, "--node-name", NODE,
                      "--state-dir", str(state_dir), "--cgroup-parent", cgroup_parent,
                      "--listen", f"127.0.0.1:{self.port}", "--node-ip", "127.0.0.1", "--no-network",
                      "--log-level", "WARNING"]
@@ -207,9 +208,9 @@ def pod_manifest(i: int) -> dict[str, Any]:
 
 
 async def wait_node_ready(server: str, agent: AgentUnderTest, timeout: float) -> None:
-    from controlplane.client import Client, NotFound
+    from controlplane.client import NotFound
     deadline = time.monotonic() + timeout
-    async with Client(server) as c:
+    async with connect(server) as c:
         while True:
             agent.check_alive()
             try:
@@ -227,12 +228,11 @@ async def wait_node_ready(server: str, agent: AgentUnderTest, timeout: float) ->
 async def create_and_watch(server: str, agent: AgentUnderTest, *, pods: int, rate: float,
                            timeout: float) -> dict[str, Any]:
     """Create `pods` pods at `rate` per second; create->bound and create->Running per pod."""
-    from controlplane.client import Client
     created: dict[str, float] = {}
     bound: dict[str, float] = {}
     running: dict[str, float] = {}
     all_running = asyncio.Event()
-    async with Client(server, timeout=30) as c:
+    async with connect(server, timeout=30) as c:
         rv = (await c.list("pods", NAMESPACE)).resource_version
 
         async def watch() -> None:
@@ -281,9 +281,9 @@ async def create_and_watch(server: str, agent: AgentUnderTest, *, pods: int, rat
 
 async def delete_all(server: str, agent: AgentUnderTest, timeout: float) -> float:
     """Delete every bench pod (grace 1 s) and wait until the API has none; the seconds it took."""
-    from controlplane.client import Client, NotFound
+    from controlplane.client import NotFound
     t0 = time.monotonic()
-    async with Client(server, timeout=30) as c:
+    async with connect(server, timeout=30) as c:
         for pod in (await c.list("pods", NAMESPACE, label_selector="bench=pod-startup")).items:
             try:
                 await c.delete("pods", pod["metadata"]["name"], NAMESPACE, grace_seconds=1)
@@ -386,7 +386,7 @@ def main() -> int:
         result["settings"].update(cgroup_parent=parent, state_dir=str(state))
         from agent.images import ImageStore
         asyncio.run(ImageStore(state / "images").load_archive(build_image(cl.work_dir)))
-        agent = AgentUnderTest(state, server=cl.api.address, cgroup_parent=parent)
+        agent = AgentUnderTest(state, join=cl.api.join_args(), cgroup_parent=parent)
         try:
             agent.start()
             asyncio.run(wait_node_ready(cl.api.address, agent, timeout=60))

@@ -72,7 +72,7 @@ from dataclasses import asdict, dataclass  # noqa: E402
 from datetime import datetime, timezone  # noqa: E402
 from typing import Any, Iterator  # noqa: E402
 
-from bench.common import (RESULTS_DIR, SPAWN, Cluster, ControlPlaneProcess, CpuMeter, Profile, StartGate,  # noqa: E402
+from bench.common import (connect, RESULTS_DIR, SPAWN, Cluster, ControlPlaneProcess, CpuMeter, Profile, StartGate,  # noqa: E402
                           cluster,
                           collect, machine_info, percentiles, stop_process, wait_for, worker_processes,
                           write_results)
@@ -147,8 +147,7 @@ def hollow_worker(*, address: str, settings: Settings, registered: Any, stop: An
     pod_status, report pods Running) until `stop`; report renewals per second and CPU."""
     async def work() -> dict[str, Any]:
         from agent.hollow import HollowCluster
-        from controlplane.client import Client
-        async with Client(address, timeout=60) as client:
+        async with connect(address, timeout=60) as client:
             # Kubelets renew independently: allow a second's worth of renewals in flight (the
             # simulator's default of 64 capped the rate at 64 / latency: 344/s instead of 500 at 5,000 nodes).
             concurrency = max(64, int(settings.nodes / settings.lease_seconds))
@@ -175,8 +174,7 @@ def hollow_worker(*, address: str, settings: Settings, registered: Any, stop: An
 def node_worker(*, address: str, first: int, count: int, zones: int, results: Any) -> None:
     """Register nodes first..first+count: create, then write status (create ignores status)."""
     async def work() -> dict[str, Any]:
-        from controlplane.client import Client
-        async with Client(address, timeout=30) as client:
+        async with connect(address, timeout=30) as client:
             gate = asyncio.Semaphore(32)
 
             async def one(i: int) -> None:
@@ -197,8 +195,8 @@ def create_worker(*, address: str, indexes: list[int], concurrency: int, gate: S
     when each create returned, and the CPU this process used."""
     async def work() -> dict[str, Any]:
         import resource
-        from controlplane.client import ApiError, Client
-        async with Client(address, timeout=60) as client:
+        from controlplane.client import ApiError
+        async with connect(address, timeout=60) as client:
             await client.get("namespaces", NAMESPACE)   # connected and warm
             if gate is not None:
                 gate.arrive()
@@ -308,13 +306,12 @@ async def watch_binds(address: str, total: int, *, timeout: float, ready: asynci
     """{pod name: (sent, seen bound)} for every pod seen with spec.nodeName, until `total` or timeout.
     `seen` gets {pod name: the moment the watch first saw it}; for Deployments' pods, which
     carry no send stamp, "sent" is that moment too."""
-    from controlplane.client import Client
     from protos import skiff_pb2 as pb
     bound: dict[str, tuple] = {}
     seen = {} if seen is None else seen
     plain = workload == "plain"
     name_pattern = POD_NAME if plain else DEPLOYMENT_POD_NAME
-    async with Client(address, timeout=60) as client:
+    async with connect(address, timeout=60) as client:
         listed = await client.list("pods", NAMESPACE)
         for pod in listed.items:   # backlog mode: already there
             name = pod["metadata"]["name"]
@@ -376,8 +373,7 @@ def register_nodes(c: Cluster, settings: Settings) -> float:
 
 
 async def create_namespace(address: str) -> None:
-    from controlplane.client import Client
-    async with Client(address) as client:
+    async with connect(address) as client:
         await client.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
 
 
@@ -438,7 +434,8 @@ def run(settings: Settings) -> dict[str, Any]:
         node_api = contextlib.nullcontext(c.api)
         if settings.node_api_server:
             node_api = ControlPlaneProcess(c.work_dir / "controlplane-nodes", etcd_endpoint=c.etcd.endpoint,
-                                           extra_args=["--no-scheduler", "--no-controllers"]).start()
+                                           extra_args=["--no-scheduler", "--no-controllers"],
+                                           share_ca_with=c.api).start()
             out["notes"] += ("; the hollow nodes talk to a second API server process (no scheduler, no "
                              "controllers) on the same etcd, as nodes behind a load balancer would")
         t0 = time.monotonic()
@@ -495,9 +492,8 @@ def run_with_nodes(c: Cluster, settings: Settings, hollow_pid: int | None = None
 
 
 async def create_deployments(address: str, settings: Settings) -> dict[str, Any]:
-    from controlplane.client import Client
     replicas = settings.pods // settings.deployments
-    async with Client(address, timeout=60) as client:
+    async with connect(address, timeout=60) as client:
         await client.get("namespaces", NAMESPACE)   # connected and warm
         sent = time.monotonic()
         await asyncio.gather(*(client.create(bench_deployment(k, replicas)) for k in range(settings.deployments)))

@@ -155,6 +155,43 @@ def _service_selector(svc: Obj, _now: datetime) -> str:
     return format_labels(get(svc, "spec.selector"))
 
 
+def list_with_more(items: list[str], count: int, limit: int = 3, *, empty: str = "") -> str:
+    """kubectl's listWithMoreString: the first `limit`, then ` + N more...`."""
+    text = ",".join(items[:limit])
+    if count > limit:
+        return f"{text} + {count - limit} more..."
+    return text or empty
+
+
+def _endpoints_col(ep: Obj, _now: datetime) -> str:
+    """kubectl's formatEndpoints: ready ip:port pairs, three at most."""
+    subsets = get(ep, "subsets", [])
+    if not subsets:
+        return "<none>"
+    found: list[str] = []
+    count = 0
+    for subset in subsets:
+        addresses = [a.get("ip", "") for a in subset.get("addresses") or []]
+        ports = subset.get("ports") or []
+        if not ports:
+            found += addresses
+            count += len(addresses)
+        for port in ports:
+            found += [f"{ip}:{port.get('port')}" for ip in addresses]
+            count += len(addresses)
+    return list_with_more(found, count)
+
+
+def _slice_ports(eps: Obj, _now: datetime) -> str:
+    ports = [str(p["port"]) if p.get("port") is not None else (p.get("name") or "*") for p in get(eps, "ports", [])]
+    return list_with_more(ports, len(ports), empty="<unset>")
+
+
+def _slice_endpoints(eps: Obj, _now: datetime) -> str:
+    addresses = [a for ep in get(eps, "endpoints", []) for a in ep.get("addresses") or []]
+    return list_with_more(addresses, len(addresses), empty="<unset>")
+
+
 def _event_object(ev: Obj, _now: datetime) -> str:
     ref = get(ev, "involvedObject", {})
     return f"{str(ref.get('kind', '')).lower()}/{ref.get('name', '')}"
@@ -193,6 +230,14 @@ def _ratio(top: str, bottom: str) -> Callable[[Obj, datetime], str]:
 
 NAME, AGE = Column("NAME", name), Column("AGE", age)
 
+
+def _subjects(kind: str) -> Callable[[Obj, datetime], str]:
+    """A binding's subjects of one kind, as kubectl's wide columns list them (ns/name for accounts)."""
+    def column(obj: Obj, _now: datetime) -> str:
+        return ", ".join((f"{s.get('namespace', '')}/{s.get('name')}" if kind == "ServiceAccount" else s.get("name", ""))
+                         for s in get(obj, "subjects", []) or [] if s.get("kind") == kind)
+    return column
+
 COLUMNS: dict[str, list[Column]] = {
     "Pod": [NAME, Column("READY", lambda o, _: pod_ready(o)), Column("STATUS", lambda o, _: pod_status(o)),
             Column("RESTARTS", pod_restarts), AGE,
@@ -225,6 +270,9 @@ COLUMNS: dict[str, list[Column]] = {
     "Service": [NAME, Column("TYPE", _f("spec.type", "ClusterIP")), Column("CLUSTER-IP", _service_cluster_ip),
                 Column("EXTERNAL-IP", _service_external_ip), Column("PORT(S)", _service_ports), AGE,
                 Column("SELECTOR", _service_selector, wide=True)],
+    "Endpoints": [NAME, Column("ENDPOINTS", _endpoints_col), AGE],
+    "EndpointSlice": [NAME, Column("ADDRESSTYPE", _f("addressType")), Column("PORTS", _slice_ports),
+                      Column("ENDPOINTS", _slice_endpoints), AGE],
     "Event": [Column("LAST SEEN", lambda o, at: since(event_last_seen(o), at)), Column("TYPE", _f("type")),
               Column("REASON", _f("reason")), Column("OBJECT", _event_object),
               Column("SUBOBJECT", _f("involvedObject.fieldPath"), wide=True),
@@ -236,7 +284,14 @@ COLUMNS: dict[str, list[Column]] = {
     "Secret": [NAME, Column("TYPE", _f("type", "Opaque")), Column("DATA", _data_count), AGE],
     "ConfigMap": [NAME, Column("DATA", _data_count), AGE],
     "Lease": [NAME, Column("HOLDER", _lease_holder), AGE],
+    "ServiceAccount": [NAME, Column("SECRETS", lambda o, _: str(len(get(o, "secrets", []) or []))), AGE],
+    "Role": [NAME, Column("CREATED AT", _f("metadata.creationTimestamp"))],
+    "ClusterRole": [NAME, Column("CREATED AT", _f("metadata.creationTimestamp"))],
+    "RoleBinding": [NAME, Column("ROLE", lambda o, _: f'{get(o, "roleRef.kind")}/{get(o, "roleRef.name")}'), AGE,
+                    *(Column(title, _subjects(kind), wide=True)
+                      for title, kind in (("USERS", "User"), ("GROUPS", "Group"), ("SERVICEACCOUNTS", "ServiceAccount")))],
 }
+COLUMNS["ClusterRoleBinding"] = COLUMNS["RoleBinding"]
 
 
 def columns_for(kind: str, *, wide: bool = False) -> list[Column]:

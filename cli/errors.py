@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import sys
 
-from controlplane.client import (AlreadyExists, ApiError, Conflict, FailedPrecondition, Invalid, NotFound, TooOld,
-                                 Unavailable)
+from controlplane.client import (AlreadyExists, ApiError, Conflict, FailedPrecondition, Forbidden, Invalid, NotFound,
+                                 TooOld, Unavailable)
 
 # kubectl's StatusReason for each error the client raises.
 _REASONS: list[tuple[type[ApiError], str]] = [
@@ -20,6 +20,7 @@ _REASONS: list[tuple[type[ApiError], str]] = [
     (Conflict, "Conflict"),
     (Invalid, "Invalid"),
     (FailedPrecondition, "Forbidden"),
+    (Forbidden, "Forbidden"),
     (TooOld, "Expired"),
     (Unavailable, "ServiceUnavailable"),
 ]

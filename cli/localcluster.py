@@ -5,12 +5,15 @@ Everything lives in one directory (default ~/.skiff/cluster):
     cluster.yaml          the server address, the LAN and the components started
     pids/<name>.pid       the PID of each component
     logs/<name>.log       its stdout and stderr
-    controlplane/         the control plane's state: the embedded etcd's data
-    nodes/<node>/         each node agent's state (images, pods, network)
+    controlplane/         the control plane's state: the embedded etcd's data, the cluster
+                          CA (pki/) and the admin credential (admin.conf)
+    nodes/<node>/         each node agent's state (images, pods, network, its certificates)
 
 Each `Component` is one process, started detached (its own session, so it
 outlives `ctl`): the control plane (API server with an embedded etcd, the
-scheduler and controllers), then as root one agent per node. Each agent runs
+scheduler and controllers), then as root one agent per node, which joins with a
+bootstrap token made by `skiff-controlplane token create` (passed in its environment,
+never in argv) and the CA's pin, as on real machines. Each agent runs
 inside its node's network namespace on a virtual LAN (cli/locallan.py) with
 its own state directory and cgroup parent, so N nodes on one machine stay apart
 the way N machines would. Without root there are no nodes: a control plane only.
@@ -40,8 +43,8 @@ from pathlib import Path
 import yaml
 
 from cli.errors import CliError
-from cli.locallan import POD_RANGE, Lan
-from controlplane.client import Client
+from cli.locallan import POD_RANGE, Lan, service_range_for
+from controlplane.client import Client, Credentials, kubeconfig
 
 DEFAULT_DIR = Path("~/.skiff/cluster")
 SOURCE_ROOT = Path(__file__).resolve().parent.parent  # the directory holding cli/, controlplane/, api/
@@ -148,9 +151,13 @@ class LocalCluster:
         cluster directory and the node."""
         state = self.root / "controlplane"
         listen = f"{host}:{port}" + (f",{lan.host_ip}:{port}" if lan else "")
+        # Services get a /24 of 198.18.0.0/16 beside the LAN (the API's advertised address is the
+        # LAN one: the first non-loopback --listen).
+        octet = int(hashlib.sha256(str(self.root).encode()).hexdigest()[:2], 16)
+        services = ["--service-cluster-ip-range", lan.service_range if lan else service_range_for(octet)]
         out = [Component("controlplane",
                          [sys.executable, "-m", "controlplane.main", "--listen", listen,
-                          "--state-dir", str(state), "--cluster-cidr", POD_RANGE],
+                          "--state-dir", str(state), "--cluster-cidr", POD_RANGE, *services],
                          marker=str(state))]
         if lan is None:
             return out
@@ -161,6 +168,7 @@ class LocalCluster:
                 f"agent-{node}",
                 ["nsenter", f"--net={lan.netns_path(node)}", "--",
                  sys.executable, "-m", "agent.main", "--server", f"{lan.host_ip}:{port}",
+                 "--ca-cert-hash", "<ca-cert-hash>",
                  "--node-name", node, "--node-ip", node_ip, "--state-dir", str(agent_state),
                  "--cgroup-parent", f"{self.cgroup_parent}-{node}", "--listen", f"{node_ip}:10250",
                  "--cluster-cidr", POD_RANGE],
@@ -191,6 +199,28 @@ class LocalCluster:
 
     def server(self) -> str:
         return str(self._state().get("server", ""))
+
+    @property
+    def admin_config(self) -> Path:
+        """The control plane's admin credential (it writes it on first start)."""
+        return self.root / "controlplane" / "admin.conf"
+
+    def credentials(self) -> Credentials | None:
+        try:
+            return kubeconfig.load(self.admin_config).credentials
+        except kubeconfig.ConfigError:
+            return None
+
+    def _join_token(self) -> tuple[str, str]:
+        """(token, ca-cert-hash) from `skiff-controlplane token create`, valid long enough to join."""
+        result = subprocess.run([sys.executable, "-m", "controlplane.main", "token", "--state-dir",
+                                 str(self.root / "controlplane"), "create", "--ttl", "1h",
+                                 "--description", "ctl cluster up"],
+                                capture_output=True, text=True, env=_env(), timeout=60)
+        if result.returncode != 0:
+            raise CliError(f"cannot create a join token: {result.stderr.strip()}")
+        words = result.stdout.split()
+        return words[words.index("--token") + 1], words[words.index("--ca-cert-hash") + 1]
 
     def _state(self) -> dict:
         try:
@@ -224,23 +254,32 @@ class LocalCluster:
             **({"lan": lan.record(), "nodes": names} if lan else {}),
             "components": [{"name": c.name, "argv": c.argv, "marker": c.marker} for c in components]},
             sort_keys=False))
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(SOURCE_ROOT),
-                                                                          os.environ.get("PYTHONPATH")]))}
+        env = _env()
         started: list[Started] = []
         procs: list[subprocess.Popen] = []
+
+        def launch(component: Component, extra_env: dict[str, str] | None = None) -> None:
+            with open(self.logs / f"{component.name}.log", "ab") as log:
+                proc = subprocess.Popen(component.argv, stdout=log, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL, cwd=self.root, env={**env, **(extra_env or {})},
+                                        start_new_session=True)
+            procs.append(proc)
+            (self.pids / f"{component.name}.pid").write_text(f"{proc.pid}\n")
+            started.append(Started(component, proc.pid))
         try:
             if lan is not None:
                 lan.create()
                 for index, name in enumerate(names, start=1):
                     lan.add_node(index, name)
-            for component in components:
-                with open(self.logs / f"{component.name}.log", "ab") as log:
-                    proc = subprocess.Popen(component.argv, stdout=log, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, cwd=self.root, env=env, start_new_session=True)
-                procs.append(proc)
-                (self.pids / f"{component.name}.pid").write_text(f"{proc.pid}\n")
-                started.append(Started(component, proc.pid))
-            self._wait_ready(server, procs, components, timeout, nodes=names)
+            deadline = time.monotonic() + timeout
+            launch(components[0])
+            self._wait_ready(server, procs, components[:1], timeout, nodes=[])
+            if len(components) > 1:
+                token, ca_hash = self._join_token()
+                for component in components[1:]:
+                    argv = [ca_hash if a == "<ca-cert-hash>" else a for a in component.argv]
+                    launch(Component(component.name, argv, component.marker), {"SKIFF_JOIN_TOKEN": token})
+                self._wait_ready(server, procs, components, max(deadline - time.monotonic(), 5.0), nodes=names)
         except (CliError, KeyboardInterrupt):
             self.stop_processes(started)  # the logs stay in the directory for a look
             self.cleanup_nodes()
@@ -257,9 +296,10 @@ class LocalCluster:
                     raise CliError(f"{component.name} exited with status {proc.returncode} while starting; "
                                    f"last lines of {self.logs / (component.name + '.log')}:",
                                    detail=self.log_tail(component.name))
-            if api_ready(server):
+            credentials = self.credentials()
+            if credentials is not None and api_ready(server, credentials):
                 waiting_for = f"nodes {', '.join(nodes)} to become Ready"
-                if not nodes or nodes_ready(server, nodes):
+                if not nodes or nodes_ready(server, nodes, credentials):
                     return
             if time.monotonic() >= deadline:
                 last = "controlplane" if waiting_for == "the API server" else components[-1].name
@@ -335,10 +375,15 @@ class LocalCluster:
         return stopped
 
 
-def nodes_ready(server: str, names: list[str]) -> bool:
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(SOURCE_ROOT),
+                                                                   os.environ.get("PYTHONPATH")]))}
+
+
+def nodes_ready(server: str, names: list[str], credentials: Credentials) -> bool:
     """Every named node is registered and Ready (its agent is up and renewing its Lease)."""
     async def check() -> bool:
-        async with Client(server, timeout=2) as c:
+        async with Client(server, credentials=credentials, timeout=2) as c:
             for name in names:
                 node = await c.get("nodes", name)
                 conditions = (node.get("status") or {}).get("conditions") or []
@@ -353,10 +398,10 @@ def nodes_ready(server: str, names: list[str]) -> bool:
         return False
 
 
-def api_ready(server: str) -> bool:
+def api_ready(server: str, credentials: Credentials) -> bool:
     """The API server answers and has created the default namespace."""
     async def check() -> bool:
-        async with Client(server, timeout=2) as c:
+        async with Client(server, credentials=credentials, timeout=2) as c:
             await c.get("namespaces", "default")
             return True
     try:

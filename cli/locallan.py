@@ -56,6 +56,11 @@ def host_networks() -> list[ipaddress.IPv4Network]:
     return nets
 
 
+def service_range_for(lan_octet: int) -> str:
+    """A local cluster's Service range from its LAN's third octet (see Lan.service_range)."""
+    return f"198.18.{(lan_octet + 128) % 256}.0/24"
+
+
 @dataclass(frozen=True)
 class Lan:
     tag: str                          # 6 hex digits from the cluster directory
@@ -87,6 +92,13 @@ class Lan:
     @property
     def host_ip(self) -> str:
         return str(self.subnet[1])
+
+    @property
+    def service_range(self) -> str:
+        """The cluster's Service cluster IPs (--service-cluster-ip-range): the /24 128 above
+        the LAN's in 198.18.0.0/16 — never the LAN itself nor the pods' 198.19.0.0/16. The
+        addresses are virtual: only the nodes' service proxies answer for them."""
+        return service_range_for(int(self.subnet.network_address.packed[2]))
 
     def node_ip(self, index: int) -> str:
         """Node 1 is .11, node 2 .12, ... (up to 200 nodes)."""

@@ -18,7 +18,7 @@ import click
 
 from api.errors import ValidationFailed
 from cli.commands import apply, cluster, delete, describe, diff, exec as exec_cmd, explain, get, image, logs, misc, nodes, rollout, scale
-from cli.commands import schedule, top
+from cli.commands import auth, configcmd, expose, portforward, schedule, top
 from cli.errors import CliError, print_error, report
 from cli.session import Session, global_options
 from controlplane.client import ApiError
@@ -41,7 +41,7 @@ def cli(ctx: click.Context) -> None:
 for command in (apply.apply, apply.create, apply.replace, get.get, describe.describe, delete.delete, diff.diff,
                 explain.explain, misc.version, misc.api_resources, cluster.cluster, logs.logs, exec_cmd.exec_,
                 rollout.rollout, scale.scale, nodes.cordon, nodes.uncordon, nodes.drain, image.image, top.top,
-                schedule.schedule):
+                schedule.schedule, auth.auth, configcmd.config_group, expose.expose, portforward.port_forward):
     cli.add_command(command)
 
 

@@ -3,6 +3,7 @@
     pods                 every pod (in the namespace)
     pods web db          two pods by name
     po,deploy            every pod and every deployment
+    all                  kubectl's `all`: pods, services, daemonsets, deployments, replicasets, jobs, ...
     pod/web deploy/api   objects by kind/name
 
 Kinds are found by kind, plural, singular or short name through api.registry.
@@ -18,6 +19,11 @@ from api.registry import ResourceInfo, lookup
 from cli.errors import CliError
 
 
+# kubectl's `all` category, in its order; the kinds Skiff does not have are skipped.
+ALL_CATEGORY = ("pods", "replicationcontrollers", "services", "daemonsets", "deployments", "replicasets",
+                "statefulsets", "horizontalpodautoscalers", "cronjobs", "jobs")
+
+
 @dataclass
 class Target:
     info: ResourceInfo
@@ -29,6 +35,14 @@ def find_kind(name: str) -> ResourceInfo:
         return lookup(name)
     except ValidationFailed as exc:
         raise CliError(str(exc)) from None
+
+
+def _known(name: str) -> bool:
+    try:
+        lookup(name)
+        return True
+    except ValidationFailed:
+        return False
 
 
 def parse_targets(args: Sequence[str], *, verb: str = "get") -> list[Target]:
@@ -53,7 +67,8 @@ def parse_targets(args: Sequence[str], *, verb: str = "get") -> list[Target]:
         raise CliError(f'no resource type given in "{args[0]}"')
     infos: list[ResourceInfo] = []
     for kind in kinds:
-        info = find_kind(kind)
-        if info not in infos:
-            infos.append(info)
+        found = [find_kind(k) for k in ALL_CATEGORY if _known(k)] if kind == "all" else [find_kind(kind)]
+        for info in found:
+            if info not in infos:
+                infos.append(info)
     return [Target(info, list(args[1:])) for info in infos]

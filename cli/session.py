@@ -17,6 +17,7 @@ from typing import Any, Awaitable, Callable, TypeVar
 import click
 
 from cli import config
+from cli.errors import CliError
 from controlplane.client import Client
 
 T = TypeVar("T")
@@ -27,11 +28,12 @@ class Session:
     server_flag: str | None = None
     namespace_flag: str | None = None
     config_flag: str | None = None
+    context_flag: str | None = None
     request_timeout: float = 30.0
 
     @cached_property
     def config(self) -> config.ClientConfig:
-        return config.load(config.config_path(self.config_flag))
+        return config.load(config.config_path(self.config_flag), context=self.context_flag)
 
     @property
     def server(self) -> str:
@@ -46,7 +48,12 @@ class Session:
         return bool(self.namespace_flag)
 
     def client(self) -> Client:
-        return Client(self.server, timeout=self.request_timeout)
+        credentials = self.config.credentials
+        if credentials is None and not self.server.startswith("http://"):
+            raise CliError(f"no credentials for the API server at {self.server} in {self.config.path}: "
+                           f"run `ctl cluster up`, or pass --config with the control plane's admin.conf "
+                           f"(http://{self.server} for a server run with --insecure)")
+        return Client(self.server, credentials=credentials, timeout=self.request_timeout)
 
     def run(self, fn: Callable[[Client], Awaitable[T]]) -> T:
         """Run `fn(client)` on a fresh event loop; the client is closed afterwards."""
@@ -76,6 +83,8 @@ def global_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      help="Namespace for this request (default: from the client config, else default)."),
         click.option("--config", "config_file", metavar="FILE", expose_value=False, callback=_store("config_flag"),
                      help="Client config file (default: $SKIFF_CONFIG, else ~/.skiff/config)."),
+        click.option("--context", "context_name", metavar="NAME", expose_value=False, callback=_store("context_flag"),
+                     help="The client config context to use (default: its current-context)."),
     ]
     for option in reversed(options):
         f = option(f)

@@ -1,7 +1,13 @@
 """`skiff-controlplane`: the API server, with its own etcd unless told to use one.
 
     skiff-controlplane [--listen 127.0.0.1:6443] [--state-dir DIR]
-                       [--etcd-endpoints host:port,host:port]
+                       [--etcd-endpoints host:port,host:port] [--insecure]
+    skiff-controlplane token create [--ttl 24h] | list | delete ID     (join tokens)
+
+The API server speaks gRPC over TLS only and requires a client certificate from the
+cluster CA or a bearer token (controlplane/pki, controlplane/auth/authn.py); the CA and
+an admin credential (`<state-dir>/admin.conf`) are made on first start. `--insecure`
+serves plain text and treats every caller as an administrator (it logs a warning).
 
 Without --etcd-endpoints it starts and supervises an embedded etcd whose data
 lives in the state directory, so a restart keeps every object. Several control
@@ -23,12 +29,18 @@ from typing import TYPE_CHECKING
 import aetcd
 import grpc
 
+from controlplane.apiserver import proxy
 from controlplane.apiserver.handlers import Handlers
+from controlplane.apiserver.kubernetes_service import KubernetesService
+from controlplane.apiserver.service_alloc import DEFAULT_CLUSTER_IP_RANGE, DEFAULT_NODE_PORT_RANGE, ServiceNetwork
 from controlplane.apiserver.service import ApiService
+from controlplane.client.credentials import Credentials
 from controlplane.controllers import settings as controller_settings
 from controlplane.etcd import EmbeddedEtcd, EtcdMissing
+from controlplane.etcdtls import TLSClient, is_loopback
 from controlplane.leader import LeaderElector
 from controlplane.storage import Store, keys
+from controlplane import security as security_mod
 from protos import keepalive
 from protos import skiff_pb2_grpc as pb_grpc
 
@@ -37,6 +49,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("skiff.controlplane")
 BUILTIN_NAMESPACES = ("default", "kube-system", "skiff-node-lease")
+
+
+def _duration(text: str) -> float:
+    from api.duration import parse_duration
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -58,7 +78,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="run the controllers when this process is the leader")
     p.add_argument("--leader-lease-seconds", type=int, default=5,
                    help="leader election lease; another control plane takes over within about this long")
+    p.add_argument("--service-cluster-ip-range", default=DEFAULT_CLUSTER_IP_RANGE,
+                   help="IPv4 network Services' cluster IPs come from (its first address is the `kubernetes` "
+                        "Service's)")
+    p.add_argument("--service-node-port-range", default=DEFAULT_NODE_PORT_RANGE,
+                   help="FIRST-LAST: the ports NodePort Services get on every node")
     p.add_argument("--scheduler-config", type=Path, default=None, help="YAML file with scheduler plugin weights")
+    p.add_argument("--insecure", action="store_true",
+                   help="serve plain text without authentication: every caller is a cluster administrator "
+                        "(for experiments only; a warning is logged)")
+    p.add_argument("--advertise-address", default="",
+                   help="host:port nodes reach this API server at (printed in join commands); "
+                        "default: the first --listen address that is not loopback, else the first")
+    p.add_argument("--node-cert-ttl", type=_duration, default=365 * 86400.0,
+                   help="lifetime of the certificates signed for nodes (e.g. 8760h); agents renew at 70%%")
+    p.add_argument("--etcd-cafile", type=Path, default=None, help="CA that signs etcd's serving certificate")
+    p.add_argument("--etcd-certfile", type=Path, default=None, help="client certificate for etcd")
+    p.add_argument("--etcd-keyfile", type=Path, default=None, help="its key")
     controller_settings.add_arguments(p)
     p.add_argument("--log-level", default=os.environ.get("SKIFF_LOG_LEVEL", "INFO"))
     return p.parse_args(argv)
@@ -79,15 +115,17 @@ SERVER_OPTIONS = [("grpc.max_receive_message_length", 8 * 1024 * 1024),
                   *keepalive.SERVER_OPTIONS]
 
 
-async def connect_etcd(endpoints: list[str], timeout: float = 30.0) -> aetcd.Client:
+async def connect_etcd(endpoints: list[str], timeout: float = 30.0,
+                       tls: grpc.ChannelCredentials | None = None) -> aetcd.Client:
     """Connect to the first endpoint that answers (aetcd talks to one endpoint; the
-    others are fallbacks at start-up)."""
+    others are fallbacks at start-up); over TLS when `tls` is given."""
     deadline = asyncio.get_running_loop().time() + timeout
     last: Exception | None = None
     while asyncio.get_running_loop().time() < deadline:
         for endpoint in endpoints:
             host, _, port = endpoint.replace("http://", "").rpartition(":")
-            client = aetcd.Client(host=host or "127.0.0.1", port=int(port), timeout=5, options=ETCD_CHANNEL_OPTIONS)
+            where = dict(host=host or "127.0.0.1", port=int(port), timeout=5, options=ETCD_CHANNEL_OPTIONS)
+            client = TLSClient(**where, credentials=tls) if tls is not None else aetcd.Client(**where)
             try:
                 await client.connect()
                 await client.status()
@@ -110,6 +148,22 @@ async def ensure_namespaces(handlers: Handlers) -> None:
                 await asyncio.sleep(0.2)
 
 
+async def ensure_default_policy(handlers: Handlers) -> None:
+    """The default RBAC roles and bindings (controlplane/auth/bootstrap.py), as every start."""
+    from controlplane.auth.bootstrap import ensure_default_policy as ensure
+    from controlplane.storage import NotFound
+
+    async def get(plural: str, name: str) -> dict | None:
+        try:
+            return await handlers.get(plural, "", name)
+        except NotFound:
+            return None
+
+    async def apply(obj: dict) -> None:
+        await handlers.apply(obj)
+    await ensure(get=get, apply=apply)
+
+
 async def compactor(handlers: Handlers, interval: float) -> None:
     """Compact etcd history every interval, keeping one interval's worth (as kube-apiserver does)."""
     previous = 0
@@ -126,7 +180,8 @@ async def compactor(handlers: Handlers, interval: float) -> None:
             log.warning("compaction failed: %r", exc)
 
 
-async def lead(args: argparse.Namespace, identity: str = "", scheduler_config: "SchedulerConfig | None" = None) -> None:
+async def lead(args: argparse.Namespace, identity: str = "", scheduler_config: "SchedulerConfig | None" = None,
+               credentials: Credentials | None = None) -> None:
     """What the leader runs: the scheduler and the controllers, as clients of this API server."""
     from controlplane.client import Client
     from controlplane.leader import publish_leader
@@ -135,7 +190,7 @@ async def lead(args: argparse.Namespace, identity: str = "", scheduler_config: "
 
     host, _, port = args.listen.split(",")[0].rpartition(":")
     address = f"{'127.0.0.1' if host in ('0.0.0.0', '', '[::]') else host}:{port}"
-    async with Client(address) as client:
+    async with Client(address, credentials=credentials or Credentials.plaintext()) as client:
         work = [publish_leader(client, identity=identity, ttl=args.leader_lease_seconds)] if identity else []
         if args.scheduler:
             from controlplane.scheduler.scheduler import Scheduler
@@ -165,8 +220,28 @@ async def serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    services = ServiceNetwork(cluster_ip_range=args.service_cluster_ip_range,
+                              node_port_range=args.service_node_port_range)
+    try:
+        services.check()
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    etcd_tls = None
     if args.etcd_endpoints:
         endpoints = [e.strip() for e in args.etcd_endpoints.split(",") if e.strip()]
+        if args.etcd_cafile:
+            try:
+                etcd_tls = grpc.ssl_channel_credentials(
+                    args.etcd_cafile.read_bytes(), args.etcd_keyfile.read_bytes() if args.etcd_keyfile else None,
+                    args.etcd_certfile.read_bytes() if args.etcd_certfile else None)
+            except OSError as exc:
+                print(f"error: --etcd-cafile/--etcd-certfile/--etcd-keyfile: {exc}", file=sys.stderr)
+                return 1
+        elif not args.insecure and not all(is_loopback(e) for e in endpoints):
+            print("error: --etcd-endpoints: etcd off this machine must be reached over TLS: give --etcd-cafile "
+                  "(and --etcd-certfile/--etcd-keyfile), or run with --insecure", file=sys.stderr)
+            return 1
     else:
         try:
             etcd = EmbeddedEtcd(state_dir)
@@ -176,22 +251,39 @@ async def serve(args: argparse.Namespace) -> int:
         await etcd.start()
         endpoints = [etcd.endpoint]
     try:
-        client = await connect_etcd(endpoints)
+        client = await connect_etcd(endpoints, tls=etcd_tls)
     except RuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         if etcd:
             await etcd.stop()
         return 1
     store = Store(client, prefix=args.etcd_prefix)
-    handlers = Handlers(store, event_ttl_seconds=args.event_ttl)
+    handlers = Handlers(store, event_ttl_seconds=args.event_ttl, services=services)
     handlers.scheduler_config = scheduler_config
     server = grpc.aio.server(options=SERVER_OPTIONS)
-    service = ApiService(handlers)
-    pb_grpc.add_ApiServicer_to_server(service, server)
+    from controlplane.auth.access import AccessControl
+    from controlplane.auth.serviceaccount_tokens import load_or_create_key
+    # Authorization, admission and ServiceAccount tokens (controlplane/auth/access.py).
+    access = AccessControl(handlers, token_key=load_or_create_key(state_dir))
+    listen = [a.strip() for a in args.listen.split(",") if a.strip()]
+    security = None if args.insecure else security_mod.setup(state_dir, listen, handlers, args)
+    if security is None:
+        log.warning("--insecure: the API server speaks plain text and does not authenticate: EVERY caller that "
+                    "can reach %s is a cluster administrator", args.listen)
+        service = ApiService(handlers, access=access)
+        pb_grpc.add_ApiServicer_to_server(service, server)
+    else:
+        security.authenticator.add_token_authenticator(access.tokens)   # ServiceAccount bearer tokens
+        service = ApiService(handlers, authenticate=security.authenticator,
+                             agents=proxy.AgentDialer(store, security.agent_client), access=access)
+        security.register(service, server)
     try:
-        for address in filter(None, (a.strip() for a in args.listen.split(","))):
+        for address in listen:
             listening = address
-            server.add_insecure_port(address)
+            if security is None:
+                server.add_insecure_port(address)
+            else:
+                server.add_secure_port(address, security.server_credentials)
     except RuntimeError as exc:
         print(f"error: cannot listen on {listening}: {exc}", file=sys.stderr)
         if etcd:
@@ -199,13 +291,22 @@ async def serve(args: argparse.Namespace) -> int:
         return 1
     await handlers.start_caches()
     await ensure_namespaces(handlers)
+    await ensure_default_policy(handlers)
     await server.start()
-    log.info("API server listening on %s (etcd %s)", args.listen, ",".join(endpoints))
+    log.info("API server listening on %s (%s; etcd %s)", args.listen,
+             "plain text, --insecure" if security is None else "TLS", ",".join(endpoints))
     tasks = [asyncio.create_task(compactor(handlers, args.compaction_interval), name="compactor")]
+    # Pods reach the API servers where nodes do (--advertise-address; a local cluster's LAN address).
+    advertised = security_mod.advertise_address(listen, args.advertise_address)
+    kubernetes_service = KubernetesService(handlers, address=advertised.rpartition(":")[0].strip("[]"),
+                                           port=int(advertised.rpartition(":")[2]))
+    tasks.append(asyncio.create_task(kubernetes_service.run(), name="kubernetes-service"))
     if args.scheduler or args.controllers:
         elector = LeaderElector(client, key=f"{args.etcd_prefix}/_leader/controlplane".encode(),
                                 ttl=args.leader_lease_seconds)
-        tasks.append(asyncio.create_task(elector.run(lambda: lead(args, elector.identity, scheduler_config)), name="leader-election"))
+        own = security.controlplane_client if security is not None else None
+        tasks.append(asyncio.create_task(elector.run(lambda: lead(args, elector.identity, scheduler_config, own)),
+                                         name="leader-election"))
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -226,6 +327,10 @@ async def serve(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["token"]:
+        from controlplane.pki import tokencli
+        sys.exit(tokencli.main(argv[1:]))
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

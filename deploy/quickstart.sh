@@ -39,7 +39,8 @@ echo
 "$ctl" get nodes,deployments,pods -o wide || true
 cat <<'MSG'
 
-The cluster is up. Try:
+The cluster is up, over TLS: ~/.skiff/config holds its CA and an admin certificate
+(`ctl config view`). Try:
   ctl get pods -o wide          # where the example's pods run
   ctl describe deployment web   # what the controllers did, with events
   ctl explain pod.spec          # the schema, from the source

@@ -308,6 +308,26 @@ class ExecOutput(_message.Message):
     exit_code: int
     def __init__(self, stdout: _Optional[bytes] = ..., stderr: _Optional[bytes] = ..., exited: _Optional[bool] = ..., exit_code: _Optional[int] = ...) -> None: ...
 
+class PortForwardStart(_message.Message):
+    __slots__ = ("namespace", "pod", "port")
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    POD_FIELD_NUMBER: _ClassVar[int]
+    PORT_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    pod: str
+    port: int
+    def __init__(self, namespace: _Optional[str] = ..., pod: _Optional[str] = ..., port: _Optional[int] = ...) -> None: ...
+
+class PortForwardData(_message.Message):
+    __slots__ = ("start", "data", "closed")
+    START_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    CLOSED_FIELD_NUMBER: _ClassVar[int]
+    start: PortForwardStart
+    data: bytes
+    closed: bool
+    def __init__(self, start: _Optional[_Union[PortForwardStart, _Mapping]] = ..., data: _Optional[bytes] = ..., closed: _Optional[bool] = ...) -> None: ...
+
 class ImageChunk(_message.Message):
     __slots__ = ("node", "data")
     NODE_FIELD_NUMBER: _ClassVar[int]
@@ -453,3 +473,77 @@ class MetricsResponse(_message.Message):
     errors: _containers.RepeatedScalarFieldContainer[str]
     pending: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, nodes: _Optional[_Iterable[_Union[NodeMetrics, _Mapping]]] = ..., pods: _Optional[_Iterable[_Union[PodMetrics, _Mapping]]] = ..., errors: _Optional[_Iterable[str]] = ..., pending: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class AccessReviewRequest(_message.Message):
+    __slots__ = ("verb", "resource", "group", "namespace", "name", "user", "groups")
+    VERB_FIELD_NUMBER: _ClassVar[int]
+    RESOURCE_FIELD_NUMBER: _ClassVar[int]
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    USER_FIELD_NUMBER: _ClassVar[int]
+    GROUPS_FIELD_NUMBER: _ClassVar[int]
+    verb: str
+    resource: str
+    group: str
+    namespace: str
+    name: str
+    user: str
+    groups: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, verb: _Optional[str] = ..., resource: _Optional[str] = ..., group: _Optional[str] = ..., namespace: _Optional[str] = ..., name: _Optional[str] = ..., user: _Optional[str] = ..., groups: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class AccessReviewResponse(_message.Message):
+    __slots__ = ("allowed", "reason", "user")
+    ALLOWED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    USER_FIELD_NUMBER: _ClassVar[int]
+    allowed: bool
+    reason: str
+    user: str
+    def __init__(self, allowed: _Optional[bool] = ..., reason: _Optional[str] = ..., user: _Optional[str] = ...) -> None: ...
+
+class TokenRequestMessage(_message.Message):
+    __slots__ = ("namespace", "service_account", "pod_name", "pod_uid", "audiences", "expiration_seconds")
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    POD_NAME_FIELD_NUMBER: _ClassVar[int]
+    POD_UID_FIELD_NUMBER: _ClassVar[int]
+    AUDIENCES_FIELD_NUMBER: _ClassVar[int]
+    EXPIRATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    service_account: str
+    pod_name: str
+    pod_uid: str
+    audiences: _containers.RepeatedScalarFieldContainer[str]
+    expiration_seconds: int
+    def __init__(self, namespace: _Optional[str] = ..., service_account: _Optional[str] = ..., pod_name: _Optional[str] = ..., pod_uid: _Optional[str] = ..., audiences: _Optional[_Iterable[str]] = ..., expiration_seconds: _Optional[int] = ...) -> None: ...
+
+class TokenResponse(_message.Message):
+    __slots__ = ("token", "expiration_timestamp")
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    EXPIRATION_TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    token: str
+    expiration_timestamp: int
+    def __init__(self, token: _Optional[str] = ..., expiration_timestamp: _Optional[int] = ...) -> None: ...
+
+class NodeCertificatesRequest(_message.Message):
+    __slots__ = ("node_name", "client_csr", "serving_csr", "agent_address")
+    NODE_NAME_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_CSR_FIELD_NUMBER: _ClassVar[int]
+    SERVING_CSR_FIELD_NUMBER: _ClassVar[int]
+    AGENT_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    node_name: str
+    client_csr: bytes
+    serving_csr: bytes
+    agent_address: str
+    def __init__(self, node_name: _Optional[str] = ..., client_csr: _Optional[bytes] = ..., serving_csr: _Optional[bytes] = ..., agent_address: _Optional[str] = ...) -> None: ...
+
+class NodeCertificatesResponse(_message.Message):
+    __slots__ = ("client_certificate", "serving_certificate", "ca_certificate")
+    CLIENT_CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
+    SERVING_CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
+    CA_CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
+    client_certificate: bytes
+    serving_certificate: bytes
+    ca_certificate: bytes
+    def __init__(self, client_certificate: _Optional[bytes] = ..., serving_certificate: _Optional[bytes] = ..., ca_certificate: _Optional[bytes] = ...) -> None: ...

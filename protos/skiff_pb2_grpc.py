@@ -114,6 +114,11 @@ class ApiStub:
                 request_serializer=skiff__pb2.ExecInput.SerializeToString,
                 response_deserializer=skiff__pb2.ExecOutput.FromString,
                 _registered_method=True)
+        self.PortForward = channel.stream_stream(
+                '/skiff.v1.Api/PortForward',
+                request_serializer=skiff__pb2.PortForwardData.SerializeToString,
+                response_deserializer=skiff__pb2.PortForwardData.FromString,
+                _registered_method=True)
         self.LoadImage = channel.stream_unary(
                 '/skiff.v1.Api/LoadImage',
                 request_serializer=skiff__pb2.ImageChunk.SerializeToString,
@@ -143,6 +148,16 @@ class ApiStub:
                 '/skiff.v1.Api/NodeMetrics',
                 request_serializer=skiff__pb2.MetricsRequest.SerializeToString,
                 response_deserializer=skiff__pb2.MetricsResponse.FromString,
+                _registered_method=True)
+        self.AccessReview = channel.unary_unary(
+                '/skiff.v1.Api/AccessReview',
+                request_serializer=skiff__pb2.AccessReviewRequest.SerializeToString,
+                response_deserializer=skiff__pb2.AccessReviewResponse.FromString,
+                _registered_method=True)
+        self.TokenRequest = channel.unary_unary(
+                '/skiff.v1.Api/TokenRequest',
+                request_serializer=skiff__pb2.TokenRequestMessage.SerializeToString,
+                response_deserializer=skiff__pb2.TokenResponse.FromString,
                 _registered_method=True)
 
 
@@ -263,6 +278,13 @@ class ApiServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PortForward(self, request_iterator, context):
+        """One TCP connection to a pod's port (`ctl port-forward` opens one stream per connection).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def LoadImage(self, request_iterator, context):
         """Images in nodes' stores (`ctl image load|ls|pull|rm`); node "" means every node.
         """
@@ -297,6 +319,21 @@ class ApiServicer:
 
     def NodeMetrics(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AccessReview(self, request, context):
+        """May the caller (or, with user set, whom the caller may impersonate) do this?
+        SubjectAccessReview / SelfSubjectAccessReview; `ctl auth can-i`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TokenRequest(self, request, context):
+        """A ServiceAccount token bound to a pod (TokenRequest, serviceaccounts/token).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -384,6 +421,11 @@ def add_ApiServicer_to_server(servicer, server):
                     request_deserializer=skiff__pb2.ExecInput.FromString,
                     response_serializer=skiff__pb2.ExecOutput.SerializeToString,
             ),
+            'PortForward': grpc.stream_stream_rpc_method_handler(
+                    servicer.PortForward,
+                    request_deserializer=skiff__pb2.PortForwardData.FromString,
+                    response_serializer=skiff__pb2.PortForwardData.SerializeToString,
+            ),
             'LoadImage': grpc.stream_unary_rpc_method_handler(
                     servicer.LoadImage,
                     request_deserializer=skiff__pb2.ImageChunk.FromString,
@@ -413,6 +455,16 @@ def add_ApiServicer_to_server(servicer, server):
                     servicer.NodeMetrics,
                     request_deserializer=skiff__pb2.MetricsRequest.FromString,
                     response_serializer=skiff__pb2.MetricsResponse.SerializeToString,
+            ),
+            'AccessReview': grpc.unary_unary_rpc_method_handler(
+                    servicer.AccessReview,
+                    request_deserializer=skiff__pb2.AccessReviewRequest.FromString,
+                    response_serializer=skiff__pb2.AccessReviewResponse.SerializeToString,
+            ),
+            'TokenRequest': grpc.unary_unary_rpc_method_handler(
+                    servicer.TokenRequest,
+                    request_deserializer=skiff__pb2.TokenRequestMessage.FromString,
+                    response_serializer=skiff__pb2.TokenResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -858,6 +910,33 @@ class Api:
             _registered_method=True)
 
     @staticmethod
+    def PortForward(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/skiff.v1.Api/PortForward',
+            skiff__pb2.PortForwardData.SerializeToString,
+            skiff__pb2.PortForwardData.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def LoadImage(request_iterator,
             target,
             options=(),
@@ -1019,6 +1098,60 @@ class Api:
             metadata,
             _registered_method=True)
 
+    @staticmethod
+    def AccessReview(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/skiff.v1.Api/AccessReview',
+            skiff__pb2.AccessReviewRequest.SerializeToString,
+            skiff__pb2.AccessReviewResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TokenRequest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/skiff.v1.Api/TokenRequest',
+            skiff__pb2.TokenRequestMessage.SerializeToString,
+            skiff__pb2.TokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
 
 class AgentStub:
     """Each node's agent serves this; only the API server calls it (ctl goes through the API server).
@@ -1039,6 +1172,11 @@ class AgentStub:
                 '/skiff.v1.Agent/Exec',
                 request_serializer=skiff__pb2.ExecInput.SerializeToString,
                 response_deserializer=skiff__pb2.ExecOutput.FromString,
+                _registered_method=True)
+        self.PortForward = channel.stream_stream(
+                '/skiff.v1.Agent/PortForward',
+                request_serializer=skiff__pb2.PortForwardData.SerializeToString,
+                response_deserializer=skiff__pb2.PortForwardData.FromString,
                 _registered_method=True)
         self.LoadImage = channel.stream_unary(
                 '/skiff.v1.Agent/LoadImage',
@@ -1079,6 +1217,13 @@ class AgentServicer:
 
     def Exec(self, request_iterator, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PortForward(self, request_iterator, context):
+        """One TCP connection to a pod's port (`ctl port-forward` opens one stream per connection).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -1126,6 +1271,11 @@ def add_AgentServicer_to_server(servicer, server):
                     servicer.Exec,
                     request_deserializer=skiff__pb2.ExecInput.FromString,
                     response_serializer=skiff__pb2.ExecOutput.SerializeToString,
+            ),
+            'PortForward': grpc.stream_stream_rpc_method_handler(
+                    servicer.PortForward,
+                    request_deserializer=skiff__pb2.PortForwardData.FromString,
+                    response_serializer=skiff__pb2.PortForwardData.SerializeToString,
             ),
             'LoadImage': grpc.stream_unary_rpc_method_handler(
                     servicer.LoadImage,
@@ -1208,6 +1358,33 @@ class Agent:
             '/skiff.v1.Agent/Exec',
             skiff__pb2.ExecInput.SerializeToString,
             skiff__pb2.ExecOutput.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PortForward(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/skiff.v1.Agent/PortForward',
+            skiff__pb2.PortForwardData.SerializeToString,
+            skiff__pb2.PortForwardData.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1343,6 +1520,84 @@ class Agent:
             '/skiff.v1.Agent/Metrics',
             skiff__pb2.MetricsRequest.SerializeToString,
             skiff__pb2.MetricsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class BootstrapStub:
+    """Node certificates (controlplane/pki/nodecerts.py), served by the API server next to Api.
+    A joining agent calls it with a bootstrap token, a joined one with its node certificate.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.NodeCertificates = channel.unary_unary(
+                '/skiff.v1.Bootstrap/NodeCertificates',
+                request_serializer=skiff__pb2.NodeCertificatesRequest.SerializeToString,
+                response_deserializer=skiff__pb2.NodeCertificatesResponse.FromString,
+                _registered_method=True)
+
+
+class BootstrapServicer:
+    """Node certificates (controlplane/pki/nodecerts.py), served by the API server next to Api.
+    A joining agent calls it with a bootstrap token, a joined one with its node certificate.
+    """
+
+    def NodeCertificates(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_BootstrapServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'NodeCertificates': grpc.unary_unary_rpc_method_handler(
+                    servicer.NodeCertificates,
+                    request_deserializer=skiff__pb2.NodeCertificatesRequest.FromString,
+                    response_serializer=skiff__pb2.NodeCertificatesResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'skiff.v1.Bootstrap', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('skiff.v1.Bootstrap', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Bootstrap:
+    """Node certificates (controlplane/pki/nodecerts.py), served by the API server next to Api.
+    A joining agent calls it with a bootstrap token, a joined one with its node certificate.
+    """
+
+    @staticmethod
+    def NodeCertificates(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/skiff.v1.Bootstrap/NodeCertificates',
+            skiff__pb2.NodeCertificatesRequest.SerializeToString,
+            skiff__pb2.NodeCertificatesResponse.FromString,
             options,
             channel_credentials,
             insecure,

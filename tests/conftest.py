@@ -55,7 +55,7 @@ def api_server(etcd: Etcd, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 @pytest.fixture
 async def client(api_server: ControlPlane) -> AsyncIterator["Client"]:
     from controlplane.client import Client
-    async with Client(api_server.address, timeout=10) as c:
+    async with Client(api_server.address, credentials=api_server.credentials, timeout=10) as c:
         yield c
 
 
@@ -88,11 +88,14 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator["LocalRegistr
 def ctl(api_server: ControlPlane, tmp_path: Path):
     """Run `ctl ARGS...` (python -m cli.main) with --server of the session API server.
 
-    Returns the CompletedProcess (text stdout/stderr). The client config points at a
-    file in tmp_path, so the user's ~/.skiff/config never leaks in.
+    Returns the CompletedProcess (text stdout/stderr). The client config is a copy of the
+    API server's admin.conf (TLS, the administrator's certificate) in tmp_path, so the
+    user's ~/.skiff/config never leaks in.
     """
+    import shutil
     import subprocess
 
+    shutil.copy(api_server.admin_config, tmp_path / "ctl-config")
     env = {**os.environ, "PYTHONPATH": str(REPO), "SKIFF_CONFIG": str(tmp_path / "ctl-config")}
 
     def run(*args: str, input: str | None = None, server: bool = True,

@@ -20,6 +20,7 @@ namespace; `Lab.leftovers()` lists whatever is still there.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import selectors
@@ -30,7 +31,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Coroutine, TypeVar
+from typing import Any, Callable, Coroutine, Iterator, TypeVar
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
@@ -300,6 +301,22 @@ class Lab:
         if tables != self.host_before[1]:
             found.append(f"host nftables tables changed: {tables!r} (before {self.host_before[1]!r})")
         return found
+
+
+@contextlib.contextmanager
+def lab_for_test(tmp: Path, *, tag: str = "", skip: str | None = None) -> Iterator[Lab]:
+    """A Lab for one test, skipped when it cannot run (`skip`: a reason of the caller's own), closed
+    afterwards with a check that nothing was left behind - also when the test failed."""
+    import pytest
+    reason = skip or skip_reason()
+    if reason:
+        pytest.skip(reason)
+    the_lab = Lab(tmp, tag=tag)
+    try:
+        yield the_lab
+    finally:
+        the_lab.close()
+        assert the_lab.leftovers() == []
 
 
 def host_snapshot() -> tuple[str, str]:

@@ -117,7 +117,10 @@ class Etcd:
 
 
 class ControlPlane:
-    """A real `skiff-controlplane` process (the API server) on a free port."""
+    """A real `skiff-controlplane` process (the API server) on a free port, over TLS.
+
+    `credentials` is the administrator's (its admin.conf), for `Client(cp.address, credentials=cp.credentials,
+    credentials=cp.credentials)`; with "--insecure" among the extra args it is plain text."""
 
     def __init__(self, state_dir: Path, *, etcd_endpoints: str = "", extra_args: list[str] | None = None,
                  port: int | None = None):
@@ -128,10 +131,37 @@ class ControlPlane:
         if etcd_endpoints:
             self.args += ["--etcd-endpoints", etcd_endpoints]
         self.proc: subprocess.Popen | None = None
+        self.insecure = "--insecure" in self.args
+        self._credentials = None
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def credentials(self):  # -> controlplane.client.Credentials
+        """The administrator's credential (admin.conf, written at the first start)."""
+        from controlplane.client import Credentials, kubeconfig
+        if self.insecure:
+            return Credentials.plaintext()
+        if self._credentials is None:
+            self._credentials = kubeconfig.load(self.state_dir / "admin.conf").credentials
+        return self._credentials
+
+    @property
+    def admin_config(self) -> Path:
+        return self.state_dir / "admin.conf"
+
+    def join_args(self, ttl: str = "1h") -> list[str]:
+        """`--server ... --token ... --ca-cert-hash ...` for an agent, from a new bootstrap token
+        made with `skiff-controlplane token create`, as an operator would."""
+        out = subprocess.run([sys.executable, "-m", "controlplane.main", "token", "--state-dir", str(self.state_dir),
+                              "create", "--ttl", ttl, "--server", self.address],
+                             capture_output=True, text=True, cwd=REPO, timeout=30,
+                             env={**os.environ, "PYTHONPATH": str(REPO)})
+        if out.returncode != 0:
+            raise RuntimeError(f"token create failed: {out.stderr}")
+        return out.stdout.split()[1:]
 
     def start(self, timeout: float = 30.0) -> "ControlPlane":
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -158,7 +188,9 @@ class ControlPlane:
         it works from inside async tests too.)"""
         import grpc
         from protos import skiff_pb2 as pb, skiff_pb2_grpc as pb_grpc
-        with grpc.insecure_channel(self.address) as channel:
+        if not self.insecure and not self.admin_config.exists():
+            return False
+        with self.credentials.sync_channel(self.address) as channel:
             try:
                 pb_grpc.ApiStub(channel).Get(pb.GetRequest(kind="namespaces", name="default"), timeout=2)
                 return True
@@ -177,15 +209,18 @@ class ControlPlane:
 
 
 class AgentProcess:
-    """A real `skiff-agent` (root) with its state, cgroups and service port kept apart per test."""
+    """A real `skiff-agent` (root) with its state, cgroups and service port kept apart per test.
+    It joins `controlplane` with a fresh bootstrap token (TLS, node certificate), as a real
+    node does."""
 
-    def __init__(self, state_dir: Path, *, server: str, node_name: str, cgroup_parent: str,
+    def __init__(self, state_dir: Path, *, controlplane: ControlPlane, node_name: str, cgroup_parent: str,
                  extra_args: list[str] | None = None):
         self.state_dir = state_dir
         self.node_name = node_name
         self.cgroup_parent = cgroup_parent
         self.port = free_port()
-        self.args = [sys.executable, "-m", "agent.main", "--server", server, "--node-name", node_name,
+        join = ["--server", controlplane.address, "--insecure"] if controlplane.insecure else controlplane.join_args()
+        self.args = [sys.executable, "-m", "agent.main", *join, "--node-name", node_name,
                      "--state-dir", str(state_dir), "--cgroup-parent", cgroup_parent,
                      "--listen", f"127.0.0.1:{self.port}", "--node-ip", "127.0.0.1",
                      # In the host's network namespace: no pod network (it would add a bridge and

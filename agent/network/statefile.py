@@ -3,17 +3,17 @@ hostPort reservations (hostports.py) survive agent restarts and crashes through 
 
 A write goes to a temporary file in the same directory, is fsync'ed, renamed over
 the old file, and the directory is fsync'ed: after a crash the file holds either the
-old or the new document, never a mix and never nothing. Blocking file work: callers
+old or the new document, never a mix and never nothing (controlplane/client/privatefile.py). Blocking file work: callers
 run it off the event loop (NodeNetwork runs it on its worker thread).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from controlplane.client.privatefile import write_private
 
 from .errors import NetworkError
 
@@ -36,21 +36,5 @@ def read_json(path: Path) -> dict[str, Any] | None:
 
 
 def write_json(path: Path, document: dict[str, Any]) -> None:
-    """Replace `path` with `document` atomically and durably."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = json.dumps(document, indent=1, sort_keys=True).encode()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.rename(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    """Replace `path` with `document` atomically and durably (mode 0600, as before)."""
+    write_private(path, json.dumps(document, indent=1, sort_keys=True).encode())

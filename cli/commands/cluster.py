@@ -1,6 +1,7 @@
 """`ctl cluster up` / `ctl cluster down`: a local cluster in the background (see cli/localcluster.py).
 
-    ctl cluster up [--dir DIR] [--port 6443] [--nodes 1]   start, write the client config, wait until healthy
+    ctl cluster up [--dir DIR] [--port 6443] [--nodes 1]   start, write the client config (server, CA and
+                                                           an admin credential), wait until healthy
     ctl cluster down [--dir DIR]               stop what `up` started and remove DIR
 """
 
@@ -13,6 +14,21 @@ import click
 from cli import config
 from cli.localcluster import DEFAULT_DIR, LocalCluster
 from cli.session import global_options, session
+
+
+CLUSTER = "skiff-local"
+USER = "kubernetes-admin"
+CONTEXT = f"{USER}@{CLUSTER}"
+
+
+def local_entry(admin: dict, server: str) -> dict:
+    """The control plane's admin.conf, renamed for the local cluster and pointing at `server`."""
+    cluster = dict((admin.get("clusters") or [{}])[0].get("cluster") or {})
+    user = dict((admin.get("users") or [{}])[0].get("user") or {})
+    return {"clusters": [{"name": CLUSTER, "cluster": {**cluster, "server": server}}],
+            "users": [{"name": USER, "user": user}],
+            "contexts": [{"name": CONTEXT, "context": {"cluster": CLUSTER, "user": USER}}],
+            "current-context": CONTEXT}
 
 
 @click.group(short_help="Run a local cluster in the background.")
@@ -47,13 +63,15 @@ def up(directory: str, port: int, nodes: int, timeout: float) -> int:
                    "pods will stay Pending", err=True)
     server, started = local.start(host="127.0.0.1", port=port, nodes=nodes, timeout=timeout)
     path = config.config_path(session().config_flag)
-    config.save_server(path, server)
+    admin = config.read_raw(local.admin_config)
+    config.add_cluster(path, local_entry(admin, server))
     for s in started:
         click.echo(f"started {s.component.name} (pid {s.pid}), log {local.logs / (s.component.name + '.log')}")
     if lan := local.lan():
         click.echo(f"nodes {', '.join(local.node_names())} on LAN {lan.subnet} (bridge {lan.bridge})")
     click.echo(f"cluster is up: API server at {server}, state in {local.root}")
-    click.echo(f"client config {path} now points at {server}; try: ctl get namespaces")
+    click.echo(f"client config {path}: context {CONTEXT} (admin credential, TLS) is current; "
+               f"try: ctl get namespaces")
     return 0
 
 

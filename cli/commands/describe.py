@@ -36,6 +36,15 @@ async def events_for(client: Client, info: ResourceInfo, obj: dict[str, Any]) ->
             and (not uid or not get(e, "involvedObject.uid") or get(e, "involvedObject.uid") == uid)]
 
 
+async def related_for(client: Client, info: ResourceInfo, obj: dict[str, Any]) -> list[dict[str, Any]]:
+    """What a layout shows beside the object: a Service's EndpointSlices."""
+    if info.kind != "Service":
+        return []
+    meta = obj.get("metadata") or {}
+    return (await client.list("EndpointSlice", meta.get("namespace", ""),
+                              label_selector=f"kubernetes.io/service-name={meta.get('name', '')}")).items
+
+
 async def objects_for(client: Client, target: Target, *, namespace: str, selector: str,
                       errors: list[ApiError]) -> list[dict[str, Any]]:
     if not target.names:
@@ -69,7 +78,8 @@ def describe(resources: tuple[str, ...], selector: str, all_namespaces: bool) ->
         for target in targets:
             ns = namespace_for(target, all_namespaces)
             for obj in await objects_for(client, target, namespace=ns, selector=selector, errors=errors):
-                texts.append(render(target.info, obj, await events_for(client, target.info, obj)))
+                texts.append(render(target.info, obj, await events_for(client, target.info, obj),
+                                    related=await related_for(client, target.info, obj)))
         return texts, errors
 
     texts, errors = session().run(collect)

@@ -15,7 +15,7 @@ import math
 import random
 import time
 import uuid
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from api.errors import FieldError, ValidationFailed
 from api.limits import MAX_OBJECT_BYTES
@@ -25,8 +25,10 @@ from controlplane.apiserver import apply as apply_merge
 from controlplane.apiserver.binding import Allocations, bind_pod
 from controlplane.apiserver.errors import FailedPrecondition, NotFoundError
 from controlplane.apiserver.events import EventLeases, scheduled_event
-from controlplane.apiserver.strategy import strategy_for
+from controlplane.apiserver.service_alloc import ServiceNetwork
+from controlplane.apiserver.strategy import Reservation, Strategy, build_strategies
 from controlplane.storage import AlreadyExists, Conflict, NotFound, Store, codec, keys
+from controlplane.storage.errors import ClaimsTaken
 from controlplane.storage.store import put
 from controlplane.storage.watch_cache import Subscription, WatchCache, WatchFilter, Event
 
@@ -34,6 +36,7 @@ SERVER_METADATA = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGra
                    "generation", "resourceVersion")
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 FOREGROUND, ORPHAN = "foregroundDeletion", "orphan"
+RESERVE_ATTEMPTS = 16   # writes whose claims (a picked cluster IP) lost to another writer's, tried again
 
 
 _last_stamp: tuple[int, str] = (-1, "")
@@ -79,14 +82,23 @@ def pending_finalizers(obj: dict[str, Any]) -> list[str]:
 
 
 class Handlers:
-    def __init__(self, store: Store, *, event_ttl_seconds: int = 3600):
+    def __init__(self, store: Store, *, event_ttl_seconds: int = 3600, services: ServiceNetwork | None = None):
         self.store = store
+        self.services = services or ServiceNetwork()
+        self.strategies = build_strategies(store, self.services)
         self.caches: dict[str, WatchCache] = {}
         self.events = EventLeases(store, ttl_seconds=event_ttl_seconds)
         self.allocations = Allocations()
         self.scheduler_config: Any = None  # scheduler weights for SchedulePreview (None: defaults)
+        # Admission (controlplane/auth/admission.py): called with ("CREATE" or "UPDATE", info, the
+        # object about to be written, the stored one) before every create and update; raises to refuse.
+        self.admission: Callable[[str, ResourceInfo, dict[str, Any], dict[str, Any] | None],
+                                 Awaitable[None]] | None = None
 
     # -- plumbing ------------------------------------------------------------------
+
+    def strategy(self, kind: str) -> Strategy:
+        return self.strategies.get(kind) or Strategy()
 
     async def start_caches(self, timeout: float = 30.0) -> None:
         """Start one watch cache per kind before serving, so that every resourceVersion a
@@ -171,16 +183,33 @@ class Handlers:
         out_meta["creationTimestamp"] = now_rfc3339()
         if info.spec_fields:
             out_meta["generation"] = 1
-        strategy_for(info.kind).prepare_for_create(out)
-        value = self._encode(info, out)
-        if dry_run:
-            try:  # a dry run reports what the real create would: the name may be taken
-                await self.store.get(info.plural, namespace, out_meta["name"])
-            except NotFound:
-                return out
-            raise AlreadyExists(f'{info.qualified_plural} "{out_meta["name"]}" already exists')
-        lease = await self.events.lease_for_new_event() if info.kind == "Event" else None
-        return await self.store.create(info.plural, namespace, out_meta["name"], out, lease=lease, value=value)
+        strategy = self.strategy(info.kind)
+        strategy.prepare_for_create(out)
+        if self.admission is not None:
+            await self.admission("CREATE", info, out, None)
+        for _attempt in range(RESERVE_ATTEMPTS):
+            written, reservation = await strategy.reserve(out, None)
+            ok = False
+            try:
+                value = self._encode(info, written)
+                if dry_run:
+                    try:  # a dry run reports what the real create would: the name may be taken
+                        await self.store.get(info.plural, namespace, out_meta["name"])
+                    except NotFound:
+                        return written
+                    raise AlreadyExists(f'{info.qualified_plural} "{out_meta["name"]}" already exists')
+                lease = await self.events.lease_for_new_event() if info.kind == "Event" else None
+                created = await self.store.create(info.plural, namespace, out_meta["name"], written, lease=lease,
+                                                  value=value, claims=reservation.claims if reservation else None)
+                ok = True
+                return created
+            except ClaimsTaken as exc:
+                assert reservation is not None
+                reservation.lost(exc.taken)   # raises when the user asked for what is taken
+            finally:
+                if reservation is not None:
+                    reservation.finish(ok)
+        raise Conflict(f'{info.qualified_plural} "{out_meta["name"]}": what it claims kept being taken; try again')
 
     async def get(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
         info = lookup(kind)
@@ -255,12 +284,16 @@ class Handlers:
                            f'(resourceVersion {expected} is stale, current is {_version(current)}); please apply '
                            f'your changes to the latest version and try again', current_version=str(_version(current)))
         out = self._validate(info, obj, check_size=False)
+        strategy = self.strategy(info.kind)
+        strategy.prepare_for_update(current, out)   # first: what it keeps is no change of spec
         self._carry_server_fields(info, current, out)
-        strategy_for(info.kind).validate_update(current, out)
+        strategy.validate_update(current, out)
+        if self.admission is not None:
+            await self.admission("UPDATE", info, out, current)
         value = self._encode(info, out)
         if dry_run:
             return out
-        return await self._write_update(info, namespace, name, out, expected, value=value)
+        return await self._write_update(info, namespace, name, out, expected, current=current, value=value)
 
     async def _current(self, info: ResourceInfo, namespace: str, name: str, expected: int) -> dict[str, Any]:
         """The stored object an update applies to. When the watch cache holds exactly the version
@@ -296,13 +329,43 @@ class Handlers:
                                                   f"deleted, found new finalizers {sorted(added)}"))
 
     async def _write_update(self, info: ResourceInfo, namespace: str, name: str, out: dict[str, Any],
-                            expected: int, *, value: bytes | None = None) -> dict[str, Any]:
+                            expected: int, *, current: dict[str, Any], value: bytes | None = None) -> dict[str, Any]:
+        strategy = self.strategy(info.kind)
         if _meta(out).get("deletionTimestamp") and not pending_finalizers(out) and \
                 not (info.kind == "Pod" and _meta(out).get("deletionGracePeriodSeconds")):
             # The last finalizer is gone: the deletion completes now.
-            await self.store.delete(info.plural, namespace, name, expected_version=expected)
+            await self._delete_key(info, namespace, name, current, expected)
             return out
-        return await self.store.update(info.plural, namespace, name, out, expected_version=expected, value=value)
+        for _attempt in range(RESERVE_ATTEMPTS):
+            written, reservation = await strategy.reserve(out, current)
+            if reservation is None:
+                return await self.store.update(info.plural, namespace, name, written, expected_version=expected,
+                                               value=value if written is out else None)
+            ok = False
+            try:
+                updated = await self.store.update(info.plural, namespace, name, written, expected_version=expected,
+                                                  value=self._encode(info, written), claims=reservation.claims)
+                ok = True
+                return updated
+            except ClaimsTaken as exc:
+                reservation.lost(exc.taken)
+            finally:
+                reservation.finish(ok)
+        raise Conflict(f'{info.qualified_plural} "{name}": what it claims kept being taken; try again')
+
+    async def _delete_key(self, info: ResourceInfo, namespace: str, name: str, current: dict[str, Any],
+                          expected: int) -> int:
+        """Remove the stored object, with whatever its strategy releases along with it."""
+        reservation: Reservation | None = self.strategy(info.kind).release(current)
+        ok = False
+        try:
+            rev = await self.store.delete(info.plural, namespace, name, expected_version=expected,
+                                          claims=reservation.claims if reservation else None)
+            ok = True
+            return rev
+        finally:
+            if reservation is not None:
+                reservation.finish(ok)
 
     async def update_status(self, obj: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
         info = lookup_kind(str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
@@ -354,7 +417,7 @@ class Handlers:
                            propagation: str, grace_seconds: int | None,
                            dry_run: bool) -> tuple[dict[str, Any], bool]:
         meta = _meta(current)
-        strategy = strategy_for(info.kind)
+        strategy = self.strategy(info.kind)
         finalizers = list(meta.get("finalizers") or [])
         if propagation == "Foreground" and FOREGROUND not in finalizers:
             finalizers.append(FOREGROUND)
@@ -382,7 +445,7 @@ class Handlers:
         else:
             if dry_run:
                 return current, True
-            rev = await self.store.delete(info.plural, ns, name, expected_version=version)
+            rev = await self._delete_key(info, ns, name, current, version)
             gone = dict(current)
             gone["metadata"] = {**meta, "resourceVersion": str(rev)}
             return gone, True
@@ -416,14 +479,18 @@ class Handlers:
                     continue  # created meanwhile by someone else: merge into theirs
             merged = apply_merge.three_way_merge(apply_merge.last_applied(live), desired, live)
             out = self._validate(info, merged)
+            strategy = self.strategy(info.kind)
+            strategy.prepare_for_update(live, out)
             self._carry_server_fields(info, live, out)
             if _comparable(out) == _comparable(live):
                 return live, "unchanged"
-            strategy_for(info.kind).validate_update(live, out)
+            strategy.validate_update(live, out)
+            if self.admission is not None:
+                await self.admission("UPDATE", info, out, live)
             if dry_run:
                 return out, "configured"
             try:
-                written = await self._write_update(info, namespace, name, out, _version(live))
+                written = await self._write_update(info, namespace, name, out, _version(live), current=live)
                 return written, "configured"
             except Conflict:
                 continue

@@ -14,9 +14,14 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 
 import grpc
 
-from api.registry import all_resources
+from api.errors import FieldError, ValidationFailed
+from api.registry import all_resources, lookup, lookup_kind
 from controlplane.apiserver import proxy, requeststream
-from controlplane.auth.identity import INSECURE_ADMIN, UserInfo
+from controlplane.auth.authz import Attributes, Forbidden
+from controlplane.auth.access import AccessControl
+from controlplane.auth.identity import (AUTHENTICATED, INSECURE_ADMIN, SERVICE_ACCOUNT_PREFIX, SERVICE_ACCOUNTS,
+                                        UserInfo)
+from controlplane.storage import NotFound
 from controlplane.apiserver.errors import status_or_internal
 from controlplane.apiserver.handlers import Handlers, decode_object
 from controlplane.storage.watch_cache import Event, Subscription, chunks
@@ -24,6 +29,8 @@ from protos import skiff_pb2 as pb
 from protos import skiff_pb2_grpc as pb_grpc
 
 VERSION = "0.1.0"
+IMAGES_GROUP = "skiff.io"
+METRICS_GROUP = "metrics.k8s.io"
 
 
 def dumps(obj: dict[str, Any]) -> bytes:
@@ -57,6 +64,18 @@ def _watch_message(events: list[Event]) -> pb.WatchEvent:
     return pb.WatchEvent(type=first.type, object=first.raw, more=[_event_message(e) for e in events[1:]])
 
 
+def impersonated(name: str, groups: list[str]) -> UserInfo:
+    """The identity a caller allowed to impersonate acts as: the groups asked for, plus
+    system:authenticated, and a ServiceAccount's own groups (as kube-apiserver adds them)."""
+    out = list(groups)
+    if name.startswith(SERVICE_ACCOUNT_PREFIX):
+        namespace = name[len(SERVICE_ACCOUNT_PREFIX):].split(":", 1)[0]
+        out += [SERVICE_ACCOUNTS, f"{SERVICE_ACCOUNTS}:{namespace}"]
+    if AUTHENTICATED not in out:
+        out.append(AUTHENTICATED)
+    return UserInfo(name, tuple(dict.fromkeys(out)))
+
+
 def _unary(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
     @functools.wraps(fn)
     async def wrapper(self: "ApiService", request: Any, context: grpc.aio.ServicerContext) -> Any:
@@ -71,8 +90,13 @@ def _unary(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
 
 class ApiService(pb_grpc.ApiServicer):
     def __init__(self, handlers: Handlers, *, bookmark_seconds: float = 30.0,
-                 authenticate: Callable[[Any], UserInfo] | None = None):
+                 authenticate: Callable[[Any], UserInfo] | None = None,
+                 agents: proxy.AgentDialer | None = None, access: AccessControl | None = None):
         self.h = handlers
+        # How logs/exec/images/metrics reach agents (proxy.py): plain text unless given TLS.
+        self.agents = agents or proxy.AgentDialer(handlers.store)
+        # Authorization of every verb, admission, ServiceAccount tokens (controlplane/auth/access.py).
+        self.access = access if access is not None else AccessControl(handlers)
         # Who a call comes from (controlplane/auth): None means the server runs --insecure
         # and every caller is INSECURE_ADMIN.
         self.authenticate = authenticate
@@ -89,6 +113,24 @@ class ApiService(pb_grpc.ApiServicer):
             return INSECURE_ADMIN
         return self.authenticate(context)
 
+    def _check_object(self, context: Any, verb: str, obj: dict[str, Any], *, subresource: str = "") -> UserInfo:
+        """Authorize a verb on an object sent by the caller (create, update, apply)."""
+        user = self.user_of(context)
+        info = lookup_kind(str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
+        meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+        namespace = (meta.get("namespace") or "default") if info.namespaced else ""
+        self.access.check(user, verb, info, namespace, str(meta.get("name") or ""), subresource=subresource)
+        return user
+
+    def _check(self, context: Any, verb: str, kind: str, namespace: str, name: str = "", *,
+               subresource: str = "", field_selector: str = "", all_namespaces: bool = False) -> UserInfo:
+        """Authorize a verb on a kind named by the request (get, list, watch, delete, bind)."""
+        user = self.user_of(context)
+        info = lookup(kind)
+        ns = (namespace or ("" if all_namespaces else "default")) if info.namespaced else ""
+        self.access.check(user, verb, info, ns, name, subresource=subresource, field_selector=field_selector)
+        return user
+
     def stop(self) -> None:
         """Begin shutting down: end the long-lived streams (see `stopping`)."""
         self.stopping.set()
@@ -97,37 +139,55 @@ class ApiService(pb_grpc.ApiServicer):
 
     @_unary
     async def Apply(self, request: pb.ApplyRequest, context: Any) -> pb.ApplyResponse:
-        obj, result = await self.h.apply(decode_object(request.object), dry_run=request.dry_run)
+        manifest = decode_object(request.object)
+        # Apply patches the live object, or creates it: patch always, create too when it is absent.
+        user = self._check_object(context, "patch", manifest)
+        info = lookup_kind(str(manifest.get("apiVersion", "")), str(manifest.get("kind", "")))
+        meta = manifest.get("metadata") if isinstance(manifest.get("metadata"), dict) else {}
+        namespace = (meta.get("namespace") or "default") if info.namespaced else ""
+        if self.access.cached(info.plural, namespace, str(meta.get("name") or "")) is None:
+            self.access.check(user, "create", info, namespace, str(meta.get("name") or ""))
+        obj, result = await self.h.apply(manifest, dry_run=request.dry_run)
         return pb.ApplyResponse(object=dumps(obj), result=result)
 
     @_unary
     async def Create(self, request: pb.CreateRequest, context: Any) -> pb.ObjectResponse:
-        obj = await self.h.create(decode_object(request.object), dry_run=request.dry_run)
+        obj = decode_object(request.object)
+        self._check_object(context, "create", obj)
+        obj = await self.h.create(obj, dry_run=request.dry_run)
         return pb.ObjectResponse(object=dumps(obj))
 
     @_unary
     async def Get(self, request: pb.GetRequest, context: Any) -> pb.ObjectResponse:
+        self._check(context, "get", request.kind, request.namespace, request.name)
         obj = await self.h.get(request.kind, request.namespace, request.name)
         return pb.ObjectResponse(object=dumps(obj))
 
     @_unary
     async def List(self, request: pb.ListRequest, context: Any) -> pb.ListResponse:
+        self._check(context, "list", request.kind, request.namespace, field_selector=request.field_selector,
+                    all_namespaces=True)
         items, revision = await self.h.list_raw(request.kind, request.namespace, request.label_selector,
                                                 request.field_selector)
         return pb.ListResponse(items=items, resource_version=str(revision))
 
     @_unary
     async def Update(self, request: pb.UpdateRequest, context: Any) -> pb.ObjectResponse:
-        obj = await self.h.update(decode_object(request.object), dry_run=request.dry_run)
+        obj = decode_object(request.object)
+        self._check_object(context, "update", obj)
+        obj = await self.h.update(obj, dry_run=request.dry_run)
         return pb.ObjectResponse(object=dumps(obj))
 
     @_unary
     async def UpdateStatus(self, request: pb.UpdateRequest, context: Any) -> pb.ObjectResponse:
-        obj = await self.h.update_status(decode_object(request.object), dry_run=request.dry_run)
+        obj = decode_object(request.object)
+        self._check_object(context, "update", obj, subresource="status")
+        obj = await self.h.update_status(obj, dry_run=request.dry_run)
         return pb.ObjectResponse(object=dumps(obj))
 
     @_unary
     async def Delete(self, request: pb.DeleteRequest, context: Any) -> pb.DeleteResponse:
+        self._check(context, "delete", request.kind, request.namespace, request.name)
         grace = request.grace_period_seconds if request.HasField("grace_period_seconds") else None
         obj, finished = await self.h.delete(request.kind, request.namespace, request.name,
                                             propagation=request.propagation_policy, grace_seconds=grace,
@@ -136,6 +196,7 @@ class ApiService(pb_grpc.ApiServicer):
 
     @_unary
     async def Bind(self, request: pb.BindRequest, context: Any) -> pb.ObjectResponse:
+        self._check(context, "create", "pods", request.namespace, request.name, subresource="binding")
         obj = await self.h.bind(request.namespace, request.name, request.node_name, uid=request.uid,
                                 resource_version=request.resource_version,
                                 event_message=request.scheduled_event_message, event_source=request.event_source)
@@ -146,6 +207,7 @@ class ApiService(pb_grpc.ApiServicer):
         """Each bind as Bind does it, concurrently; a failure is that bind's result, not the request's."""
         async def one(b: pb.BindRequest) -> pb.BindResult:
             try:
+                self._check(context, "create", "pods", b.namespace, b.name, subresource="binding")
                 obj = await self.h.bind(b.namespace, b.name, b.node_name, uid=b.uid,
                                         resource_version=b.resource_version,
                                         event_message=b.scheduled_event_message, event_source=b.event_source)
@@ -163,6 +225,8 @@ class ApiService(pb_grpc.ApiServicer):
 
     async def Watch(self, request: pb.WatchRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.WatchEvent]:
         try:
+            self._check(context, "watch", request.kind, request.namespace, field_selector=request.field_selector,
+                        all_namespaces=True)
             sub, backlog = await self.h.watch(request.kind, request.namespace, request.label_selector,
                                               request.field_selector, request.resource_version)
         except Exception as exc:
@@ -189,12 +253,15 @@ class ApiService(pb_grpc.ApiServicer):
 
     @_unary
     async def SchedulePreview(self, request: pb.SchedulePreviewRequest, context: Any) -> pb.SchedulePreviewResponse:
-        result = await self.h.schedule_preview(decode_object(request.pod))
+        pod = decode_object(request.pod)
+        self._check_object(context, "create", pod)   # a create that writes nothing
+        result = await self.h.schedule_preview(pod)
         return pb.SchedulePreviewResponse(result=dumps(result))
 
     async def Logs(self, request: pb.LogsRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.LogChunk]:
         try:
-            async for chunk in proxy.logs(self.h.store, request):
+            self._check(context, "get", "pods", request.namespace, request.pod, subresource="log")
+            async for chunk in proxy.logs(self.agents, request):
                 yield chunk
         except grpc.aio.AbortError:
             raise
@@ -204,7 +271,29 @@ class ApiService(pb_grpc.ApiServicer):
     async def Exec(self, requests: AsyncIterator[pb.ExecInput],
                    context: grpc.aio.ServicerContext) -> AsyncIterator[pb.ExecOutput]:
         try:
-            async for out in proxy.exec_(self.h.store, requests.__aiter__()):
+            async for out in proxy.exec_(self.agents, self._authorized_stream(context, requests.__aiter__(), "exec")):
+                yield out
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:
+            await _abort(context, exc)
+
+    async def _authorized_stream(self, context: Any, requests: AsyncIterator[Any],
+                                 subresource: str) -> AsyncIterator[Any]:
+        """An exec or port-forward stream, once its first message (which pod) passed
+        `create pods/<subresource>`."""
+        first = await anext(requests, None)
+        if first is not None and first.HasField("start"):
+            self._check(context, "create", "pods", first.start.namespace, first.start.pod, subresource=subresource)
+        if first is not None:
+            yield first
+        async for message in requests:
+            yield message
+
+    async def PortForward(self, requests: AsyncIterator[pb.PortForwardData],
+                          context: grpc.aio.ServicerContext) -> AsyncIterator[pb.PortForwardData]:
+        try:
+            async for out in proxy.port_forward(self.agents, self._authorized_stream(context, requests.__aiter__(), "portforward")):
                 yield out
         except grpc.aio.AbortError:
             raise
@@ -213,7 +302,10 @@ class ApiService(pb_grpc.ApiServicer):
 
     async def LoadImage(self, chunks: AsyncIterator[pb.ImageChunk], context: Any) -> pb.ImageResult:
         try:
-            return await proxy.load_image(self.h.store, chunks.__aiter__())
+            # Images are a Skiff resource (`images` in API group skiff.io), in no default role but
+            # cluster-admin: a load replaces a tag on every node (controlplane/auth/bootstrap.py).
+            self.access.check_resource(self.user_of(context), "create", "images", IMAGES_GROUP)
+            return await proxy.load_image(self.agents, chunks.__aiter__())
         except grpc.aio.AbortError:
             raise
         except Exception as exc:
@@ -221,31 +313,90 @@ class ApiService(pb_grpc.ApiServicer):
 
     @_unary
     async def ListImages(self, request: pb.ImageRequest, context: Any) -> pb.ImageResult:
-        return await proxy.list_images(self.h.store, request)
+        self.access.check_resource(self.user_of(context), "list", "images", IMAGES_GROUP)
+        return await proxy.list_images(self.agents, request)
 
     @_unary
     async def PullImage(self, request: pb.ImageRequest, context: Any) -> pb.ImageResult:
-        return await proxy.pull_image(self.h.store, request)
+        self.access.check_resource(self.user_of(context), "create", "images", IMAGES_GROUP, name=request.image)
+        return await proxy.pull_image(self.agents, request)
 
     @_unary
     async def RemoveImage(self, request: pb.ImageRequest, context: Any) -> pb.ImageResult:
-        return await proxy.remove_image(self.h.store, request)
+        self.access.check_resource(self.user_of(context), "delete", "images", IMAGES_GROUP, name=request.image)
+        return await proxy.remove_image(self.agents, request)
 
     @_unary
     async def PodMetrics(self, request: pb.MetricsRequest, context: Any) -> pb.MetricsResponse:
+        self.access.check_resource(self.user_of(context), "get" if request.name else "list", "pods", METRICS_GROUP,
+                                  (request.namespace or "default") if request.name else request.namespace,
+                                  request.name)
         if request.name:
             pods = [await self.h.get("pods", request.namespace, request.name)]
         else:
             pods, _ = await self.h.list("pods", request.namespace, request.label_selector)
-        return await proxy.pod_metrics(self.h.store, pods)
+        return await proxy.pod_metrics(self.agents, pods)
 
     @_unary
     async def NodeMetrics(self, request: pb.MetricsRequest, context: Any) -> pb.MetricsResponse:
+        self.access.check_resource(self.user_of(context), "get" if request.name else "list", "nodes", METRICS_GROUP,
+                                  "", request.name)
         if request.name:
             nodes = [await self.h.get("nodes", "", request.name)]
         else:
             nodes, _ = await self.h.list("nodes", "", request.label_selector)
-        return await proxy.node_metrics(nodes)
+        return await proxy.node_metrics(self.agents, nodes)
+
+    @_unary
+    async def AccessReview(self, request: pb.AccessReviewRequest, context: Any) -> pb.AccessReviewResponse:
+        """May the caller do this — or, with `user`/`groups`, may they? Reviewing someone else is
+        impersonating them (kubectl's --as): the caller needs `impersonate` on users (and groups)."""
+        caller = self.user_of(context)
+        subject = caller
+        if request.user or request.groups:
+            if request.user:
+                self.access.check_resource(caller, "impersonate", "users", "", name=request.user)
+            for group in request.groups:
+                self.access.check_resource(caller, "impersonate", "groups", "", name=group)
+            subject = impersonated(request.user or caller.name, list(request.groups))
+        resource, _, subresource = request.resource.partition("/")
+        if not request.verb or not resource:
+            raise ValidationFailed([FieldError(f, "field required") for f, v in
+                                    (("verb", request.verb), ("resource", resource)) if not v])
+        allowed, reason = self.access.allowed(Attributes(subject, request.verb, resource, request.group, subresource,
+                                                        request.namespace, request.name))
+        return pb.AccessReviewResponse(allowed=allowed, reason=reason, user=subject.name)
+
+    @_unary
+    async def TokenRequest(self, request: pb.TokenRequestMessage, context: Any) -> pb.TokenResponse:
+        """A ServiceAccount token (`create serviceaccounts/token`), bound to a pod when one is named;
+        a node may ask only for its own pods' accounts (the Node authorizer)."""
+        user = self.user_of(context)
+        namespace = request.namespace or "default"
+        self.access.check(user, "create", lookup("serviceaccounts"), namespace, request.service_account,
+                         subresource="token")
+        account = self.access.cached("serviceaccounts", namespace, request.service_account)
+        if account is None:
+            raise NotFound(f'serviceaccounts "{request.service_account}" not found')
+        pod: dict[str, Any] = {}
+        if request.pod_name:
+            pod = dict(self.access.cached("pods", namespace, request.pod_name) or {})
+            if not pod:
+                raise NotFound(f'pods "{request.pod_name}" not found')
+            if request.pod_uid and (pod.get("metadata") or {}).get("uid") != request.pod_uid:
+                raise NotFound(f'pods "{request.pod_name}" with uid {request.pod_uid} not found (it was replaced)')
+            if ((pod.get("spec") or {}).get("serviceAccountName") or "default") != request.service_account:
+                raise ValidationFailed(FieldError("boundObjectRef", f'pod "{request.pod_name}" runs as another '
+                                                                    f'ServiceAccount, not "{request.service_account}"'))
+        elif user.node_name is not None:
+            raise Forbidden(f'User "{user.name}" cannot create serviceaccounts/token without a pod: a node may '
+                            f'only request tokens bound to its own pods')
+        if pod:
+            self.access.node.check_token_pod(user, pod)
+        token, expires = self.access.issuer.issue(service_account=account, pod=pod,
+                                                 audiences=list(request.audiences) or None,
+                                                 seconds=int(request.expiration_seconds))
+        return pb.TokenResponse(token=token, expiration_timestamp=expires)
 
     @_unary
     async def Version(self, request: pb.VersionRequest, context: Any) -> pb.VersionResponse:

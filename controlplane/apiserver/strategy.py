@@ -1,14 +1,36 @@
 """What differs per kind when the API server creates, updates or deletes objects.
 
 Kubernetes calls these "strategies". The generic handlers call the hooks of
-the kind's strategy; a kind without special needs uses `Strategy` as is.
+the kind's strategy; a kind without special needs uses `Strategy` as is. A
+strategy may also claim keys outside the object in the object's own write
+(`reserve`, `release`: a Service's cluster IP and node ports,
+service_strategy.py); the handlers run whatever `Reservation` it returns.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from api.errors import FieldError, ValidationFailed
+from controlplane.storage.store import Claims
+
+if TYPE_CHECKING:
+    from controlplane.apiserver.service_alloc import ServiceNetwork
+    from controlplane.storage import Store
+
+
+class Reservation:
+    """Keys one write claims and releases (`claims`), and what to do with the outcome."""
+
+    def __init__(self, claims: Claims):
+        self.claims = claims
+
+    def lost(self, taken: dict[bytes, bytes]) -> None:
+        """Some claimed keys were held (`taken`: key -> holder). Raise ValidationFailed when that
+        is the user's problem (a value they asked for); return to have the write tried again."""
+
+    def finish(self, ok: bool) -> None:
+        """The write succeeded (ok) or was given up."""
 
 
 class Strategy:
@@ -19,8 +41,22 @@ class Strategy:
         if not self.keep_status_on_create:
             obj.pop("status", None)
 
+    def prepare_for_update(self, old: dict[str, Any], new: dict[str, Any]) -> None:
+        """Carry into `new` what the server set and the update may leave out (before the
+        comparison that makes an apply `unchanged`)."""
+
     def validate_update(self, old: dict[str, Any], new: dict[str, Any]) -> None:
         """Raise ValidationFailed for changes the kind forbids."""
+
+    async def reserve(self, new: dict[str, Any], old: dict[str, Any] | None
+                      ) -> tuple[dict[str, Any], Reservation | None]:
+        """The object to write (new, possibly with values filled in) and what its write claims;
+        old is None on create. Called again, on the same `new`, when claims were lost."""
+        return new, None
+
+    def release(self, obj: dict[str, Any]) -> Reservation | None:
+        """What deleting the stored object gives back."""
+        return None
 
     def graceful_seconds(self, obj: dict[str, Any], requested: int | None) -> int:
         """Seconds to wait before the object disappears; 0 deletes at once."""
@@ -118,3 +154,9 @@ DEFAULT = Strategy()
 
 def strategy_for(kind: str) -> Strategy:
     return STRATEGIES.get(kind, DEFAULT)
+
+
+def build_strategies(store: "Store", network: "ServiceNetwork") -> dict[str, Strategy]:
+    """One API server's strategies: the stateless ones, and those holding its allocators."""
+    from controlplane.apiserver.service_strategy import ServiceStrategy
+    return {**STRATEGIES, "Service": ServiceStrategy(store, network)}

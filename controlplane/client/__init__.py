@@ -6,8 +6,9 @@ back as `ApiError` subclasses named for what happened (NotFound, Conflict, ...).
 """
 
 from controlplane.client.client import Client, ObjectList, WatchEvent
-from controlplane.client.errors import (AlreadyExists, ApiError, Conflict, FailedPrecondition, Invalid, NotFound,
-                                        TooOld, Unavailable)
+from controlplane.client.credentials import Credentials
+from controlplane.client.errors import (AlreadyExists, ApiError, Conflict, FailedPrecondition, Forbidden, Invalid,
+                                        NotFound, TooOld, Unauthenticated, Unavailable)
 
 __all__ = ["Client", "ObjectList", "WatchEvent", "ApiError", "NotFound", "AlreadyExists", "Conflict", "Invalid",
-           "FailedPrecondition", "TooOld", "Unavailable"]
+           "FailedPrecondition", "Forbidden", "TooOld", "Unavailable", "Unauthenticated", "Credentials"]

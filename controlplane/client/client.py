@@ -7,6 +7,7 @@ a model instance as the object sends its JSON form.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, TypeVar, Union, overload
 
 import grpc
 
+from controlplane.client.credentials import Credentials, split_target
 from controlplane.client.errors import ApiError, error_for, from_rpc_error
 from controlplane.client.requeststream import MAX_STREAM_REQUEST_BYTES, RequestStream
 from protos import keepalive
@@ -69,18 +71,48 @@ def _encode(obj: dict[str, Any] | Resource) -> bytes:
 
 
 class Client:
-    def __init__(self, server: str = DEFAULT_SERVER, *, timeout: float = 30.0,
-                 channel: grpc.aio.Channel | None = None, request_stream: bool = True):
-        """request_stream: send the object verbs (create, get, update, update_status, delete,
+    def __init__(self, server: str = DEFAULT_SERVER, *, credentials: Credentials | None = None,
+                 timeout: float = 30.0, channel: grpc.aio.Channel | None = None, request_stream: bool = True):
+        """credentials: the CA to trust and the caller's certificate or token (credentials.py);
+        required unless `channel` is given or the server is written http://host:port (a server
+        run with --insecure).
+
+        request_stream: send the object verbs (create, get, update, update_status, delete,
         bind, bind_many, apply) as messages on one long-lived stream rather than a call each
         (requeststream.py: same answers and errors, about a quarter of gRPC's cost per request)."""
         self.server = server
         self.timeout = timeout
-        self.channel = channel or grpc.aio.insecure_channel(
-            server, options=[("grpc.max_receive_message_length", -1),  # a List of a whole kind can be large
-                             *keepalive.CLIENT_OPTIONS])
+        if credentials is None and channel is None:
+            if not split_target(server)[1]:
+                raise ValueError(f"no credentials for the API server at {server}: give the cluster CA and a "
+                                 f"client certificate or token (or http://{server} for a server run with --insecure)")
+            credentials = Credentials.plaintext()
+        self.credentials = credentials
+        self._request_stream = request_stream
+        self._connect(channel)
+
+    def _connect(self, channel: grpc.aio.Channel | None = None) -> None:
+        assert channel is not None or self.credentials is not None
+        self.channel = channel or self.credentials.channel(  # type: ignore[union-attr]
+            self.server, options=[("grpc.max_receive_message_length", -1),  # a List of a whole kind can be large
+                                  *keepalive.CLIENT_OPTIONS])
         self.stub = pb_grpc.ApiStub(self.channel)
-        self._requests = RequestStream(self.stub, server=server) if request_stream else None
+        self._requests = RequestStream(self.stub, server=self.server) if self._request_stream else None
+
+    async def renew_credentials(self, credentials: Credentials, *, grace: float = 5.0) -> None:
+        """Use new credentials (a renewed certificate) from now on without a restart: new calls go on
+        a new channel; the old one is closed after `grace` seconds, ending what still runs on it
+        (watches end as when a server restarts, and informers watch again)."""
+        old_channel, old_requests = self.channel, self._requests
+        self.credentials = credentials
+        self._connect()
+
+        async def retire() -> None:
+            await asyncio.sleep(grace)
+            if old_requests is not None:
+                await old_requests.close()
+            await old_channel.close()
+        self._retiring = asyncio.get_running_loop().create_task(retire(), name="client-retire-channel")
 
     async def close(self) -> None:
         if self._requests is not None:
@@ -230,6 +262,11 @@ class Client:
         Returns the gRPC call: iterate it for ExecOutput messages."""
         return self.stub.Exec(inputs)
 
+    def port_forward(self, inputs: AsyncIterator[pb.PortForwardData]) -> Any:
+        """Open one port-forward connection; the first input carries `start` (pod and port).
+        Returns the gRPC call: iterate it for the pod's bytes (controlplane/client/portforward.py)."""
+        return self.stub.PortForward(inputs)
+
     def exec_session(self, *, namespace: str, pod: str, container: str, command: list[str], tty: bool = False,
                      stdin: bool = False, rows: int = 0, cols: int = 0) -> "ExecSession":
         """An exec session without wire messages (see execstream.py)."""
@@ -304,6 +341,22 @@ class Client:
         return [{"kind": r.kind, "plural": r.plural, "singular": r.singular, "shortNames": list(r.short_names),
                  "group": r.group, "version": r.version, "namespaced": r.namespaced, "verbs": list(r.verbs)}
                 for r in reply.resources]
+
+    async def access_review(self, verb: str, resource: str, *, group: str = "", namespace: str = "", name: str = "",
+                            user: str = "", groups: list[str] | None = None) -> dict[str, Any]:
+        """May I (or `user` in `groups`, which needs impersonate) do `verb` on `resource`? (`ctl auth can-i`)"""
+        reply = await self._call(self.stub.AccessReview, pb.AccessReviewRequest(
+            verb=verb, resource=resource, group=group, namespace=namespace, name=name, user=user,
+            groups=list(groups or [])))
+        return {"allowed": reply.allowed, "reason": reply.reason, "user": reply.user}
+
+    async def token_request(self, service_account: str, namespace: str, *, pod_name: str = "", pod_uid: str = "",
+                            audiences: list[str] | None = None, expiration_seconds: int = 0) -> tuple[str, int]:
+        """A ServiceAccount token bound to a pod: (token, expiry in unix seconds)."""
+        reply = await self._call(self.stub.TokenRequest, pb.TokenRequestMessage(
+            namespace=namespace, service_account=service_account, pod_name=pod_name, pod_uid=pod_uid,
+            audiences=list(audiences or []), expiration_seconds=expiration_seconds))
+        return reply.token, reply.expiration_timestamp
 
 
 __all__ = ["Client", "ObjectList", "WatchEvent", "ApiError", "DEFAULT_SERVER"]

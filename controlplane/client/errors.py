@@ -35,6 +35,12 @@ class FailedPrecondition(ApiError):
     code = grpc.StatusCode.FAILED_PRECONDITION
 
 
+class Forbidden(ApiError):
+    """The caller may not do this (RBAC, the Node authorizer, Pod Security): the message says who,
+    which verb and which resource."""
+    code = grpc.StatusCode.PERMISSION_DENIED
+
+
 class TooOld(ApiError):
     code = grpc.StatusCode.OUT_OF_RANGE
 
@@ -43,8 +49,13 @@ class Unavailable(ApiError):
     code = grpc.StatusCode.UNAVAILABLE
 
 
+class Unauthenticated(ApiError):
+    """The server does not know who is calling: no credential, or one it does not accept."""
+    code = grpc.StatusCode.UNAUTHENTICATED
+
+
 _BY_CODE = {cls.code: cls for cls in (NotFound, AlreadyExists, Conflict, Invalid, FailedPrecondition, TooOld,
-                                      Unavailable)}
+                                      Unavailable, Unauthenticated, Forbidden)}
 
 
 def error_for(code: grpc.StatusCode, message: str) -> ApiError:

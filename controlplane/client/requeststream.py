@@ -85,7 +85,9 @@ class _Stream:
             # or CANCELLED), so each request's fate is unknown, as for a call whose connection
             # dropped: Unavailable.
             error = from_rpc_error(exc, server=self.server)
-            if not isinstance(error, Unavailable):
+            # Refused before any request ran (the caller's credential): that answer is each request's.
+            refused = exc.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
+            if not refused and not isinstance(error, Unavailable):
                 error = Unavailable(f"the request stream to the server at {self.server} broke "
                                     f"({exc.code().name}: {error.message}); is the control plane running?")
         except asyncio.CancelledError:

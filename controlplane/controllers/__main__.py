@@ -1,4 +1,4 @@
-"""Run the controllers on their own: `python -m controlplane.controllers --server ADDR`.
+"""Run the controllers on their own: `python -m controlplane.controllers --kubeconfig FILE`.
 
 By default `skiff-controlplane` runs the controllers (ReplicaSet, Deployment,
 DaemonSet, Job, garbage collector, namespace, node lifecycle, node IPAM) inside
@@ -19,8 +19,7 @@ import logging
 import os
 import sys
 
-from controlplane.client import Client
-from controlplane.client.client import DEFAULT_SERVER
+from controlplane.client import Client, kubeconfig
 from controlplane.controllers import settings as controller_settings
 from controlplane.controllers.all import default_controllers
 from controlplane.controllers.manager import Manager
@@ -31,8 +30,7 @@ log = logging.getLogger("skiff.controllers")
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m controlplane.controllers", description=__doc__.splitlines()[0])
-    p.add_argument("--server", default=os.environ.get("SKIFF_SERVER", DEFAULT_SERVER),
-                   help="API server address host:port")
+    kubeconfig.add_arguments(p)
     controller_settings.add_arguments(p)
     p.add_argument("--log-level", default=os.environ.get("SKIFF_LOG_LEVEL", "INFO"))
     return p.parse_args(argv)
@@ -40,9 +38,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 async def serve(args: argparse.Namespace) -> int:
     settings = controller_settings.from_args(args)
-    async with Client(args.server) as client:
+    target = kubeconfig.from_arguments_or_exit(args)
+    async with Client(target.server, credentials=target.credentials) as client:
         manager = Manager(client, default_controllers(settings), settings=settings)
-        log.info("controllers running against %s", args.server)
+        log.info("controllers running against %s", target.server)
         await run_until_signalled(manager.run(), name="controllers", log=log)
         log.info("stopped")
     return 0

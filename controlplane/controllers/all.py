@@ -30,4 +30,10 @@ def default_controllers(settings: ControllerSettings) -> list[Controller]:
     controllers.append(DaemonSetController(settings))
     from controlplane.controllers.job import JobController
     controllers.append(JobController(settings))
+    from controlplane.controllers.serviceaccount import ServiceAccountsController
+    controllers.append(ServiceAccountsController(settings))
+    from controlplane.controllers.endpointslice import EndpointSliceController
+    controllers.append(EndpointSliceController(settings))
+    from controlplane.controllers.endpoints import EndpointsController
+    controllers.append(EndpointsController(settings))
     return controllers

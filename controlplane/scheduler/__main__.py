@@ -1,4 +1,4 @@
-"""Run the scheduler on its own: `python -m controlplane.scheduler --server ADDR [--config FILE]`.
+"""Run the scheduler on its own: `python -m controlplane.scheduler --kubeconfig FILE [--config FILE]`.
 
 By default `skiff-controlplane` runs the scheduler inside its leader process; run
 it alone to give it its own CPU, or to try a config. Two schedulers may run at
@@ -16,8 +16,7 @@ import os
 import sys
 from pathlib import Path
 
-from controlplane.client import Client
-from controlplane.client.client import DEFAULT_SERVER
+from controlplane.client import Client, kubeconfig
 from controlplane.graceful import run_until_signalled
 from controlplane.scheduler.config import ConfigError, load_config
 from controlplane.scheduler.scheduler import Scheduler
@@ -27,8 +26,7 @@ log = logging.getLogger("skiff.scheduler")
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m controlplane.scheduler", description=__doc__.splitlines()[0])
-    p.add_argument("--server", default=os.environ.get("SKIFF_SERVER", DEFAULT_SERVER),
-                   help="API server address host:port")
+    kubeconfig.add_arguments(p)
     p.add_argument("--config", type=Path, default=None, help="YAML scheduler configuration (weights, knobs)")
     p.add_argument("--log-level", default=os.environ.get("SKIFF_LOG_LEVEL", "INFO"))
     return p.parse_args(argv)
@@ -40,7 +38,8 @@ async def serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    async with Client(args.server) as client:
+    target = kubeconfig.from_arguments_or_exit(args)
+    async with Client(target.server, credentials=target.credentials) as client:
         scheduler = Scheduler(client, config)
         await run_until_signalled(scheduler.run(), name="scheduler", log=log)
         log.info("stopped: %s", scheduler.stats)

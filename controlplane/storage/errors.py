@@ -23,6 +23,15 @@ class Conflict(StorageError):
         self.current_version = current_version
 
 
+class ClaimsTaken(StorageError):
+    """A write's claims (store.Claims) lost: some of their keys are held; `taken` maps each
+    such key to its holder's value. The strategy that made the claims says what it means."""
+
+    def __init__(self, taken: dict[bytes, bytes]):
+        super().__init__(f"{len(taken)} claimed key(s) already held")
+        self.taken = taken
+
+
 class TooOld(StorageError):
     """A watch asked for a resourceVersion the server no longer holds (OUT_OF_RANGE)."""
 

@@ -13,6 +13,9 @@ compare and its own result, so each caller sees what it would have seen alone �
 except that the objects written together share one resourceVersion.
 
 The store knows nothing of kinds: callers pass the plural name and namespace.
+A write may carry `Claims`: keys outside the object (a Service's cluster IP,
+say) that must be absent and are written, or released, in the object's own
+transaction — so a claim exists exactly as long as the object that holds it.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from aetcd import rpc
 
 from controlplane.storage import codec, keys
 from controlplane.storage.group_commit import GroupCommitter, TxnResult
-from controlplane.storage.errors import AlreadyExists, Conflict, NotFound, StorageError, Unavailable
+from controlplane.storage.errors import AlreadyExists, ClaimsTaken, Conflict, NotFound, StorageError, Unavailable
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -86,6 +89,42 @@ def remove(key: bytes) -> Any:
     return rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=key))
 
 
+class Claims:
+    """Keys written with an object in one transaction: `take` (key → value) only if each
+    key is absent, `release` deleted. What a kind's strategy reserves (strategy.py)."""
+
+    def __init__(self, take: dict[bytes, bytes] | None = None, release: list[bytes] | None = None):
+        self.take = dict(take or {})
+        self.release = list(release or [])
+
+    def __bool__(self) -> bool:
+        return bool(self.take or self.release)
+
+    def compares(self) -> list[Any]:
+        return [absent(k) for k in self.take]
+
+    def ops(self) -> list[Any]:
+        return [put(k, v) for k, v in self.take.items()] + [remove(k) for k in self.release]
+
+    def reads(self) -> list[Any]:
+        return [read(k) for k in self.take]
+
+    def keys(self) -> tuple[bytes, ...]:
+        return (*self.take, *self.release)
+
+    def size(self) -> int:
+        return sum(len(k) + len(v) for k, v in self.take.items()) + sum(len(k) for k in self.release)
+
+    def taken(self, responses: Any) -> dict[bytes, bytes]:
+        """From a failed transaction's reads (in `reads()` order): the claimed keys held by
+        someone else, and their values."""
+        out = {}
+        for response in responses:
+            for kv in response.response_range.kvs:
+                out[bytes(kv.key)] = bytes(kv.value)
+        return out
+
+
 def _with_version(obj: dict[str, Any], revision: int) -> dict[str, Any]:
     """What was written, as a reader gets it back (a shallow copy: the caller's dict is not changed)."""
     return {**obj, "metadata": {**(obj.get("metadata") or {}), "resourceVersion": str(revision)}}
@@ -112,11 +151,22 @@ class Store:
         return keys.object_key(self.prefix, plural, namespace, name)
 
     async def create(self, plural: str, namespace: str, name: str, obj: dict[str, Any], *,
-                     lease: int | None = None, value: bytes | None = None) -> dict[str, Any]:
-        """Write obj if the key does not exist. `value`: obj already encoded (codec.encode)."""
+                     lease: int | None = None, value: bytes | None = None,
+                     claims: Claims | None = None) -> dict[str, Any]:
+        """Write obj if the key does not exist. `value`: obj already encoded (codec.encode).
+        With claims: also only if their keys are absent, else ClaimsTaken."""
         key = self.key(plural, namespace, name)
         if value is None:
             value = codec.encode(obj)
+        if claims:
+            result = await self.txn([absent(key), *claims.compares()], [put(key, value, lease), *claims.ops()],
+                                    [revision_of(key), *claims.reads()], keys=(key, *claims.keys()),
+                                    size=len(key) + len(value) + claims.size())
+            if not result.succeeded:
+                if result.responses[0].response_range.kvs:
+                    raise AlreadyExists(f'{plural} "{name}" already exists')
+                raise ClaimsTaken(claims.taken(result.responses[1:]))
+            return _with_version(obj, result.revision)
         result = await self.txn([absent(key)], [put(key, value, lease)], [], keys=(key,), size=len(key) + len(value))
         if not result.succeeded:
             raise AlreadyExists(f'{plural} "{name}" already exists')
@@ -165,16 +215,22 @@ class Store:
         return result.header.revision
 
     async def update(self, plural: str, namespace: str, name: str, obj: dict[str, Any], *,
-                     expected_version: int, lease: int | None = None, value: bytes | None = None
-                     ) -> dict[str, Any]:
+                     expected_version: int, lease: int | None = None, value: bytes | None = None,
+                     claims: Claims | None = None) -> dict[str, Any]:
         """Write obj if the stored object's mod_revision is still `expected_version`.
-        `value`: obj already encoded (codec.encode)."""
+        `value`: obj already encoded (codec.encode). With claims: also only if their keys
+        are absent, else ClaimsTaken; released keys are deleted."""
         key = self.key(plural, namespace, name)
         if value is None:
             value = codec.encode(obj)
-        result = await self.txn([at_version(key, expected_version)], [put(key, value, lease)], [revision_of(key)],
-                                keys=(key,), size=len(key) + len(value))
+        claims = claims or Claims()
+        result = await self.txn([at_version(key, expected_version), *claims.compares()],
+                                [put(key, value, lease), *claims.ops()], [revision_of(key), *claims.reads()],
+                                keys=(key, *claims.keys()), size=len(key) + len(value) + claims.size())
         if not result.succeeded:
+            kvs = result.responses[0].response_range.kvs
+            if claims.take and kvs and kvs[0].mod_revision == expected_version:
+                raise ClaimsTaken(claims.taken(result.responses[1:]))
             self._raise_conflict(result, plural, name, expected_version)
         return _with_version(obj, result.revision)
 
@@ -191,16 +247,34 @@ class Store:
                        current_version=str(current))
 
     async def delete(self, plural: str, namespace: str, name: str, *,
-                     expected_version: int | None = None) -> int:
-        """Delete the key (if its mod_revision is still expected_version); return the revision."""
+                     expected_version: int | None = None, claims: Claims | None = None) -> int:
+        """Delete the key (if its mod_revision is still expected_version); return the revision.
+        claims: keys released with it (`release`; `take` is not used on delete)."""
         key = self.key(plural, namespace, name)
         compare = at_version(key, expected_version) if expected_version else exists(key)
-        result = await self.txn([compare], [remove(key)], [revision_of(key)], keys=(key,), size=len(key))
+        released = [remove(k) for k in claims.release] if claims else []
+        result = await self.txn([compare], [remove(key), *released], [revision_of(key)],
+                                keys=(key, *(claims.release if claims else ())), size=len(key))
         if not result.succeeded:
             if expected_version:
                 self._raise_conflict(result, plural, name, expected_version)
             raise NotFound(f'{plural} "{name}" not found')
         return result.revision
+
+    async def read_prefix(self, prefix: bytes, *, keys_only: bool = False) -> list[tuple[bytes, bytes]]:
+        """(key, value) of every key under a raw prefix (records outside the object layout,
+        such as allocation claims); values are b"" with keys_only."""
+        result = await self._call(lambda: self.client.get_prefix(prefix, keys_only=keys_only))
+        return [(bytes(kv.key), b"" if keys_only else bytes(kv.value)) for kv in result.kvs]
+
+    async def put_record(self, key: bytes, value: bytes, *, lease: int | None = None) -> None:
+        """Write a raw record (not an API object), optionally under a lease."""
+        await self._call(lambda: self.client.put(key, value, lease=lease))
+
+    async def refresh_lease(self, lease_id: int) -> int:
+        """Keep a lease alive; its remaining TTL (0 or less: it expired)."""
+        response = await self._call(lambda: self.client.refresh_lease(lease_id))
+        return int(response.TTL) if response is not None else 0
 
     async def grant_lease(self, ttl: int) -> int:
         lease = await self._call(lambda: self.client.lease(ttl))

@@ -60,7 +60,14 @@ spec:
           readinessProbe: {tcpSocket: {port: 8080}, periodSeconds: 1}
 """
 
+# hostPorts and hostNetwork are beyond Pod Security's baseline level, the default of a namespace.
 EXTRAS = """
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: default
+  labels: {pod-security.kubernetes.io/enforce: privileged}
+---
 apiVersion: v1
 kind: Pod
 metadata: {name: hostport}

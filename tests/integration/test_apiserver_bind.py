@@ -64,7 +64,7 @@ async def bind_all(clients: list[Client], namespace: str, names: list[str], node
 
 
 async def test_binds_racing_through_two_api_servers_never_overfill_a_node(servers):
-    async with Client(servers[0].address) as a, Client(servers[1].address) as b:
+    async with Client(servers[0].address, credentials=servers[0].credentials) as a, Client(servers[1].address, credentials=servers[1].credentials) as b:
         await a.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "race"}})
         await register(a, "n1")
         names = [f"p{i}" for i in range(3 * SLOTS)]

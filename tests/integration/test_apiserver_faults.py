@@ -23,14 +23,14 @@ async def test_embedded_etcd_keeps_objects_across_a_restart(tmp_path):
     state = tmp_path / "cp"
     cp = ControlPlane(state).start()  # no --etcd-endpoints: embedded etcd in the state dir
     try:
-        async with Client(cp.address) as client:
+        async with Client(cp.address, credentials=cp.credentials) as client:
             await client.create(configmap("survivor"))
     finally:
         cp.stop()
     assert cp.proc.returncode == 0
     cp = ControlPlane(state, port=cp.port).start()
     try:
-        async with Client(cp.address) as client:
+        async with Client(cp.address, credentials=cp.credentials) as client:
             got = await client.get("configmaps", "survivor", "default")
             assert got["data"] == {"k": "v"}
     finally:
@@ -41,7 +41,7 @@ async def test_etcd_down_fails_fast_and_recovers(tmp_path):
     etcd = Etcd(tmp_path / "etcd").start()
     cp = ControlPlane(tmp_path / "cp", etcd_endpoints=etcd.endpoint).start()
     try:
-        async with Client(cp.address) as client:
+        async with Client(cp.address, credentials=cp.credentials) as client:
             await client.create(configmap("before"))
             etcd.kill()
             started = time.monotonic()
@@ -80,7 +80,7 @@ async def test_events_expire(etcd, tmp_path):
     cp = ControlPlane(tmp_path / "cp", etcd_endpoints=etcd.endpoint,
                       extra_args=["--etcd-prefix", "/events-test", "--event-ttl", "2"]).start()
     try:
-        async with Client(cp.address) as client:
+        async with Client(cp.address, credentials=cp.credentials) as client:
             await client.create({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "e1", "namespace": "default"},
                                  "involvedObject": {"kind": "Pod", "name": "p", "namespace": "default"},
                                  "reason": "Testing", "message": "hello", "type": "Normal"})
@@ -105,7 +105,7 @@ async def test_shutdown_ends_watches_and_request_streams_without_waiting_out_the
                       extra_args=["--etcd-prefix", f"/test-{uuid.uuid4().hex[:8]}", "--no-scheduler",
                                   "--no-controllers"]).start()
     try:
-        async with Client(cp.address, timeout=10) as client:
+        async with Client(cp.address, credentials=cp.credentials, timeout=10) as client:
             await client.create(configmap("watched"))   # opens the client's request stream
             seen: list[str] = []
 

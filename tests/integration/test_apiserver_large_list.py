@@ -48,7 +48,7 @@ async def test_list_over_4_mib_from_the_cache_from_etcd_and_by_an_informer(etcd,
     first = start_cp(etcd, tmp_path, "cp1", prefix)
     second = None
     try:
-        async with Client(first.address, timeout=30) as client:
+        async with Client(first.address, credentials=first.credentials, timeout=30) as client:
             await fill(client, "big")
             listed = await client.list("configmaps", "big")
             assert [o["metadata"]["name"] for o in listed.items] == [f"big-{i:02}" for i in range(COUNT)]
@@ -67,7 +67,7 @@ async def test_list_over_4_mib_from_the_cache_from_etcd_and_by_an_informer(etcd,
         # A second API server on the same etcd fills its watch cache with one etcd range
         # read of all of it: that read is over 4 MiB too.
         second = start_cp(etcd, tmp_path, "cp2", prefix)
-        async with Client(second.address, timeout=30) as client:
+        async with Client(second.address, credentials=second.credentials, timeout=30) as client:
             listed = await client.list("configmaps")
             assert len([o for o in listed.items if o["metadata"]["namespace"] == "big"]) == COUNT
     finally:
@@ -83,7 +83,7 @@ async def test_the_etcd_client_reads_ranges_over_4_mib(etcd, tmp_path, prefix):
 
     cp = start_cp(etcd, tmp_path, "cp", prefix)
     try:
-        async with Client(cp.address, timeout=30) as client:
+        async with Client(cp.address, credentials=cp.credentials, timeout=30) as client:
             await fill(client, "big")
     finally:
         cp.stop()
@@ -111,11 +111,10 @@ async def test_a_list_from_the_cache_sees_every_write_before_it(client, namespac
 
 
 async def test_queued_watch_events_arrive_batched_and_in_order(client, namespace, api_server):
-    import grpc
     from protos import skiff_pb2 as pb, skiff_pb2_grpc as pb_grpc
 
     start = (await client.list("configmaps", namespace)).resource_version
-    async with grpc.aio.insecure_channel(api_server.address) as channel:
+    async with api_server.credentials.channel(api_server.address) as channel:
         call = pb_grpc.ApiStub(channel).Watch(pb.WatchRequest(kind="configmaps", namespace=namespace,
                                                               resource_version=start, allow_batching=True))
         # Written before the watcher reads anything: they queue up on the server.

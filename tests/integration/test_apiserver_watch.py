@@ -115,7 +115,7 @@ async def test_compaction_makes_old_versions_too_old(etcd, tmp_path):
     cp = ControlPlane(tmp_path / "cp", etcd_endpoints=etcd.endpoint,
                       extra_args=["--etcd-prefix", "/compaction-test", "--compaction-interval", "0.5"]).start()
     try:
-        async with Client(cp.address) as client:
+        async with Client(cp.address, credentials=cp.credentials) as client:
             first = await client.create(configmap("a", "default"))
             old = first["metadata"]["resourceVersion"]
             for i in range(3):

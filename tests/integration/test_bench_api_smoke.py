@@ -19,7 +19,7 @@ from procs import run_bench
 @pytest.mark.slow
 def test_quick_run_writes_every_figure(tmp_path: Path) -> None:
     output = tmp_path / "api.json"
-    done = run_bench("api.py", ["--quick", "--output", str(output)], timeout=240)
+    done = run_bench("api.py", ["--quick", "--compare-insecure", "--output", str(output)], timeout=300)
     assert done.returncode == 0, done.stdout[-4000:]
     assert "1. create throughput" in done.stdout and "3b. watch fan-out" in done.stdout
 
@@ -49,6 +49,13 @@ def test_quick_run_writes_every_figure(tmp_path: Path) -> None:
 
     assert set(data["goals"]) == {"create_throughput", "mixed_load_p99", "watch_fanout_kubelet_p99",
                                   "watch_fanout_broadcast_p99"}
+
+    assert data["transport"] == "TLS, client certificate"
+    ratio = data["tls_vs_insecure"]
+    assert ratio["creates_per_second"]["insecure"] > 0 and ratio["creates_per_second"]["ratio"] > 0
+    assert set(ratio["mixed_p99_ms"]) == {"create", "update", "get"}
+    assert data["insecure"]["create_throughput"]["errors"] == 0
+    assert "0. TLS vs --insecure: creates/s" in done.stdout
 
     assert "4. API server CPU per request" in done.stdout
     verbs = data["cost"]["verbs"]

@@ -22,10 +22,10 @@ async def test_controller_manager_process_rolls_out_a_deployment(etcd, tmp_path)
                                    "--no-controllers"]).start()
     log_path = tmp_path / "controllers.log"
     try:
-        async with Client(api.address, timeout=10) as client:
+        async with Client(api.address, credentials=api.credentials, timeout=10) as client:
             await client.create(deployment("web", "default", replicas=3))
             with open(log_path, "wb") as log:
-                proc = subprocess.Popen([sys.executable, "-m", "controlplane.controllers", "--server", api.address],
+                proc = subprocess.Popen([sys.executable, "-m", "controlplane.controllers", "--kubeconfig", str(api.admin_config)],
                                         cwd=REPO, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
             try:
                 async def three_pods():

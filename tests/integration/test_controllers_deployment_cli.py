@@ -30,7 +30,7 @@ async def cluster(client, namespace) -> AsyncIterator[None]:
 
 async def ctl(api_server, namespace: str, command, *args: str) -> Result:
     runner = CliRunner()
-    argv = [*args, "--server", api_server.address, "-n", namespace]
+    argv = [*args, "--config", str(api_server.admin_config), "-n", namespace]
     return await asyncio.to_thread(runner.invoke, command, argv, env={"SKIFF_CONFIG": "/nonexistent"},
                                    standalone_mode=False)
 

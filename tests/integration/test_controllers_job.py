@@ -28,7 +28,7 @@ def api(etcd, tmp_path_factory) -> Iterator[Any]:
 
 @pytest.fixture
 async def c(api) -> AsyncIterator[Client]:
-    async with Client(api.address, timeout=10) as client:
+    async with Client(api.address, credentials=api.credentials, timeout=10) as client:
         yield client
 
 

@@ -35,7 +35,7 @@ CASES = {
     "duplicate key": ("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  name: y\n",
                       'error: error parsing STDIN: line 11: duplicate key "name"'),
     "unknown kind": ("apiVersion: v1\nkind: Gizmo\nmetadata:\n  name: x\n",
-                     'error: STDIN:8: kind: no kind "Gizmo" is registered; known kinds: v1/ConfigMap, '),
+                     'error: STDIN:8: kind: no kind "Gizmo" is registered; known kinds: rbac.authorization.k8s.io/v1/ClusterRoleBinding, '),
     "unknown apiVersion": (deployment(api="apps/v2"),
                            'error: STDIN:7: apiVersion: no kind "Deployment" is registered for version "apps/v2"; '
                            'Deployment is served as "apps/v1"'),

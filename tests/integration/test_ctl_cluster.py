@@ -48,10 +48,16 @@ def test_cluster_up_get_down(tmp_path):
         assert r.returncode == 0, r.stderr
         pid = int((cluster_dir / "pids" / "controlplane.pid").read_text())
         assert alive(pid)
-        assert config.read_text() == f"server: 127.0.0.1:{port}\n"
         assert (cluster_dir / "logs" / "controlplane.log").exists()
+        # The client config: the cluster's CA and an admin certificate, as the current context.
+        assert config.stat().st_mode & 0o777 == 0o600
+        r = ctl("config", "current-context")
+        assert r.stdout == "kubernetes-admin@skiff-local\n", r.stderr
+        r = ctl("config", "view")
+        assert f"server: 127.0.0.1:{port}" in r.stdout and "client-key-data: REDACTED" in r.stdout
+        assert "PRIVATE KEY" not in r.stdout
 
-        r = ctl("get", "ns")  # no --server: the client config written by `up`
+        r = ctl("get", "ns")  # no --server, no other step: TLS and the credential written by `up`
         assert r.returncode == 0, r.stderr
         assert any(line.split()[:2] == ["default", "Active"] for line in r.stdout.splitlines())
 

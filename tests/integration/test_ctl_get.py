@@ -220,7 +220,7 @@ def test_watch_streams_changes_until_interrupted(ctl, namespace, api_server, tmp
     env = {**os.environ, "PYTHONPATH": os.getcwd(), "SKIFF_CONFIG": str(tmp_path / "none")}
     # -X faulthandler: should the watch not end on SIGINT, SIGABRT makes it print every thread's stack.
     proc = subprocess.Popen([sys.executable, "-X", "faulthandler", "-c", CTL_WITH_CTRL_C, "get", "cm", "-w",
-                             "-n", namespace, "--server", api_server.address],
+                             "-n", namespace, "--config", str(api_server.admin_config)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))), env=env)
     try:

@@ -41,7 +41,7 @@ def own_api(etcd, tmp_path) -> ControlPlane:
 def nodes(own_api: ControlPlane) -> ControlPlane:
     """small (1 cpu), large (4 cpu), gpu (8 cpu, tainted), and the API server's cache seeing all three."""
     async def make() -> None:
-        async with Client(own_api.address, timeout=10) as c:
+        async with Client(own_api.address, credentials=own_api.credentials, timeout=10) as c:
             for name, cpu, taints in (("small", "1", []), ("large", "4", []), ("gpu", "8", [GPU_TAINT])):
                 await c.create({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name},
                                 "spec": {"taints": taints}})
@@ -77,7 +77,7 @@ def deployment_manifest(name: str, *, cpu: str) -> dict:
 
 def ctl(cp: ControlPlane, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO), "SKIFF_CONFIG": str(tmp_path / "ctl-config")}
-    return subprocess.run([sys.executable, "-m", "cli.main", *args, "--server", cp.address], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "cli.main", *args, "--config", str(cp.admin_config)], capture_output=True,
                           text=True, cwd=REPO, env=env, timeout=60)
 
 
@@ -182,7 +182,7 @@ def test_dry_run_uses_the_api_servers_scheduler_config(etcd, tmp_path):
                                   "--scheduler-config", str(config)]).start()
     try:
         async def make() -> None:
-            async with Client(cp.address, timeout=10) as c:
+            async with Client(cp.address, credentials=cp.credentials, timeout=10) as c:
                 await c.create({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "only"}})
                 node = await c.get("nodes", "only")
                 node["status"] = {"allocatable": {"cpu": "2", "memory": "8Gi", "pods": "110"}}

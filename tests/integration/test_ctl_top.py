@@ -2,7 +2,9 @@
 
 The API server asks every Ready node's agent at once with a short deadline; here one node's
 "agent" is a gRPC server in the test's event loop, one node points at a port where nothing
-listens, and one node is not Ready. Real agents sampling real cgroups are covered by
+listens, and one node is not Ready. The nodes join as real agents do (a bootstrap token, the
+CA pinned, certificates from `Bootstrap.NodeCertificates`), and the fake agent serves over TLS
+to the API server's certificate only (agent/service.py AgentServer). Real agents sampling real cgroups are covered by
 tests/node/test_agent_top.py.
 """
 
@@ -15,7 +17,6 @@ import time
 import uuid
 from pathlib import Path
 
-import grpc
 import pytest
 
 from controlplane.client import Client
@@ -66,23 +67,38 @@ async def make_node(c: Client, name: str, *, port: int, ready: bool) -> None:
 
 async def ctl(cp: ControlPlane, tmp_path: Path, *args: str) -> tuple[int, str, str]:
     env = {**os.environ, "PYTHONPATH": str(REPO), "SKIFF_CONFIG": str(tmp_path / "ctl-config")}
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "cli.main", *args, "--server", cp.address,
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "cli.main", *args, "--config", str(cp.admin_config),
                                                 cwd=REPO, env=env, stdout=asyncio.subprocess.PIPE,
                                                 stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
     return proc.returncode, out.decode(), err.decode()
 
 
+async def join(cp: ControlPlane, tmp_path: Path, node: str, port: int):
+    """The node's certificates, as `skiff-agent` gets them at its first start."""
+    from agent.certificates import NodeCertificates
+    args = await asyncio.to_thread(cp.join_args)
+    certificates = NodeCertificates(tmp_path / node, server=cp.address, node_name=node,
+                                    agent_address=f"127.0.0.1:{port}")
+    identity = await certificates.ensure(token=args[args.index("--token") + 1],
+                                         ca_cert_hash=args[args.index("--ca-cert-hash") + 1])
+    return certificates, identity
+
+
 async def test_top_through_the_api_server(own_api, tmp_path):
+    from agent.service import AgentServer
     agent = FakeAgent("n1")
-    server = grpc.aio.server()
-    pb_grpc.add_AgentServicer_to_server(agent, server)
-    port = server.add_insecure_port("127.0.0.1:0")
+    port = free_port()
+    certificates, identity = await join(own_api, tmp_path, "n1", port)
+    await join(own_api, tmp_path, "n2", free_port())         # nothing listens there
+    await join(own_api, tmp_path, "n3", port)
+    server = AgentServer(agent, f"127.0.0.1:{port}", credentials=certificates.serving_credentials(identity),
+                         ca=identity.ca).server
     await server.start()
     try:
-        async with Client(own_api.address, timeout=10) as c:
+        async with Client(own_api.address, credentials=own_api.credentials, timeout=10) as c:
             await make_node(c, "n1", port=port, ready=True)
-            await make_node(c, "n2", port=free_port(), ready=True)      # nothing listens there
+            await make_node(c, "n2", port=port, ready=True)
             await make_node(c, "n3", port=port, ready=False)
             for name in ("web", "db"):
                 await c.create({"apiVersion": "v1", "kind": "Pod",

@@ -20,7 +20,7 @@ def ctl(api_server, capsys):
 
     async def invoke(*args: str) -> tuple[int, str, str]:
         capsys.readouterr()
-        code = await asyncio.to_thread(run, ["--server", api_server.address, *args])
+        code = await asyncio.to_thread(run, ["--config", str(api_server.admin_config), *args])
         out, err = capsys.readouterr()
         return code, out, err
     return invoke

@@ -126,7 +126,7 @@ async def test_simulator_command_registers_and_cleans_up(client, api_server, tmp
     name = prefix()
     log = tmp_path / "hollow.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "agent.hollow", "--server", api_server.address, "--nodes", "3",
+        proc = subprocess.Popen([sys.executable, "-m", "agent.hollow", "--kubeconfig", str(api_server.admin_config), "--nodes", "3",
                                  "--prefix", name, "--labels", "pool=sim"], stdout=out, stderr=out, cwd=REPO)
     try:
         async def registered():

@@ -16,10 +16,10 @@ from protos import keepalive
 
 async def test_idle_watch_outlives_many_keepalive_pings(api_server, namespace):
     ping_ms = keepalive.SERVER_MIN_PING_MS + 500
-    channel = grpc.aio.insecure_channel(api_server.address, options=[
+    channel = api_server.credentials.channel(api_server.address, options=[
         ("grpc.keepalive_time_ms", ping_ms),
         ("grpc.http2.max_pings_without_data", 0)])   # keep pinging however long the stream is idle
-    async with Client(api_server.address, channel=channel) as client:
+    async with Client(api_server.address, credentials=api_server.credentials, channel=channel) as client:
         listed = await client.list("configmaps", namespace)
         events = client.watch("configmaps", namespace, resource_version=listed.resource_version)
         first = asyncio.ensure_future(anext(events))

@@ -23,7 +23,7 @@ FAILOVER_LIMIT = 10.0
 
 
 def call(cp: ControlPlane, method: str, request: object) -> object:
-    with grpc.insecure_channel(cp.address) as channel:
+    with cp.credentials.sync_channel(cp.address) as channel:
         return getattr(pb_grpc.ApiStub(channel), method)(request, timeout=3)
 
 

@@ -43,8 +43,8 @@ async def outcome(coro) -> tuple[str, str]:
 
 
 async def test_every_verb_answers_as_its_own_call_does(api_server, namespace):
-    async with Client(api_server.address, timeout=10) as streamed, \
-            Client(api_server.address, timeout=10, request_stream=False) as unary:
+    async with Client(api_server.address, credentials=api_server.credentials, timeout=10) as streamed, \
+            Client(api_server.address, credentials=api_server.credentials, timeout=10, request_stream=False) as unary:
         node_x, node_y = f"node-x-{namespace}", f"node-y-{namespace}"
         await streamed.create(node(node_x))
         await streamed.create(node(node_y))
@@ -89,7 +89,7 @@ async def test_every_verb_answers_as_its_own_call_does(api_server, namespace):
 
 
 async def test_many_requests_at_once_share_one_stream_and_each_gets_its_answer(api_server, namespace):
-    async with Client(api_server.address, timeout=20) as c:
+    async with Client(api_server.address, credentials=api_server.credentials, timeout=20) as c:
         await c.get("namespaces", namespace)
         stream = c._requests._stream
         names = [f"cm-{i}" for i in range(300)]
@@ -104,7 +104,7 @@ async def test_many_requests_at_once_share_one_stream_and_each_gets_its_answer(a
 
 
 async def test_a_request_over_the_message_limit_fails_alone(api_server, namespace):
-    async with Client(api_server.address, timeout=20) as c:
+    async with Client(api_server.address, credentials=api_server.credentials, timeout=20) as c:
         await c.get("namespaces", namespace)
         stream = c._requests._stream
         huge = configmap("huge", namespace, blob="x" * (9 * 1024 * 1024))   # over the server's 8 MiB a message
@@ -115,16 +115,16 @@ async def test_a_request_over_the_message_limit_fails_alone(api_server, namespac
 
 
 async def test_a_request_past_its_deadline_fails_with_deadline_exceeded(api_server, namespace):
-    async with Client(api_server.address, timeout=0.00001) as c:
+    async with Client(api_server.address, credentials=api_server.credentials, timeout=0.00001) as c:
         with pytest.raises(ApiError) as err:
             await c.get("configmaps", "anything", namespace)
         assert err.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
-    async with Client(api_server.address, timeout=10) as c:   # the server is fine afterwards
+    async with Client(api_server.address, credentials=api_server.credentials, timeout=10) as c:   # the server is fine afterwards
         assert (await c.get("namespaces", namespace))["metadata"]["name"] == namespace
 
 
 async def test_a_request_without_a_verb_is_refused_naming_the_field(api_server):
-    async with grpc.aio.insecure_channel(api_server.address) as channel:
+    async with api_server.credentials.channel(api_server.address) as channel:
         call = pb_grpc.ApiStub(channel).Requests()
         await call.write(pb.RequestBatch(requests=[pb.StreamRequest(id=7)]))
         (answer,) = (await asyncio.wait_for(call.read(), 10)).responses
@@ -137,7 +137,7 @@ async def test_a_server_restart_fails_the_stream_and_the_next_request_opens_anot
     args = ["--etcd-prefix", f"/test-{uuid.uuid4().hex[:8]}", "--no-scheduler", "--no-controllers"]
     cp = ControlPlane(tmp_path / "cp", etcd_endpoints=etcd.endpoint, extra_args=args).start()
     try:
-        async with Client(cp.address, timeout=10) as c:
+        async with Client(cp.address, credentials=cp.credentials, timeout=10) as c:
             await c.create(configmap("before", "default"))
             first = c._requests._stream
             cp.stop()

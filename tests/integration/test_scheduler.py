@@ -39,7 +39,7 @@ def own_api(etcd, tmp_path) -> ControlPlane:
 
 @pytest.fixture
 async def api(own_api: ControlPlane) -> AsyncIterator[Client]:
-    async with Client(own_api.address, timeout=10) as c:
+    async with Client(own_api.address, credentials=own_api.credentials, timeout=10) as c:
         yield c
 
 
@@ -225,7 +225,7 @@ async def test_two_racing_schedulers_never_overfill_a_node(api, same_name):
     total = 24
     await asyncio.gather(*(api.create(pod(f"p{i:02}", cpu="300m", schedulerName=names[i % 2]))
                            for i in range(total)))
-    async with Client(api.server, timeout=10) as other:   # a second connection, as a second process would have
+    async with Client(api.server, credentials=api.credentials, timeout=10) as other:   # a second connection, as a second process would have
         settings = {"pod_initial_backoff_seconds": 0.1, "pod_max_backoff_seconds": 0.5}
         racers = [Scheduler(api, SchedulerConfig(scheduler_name=names[0], seed=1, **settings)),
                   Scheduler(other, SchedulerConfig(scheduler_name=names[1], seed=2, **settings))]
@@ -262,7 +262,7 @@ async def test_scheduler_runs_alone_as_a_process(api, own_api, tmp_path):
     config = tmp_path / "scheduler.yaml"
     config.write_text("seed: 5\nscoreWeights: {ImageLocality: 0}\n")
     log = open(tmp_path / "scheduler.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "controlplane.scheduler", "--server", own_api.address,
+    proc = subprocess.Popen([sys.executable, "-m", "controlplane.scheduler", "--kubeconfig", str(own_api.admin_config),
                              "--config", str(config)], cwd=REPO, stdout=log, stderr=log,
                             stdin=subprocess.DEVNULL)
     try:

@@ -45,13 +45,13 @@ def cluster(etcd, tmp_path_factory: pytest.TempPathFactory, image_archive: Path)
     parent = f"skiff-test-{uuid.uuid4().hex[:8]}"
     from agent.images import ImageStore
     asyncio.run(ImageStore(state / "images").load_archive(image_archive))
-    agent = AgentProcess(state, server=cp.address, node_name=NODE, cgroup_parent=parent).start()
+    agent = AgentProcess(state, controlplane=cp, node_name=NODE, cgroup_parent=parent).start()
     try:
         yield {"cp": cp, "agent": agent, "state": state, "parent": parent}
     finally:
         # Delete what is left through the API (the agent cleans up), then stop everything.
         async def drain() -> None:
-            async with Client(cp.address) as c:
+            async with Client(cp.address, credentials=cp.credentials) as c:
                 for pod in (await c.list("pods")).items:
                     try:
                         await c.delete("pods", pod["metadata"]["name"], pod["metadata"]["namespace"], grace_seconds=1)
@@ -104,7 +104,7 @@ def terminated(obj: dict) -> dict:
 
 
 async def test_container_sees_its_own_world(cluster):
-    async with Client(cluster["cp"].address) as c:
+    async with Client(cluster["cp"].address, credentials=cluster["cp"].credentials) as c:
         await c.create(pod("inside", "echo pid1=$(cat /proc/1/comm); hostname; ps -o pid,comm; "
                                      "grep -c . /proc/mounts; test -e /work && echo HOST_FS_VISIBLE; exit 0"))
         done = await wait_pod(c, "inside", phase("Succeeded"))
@@ -120,7 +120,7 @@ async def test_container_sees_its_own_world(cluster):
 async def test_rootfs_is_fresh_after_restart_but_emptydir_keeps_data(cluster):
     script = ("echo run >> /data/runs; if [ -e /marker ]; then echo ROOTFS_KEPT; else echo ROOTFS_CLEAN; fi; "
               "touch /marker; echo runs=$(wc -l < /data/runs); sleep 0.5; exit 1")
-    async with Client(cluster["cp"].address) as c:
+    async with Client(cluster["cp"].address, credentials=cluster["cp"].credentials) as c:
         await c.create(pod("restarter", script, restart="Always", volumes=[{"name": "data", "emptyDir": {}}],
                            container={"volumeMounts": [{"name": "data", "mountPath": "/data"}]}))
         restarted = await wait_pod(c, "restarter",
@@ -134,7 +134,7 @@ async def test_rootfs_is_fresh_after_restart_but_emptydir_keeps_data(cluster):
 
 
 async def test_crashloop_backoff_is_reported(cluster):
-    async with Client(cluster["cp"].address) as c:
+    async with Client(cluster["cp"].address, credentials=cluster["cp"].credentials) as c:
         await c.create(pod("crasher", "exit 3", restart="Always"))
         crashed = await wait_pod(c, "crasher", lambda p: any(
             (s.get("state", {}).get("waiting") or {}).get("reason") == "CrashLoopBackOff"
@@ -147,7 +147,7 @@ async def test_crashloop_backoff_is_reported(cluster):
 
 
 async def test_memory_limit_oomkills_and_says_so(cluster):
-    async with Client(cluster["cp"].address) as c:
+    async with Client(cluster["cp"].address, credentials=cluster["cp"].credentials) as c:
         await c.create(pod("hog", "tail /dev/zero", container={"resources": {"limits": {"memory": "32Mi"}}}))
         done = await wait_pod(c, "hog", phase("Failed"), timeout=60)
         state = terminated(done)
@@ -157,7 +157,7 @@ async def test_memory_limit_oomkills_and_says_so(cluster):
 
 
 async def test_liveness_failure_restarts_and_readiness_unreadies(cluster):
-    async with Client(cluster["cp"].address) as c:
+    async with Client(cluster["cp"].address, credentials=cluster["cp"].credentials) as c:
         liveness = {"exec": {"command": ["test", "-e", "/tmp/alive"]}, "periodSeconds": 1, "failureThreshold": 1}
         await c.create(pod("live", "touch /tmp/alive; sleep 2; rm /tmp/alive; sleep 60", restart="Always",
                            container={"livenessProbe": liveness}))
@@ -177,7 +177,7 @@ async def test_liveness_failure_restarts_and_readiness_unreadies(cluster):
 
 async def test_exec_runs_inside_the_container(cluster):
     from protos import skiff_pb2 as pb
-    async with Client(cluster["cp"].address) as c:
+    async with Client(cluster["cp"].address, credentials=cluster["cp"].credentials) as c:
         await c.create(pod("execme", "sleep 60", restart="Always"))
         await wait_pod(c, "execme", phase("Running"))
 
@@ -196,7 +196,7 @@ async def test_exec_runs_inside_the_container(cluster):
 
 async def test_agent_sigkill_leaves_containers_running_and_readopts_them(cluster):
     agent: AgentProcess = cluster["agent"]
-    async with Client(cluster["cp"].address) as c:
+    async with Client(cluster["cp"].address, credentials=cluster["cp"].credentials) as c:
         await c.create(pod("survivor", "sleep 300", restart="Always"))
         await c.create(pod("quitter", "sleep 3; exit 3"))
         await c.create(pod("orphaned", "sleep 300", restart="Always"))
@@ -225,3 +225,24 @@ async def test_agent_sigkill_leaves_containers_running_and_readopts_them(cluster
             await asyncio.sleep(0.2)
         await c.delete("pods", "survivor", "default", grace_seconds=0)
         await c.delete("pods", "quitter", "default", grace_seconds=0)
+
+
+async def test_service_account_token_is_mounted_unless_opted_out(cluster):
+    import jwt
+    sa_dir = "/var/run/secrets/kubernetes.io/serviceaccount"
+    async with Client(cluster["cp"].address, credentials=cluster["cp"].credentials) as c:
+        await c.create({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "robot", "namespace": "default"}})
+        await c.create(pod("sa-reader", f"cat {sa_dir}/namespace; echo; cat {sa_dir}/token; echo; "
+                                        f"touch {sa_dir}/x 2>/dev/null && echo WRITABLE || echo READONLY; "
+                                        f"grep -c 'BEGIN CERTIFICATE' {sa_dir}/ca.crt",
+                           serviceAccountName="robot"))
+        await c.create(pod("sa-none", f"test -e {sa_dir} && echo MOUNTED || echo NONE", serviceAccountName="robot",
+                           automountServiceAccountToken=False))
+        done = await wait_pod(c, "sa-reader", phase("Succeeded"))
+        namespace, token, writable, ca_certs = (await logs(c, "sa-reader")).split("\n")[:4]
+        assert (namespace, writable, ca_certs) == ("default", "READONLY", "1")
+        claims = jwt.decode(token, options={"verify_signature": False}, audience="skiff")
+        assert claims["sub"] == "system:serviceaccount:default:robot"
+        assert claims["kubernetes.io"]["pod"] == {"name": "sa-reader", "uid": done["metadata"]["uid"]}
+        await wait_pod(c, "sa-none", phase("Succeeded"))
+        assert (await logs(c, "sa-none")).strip() == "NONE"

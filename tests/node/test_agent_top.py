@@ -99,12 +99,12 @@ def cluster(etcd, tmp_path_factory: pytest.TempPathFactory, image_archive: Path)
     parent = f"skiff-test-{uuid.uuid4().hex[:8]}"
     from agent.images import ImageStore
     asyncio.run(ImageStore(state / "images").load_archive(image_archive))
-    agent = AgentProcess(state, server=cp.address, node_name=NODE, cgroup_parent=parent).start()
+    agent = AgentProcess(state, controlplane=cp, node_name=NODE, cgroup_parent=parent).start()
     try:
         yield {"cp": cp, "agent": agent, "base": base}
     finally:
         async def drain() -> None:
-            async with Client(cp.address) as c:
+            async with Client(cp.address, credentials=cp.credentials) as c:
                 for pod in (await c.list("pods")).items:
                     try:
                         await c.delete("pods", pod["metadata"]["name"], pod["metadata"]["namespace"], grace_seconds=1)
@@ -125,7 +125,7 @@ def cluster(etcd, tmp_path_factory: pytest.TempPathFactory, image_archive: Path)
 
 def ctl(cluster, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO), "SKIFF_CONFIG": str(cluster["base"] / "ctl-config")}
-    return subprocess.run([sys.executable, "-m", "cli.main", *args, "--server", cluster["cp"].address],
+    return subprocess.run([sys.executable, "-m", "cli.main", *args, "--config", str(cluster["cp"].admin_config)],
                           capture_output=True, text=True, cwd=REPO, env=env, timeout=60)
 
 
@@ -138,7 +138,7 @@ def pod(name: str, command: str, *, labels: dict | None = None, restart: str = "
 
 def create(cluster, *objects: dict) -> None:
     async def run() -> None:
-        async with Client(cluster["cp"].address) as c:
+        async with Client(cluster["cp"].address, credentials=cluster["cp"].credentials) as c:
             for obj in objects:
                 await c.create(obj)
     asyncio.run(run())
@@ -146,7 +146,7 @@ def create(cluster, *objects: dict) -> None:
 
 def phase_of(cluster, name: str) -> str:
     async def run() -> str:
-        async with Client(cluster["cp"].address) as c:
+        async with Client(cluster["cp"].address, credentials=cluster["cp"].credentials) as c:
             return ((await c.get("pods", name, "default")).get("status") or {}).get("phase", "")
     return asyncio.run(run())
 

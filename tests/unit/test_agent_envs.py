@@ -8,7 +8,7 @@ import os
 import pytest
 
 from agent.envs import DEFAULT_PATH, ConfigError, command_line, default_path_env, expand, pod_hostname, \
-    resolve_env
+    resolve_env, service_env
 
 
 def b64(text: str) -> str:
@@ -215,3 +215,55 @@ def test_errors_have_kubernetes_messages(container: dict, message: str) -> None:
         env_of({"name": "c", **container})
     assert str(info.value) == message or message in str(info.value)
     assert info.value.reason == "CreateContainerConfigError"
+
+
+# ---- Service variables ----
+
+def _service(name: str, ip: str, ports: list[dict], namespace: str = "default") -> dict:
+    return {"metadata": {"name": name, "namespace": namespace}, "spec": {"clusterIP": ip, "ports": ports}}
+
+
+SERVICES = [
+    _service("kubernetes", "10.96.0.1", [{"name": "https", "port": 443, "protocol": "TCP"}]),
+    _service("redis-leader", "10.96.0.20", [{"port": 6379}]),
+    _service("web", "10.96.0.30", [{"name": "http", "port": 80}, {"name": "dns", "port": 53, "protocol": "UDP"}],
+             namespace="shop"),
+    _service("headless", "None", [{"port": 80}], namespace="shop"),
+    {"metadata": {"name": "ext", "namespace": "shop"}, "spec": {"type": "ExternalName", "externalName": "x.y"}},
+]
+
+
+def test_service_variables_as_kubernetes_sets_them() -> None:
+    pod = {"metadata": {"name": "p", "namespace": "shop"}, "spec": {"containers": []}}
+    env = service_env(pod, SERVICES)
+    assert env == {
+        "KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443",
+        "KUBERNETES_SERVICE_PORT_HTTPS": "443", "KUBERNETES_PORT": "tcp://10.96.0.1:443",
+        "KUBERNETES_PORT_443_TCP": "tcp://10.96.0.1:443", "KUBERNETES_PORT_443_TCP_PROTO": "tcp",
+        "KUBERNETES_PORT_443_TCP_PORT": "443", "KUBERNETES_PORT_443_TCP_ADDR": "10.96.0.1",
+        "WEB_SERVICE_HOST": "10.96.0.30", "WEB_SERVICE_PORT": "80", "WEB_SERVICE_PORT_HTTP": "80",
+        "WEB_SERVICE_PORT_DNS": "53", "WEB_PORT": "tcp://10.96.0.30:80",
+        "WEB_PORT_80_TCP": "tcp://10.96.0.30:80", "WEB_PORT_80_TCP_PROTO": "tcp", "WEB_PORT_80_TCP_PORT": "80",
+        "WEB_PORT_80_TCP_ADDR": "10.96.0.30",
+        "WEB_PORT_53_UDP": "udp://10.96.0.30:53", "WEB_PORT_53_UDP_PROTO": "udp", "WEB_PORT_53_UDP_PORT": "53",
+        "WEB_PORT_53_UDP_ADDR": "10.96.0.30"}     # not redis-leader (other namespace), not headless/ExternalName
+
+
+def test_enable_service_links_false_keeps_only_kubernetes() -> None:
+    pod = {"metadata": {"name": "p", "namespace": "default"}, "spec": {"enableServiceLinks": False}}
+    env = service_env(pod, SERVICES)
+    assert env["KUBERNETES_SERVICE_HOST"] == "10.96.0.1"
+    assert not any(k.startswith("REDIS") for k in env)
+    pod["spec"]["enableServiceLinks"] = True
+    assert service_env(pod, SERVICES)["REDIS_LEADER_SERVICE_HOST"] == "10.96.0.20"
+
+
+def test_service_variables_are_under_the_pods_own_and_visible_to_expansion() -> None:
+    pod = make_pod({"name": "c"})
+    container = {"name": "c", "env": [{"name": "URL", "value": "http://$(KUBERNETES_SERVICE_HOST):1"},
+                                      {"name": "KUBERNETES_SERVICE_PORT", "value": "6443"}]}
+    env = resolve_env(pod, container, image_env=["KUBERNETES_PORT=image"], get_configmap=CONFIGMAPS.get,
+                      get_secret=SECRETS.get, services=SERVICES)
+    assert env["URL"] == "http://10.96.0.1:1"
+    assert env["KUBERNETES_SERVICE_PORT"] == "6443"          # the pod's own value wins
+    assert env["KUBERNETES_PORT"] == "tcp://10.96.0.1:443"   # over the image's

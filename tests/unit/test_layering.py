@@ -3,7 +3,9 @@
 - `api/` imports no component (it is the shared vocabulary);
 - `cli/` uses only the client and `api/` (no storage, no components, no wire messages);
 - scheduler plugins never touch storage or the client: a snapshot in, a verdict out;
-- the agent reaches the control plane only through the client.
+- the agent reaches the control plane only through the client — and the libraries both ends of
+  mutual TLS share: certificates (`controlplane.pki.certs`, `.anonymous`) and the authenticator
+  that reads a peer's certificate (`controlplane.auth.authn`, `.identity`). Never the CA itself.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ def offenders(directory: str, forbidden: tuple[str, ...], allowed: tuple[str, ..
     ("api", ("controlplane", "agent", "cli", "protos"), ()),
     ("cli", ("controlplane", "agent", "protos"), ("controlplane.client",)),
     ("controlplane/scheduler/plugins", ("controlplane.storage", "controlplane.client", "controlplane.apiserver"), ()),
-    ("agent", ("controlplane",), ("controlplane.client",)),
+    ("agent", ("controlplane",), ("controlplane.client", "controlplane.pki.certs", "controlplane.pki.anonymous",
+                                  "controlplane.auth.authn", "controlplane.auth.identity")),
 ])
 def test_layering(directory: str, forbidden: tuple[str, ...], allowed: tuple[str, ...]):
     assert offenders(directory, forbidden, allowed) == []

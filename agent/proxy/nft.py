@@ -1,0 +1,137 @@
+"""Running nft scripts for the proxy: libnftables in-process, one worker thread, one context.
+
+Why not `nft -f -` per change, as agent/network/nftables.py does for hostPorts: the
+proxy changes the table whenever an endpoint changes, and measured on this project's
+2-core test machine under load (docs/PERFORMANCE.md) a child `nft` cost 80-150 ms per
+call with 1,000 Services programmed, most of it process start and library loading;
+through libnftables (`nft_run_cmd_from_buffer`, the library the `nft` program is a thin
+shell around) in a context kept open, what is left is nft reading the ruleset back into
+its cache before each transaction (nftables 1.0.6 does so whenever the ruleset changed
+since its last read - after each of our own transactions). Each call is still one atomic
+transaction, parsed and checked by nft itself.
+
+The library blocks, so it runs on one worker thread (agent.network.netns.NetnsWorker)
+started from the event loop's thread, in that thread's network namespace: the node's,
+as for the pod network. The context (and its netlink socket) is made on that thread.
+If libnftables cannot be loaded, the same scripts go to a child `nft -f -`.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+import socket
+import subprocess
+
+from agent.network.errors import NetworkError
+from agent.network.netns import NetnsWorker
+
+log = logging.getLogger(__name__)
+
+
+class NftError(NetworkError):
+    pass
+
+
+def _error(script: str, message: str) -> NftError:
+    first = script.splitlines()[0][:100] if script else ""
+    return NftError(f"nft failed applying '{first}'...: {message.strip()[-1500:]}")
+
+
+class _Library:
+    """A libnftables context; used on one thread only."""
+
+    def __init__(self) -> None:
+        path = ctypes.util.find_library("nftables") or "libnftables.so.1"
+        lib = ctypes.CDLL(path)
+        lib.nft_ctx_new.restype = ctypes.c_void_p
+        lib.nft_ctx_new.argtypes = [ctypes.c_uint32]
+        lib.nft_ctx_free.argtypes = [ctypes.c_void_p]
+        lib.nft_ctx_buffer_output.argtypes = [ctypes.c_void_p]
+        lib.nft_ctx_buffer_error.argtypes = [ctypes.c_void_p]
+        lib.nft_ctx_get_output_buffer.argtypes = [ctypes.c_void_p]
+        lib.nft_ctx_get_output_buffer.restype = ctypes.c_char_p
+        lib.nft_ctx_get_error_buffer.argtypes = [ctypes.c_void_p]
+        lib.nft_ctx_get_error_buffer.restype = ctypes.c_char_p
+        lib.nft_run_cmd_from_buffer.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+        lib.nft_run_cmd_from_buffer.restype = ctypes.c_int
+        self.lib = lib
+        self.ctx = lib.nft_ctx_new(0)
+        if not self.ctx:
+            raise NftError("libnftables: could not create a context")
+        lib.nft_ctx_buffer_output(self.ctx)
+        lib.nft_ctx_buffer_error(self.ctx)
+
+    def run(self, script: str) -> str:
+        rc = self.lib.nft_run_cmd_from_buffer(self.ctx, script.encode())
+        output = (self.lib.nft_ctx_get_output_buffer(self.ctx) or b"").decode(errors="replace")
+        if rc != 0:
+            raise _error(script, (self.lib.nft_ctx_get_error_buffer(self.ctx) or b"").decode(errors="replace"))
+        return output
+
+    def close(self) -> None:
+        if self.ctx:
+            self.lib.nft_ctx_free(self.ctx)
+            self.ctx = None
+
+
+def _run_program(script: str) -> str:
+    try:
+        proc = subprocess.run(["nft", "-f", "-"], input=script.encode(), capture_output=True, check=False)
+    except FileNotFoundError:
+        raise NftError("nft not found: install nftables (apt-get install nftables)") from None
+    if proc.returncode != 0:
+        raise _error(script, proc.stderr.decode(errors="replace"))
+    return proc.stdout.decode(errors="replace")
+
+
+def _ip_table_exists(name: str) -> bool:
+    from pyroute2.nftables.main import NFTables
+    nft = NFTables(nfgen_family=socket.AF_INET)
+    try:
+        return any(t.get_attr("NFTA_TABLE_NAME") == name for t in nft.get_tables())
+    finally:
+        nft.close()
+
+
+class Nft:
+    """`await nft.run(script)`: one transaction in the namespace of the loop that first called it."""
+
+    def __init__(self, name: str = "skiff-proxy-nft", *, use_library: bool = True) -> None:
+        self._worker = NetnsWorker(name)
+        self._use_library = use_library
+        self._library: _Library | None = None
+
+    def _run(self, script: str) -> str:
+        if self._use_library and self._library is None:
+            try:
+                self._library = _Library()
+            except (OSError, AttributeError, NftError) as exc:
+                log.warning("libnftables unavailable (%s): running the nft program instead", exc)
+                self._use_library = False
+        if self._library is not None:
+            return self._library.run(script)
+        return _run_program(script)
+
+    async def run(self, script: str) -> str:
+        if not script:
+            return ""
+        return await self._worker.run(self._run, script)
+
+    async def table_exists(self, name: str) -> bool:
+        """Whether table `ip name` exists, asked over netlink directly (pyroute2): `nft list tables`
+        would first read every table's rules, sets and elements into nft's cache (hundreds of ms
+        with thousands of Services on a busy machine); this costs about a millisecond."""
+        return await self._worker.run(_ip_table_exists, name)
+
+    async def call(self, fn, /, *args):  # type: ignore[no-untyped-def]
+        """Run another blocking function (conntrack cleanup) on the same thread, in the same namespace."""
+        return await self._worker.run(fn, *args)
+
+    async def close(self) -> None:
+        def cleanup() -> None:
+            if self._library is not None:
+                self._library.close()
+                self._library = None
+        await self._worker.close(cleanup=cleanup)

@@ -1,0 +1,288 @@
+"""ServiceProxy: keeps the node's proxy table equal to the Services and EndpointSlices it is fed.
+
+Informer handlers (`watch(services, slices)`) only record the object and mark its Service
+dirty, with the time of the first change not yet programmed. One task (`run`) turns dirty
+Services into one nft transaction at a time:
+
+- the first pass, and any pass after a failed one, is a full sync: the whole table
+  from the current objects, replacing the old table atomically (transaction.full_script);
+- every other pass recomputes only the dirty Services' fragments and applies what differs
+  from what was applied (transaction.update_script) - other Services' chains and elements
+  are not touched, so the cost of a change does not grow with the number of Services
+  (apart from nft reading the table back, see nft.py);
+- changes that arrive while a transaction runs are batched into the next one;
+- every `check_interval` seconds it asks whether the table is still there (someone may
+  have run `nft flush ruleset` or deleted it) and does a full sync if not; every
+  `resync_interval` seconds a full sync anyway, which repairs hand edits of chains.
+
+The first pass waits until the caller's informers have listed (`ready`): a table built
+from half the Services would replace a complete one left by the agent's previous life.
+After each transaction, UDP flows to endpoints that went are deleted from conntrack
+(conntrack.py). `latencies` keeps, per programmed Service change, seconds from the
+first unprogrammed event to the transaction's commit - the network programming latency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from typing import Any, Awaitable, Callable, Iterable
+
+from .conntrack import StaleFlow, delete_flows
+from .model import ServicePort, service_key, service_ports, slice_service_key
+from .nft import Nft
+from .ruleset import TABLE, Fragment, Ruleset, fragment
+from .transaction import full_script, hairpin_script, update_script
+
+log = logging.getLogger(__name__)
+Key = tuple[str, str]
+
+
+class ServiceProxy:
+    def __init__(self, *, node_name: str, cluster_cidr: str, table: str = TABLE, nft: Nft | None = None,
+                 check_interval: float = 10.0, resync_interval: float = 3600.0,
+                 flush_conntrack: bool = True) -> None:
+        self.node_name = node_name
+        self.cluster_cidr = cluster_cidr
+        self.table = table
+        self.nft = nft or Nft()
+        self.check_interval = check_interval
+        self.resync_interval = resync_interval
+        self.flush_conntrack = flush_conntrack
+        self.services: dict[Key, dict[str, Any]] = {}
+        self.slices: dict[Key, dict[str, dict[str, Any]]] = {}     # service key -> slice name -> slice
+        self._slice_owner: dict[Key, Key] = {}                      # (namespace, slice name) -> service key
+        self._applied: dict[Key, tuple[list[ServicePort], Fragment]] = {}
+        self._hairpin: collections.Counter[str] = collections.Counter()
+        self._dirty: dict[Key, float] = {}
+        self._full = True
+        self._wake = asyncio.Event()
+        self.latencies: collections.deque[float] = collections.deque(maxlen=200_000)
+        self.syncs = 0
+        self.full_syncs = 0
+        self.last_error: str = ""
+        self.busy = False              # a transaction is being applied
+        # Called after each applied pass with the Services it programmed and the time (time.monotonic).
+        self.on_programmed: list[Callable[[list[Key], float], None]] = []
+        self.nft_seconds: collections.deque[float] = collections.deque(maxlen=10_000)   # per transaction
+
+    # -- feeding ------------------------------------------------------------------------------
+
+    def _mark(self, key: Key) -> None:
+        self._dirty.setdefault(key, time.monotonic())
+        self._wake.set()
+
+    def service_changed(self, service: dict[str, Any]) -> None:
+        key = service_key(service)
+        self.services[key] = service
+        self._mark(key)
+
+    def service_deleted(self, service: dict[str, Any]) -> None:
+        key = service_key(service)
+        self.services.pop(key, None)
+        self._mark(key)
+
+    def slice_changed(self, endpoint_slice: dict[str, Any]) -> None:
+        meta = endpoint_slice.get("metadata") or {}
+        slice_id = (meta.get("namespace") or "default", meta.get("name") or "")
+        owner = slice_service_key(endpoint_slice)
+        earlier = self._slice_owner.get(slice_id)
+        if earlier is not None and earlier != owner:
+            self._drop_slice(slice_id)
+        if owner is None:
+            return
+        self._slice_owner[slice_id] = owner
+        self.slices.setdefault(owner, {})[slice_id[1]] = endpoint_slice
+        self._mark(owner)
+
+    def slice_deleted(self, endpoint_slice: dict[str, Any]) -> None:
+        meta = endpoint_slice.get("metadata") or {}
+        self._drop_slice((meta.get("namespace") or "default", meta.get("name") or ""))
+
+    def _drop_slice(self, slice_id: Key) -> None:
+        owner = self._slice_owner.pop(slice_id, None)
+        if owner is None:
+            return
+        slices = self.slices.get(owner, {})
+        slices.pop(slice_id[1], None)
+        if not slices:
+            self.slices.pop(owner, None)
+        self._mark(owner)
+
+    def watch(self, services: Any, slices: Any) -> None:
+        """Register on two informers (controlplane.client.informer.Informer) of services and endpointslices."""
+        services.add_handlers(on_add=self.service_changed, on_update=lambda old, new: self.service_changed(new),
+                              on_delete=self.service_deleted)
+        slices.add_handlers(on_add=self.slice_changed, on_update=lambda old, new: self.slice_changed(new),
+                            on_delete=self.slice_deleted)
+
+    # -- computing ----------------------------------------------------------------------------
+
+    def _desired(self, key: Key) -> tuple[list[ServicePort], Fragment] | None:
+        service = self.services.get(key)
+        if service is None:
+            return None
+        ports = service_ports(service, self.slices.get(key, {}).values())
+        return ports, fragment(ports, node_name=self.node_name, cluster_cidr=self.cluster_cidr)
+
+    def ruleset(self) -> Ruleset:
+        """The whole desired table (for tests and the full sync)."""
+        return Ruleset.build(d[1] for key in self.services if (d := self._desired(key)) is not None)
+
+    # -- applying -----------------------------------------------------------------------------
+
+    async def sync(self) -> None:
+        """One pass: full or incremental; raises (and arranges a full sync next) if nft refused it."""
+        dirty, self._dirty = self._dirty, {}
+        full = self._full
+        self.busy = True
+        try:
+            if full:
+                await self._sync_full()
+            else:
+                await self._sync_changes(dirty)
+        except BaseException as exc:
+            self._full = True
+            for key, since in dirty.items():
+                self._dirty.setdefault(key, since)
+            self.last_error = str(exc)
+            raise
+        finally:
+            self.busy = False
+        done = time.monotonic()
+        self.syncs += 1
+        self.latencies.extend(done - since for since in dirty.values())
+        for callback in self.on_programmed:
+            callback(list(dirty), done)
+
+    async def _sync_full(self) -> None:
+        previous = self._applied
+        desired = {key: d for key in self.services if (d := self._desired(key)) is not None}
+        ruleset = Ruleset.build(fragment_ for _, fragment_ in desired.values())
+        await self.nft.run(full_script(self.table, ruleset, cluster_cidr=self.cluster_cidr))
+        self._applied = desired
+        self._hairpin = collections.Counter(ip for _, part in desired.values() for ip in part.hairpin)
+        self._full = False
+        self.full_syncs += 1
+        log.info("service proxy: table %s programmed in full: %d Services, %d chains, %d map elements",
+                 self.table, len(desired), len(ruleset.chains), len(ruleset.elements))
+        if previous:      # at start nothing is known of the flows: leave them (they may be fine)
+            await self._forget_flows(set(previous) | set(desired), previous, desired)
+
+    async def _sync_changes(self, dirty: dict[Key, float]) -> None:
+        if not dirty:
+            return
+        desired = {key: self._desired(key) for key in dirty}
+        changes = []
+        counts = collections.Counter(self._hairpin)
+        for key, new in desired.items():
+            old = self._applied.get(key)
+            changes.append((old[1] if old else None, new[1] if new else None))
+            counts.subtract(old[1].hairpin if old else ())
+            counts.update(new[1].hairpin if new else ())
+        before = {ip for ip, n in self._hairpin.items() if n > 0}
+        after = {ip for ip, n in counts.items() if n > 0}
+        lines = update_script(self.table, changes)
+        lines += hairpin_script(self.table, added=sorted(after - before), removed=sorted(before - after))
+        if lines:
+            started = time.perf_counter()
+            await self.nft.run("\n".join(lines) + "\n")
+            self.nft_seconds.append(time.perf_counter() - started)
+        previous = {key: self._applied[key] for key in dirty if key in self._applied}
+        for key, new in desired.items():
+            if new is None:
+                self._applied.pop(key, None)
+            else:
+                self._applied[key] = new
+        self._hairpin = collections.Counter({ip: n for ip, n in counts.items() if n > 0})
+        await self._forget_flows(set(dirty), previous, {k: v for k, v in desired.items() if v is not None})
+
+    async def _forget_flows(self, keys: Iterable[Key], old: dict[Key, tuple[list[ServicePort], Fragment]],
+                            new: dict[Key, tuple[list[ServicePort], Fragment]]) -> None:
+        if not self.flush_conntrack:
+            return
+        flows = []
+        for key in keys:
+            flows += stale_flows(old.get(key, ([], None))[0], new.get(key, ([], None))[0])
+        if flows:
+            try:
+                deleted = await self.nft.call(delete_flows, flows)
+                log.debug("service proxy: %d stale UDP flows deleted", deleted)
+            except Exception as exc:  # noqa: BLE001 - the rules are right; stale flows time out
+                log.warning("service proxy: could not delete stale UDP flows: %s", exc)
+
+    async def table_exists(self) -> bool:
+        return await self.nft.table_exists(self.table)
+
+    async def run(self, ready: Callable[[], Awaitable[Any]] | None = None) -> None:
+        """Sync until cancelled: first in full once `ready()` returns, then as changes come."""
+        if ready is not None:
+            await ready()
+        backoff = 0.1
+        last_check = last_full = time.monotonic()
+        while True:
+            try:
+                if self._full or self._dirty:
+                    self._wake.clear()
+                    was_full = self._full
+                    await self.sync()
+                    if was_full:
+                        last_full = time.monotonic()
+                    backoff = 0.1
+                now = time.monotonic()
+                if now - last_full >= self.resync_interval:
+                    self._full = True
+                    continue
+                if now - last_check >= self.check_interval:
+                    last_check = now
+                    if not await self.table_exists():
+                        log.warning("service proxy: table %s is gone; rebuilding it", self.table)
+                        self._full = True
+                        continue
+                if not self._dirty and not self._full:
+                    timeout = max(0.0, min(self.check_interval - (now - last_check),
+                                           self.resync_interval - (now - last_full)))
+                    try:
+                        await asyncio.wait_for(self._wake.wait(), timeout)
+                    except asyncio.TimeoutError:
+                        pass
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - retried as a full sync after a pause
+                log.warning("service proxy: sync failed (%s); full resync in %.1fs", exc, backoff)
+                self._full = True
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def delete_table(self) -> None:
+        await self.nft.run(delete_table_script(self.table))
+
+    async def close(self) -> None:
+        await self.nft.close()
+
+
+def delete_table_script(table: str = TABLE) -> str:
+    return f"add table ip {table}\ndelete table ip {table}\n"      # `add` first: idempotent
+
+
+def stale_flows(old: list[ServicePort], new: list[ServicePort]) -> list[StaleFlow]:
+    """UDP flows to forget between two states of one Service's ports."""
+    flows = []
+    now = {(p.cluster_ip, p.port): p for p in new if p.protocol == "udp"}
+    for port in old:
+        if port.protocol != "udp":
+            continue
+        current = now.get((port.cluster_ip, port.port))
+        remaining = {e.ip for e in current.usable_endpoints()} if current else set()
+        for endpoint in port.usable_endpoints():
+            if endpoint.ip not in remaining:
+                flows.append(StaleFlow(port.cluster_ip, port.port, endpoint.ip))
+                if port.node_port:
+                    flows.append(StaleFlow("", port.node_port, endpoint.ip))
+    before = {(p.cluster_ip, p.port) for p in old if p.protocol == "udp" and p.usable_endpoints()}
+    for key, port in now.items():
+        if port.usable_endpoints() and key not in before:
+            flows.append(StaleFlow(port.cluster_ip, port.port))
+    return flows
