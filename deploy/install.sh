@@ -13,7 +13,8 @@ want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 
 packages=(etcd-server iproute2 nftables busybox-static ca-certificates zstd)
-[ "$want_test" = 1 ] && packages+=(docker-registry skopeo umoci runc)
+# qemu-system-x86, kmod, cpio: the VM tests' guests (tests/vm/, kernel from deploy/vm-kernel.sh)
+[ "$want_test" = 1 ] && packages+=(docker-registry skopeo umoci runc qemu-system-x86 kmod cpio)
 
 missing=()
 for p in "${packages[@]}"; do

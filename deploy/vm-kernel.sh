@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Fetch what the VM tests (tests/vm/) boot: Debian's 6.1 kernel with its modules, unpacked
-# into a cache directory, plus the host tools that run and feed the guests.
+# into a cache directory. Run by deploy/install.sh --test, which installs the host tools that
+# run and feed the guests (qemu-system-x86, kmod, cpio, busybox-static).
 #
-#   deploy/vm-kernel.sh            install qemu, kmod, cpio, busybox-static; fetch the kernel
-#   deploy/vm-kernel.sh --print    print the kernel directory and exit (nothing installed)
+#   deploy/vm-kernel.sh            fetch the kernel (once)
+#   deploy/vm-kernel.sh --print    print the kernel directory and exit
 #
 # The kernel package is `apt-get download`ed by its exact versioned name (the one
 # linux-image-amd64 depends on; a wildcard would fetch every flavour, ~1.8 GB) and unpacked with
 # `dpkg-deb -x`: nothing is installed on the host. `depmod` runs over the unpacked modules so the
-# guest's busybox `modprobe` can load them by name. The result is
+# guest loads them by name (the host's kmod `modprobe -d`, read over 9p). The result is
 #   $SKIFF_VM_CACHE/kernel/        (default /var/cache/skiff-vm/kernel)
 #     vmlinuz, release, lib/modules/<release>/...
 # Idempotent and quick when already there; serialised with flock so parallel runs share one fetch.
@@ -22,20 +23,16 @@ if [ "${1:-}" = "--print" ]; then
   exit 0
 fi
 
-packages=(qemu-system-x86 kmod cpio busybox-static)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-  if [ "$(id -u)" != 0 ]; then
-    echo "error: missing packages (${missing[*]}); run as root or install them first" >&2
+# deploy/install.sh --test installs these (qemu-system-x86 kmod cpio busybox-static).
+for tool in qemu-system-x86_64 depmod cpio busybox apt-get dpkg-deb; do
+  if ! command -v "$tool" >/dev/null; then
+    echo "error: $tool not found; run deploy/install.sh --test (it installs qemu-system-x86, kmod, cpio, busybox-static)" >&2
     exit 1
   fi
-  echo "==> apt-get install ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+done
+if [ "$(id -u)" != 0 ]; then
+  echo "error: run as root (writes $cache)" >&2
+  exit 1
 fi
 
 mkdir -p "$cache"
@@ -73,7 +70,7 @@ rm -f "$deb"
 mkdir -p "$work/kernel/lib"
 mv "$work/root/boot/vmlinuz-$release" "$work/kernel/vmlinuz"
 mv "$work/root/lib/modules" "$work/kernel/lib/modules"
-# Debian ships modules xz-compressed; busybox modprobe reads them through modules.dep.
+# modules.dep and friends: modprobe in the guest finds each module and its dependencies.
 depmod -b "$work/kernel" "$release"
 echo "$release" > "$work/kernel/release"
 

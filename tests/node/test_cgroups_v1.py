@@ -12,13 +12,12 @@ import os
 import secrets
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from agent.cgroups import CgroupError, Resources, V1Manager, detect, open_manager
-from cgroup_children import children, go, read_line, wait_for  # noqa: F401 - children is a fixture
+from agent.cgroups import Resources, V1Manager, detect, open_manager
+from cgroup_children import children, wait_for  # noqa: F401 - children is a fixture
 
 pytestmark = pytest.mark.root
 
@@ -97,11 +96,6 @@ def test_create_and_update_write_the_limits(manager):
     assert manager.stats("pod-a/c1").memory_limit_bytes is None
 
 
-def test_update_of_a_missing_group_names_it(manager):
-    with pytest.raises(CgroupError, match="pod-missing"):
-        manager.update("pod-missing", Resources(pids_limit=3))
-
-
 def test_process_joins_every_controller_and_remove_kills_it(manager, children):
     manager.create("pod-a/c1", Resources(pids_limit=20))
     sleeper = children(["sleep", "600"])
@@ -134,68 +128,6 @@ def test_kill_all_reaches_nested_groups(manager, children):
     assert [s.wait(timeout=10) for s in sleepers] == [-signal.SIGKILL] * 3
     wait_for(lambda: manager.procs("pod-a", recursive=True) == [], what="the group to empty")
     assert read_file(manager, "freezer", "pod-a", "freezer.state") == "THAWED"
-
-
-def test_memory_hog_is_oom_killed_and_counted(manager, children):
-    manager.create("pod-a/c1", Resources(memory_limit_bytes=20 * MI))
-    assert manager.oom_kills("pod-a/c1") == 0
-    hog = children([sys.executable, "-c",
-                    "import sys\nsys.stdin.readline()\nheld = []\n"
-                    "while True: held.append(b'x' * (1 << 20))\n"])
-    manager.add_process("pod-a/c1", hog.pid)
-    go(hog)
-
-    assert hog.wait(timeout=30) == -signal.SIGKILL
-    assert manager.oom_kills("pod-a/c1") >= 1
-    assert manager.stats("pod-a/c1").oom_kills >= 1
-
-
-def test_pids_limit_stops_a_fork_bomb(manager, children):
-    manager.create("pod-a/c1", Resources(pids_limit=10))
-    bomb = children(["sh", "-c", "read x; for i in $(seq 50); do sleep 600 >/dev/null 2>&1 & done; "
-                                 "echo all-forked; wait"])
-    manager.add_process("pod-a/c1", bomb.pid)
-    out, err = bomb.communicate("go\n", timeout=30)
-
-    assert "all-forked" not in out
-    assert "fork" in err.lower() or "resource temporarily unavailable" in err.lower(), err
-    assert len(manager.procs("pod-a/c1")) <= 10
-    assert manager.stats("pod-a/c1").pids_current <= 10
-    # The orphaned sleeps are still in the group; remove() must kill them all.
-    manager.remove("pod-a")
-    assert not manager.exists("pod-a")
-
-
-def test_stats_report_usage(manager, children):
-    manager.create("pod-a/c1", Resources(memory_limit_bytes=64 * MI))
-    worker = children([sys.executable, "-c",
-                       "import sys\nsys.stdin.readline()\n"
-                       "held = bytearray(b'x' * (8 << 20))\n"
-                       "n = 0\nfor i in range(300000): n += i\n"
-                       "print('ready', flush=True)\nsys.stdin.readline()\n"])
-    manager.add_process("pod-a/c1", worker.pid)
-    go(worker)
-    assert read_line(worker) == "ready"
-
-    stats = manager.stats("pod-a/c1")
-    assert stats.cpu_usage_ns > 0
-    assert stats.memory_usage_bytes >= 8 * MI
-    assert stats.memory_limit_bytes == 64 * MI
-    assert stats.pids_current == 1
-    assert stats.oom_kills == 0
-    assert manager.stats("pod-a").memory_usage_bytes >= 8 * MI     # hierarchical
-
-
-def test_separate_parents_do_not_see_each_other(manager):
-    other = open_manager(parent=manager.parent + "-other", version=1)
-    try:
-        other.create("pod-b", Resources())
-        manager.create("pod-a", Resources())
-        assert manager.list_children() == ["pod-a"]
-        assert other.list_children() == ["pod-b"]
-    finally:
-        other.remove("")
-    assert not other.exists("")
 
 
 def test_no_cgroups_left_behind():

@@ -18,6 +18,7 @@ from vm.machines import Machine
 
 SELECTION = [
     "tests/node/test_cgroups_v2.py",
+    "tests/node/test_cgroups_kernel.py",
     "tests/node/test_runtime_limits.py",
     "tests/node/test_runtime_readoption.py",
     "tests/node/test_runtime_exec.py",
