@@ -432,11 +432,11 @@ class Machine:
         return self.channel.request({"op": "spawn", "argv": argv, "log": log, "env": env or {},
                                      "cwd": cwd}, timeout=60)["pid"]
 
-    def start_agent(self, server: str, *, cluster_cidr: str, extra_args: tuple[str, ...] = ()) -> int:
-        """Start `skiff-agent` in the guest, joined to the API server at `server` (host:port),
-        node name = the guest's name, InternalIP and service on its LAN address; its PID.
-        Log: /var/log/skiff-agent.log in the guest (`agent_log()`)."""
-        argv = [sys.executable, "-m", "agent.main", "--server", server, "--node-name", self.name,
+    def start_agent(self, join: list[str], *, cluster_cidr: str, extra_args: tuple[str, ...] = ()) -> int:
+        """Start `skiff-agent` in the guest with `join` (`--server ... --token ... --ca-cert-hash ...`,
+        as `skiff-controlplane token create` prints it), node name = the guest's name, InternalIP
+        and service on its LAN address; its PID. Log: /var/log/skiff-agent.log (`agent_log()`)."""
+        argv = [sys.executable, "-m", "agent.main", *join, "--node-name", self.name,
                 "--node-ip", self.address, "--listen", f"{self.address}:10250",
                 "--cluster-cidr", cluster_cidr, *extra_args]
         return self.spawn(argv, log=AGENT_LOG, cwd=str(REPO), env={"PYTHONPATH": str(REPO)})

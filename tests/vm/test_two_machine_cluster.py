@@ -8,7 +8,8 @@ within the failover goal; powered on again, its agent rejoins and the node is Re
 schedulable again; the other machine is then cut off the LAN — its pods are replaced — and,
 once the link is back, its agent removes the containers of the pods that are gone.
 
-Until the token join lands, agents join with --server only (the join that exists today).
+Agents join as an operator would have them join: `skiff-controlplane token create` prints
+`--server --token --ca-cert-hash` (TLS, a node certificate per machine).
 """
 
 from __future__ import annotations
@@ -56,15 +57,15 @@ spec:
 
 
 class Ctl:
-    """`ctl` as a process against the test's API server, with its own config file."""
+    """`ctl` as a process, as the control plane's administrator (its admin.conf)."""
 
-    def __init__(self, server: str, config: Path) -> None:
-        self.server = server
-        self.env = {**os.environ, "PYTHONPATH": str(REPO), "SKIFF_CONFIG": str(config)}
+    def __init__(self, config: Path) -> None:
+        self.config = config
+        self.env = {**os.environ, "PYTHONPATH": str(REPO)}
 
     def __call__(self, *args: str, stdin: str | None = None, check: bool = True,
                  timeout: float = 120) -> subprocess.CompletedProcess:
-        r = subprocess.run([sys.executable, "-m", "cli.main", "--server", self.server, *args],
+        r = subprocess.run([sys.executable, "-m", "cli.main", "--config", str(self.config), *args],
                            capture_output=True, text=True, cwd=REPO, env=self.env, input=stdin, timeout=timeout)
         if check and r.returncode != 0:
             raise AssertionError(f"ctl {' '.join(args)} failed ({r.returncode}): {r.stderr}{r.stdout}")
@@ -124,10 +125,11 @@ def test_cluster_of_two_guests_spreads_fails_over_and_rejoins(machines, vm_bed, 
     cp = ControlPlane(tmp_path / "cp", port=port, extra_args=[
         "--listen", f"127.0.0.1:{port},{host}:{port}", "--cluster-cidr", POD_CIDR])
     cp.start(timeout=60)
-    ctl = Ctl(f"127.0.0.1:{port}", tmp_path / "ctl-config")
+    ctl = Ctl(cp.admin_config)
     try:
+        join = cp.join_args(server=f"{host}:{port}")        # a bootstrap token, TLS from the first byte
         joined = time.monotonic()
-        agents = {vm: vm.start_agent(f"{host}:{port}", cluster_cidr=POD_CIDR) for vm in (vm1, vm2)}
+        agents = {vm: vm.start_agent(join, cluster_cidr=POD_CIDR) for vm in (vm1, vm2)}
         wait(lambda: nodes_ready(ctl, {"vm1", "vm2"}), timeout=JOIN_TIMEOUT, what="nodes vm1 and vm2 Ready",
              logs_of=(vm1, vm2), agents=agents)
         print(f"\nagents started to both nodes Ready: {time.monotonic() - joined:.1f}s")
@@ -173,7 +175,7 @@ def test_cluster_of_two_guests_spreads_fails_over_and_rejoins(machines, vm_bed, 
 
         # power vm2 on again: its agent rejoins, the node is Ready and untainted
         boot = vm2.boot()
-        agents[vm2] = vm2.start_agent(f"{host}:{port}", cluster_cidr=POD_CIDR)
+        agents[vm2] = vm2.start_agent(join, cluster_cidr=POD_CIDR)     # its certificate died with its RAM
         back = time.monotonic()
         wait(lambda: nodes_ready(ctl, {"vm1", "vm2"}), timeout=JOIN_TIMEOUT, what="vm2 Ready again",
              logs_of=(vm2,), agents={vm2: agents[vm2]})
