@@ -1,5 +1,5 @@
 """The agent, assembled: node registration, pod informer, pod workers, runtime, images, volumes,
-service proxy.
+service proxy, cluster DNS.
 
 `Agent.start()` opens every part (runtime fork server, image store, node
 registration) and re-adopts what the runtime already runs; `Agent.run()` keeps
@@ -20,6 +20,9 @@ from controlplane.client.informer import Informer
 from agent.cgroups import detect, open_manager
 from agent.certificates import NodeCertificates, NodeIdentity
 from agent.config import AgentConfig
+from agent.dns.forward import parse_upstream
+from agent.dns.node import ClusterDNS
+from agent.ephemeral import EphemeralStorageMonitor
 from agent.imagegc import ImageGarbageCollector
 from agent.images import ImageStore, MirrorConfig
 from agent.node import NodeAgent
@@ -70,15 +73,24 @@ class Agent:
             self.network = PodNetwork(nodes=self.nodes, node_name=config.node_name, node_ip=self.node.node_ip,
                                       state_dir=config.network_dir, cluster_cidr=config.cluster_cidr,
                                       bridge=config.bridge, on_ready=self._retry_all_pods)
-        # Services: for containers' environment variables, and with the slices for the service proxy.
+        # Services: for containers' environment variables; with the slices, for the service proxy
+        # and cluster DNS. One informer per kind, shared by all three.
         self.services = Informer(self.client, "services")
+        self.endpoint_slices = Informer(self.client, "endpointslices")
         self.proxy: ServiceProxy | None = None
         if config.network and config.service_proxy:
-            self.endpoint_slices = Informer(self.client, "endpointslices")
             self.proxy = ServiceProxy(node_name=config.node_name, cluster_cidr=config.cluster_cidr)
             self.proxy.watch(self.services, self.endpoint_slices)
+        # Cluster DNS for this node's pods (agent/dns/node.py); it serves only with a pod network,
+        # but pods' resolv.conf (dnsPolicy, dnsConfig) is always written from it.
+        upstreams = ([parse_upstream(u) for u in config.dns_upstreams]
+                     if config.dns_upstreams is not None else None)
+        self.cluster_dns = ClusterDNS(self.client, cluster_domain=config.cluster_domain, upstreams=upstreams,
+                                      port=config.dns_port, services=self.services,
+                                      endpoint_slices=self.endpoint_slices)
         self.workers: PodWorkers | None = None
         self.syncer: PodSyncer | None = None
+        self.storage: EphemeralStorageMonitor | None = None
         self.service: Any = None
         self._adopted: set[str] = set()
 
@@ -93,13 +105,18 @@ class Agent:
         for path in (self.config.state_dir, self.config.runtime_dir, self.config.images_dir, self.config.pods_dir,
                      self.config.logs_dir):
             path.mkdir(parents=True, exist_ok=True)
+        # The node's cgroup parent carries the node's pids limit (no fork bomb takes the host's pid_max).
+        await asyncio.to_thread(self.cgroups.create, "", self.node.node_cgroup_resources())
         await self.runtime.start()
         self.workers = PodWorkers(self._sync)
         self.syncer = PodSyncer(client=self.client, config=self.config, runtime=self.runtime, images=self.images,
                                 volumes=self.volumes, recorder=self.recorder, node_ip=self.node.node_ip,
                                 pod_lookup=self._pod, trigger=self.workers.trigger,
                                 network=self.network, probes=self._probes(), services=self._services,
-                                cluster_ca=lambda: self.identity.ca if self.identity else None)
+                                cluster_ca=lambda: self.identity.ca if self.identity else None,
+                                resolv_conf=self.cluster_dns.resolv_conf)
+        self.storage = EphemeralStorageMonitor(pods=self.syncer.storage_targets, evict=self.syncer.request_eviction,
+                                               interval=self.config.eviction_interval_seconds)
         self.service = AgentServer(AgentService(runtime=self.runtime, find_pod=self.pods.get,
                                                 states=lambda: self.syncer.states, images=self.images,
                                                 node_name=self.config.node_name, pods=self.pods.list),
@@ -170,14 +187,17 @@ class Agent:
         tasks = [asyncio.create_task(self.node.run(), name="node"),
                  asyncio.create_task(self.pods.run(), name="pods-informer"),
                  asyncio.create_task(self.image_gc.run(), name="image-gc"),
+                 asyncio.create_task(self.storage.run(), name="ephemeral-storage"),
                  asyncio.create_task(self.services.run(), name="services-informer"),
                  asyncio.create_task(self._after_services_listed(), name="services-listed")]
+        if self.proxy is not None or self.network is not None:    # the proxy or cluster DNS reads slices
+            tasks.append(asyncio.create_task(self.endpoint_slices.run(), name="endpointslices-informer"))
         if self.proxy is not None:
-            tasks += [asyncio.create_task(self.endpoint_slices.run(), name="endpointslices-informer"),
-                      asyncio.create_task(self.proxy.run(ready=self._proxy_ready), name="service-proxy")]
+            tasks.append(asyncio.create_task(self.proxy.run(ready=self._proxy_ready), name="service-proxy"))
         if self.network is not None:
             tasks += [asyncio.create_task(self.nodes.run(), name="nodes-informer"),
-                      asyncio.create_task(self.network.run(), name="pod-network")]
+                      asyncio.create_task(self.network.run(), name="pod-network"),
+                      asyncio.create_task(self.cluster_dns.run(self.network), name="cluster-dns")]
         if self.service is not None:
             tasks.append(asyncio.create_task(self.service.run(), name="agent-service"))
         if self.identity is not None and self.certificates is not None:

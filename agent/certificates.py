@@ -44,7 +44,16 @@ RENEW_AT = 0.7          # fraction of the certificate's lifetime
 
 
 class JoinError(Exception):
-    """The node cannot get (or keep) its identity; the message says why."""
+    """The node cannot get (or keep) its identity; the message says why. `retry_for`: seconds
+    worth retrying (the server is not up yet; a token just created is not in its cache yet)."""
+
+    def __init__(self, message: str, *, retry_for: float = 0.0):
+        super().__init__(message)
+        self.retry_for = retry_for
+
+
+UNREACHABLE_RETRY = 60.0     # an agent started before its control plane waits this long for it
+NEW_TOKEN_RETRY = 3.0        # a token's Secret reaches the API server's cache within milliseconds
 
 
 @dataclass(frozen=True)
@@ -111,8 +120,17 @@ class NodeCertificates:
         if not token or not ca_cert_hash:
             raise JoinError(f"this node has no valid certificate in {self.dir}: join with "
                             f"--token and --ca-cert-hash (`skiff-controlplane token create` prints the command)")
-        ca = await asyncio.to_thread(fetch_ca, self.server, ca_cert_hash)
-        identity = await self._request(Credentials(ca=ca, token=token), ca)
+        start = asyncio.get_running_loop().time()
+        while True:
+            try:
+                ca = await asyncio.to_thread(fetch_ca, self.server, ca_cert_hash)
+                identity = await self._request(Credentials(ca=ca, token=token), ca)
+                break
+            except JoinError as exc:
+                if asyncio.get_running_loop().time() - start >= exc.retry_for:
+                    raise
+                log.info("joining: %s (retrying)", exc)
+                await asyncio.sleep(0.5)
         log.info("joined the cluster at %s as system:node:%s", self.server, self.node_name)
         return identity
 
@@ -131,8 +149,11 @@ class NodeCertificates:
             try:
                 reply = await pb_grpc.BootstrapStub(channel).NodeCertificates(request, timeout=30)
             except grpc.aio.AioRpcError as exc:
-                raise JoinError(f"the API server at {self.server} refused the node certificates: "
-                                f"{exc.details() or exc.code().name}") from None
+                details = exc.details() or exc.code().name
+                retry = (UNREACHABLE_RETRY if exc.code() == grpc.StatusCode.UNAVAILABLE
+                         else NEW_TOKEN_RETRY if "is unknown" in details else 0.0)
+                raise JoinError(f"the API server at {self.server} refused the node certificates: {details}",
+                                retry_for=retry) from None
         if certs.load_cert(reply.ca_certificate) != certs.load_cert(ca):
             raise JoinError("the API server answered with a different CA than the one pinned")
         identity = NodeIdentity(ca, reply.client_certificate, certs.key_pem(client_key), reply.serving_certificate,
@@ -207,7 +228,7 @@ def fetch_ca(server: str, ca_cert_hash: str, *, timeout: float = 10.0) -> bytes:
                 # Python 3.13 has SSLSocket.get_unverified_chain(); 3.11 and 3.12 have it on _sslobj.
                 chain = [c.public_bytes(ssl._ssl.ENCODING_DER) for c in tls._sslobj.get_unverified_chain()]  # type: ignore[attr-defined]
     except OSError as exc:
-        raise JoinError(f"cannot reach the API server at {server}: {exc}") from None
+        raise JoinError(f"cannot reach the API server at {server}: {exc}", retry_for=UNREACHABLE_RETRY) from None
     from cryptography import x509
     presented = [x509.load_der_x509_certificate(der) for der in chain]
     if not presented:

@@ -33,7 +33,12 @@ class AgentConfig:
     taints: list[dict[str, str]] = field(default_factory=list)
     reserved: dict[str, str] = field(default_factory=dict)   # {"cpu": "100m", "memory": "256Mi"}
     max_pods: int = 110
-    pod_pids_limit: int | None = 4096     # per container; Kubernetes' podPidsLimit (off there by default)
+    # Processes and threads per pod (the pod's cgroup), kubelet's --pod-max-pids (unlimited there by
+    # default; Skiff caps it). The node's cgroup parent is capped too: pid_max less `reserved["pid"]`.
+    pod_max_pids: int | None = 4096
+    # Ephemeral storage accounting (agent/ephemeral.py): how often writable layers, logs and
+    # emptyDirs are measured against limits.ephemeral-storage and emptyDir.sizeLimit.
+    eviction_interval_seconds: float = 10.0
     cgroup_parent: str = "skiff"
     cgroup_root: Path = Path("/sys/fs/cgroup")
     lease_renew_seconds: float = 2.0
@@ -54,6 +59,11 @@ class AgentConfig:
     # The service proxy (agent/proxy): cluster IPs and NodePorts in nftables table ip skiff-proxy.
     # Only with the pod network; off in tests of other parts and where another proxy runs.
     service_proxy: bool = True
+    # Cluster DNS (agent/dns): served on the bridge's gateway address, port dns_port, for this
+    # node's pods. Upstreams: IP[:port] strings; None reads the node's /etc/resolv.conf.
+    cluster_domain: str = "cluster.local"
+    dns_upstreams: list[str] | None = None
+    dns_port: int = 53
     # Image GC (agent/imagegc.py): when the store's disk is above high, remove unused images
     # down to low; checked every interval (kubelet: 85 / 80 %, every 5 minutes).
     image_gc_high_percent: int = 85
@@ -79,3 +89,8 @@ class AgentConfig:
     @property
     def logs_dir(self) -> Path:
         return self.state_dir / "logs"
+
+    @property
+    def seccomp_dir(self) -> Path:
+        """Where `Localhost` seccomp profiles are read from (kubelet: <root-dir>/seccomp)."""
+        return self.state_dir / "seccomp"

@@ -3,8 +3,8 @@
 Command and environment come from agent/envs.py (Kubernetes' merge of the image
 config with the pod spec); mounts from agent/volumes.py; the rest is here:
 user and groups (runAsUser / runAsGroup / supplementalGroups, else the image's
-USER), capabilities, privileged, read-only root, and cgroup resources from the
-container's requests and limits.
+USER), capabilities, privileged, read-only root, the seccomp profile, and cgroup
+resources from the container's requests and limits.
 """
 
 from __future__ import annotations
@@ -22,6 +22,22 @@ class UserError(ValueError):
     """The image's USER cannot be resolved (shown as CreateContainerConfigError)."""
 
 
+def seccomp_profile_of(pod: dict[str, Any], container: dict[str, Any]) -> tuple[str, str]:
+    """(type, localhostProfile) of the container's seccompProfile, else the pod's; RuntimeDefault
+    when neither sets one (Skiff is secure by default, like the kubelet's --seccomp-default)."""
+    for sc in (container.get("securityContext") or {}, (pod.get("spec") or {}).get("securityContext") or {}):
+        profile = sc.get("seccompProfile")
+        if profile:
+            kind = profile.get("type") or ""
+            if kind not in ("RuntimeDefault", "Unconfined", "Localhost"):
+                raise UserError(f"securityContext.seccompProfile.type {kind!r}: must be RuntimeDefault, "
+                                "Unconfined or Localhost")
+            if kind == "Localhost" and not profile.get("localhostProfile"):
+                raise UserError("securityContext.seccompProfile.localhostProfile: required for type Localhost")
+            return kind, profile.get("localhostProfile") or ""
+    return "RuntimeDefault", ""
+
+
 def resources_of(container: dict[str, Any], *, pids_limit: int | None) -> Resources:
     res = container.get("resources") or {}
     limits, requests = res.get("limits") or {}, res.get("requests") or {}
@@ -30,6 +46,26 @@ def resources_of(container: dict[str, Any], *, pids_limit: int | None) -> Resour
         cpu_request_millis=cpu_millis(requests["cpu"]) if "cpu" in requests else None,
         memory_limit_bytes=memory_bytes(limits["memory"]) if "memory" in limits else None,
         pids_limit=pids_limit)
+
+
+def pod_memory_limit(pod: dict[str, Any]) -> int | None:
+    """The pod-level memory limit, as the kubelet computes it: the larger of the sum of the
+    app containers' limits and the largest init container's limit - or None (no pod limit)
+    when any container has no memory limit."""
+    def limit(c: dict[str, Any]) -> int | None:
+        value = ((c.get("resources") or {}).get("limits") or {}).get("memory")
+        return memory_bytes(value) if value is not None else None
+    spec = pod.get("spec") or {}
+    apps = [limit(c) for c in spec.get("containers") or []]
+    inits = [limit(c) for c in spec.get("initContainers") or []]
+    if not apps or None in apps or None in inits:
+        return None
+    return max([sum(a for a in apps if a is not None), *(i for i in inits if i is not None)])
+
+
+def pod_resources(pod: dict[str, Any], *, max_pids: int | None) -> Resources:
+    """The pod cgroup's limits: the pod's pids limit (--pod-max-pids) and its memory limit."""
+    return Resources(memory_limit_bytes=pod_memory_limit(pod), pids_limit=max_pids)
 
 
 def _lookup(layers: list[Path], file: str, name: str) -> tuple[int, int] | None:
@@ -86,7 +122,9 @@ def user_of(pod: dict[str, Any], container: dict[str, Any], *, image_user: str,
 
 def build_spec(*, cid: str, pod: dict[str, Any], container: dict[str, Any], layers: list[Path],
                args: list[str], env: dict[str, str], working_dir: str, user: tuple[int, int, list[int]],
-               mounts: list[Mount], log_path: Path, pids_limit: int | None) -> ContainerSpec:
+               mounts: list[Mount], log_path: Path, pids_limit: int | None,
+               seccomp: str | dict | None = "runtime/default") -> ContainerSpec:
+    """`seccomp`: "runtime/default", the Localhost profile document, or None (Unconfined)."""
     sc = container.get("securityContext") or {}
     caps = sc.get("capabilities") or {}
     uid, gid, groups = user
@@ -100,4 +138,4 @@ def build_spec(*, cid: str, pod: dict[str, Any], container: dict[str, Any], laye
         privileged=bool(sc.get("privileged")),
         # Kubernetes sets no_new_privs only when allowPrivilegeEscalation is false.
         no_new_privs=sc.get("allowPrivilegeEscalation") is False and not sc.get("privileged"),
-        resources=resources_of(container, pids_limit=pids_limit), log_path=log_path)
+        resources=resources_of(container, pids_limit=pids_limit), log_path=log_path, seccomp=seccomp)

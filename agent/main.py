@@ -5,6 +5,7 @@ Lease, watches the pods bound to it, and runs them with Skiff's own runtime.
                 [--node-name n1] [--node-ip 10.0.0.11]
                 [--node-labels zone=a,disk=ssd] [--register-with-taints k=v:NoSchedule]
                 [--reserved cpu=100m,memory=256Mi] [--state-dir /var/lib/skiff/agent]
+                [--cluster-domain cluster.local] [--dns-upstream 10.0.0.2,10.0.0.3:5353]
 
 The first start joins the cluster with the token (`skiff-controlplane token create` prints
 the whole command) and keeps the node's certificates in <state-dir>/pki; later starts
@@ -51,6 +52,17 @@ def _taints(text: str) -> list[dict[str, str]]:
     return taints
 
 
+def _upstreams(text: str) -> list[str]:
+    from agent.dns.forward import parse_upstream
+    items = [p.strip() for p in text.split(",") if p.strip()]
+    for item in items:
+        try:
+            parse_upstream(item)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return items
+
+
 def parse_args(argv: list[str] | None):  # -> AgentConfig
     from agent.config import AgentConfig
     p = argparse.ArgumentParser(prog="skiff-agent", description=__doc__.splitlines()[0])
@@ -61,8 +73,12 @@ def parse_args(argv: list[str] | None):  # -> AgentConfig
     p.add_argument("--node-labels", type=lambda t: _pairs(t, "--node-labels"), default={})
     p.add_argument("--register-with-taints", type=_taints, default=[])
     p.add_argument("--reserved", type=lambda t: _pairs(t, "--reserved"), default={},
-                   help="resources kept from pods, e.g. cpu=100m,memory=256Mi")
+                   help="resources kept from pods, e.g. cpu=100m,memory=256Mi,pid=1000")
     p.add_argument("--max-pods", type=int, default=110)
+    p.add_argument("--pod-max-pids", type=int, default=4096,
+                   help="processes and threads per pod (the pod cgroup's pids limit); -1: unlimited")
+    p.add_argument("--eviction-interval", type=float, default=10.0, metavar="SECONDS",
+                   help="how often pods' ephemeral storage is measured against their limits")
     p.add_argument("--state-dir", type=Path, default=Path("/var/lib/skiff/agent"))
     p.add_argument("--cgroup-parent", default="skiff")
     p.add_argument("--cgroup-root", type=Path, default=Path("/sys/fs/cgroup"))
@@ -82,6 +98,11 @@ def parse_args(argv: list[str] | None):  # -> AgentConfig
                         "control plane's --cluster-cidr")
     p.add_argument("--no-service-proxy", dest="service_proxy", action="store_false",
                    help="do not program cluster IPs and NodePorts (nftables table ip skiff-proxy)")
+    p.add_argument("--cluster-domain", default="cluster.local",
+                   help="the cluster's DNS domain: <svc>.<ns>.svc.<domain> (must match the other nodes')")
+    p.add_argument("--dns-upstream", type=_upstreams, default=None, metavar="IP[:PORT],...",
+                   help="resolvers for names outside the cluster domain; default: the nameservers of "
+                        "this node's /etc/resolv.conf")
     p.add_argument("--no-network", dest="network", action="store_false",
                    help="no pod network: pods get a network namespace with loopback only")
     p.add_argument("--image-gc-high-threshold", type=int, default=85, metavar="PERCENT",
@@ -93,6 +114,12 @@ def parse_args(argv: list[str] | None):  # -> AgentConfig
     if not 0 <= args.image_gc_low_threshold <= args.image_gc_high_threshold <= 100:
         p.error(f"--image-gc-low-threshold ({args.image_gc_low_threshold}) must be at most "
                 f"--image-gc-high-threshold ({args.image_gc_high_threshold}), both between 0 and 100")
+    if "pid" in args.reserved and not args.reserved["pid"].isdigit():
+        p.error(f"--reserved pid={args.reserved['pid']}: must be a whole number of processes")
+    if args.pod_max_pids == 0 or args.pod_max_pids < -1:
+        p.error(f"--pod-max-pids {args.pod_max_pids}: must be a positive number or -1 (unlimited)")
+    if args.eviction_interval <= 0:
+        p.error(f"--eviction-interval {args.eviction_interval}: must be positive")
     from agent.node import route_address
     node_ip = args.node_ip or route_address(args.server)
     server = args.server
@@ -106,8 +133,11 @@ def parse_args(argv: list[str] | None):  # -> AgentConfig
                          listen=args.listen or f"{node_ip}:10250", lease_renew_seconds=args.lease_renew,
                          network=args.network, cluster_cidr=args.cluster_cidr,
                          service_proxy=args.service_proxy,
+                         cluster_domain=args.cluster_domain, dns_upstreams=args.dns_upstream,
                          image_gc_high_percent=args.image_gc_high_threshold,
-                         image_gc_low_percent=args.image_gc_low_threshold)
+                         image_gc_low_percent=args.image_gc_low_threshold,
+                         pod_max_pids=None if args.pod_max_pids == -1 else args.pod_max_pids,
+                         eviction_interval_seconds=args.eviction_interval)
     return config, args.log_level
 
 

@@ -27,6 +27,7 @@ from typing import Any, Callable
 from api.quantity import cpu_millis, format_cpu, memory_bytes
 from controlplane.client import AlreadyExists, ApiError, Client, NotFound
 
+from agent.cgroups import Resources
 from agent.config import AgentConfig
 
 log = logging.getLogger(__name__)
@@ -58,9 +59,10 @@ def meminfo() -> dict[str, int]:
 
 
 def route_address(server: str) -> str:
-    """The local address the kernel would use to reach the control plane."""
+    """The local address the kernel would use to reach the control plane (the first of
+    several: "a:6443,b:6443")."""
     from controlplane.client.credentials import split_target
-    host = split_target(server)[0].rsplit(":", 1)[0].strip("[]") or "127.0.0.1"
+    host = split_target(server.split(",")[0].strip())[0].rsplit(":", 1)[0].strip("[]") or "127.0.0.1"
     try:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             s.connect((socket.gethostbyname(host), 9))  # UDP connect sends nothing
@@ -111,6 +113,22 @@ class NodeAgent:
         cpu = max(0, cpu_millis(cap["cpu"]) - cpu_millis(reserved.get("cpu", "0")))
         memory = max(0, memory_bytes(cap["memory"]) - memory_bytes(reserved.get("memory", "0")))
         return {**cap, "cpu": format_cpu(cpu), "memory": f"{memory // 1024}Ki"}
+
+    def allocatable_pids(self) -> int:
+        """Processes the node's pods may hold together (the node cgroup parent's pids limit):
+        the kernel's limit (pid_max, or threads-max if lower) less `--reserved pid=N`
+        (default: 5 %, at least 1000, kept for the system and the agent itself)."""
+        limit = min(int(_read("/proc/sys/kernel/pid_max") or 32768),
+                    int(_read("/proc/sys/kernel/threads-max") or 1 << 22))
+        reserved = self.config.reserved.get("pid")
+        keep = int(reserved) if reserved is not None else max(1000, limit // 20)
+        return max(1, limit - keep)
+
+    def node_cgroup_resources(self) -> Resources:
+        """The limits of the node's cgroup parent: pids as above, and CPU shares (weight) in
+        proportion to the allocatable CPU, as the kubelet gives its kubepods group."""
+        return Resources(cpu_request_millis=cpu_millis(self.allocatable()["cpu"]),
+                         pids_limit=self.allocatable_pids())
 
     def _disk_path(self) -> str:
         path = self.config.state_dir

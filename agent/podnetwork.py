@@ -88,6 +88,15 @@ class PodNetwork:
                 raise NetworkNotReady(f"network is not ready: cannot release the address of pod {uid}") from None
         await self.network.detach(uid)
 
+    async def wait_ready(self) -> None:
+        """Until the node network is set up (the node has a podCIDR)."""
+        await self._ready.wait()
+
+    @property
+    def gateway(self) -> str | None:
+        """The pods' gateway address on the bridge (the cluster DNS listens there), once set up."""
+        return str(self.network.gateway.ip) if self.network is not None else None
+
     def pod_ip(self, uid: str) -> str | None:
         return self.network.pod_ip(uid) if self.network is not None else None
 

@@ -56,6 +56,9 @@ class PodState:
     token_mount: Any = None   # host path of the ServiceAccount token files (agent/serviceaccount.py), or None
     pod_ip: str = ""
     terminal_reason: tuple[str, str] | None = None  # (reason, message) that ended the pod (e.g. DeadlineExceeded)
+    admitted: bool = False            # counted against the node's pod capacity (kubelet admission)
+    phase: str = ""                   # the phase last written (terminal pods free their capacity slot)
+    eviction: str | None = None       # the ephemeral storage verdict to act on (agent/ephemeral.py)
 
     def latest(self, name: str) -> ContainerStatus | None:
         items = self.instances.get(name)

@@ -30,9 +30,10 @@ from controlplane.client.events import NORMAL, WARNING, EventRecorder
 
 from agent import containerspec, envs, podstatus
 from agent.config import AgentConfig
+from agent.ephemeral import PodPaths
 from agent.images import ImageStore, PullError, RegistryAuth
 from agent.podstate import PodState, PullBackoff, container_id, parse_container_id
-from agent.runtime import Runtime
+from agent.runtime import Runtime, seccomp
 from agent.runtime.specs import ContainerNotFound, ContainerStatus, Mount, SandboxSpec, StartError
 from agent.serviceaccount import MOUNT_PATH, VOLUME_NAME, TokenFiles, account_name, has_own_mount, wants_token
 from agent.volumes import VolumeError, VolumeManager
@@ -61,8 +62,10 @@ class PodSyncer:
                  volumes: VolumeManager, recorder: EventRecorder, node_ip: str,
                  pod_lookup: Callable[[str], Pod | None], trigger: Callable[[str], None],
                  network: Any = None, probes: Any = None, cluster_ca: Callable[[], bytes | None] | None = None,
-                 services: Callable[[], list[dict]] | None = None):
-        """cluster_ca: the cluster CA (PEM) for pods' ServiceAccount mounts (`ca.crt`), None with --insecure."""
+                 services: Callable[[], list[dict]] | None = None,
+                 resolv_conf: Callable[[Pod], Awaitable[str]] | None = None):
+        """cluster_ca: the cluster CA (PEM) for pods' ServiceAccount mounts (`ca.crt`), None with --insecure.
+        resolv_conf: the pod's /etc/resolv.conf text (agent/dns/node.py)."""
         self.client = client
         self.config = config
         self.runtime = runtime
@@ -77,6 +80,7 @@ class PodSyncer:
         # The Services a container's environment names (envs.service_env); raises envs.ConfigError
         # until the agent's services informer has listed once, as the kubelet does.
         self.services = services
+        self.resolv_conf = resolv_conf      # the pod's /etc/resolv.conf text (agent/dns/node.py)
         self.states: dict[str, PodState] = {}
         self._objects: dict[tuple[str, str, str], tuple[float, dict | None]] = {}
         self.node: dict[str, Any] | None = None
@@ -94,13 +98,15 @@ class PodSyncer:
             if parsed is None:
                 continue
             state = self.states.setdefault(status.pod_uid, PodState(status.pod_uid))
+            state.admitted = True          # it runs here: it holds a capacity slot
             state.add_instance(status)
             if status.state == "running":
                 self._watch_exit(state, status.id)
         uids = set(self.states)
         for sandbox in await self.runtime.list_sandboxes():
             uids.add(sandbox.pod_uid)
-            self.states.setdefault(sandbox.pod_uid, PodState(sandbox.pod_uid)).sandbox_ready = True
+            adopted = self.states.setdefault(sandbox.pod_uid, PodState(sandbox.pod_uid))
+            adopted.sandbox_ready = adopted.admitted = True
         uids.update(self.volumes.list_pod_dirs())
         return uids
 
@@ -141,6 +147,11 @@ class PodSyncer:
         if phase in ("Succeeded", "Failed") and not self._any_running(state):
             self._stop_probers(state)
             return None
+        if not state.admitted and state.terminal_reason is None and not self._admit(pod, state):
+            await self._write_status(pod, state)
+            return None
+        if state.eviction is not None and state.terminal_reason is None:
+            await self._evict(pod, state)
         if not state.start_time:
             state.start_time = (pod.get("status") or {}).get("startTime") or _now()
         wake: list[float] = []
@@ -165,6 +176,64 @@ class PodSyncer:
         await self._write_status(pod, state)
         return min(wake) if wake else None
 
+    # -- admission and eviction ------------------------------------------------------------
+
+    def _admit(self, pod: Pod, state: PodState) -> bool:
+        """The kubelet's admission of the pods resource: a pod beyond the node's pod capacity
+        (status.capacity.pods, --max-pods) fails with reason OutOfpods. Pods that ended
+        (Succeeded/Failed) free their slot. Synchronous, so two pods cannot take one slot."""
+        used = sum(1 for s in self.states.values() if s.admitted and s.phase not in ("Succeeded", "Failed"))
+        capacity = self.config.max_pods
+        if used >= capacity:
+            message = f"Node didn't have enough resource: pods, requested: 1, used: {used}, capacity: {capacity}"
+            state.terminal_reason = ("OutOfpods", f"Pod was rejected: {message}")
+            self.recorder.event(pod, WARNING, "OutOfpods", message)
+            log.info("pod %s rejected: %s", pod["metadata"]["name"], message)
+            return False
+        state.admitted = True
+        return True
+
+    def request_eviction(self, uid: str, message: str) -> None:
+        """Evict the pod (agent/ephemeral.py's verdict); its worker does it on the next sync."""
+        state = self.states.get(uid)
+        if state is not None and state.eviction is None and state.terminal_reason is None:
+            state.eviction = message
+            self.trigger(uid)
+
+    async def _evict(self, pod: Pod, state: PodState) -> None:
+        """End the pod as the kubelet's eviction manager does: Failed/Evicted with the message,
+        a Warning event, containers killed at once, volumes (the disk it filled) torn down.
+        Writable layers and logs stay until the pod is deleted, as dead containers do."""
+        message = state.eviction or ""
+        state.terminal_reason = ("Evicted", message)
+        log.warning("pod %s evicted: %s", pod["metadata"]["name"], message)
+        self.recorder.event(pod, WARNING, "Evicted", message)
+        await self._terminate(pod, state, grace=0.0)
+        try:
+            await self.volumes.teardown(state.uid)
+        except Exception as exc:  # noqa: BLE001 - the pod is evicted either way; deletion retries
+            log.warning("pod %s: volume teardown after eviction failed: %s", pod["metadata"]["name"], exc)
+
+    def storage_targets(self) -> list[tuple[str, Pod, PodPaths]]:
+        """The running pods and where their ephemeral storage lives (for agent/ephemeral.py)."""
+        targets = []
+        for uid, state in list(self.states.items()):
+            pod = self.pod_lookup(uid)
+            if pod is None or pod["metadata"].get("deletionTimestamp") or not state.admitted \
+                    or state.terminal_reason is not None or state.phase in ("Succeeded", "Failed"):
+                continue
+            paths = PodPaths()
+            for name, items in state.instances.items():
+                paths.containers[name] = [*(self.runtime.writable_layer(s.id) for s in items),
+                                          container_log_dir(self.config.logs_dir, pod, name)]
+            for volume in pod["spec"].get("volumes") or []:
+                local = volume.get("configMap") is not None or volume.get("downwardAPI") is not None or (
+                    volume.get("emptyDir") is not None and (volume["emptyDir"] or {}).get("medium") != "Memory")
+                if local and volume["name"] in state.volumes:
+                    paths.local_volumes[volume["name"]] = state.volumes[volume["name"]]
+            targets.append((uid, pod, paths))
+        return targets
+
     # -- sandbox and volumes -------------------------------------------------------------
 
     async def _ensure_sandbox(self, pod: Pod, state: PodState) -> bool:
@@ -187,7 +256,9 @@ class PodSyncer:
             sandbox = await self.runtime.create_sandbox(SandboxSpec(
                 pod_uid=state.uid, hostname=hostname, host_network=bool(spec.get("hostNetwork")),
                 host_ipc=bool(spec.get("hostIPC")), host_pid=bool(spec.get("hostPID")),
-                hosts_entries=[("127.0.0.1", "localhost")]))
+                hosts_entries=[("127.0.0.1", "localhost")],
+                dns=await self.resolv_conf(pod) if self.resolv_conf is not None else None,
+                resources=containerspec.pod_resources(pod, max_pids=self.config.pod_max_pids)))
             if spec.get("hostNetwork"):
                 state.pod_ip = self.node_ip
             elif self.network is not None and sandbox.netns_path is not None:
@@ -401,7 +472,6 @@ class PodSyncer:
     async def _start(self, pod: Pod, state: PodState, container: dict, *, instance: int,
                      wake: list[float], init: bool) -> None:
         name = container["name"]
-        meta = pod["metadata"]
         get_cm, get_secret = await self._refs(pod)
         image = await self._pull(pod, state, container, get_secret, wake)
         if image is None:
@@ -412,7 +482,12 @@ class PodSyncer:
                                    node=self.node, services=self.services() if self.services else ())
             args = envs.command_line(container, list(image.config.entrypoint), list(image.config.cmd), env)
             user = containerspec.user_of(pod, container, image_user=image.config.user, layers=list(image.layers))
-        except (envs.ConfigError, containerspec.UserError) as exc:
+            seccomp_type, localhost = containerspec.seccomp_profile_of(pod, container)
+            profile: str | dict | None = {"RuntimeDefault": seccomp.RUNTIME_DEFAULT, "Unconfined": None}.get(
+                seccomp_type)
+            if seccomp_type == "Localhost":
+                profile = await asyncio.to_thread(seccomp.load_localhost, self.config.seccomp_dir, localhost)
+        except (envs.ConfigError, containerspec.UserError, seccomp.ProfileError) as exc:
             state.waiting[name] = ("CreateContainerConfigError", str(exc))
             self.recorder.event(pod, WARNING, "Failed", f"Error: {exc}")
             wake.append(self.config.backoff.max_seconds / 6)
@@ -421,15 +496,15 @@ class PodSyncer:
         if state.token_mount is not None and not has_own_mount(container):
             mounts.append(Mount(source=state.token_mount, destination=MOUNT_PATH, readonly=True))
         cid = container_id(state.uid, name, instance)
-        log_path = self.config.logs_dir / f"{meta['namespace']}_{meta['name']}_{state.uid}" / name / f"{instance}.log"
+        log_path = container_log_dir(self.config.logs_dir, pod, name) / f"{instance}.log"
         spec = containerspec.build_spec(cid=cid, pod=pod, container=container, layers=list(image.layers),
                                         args=args, env=env, working_dir=image.config.working_dir, user=user,
-                                        mounts=mounts, log_path=log_path, pids_limit=self.config.pod_pids_limit)
+                                        mounts=mounts, log_path=log_path, pids_limit=None, seccomp=profile)
         await self._forget_old_instances(state, name, keep=1)
         state.waiting[name] = ("ContainerCreating", "")
         try:
             status = await self.runtime.run_container(spec)
-        except StartError as exc:
+        except (StartError, ValueError) as exc:     # ValueError: e.g. a Localhost profile libseccomp refused
             self.recorder.event(pod, WARNING, "Failed", f"Error: failed to start container \"{name}\": {exc}")
             try:
                 state.add_instance(await self.runtime.status(cid))
@@ -537,6 +612,7 @@ class PodSyncer:
 
     async def _write_status(self, pod: Pod, state: PodState) -> None:
         status = podstatus.pod_status(pod, state, host_ip=self.node_ip, now=_now())
+        state.phase = status.get("phase") or ""
         if podstatus.comparable(status) == podstatus.comparable(state.last_status) and \
                 podstatus.comparable(status) == podstatus.comparable(pod.get("status")):
             return
@@ -548,6 +624,12 @@ class PodSyncer:
             state.last_status = status
         except ApiError as exc:
             log.warning("pod %s: status update failed: %s", meta["name"], exc.message)
+
+
+def container_log_dir(logs_dir: Path, pod: Pod, name: str) -> Path:
+    """<logs>/<namespace>_<pod>_<uid>/<container>/, where each instance's log goes (as the kubelet's)."""
+    meta = pod["metadata"]
+    return logs_dir / f"{meta['namespace']}_{meta['name']}_{meta['uid']}" / name
 
 
 def pod_with_ips(pod: Pod, host_ip: str, pod_ip: str) -> Pod:

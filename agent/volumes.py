@@ -40,6 +40,7 @@ from typing import Any, Callable
 from api.quantity import QuantityError, memory_bytes
 
 from agent.atomic_writer import AtomicWriter, FileProjection
+from agent.containerspec import pod_memory_limit
 from agent.downward import DownwardError, field_value, find_container, resource_value
 from agent.runtime.specs import Mount
 from agent.tmpfs import is_mount_point, mount_tmpfs, mounts_under, unmount
@@ -225,6 +226,13 @@ class VolumeManager:
                     plan.size_bytes = memory_bytes(source["sizeLimit"])
                 except QuantityError as e:
                     raise ValueError(f"emptyDir.sizeLimit: {e}") from None
+            if plan.tmpfs:
+                # A memory-backed emptyDir is memory: its pages are charged to the memory cgroup
+                # of the container writing them, and the tmpfs is no bigger than the pod's memory
+                # limit (kubelet's SizeMemoryBackedVolumes) or its sizeLimit, whichever is smaller.
+                pod_limit = pod_memory_limit(pod)
+                if pod_limit is not None:
+                    plan.size_bytes = min(plan.size_bytes or pod_limit, pod_limit)
         elif kind == "configMap":
             source = volume["configMap"]
             configmap = get_configmap(source["name"])

@@ -126,6 +126,31 @@ class Capabilities(ApiModel):
     drop: Optional[list[str]] = Field(None, description="Capabilities to drop, or ALL.")
 
 
+class SeccompProfile(ApiModel):
+    """The seccomp filter of a container: the runtime's default, none, or a profile file on the node."""
+
+    type: Literal["RuntimeDefault", "Unconfined", "Localhost"] = Field(
+        description="RuntimeDefault (Docker's default profile; also when unset), Unconfined (no filter) or "
+                    "Localhost (localhostProfile, a file in the agent's seccomp directory).")
+    localhost_profile: Optional[str] = Field(None, description="Profile file, relative to the agent's seccomp "
+                                                               "directory; only with type Localhost.")
+
+
+def check_seccomp_profile(profile: SeccompProfile | None, path: str) -> list[FieldError]:
+    if profile is None:
+        return []
+    where = f"{path}.seccompProfile.localhostProfile"
+    if profile.type == "Localhost":
+        name = profile.localhost_profile or ""
+        if not name:
+            return [required(where, "must be set when seccomp type is Localhost")]
+        if name.startswith("/") or ".." in name.split("/"):
+            return [invalid(where, name, "must be a relative path without '..'")]
+    elif profile.localhost_profile is not None:
+        return [invalid(where, profile.localhost_profile, "can only be set when seccomp type is Localhost")]
+    return []
+
+
 class SecurityContext(ApiModel):
     """Security settings of one container; they override the pod's securityContext."""
 
@@ -137,6 +162,7 @@ class SecurityContext(ApiModel):
     allow_privilege_escalation: Optional[bool] = Field(None, description="Whether the process may gain more "
                                                                          "privileges (no_new_privs when false).")
     capabilities: Optional[Capabilities] = Field(None, description="Capabilities to add and drop.")
+    seccomp_profile: Optional[SeccompProfile] = Field(None, description="Seccomp filter; overrides the pod's.")
 
 
 def default_pull_policy(image: str) -> str:
@@ -303,6 +329,8 @@ def check_container(c: Container, path: str, *, volume_names: set[str], init: bo
         else:
             errors += check_lifecycle(c.lifecycle, f"{path}.lifecycle")
     sc = c.security_context
+    if sc is not None:
+        errors += check_seccomp_profile(sc.seccomp_profile, f"{path}.securityContext")
     if sc is not None and sc.privileged and sc.allow_privilege_escalation is False:
         errors.append(invalid(f"{path}.securityContext", "", "cannot set `allowPrivilegeEscalation` to false "
                                                              "and `privileged` to true"))

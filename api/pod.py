@@ -12,6 +12,7 @@ QoS class the agent uses, with Kubernetes' rules.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from typing import Literal, Optional
 
@@ -20,7 +21,7 @@ from pydantic import Field, model_validator
 from api.affinity import Affinity, Toleration, TopologySpreadConstraint, check_affinity, check_tolerations, \
     check_topology_spread
 from api.base import ApiModel
-from api.container import Container, check_container
+from api.container import Container, SeccompProfile, check_container, check_seccomp_profile
 from api.fieldtypes import quantity_value
 from api.errors import FieldError, duplicate, invalid, required
 from api.names import check_dns1123_label, check_dns1123_subdomain
@@ -41,6 +42,8 @@ class PodSecurityContext(ApiModel):
     supplemental_groups: Optional[list[int]] = Field(None, description="Extra GIDs for every container process.")
     fs_group: Optional[int] = Field(None, ge=0, description="GID that owns the pod's volumes; added to every "
                                                             "process.")
+    seccomp_profile: Optional[SeccompProfile] = Field(None, description="Seccomp filter of every container "
+                                                                        "that sets none itself.")
 
 
 class LocalObjectReference(ApiModel):
@@ -54,6 +57,23 @@ class HostAlias(ApiModel):
 
     ip: str = Field(description="IP address of the entry.")
     hostnames: Optional[list[str]] = Field(None, description="Host names for the IP.")
+
+
+class PodDNSConfigOption(ApiModel):
+    """One resolver option of the pod's resolv.conf."""
+
+    name: str = Field(description="Option name, e.g. ndots.")
+    value: Optional[str] = Field(None, description="Option value, if it takes one.")
+
+
+class PodDNSConfig(ApiModel):
+    """DNS settings merged into the pod's resolv.conf on top of what dnsPolicy gives."""
+
+    nameservers: Optional[list[str]] = Field(None, description="IP addresses of DNS servers, appended (at most "
+                                                               "3 in all).")
+    searches: Optional[list[str]] = Field(None, description="Search domains, appended (at most 32).")
+    options: Optional[list[PodDNSConfigOption]] = Field(None, description="Resolver options; one with the name "
+                                                                          "of an existing option replaces it.")
 
 
 class PodSpec(ApiModel):
@@ -71,6 +91,7 @@ class PodSpec(ApiModel):
                                                                            "is failed.")
     dns_policy: Literal["ClusterFirst", "ClusterFirstWithHostNet", "Default", "None"] = Field(
         "ClusterFirst", description="DNS setup: ClusterFirst, ClusterFirstWithHostNet, Default or None.")
+    dns_config: Optional[PodDNSConfig] = Field(None, description="DNS settings added to what dnsPolicy gives.")
     node_selector: Optional[dict[str, str]] = Field(None, description="Labels a node must have to run the pod.")
     service_account_name: str = Field("default", description="ServiceAccount the pod runs as.")
     automount_service_account_token: Optional[bool] = Field(None, description="Mount the service account's "
@@ -114,6 +135,8 @@ def check_pod_spec(spec: PodSpec, path: str) -> list[FieldError]:
     errors, volume_names = check_volumes(spec.volumes, f"{path}.volumes")
     if not spec.containers:
         errors.append(required(f"{path}.containers", "must have at least one container"))
+    if spec.security_context is not None:
+        errors += check_seccomp_profile(spec.security_context.seccomp_profile, f"{path}.securityContext")
     names: set[str] = set()
     host_ports: set[tuple[int, str, str]] = set()
     for field, containers, init in (("initContainers", spec.init_containers or [], True),
@@ -137,6 +160,7 @@ def check_pod_spec(spec: PodSpec, path: str) -> list[FieldError]:
     for key, value in (spec.node_selector or {}).items():
         if msg := check_label_key(key) or check_label_value(value):
             errors.append(FieldError(f"{path}.nodeSelector", msg))
+    errors += check_dns(spec, path)
     for field, value in (("hostname", spec.hostname), ("subdomain", spec.subdomain)):
         if value and (msg := check_dns1123_label(value)):
             errors.append(invalid(f"{path}.{field}", value, msg))
@@ -151,6 +175,47 @@ def check_pod_spec(spec: PodSpec, path: str) -> list[FieldError]:
         errors += check_affinity(spec.affinity, f"{path}.affinity")
     errors += check_tolerations(spec.tolerations or [], f"{path}.tolerations")
     errors += check_topology_spread(spec.topology_spread_constraints or [], f"{path}.topologySpreadConstraints")
+    return errors
+
+
+MAX_DNS_NAMESERVERS = 3
+MAX_DNS_SEARCHES = 32
+MAX_DNS_SEARCH_CHARS = 2048
+
+
+def check_dns(spec: PodSpec, path: str) -> list[FieldError]:
+    """dnsPolicy None needs nameservers of its own; dnsConfig within the resolver's limits (Kubernetes')."""
+    config, at = spec.dns_config, f"{path}.dnsConfig"
+    if spec.dns_policy == "None" and config is None:
+        return [required(at, "must provide `dnsConfig` when `dnsPolicy` is None")]
+    if config is None:
+        return []
+    errors = []
+    nameservers, searches = config.nameservers or [], config.searches or []
+    if spec.dns_policy == "None" and not nameservers:
+        errors.append(required(f"{at}.nameservers", "must provide at least one DNS nameserver when `dnsPolicy` "
+                                                    "is None"))
+    if len(nameservers) > MAX_DNS_NAMESERVERS:
+        errors.append(invalid(f"{at}.nameservers", nameservers,
+                              f"must not have more than {MAX_DNS_NAMESERVERS} nameservers"))
+    for i, server in enumerate(nameservers):
+        try:
+            ipaddress.ip_address(server)
+        except ValueError:
+            errors.append(invalid(f"{at}.nameservers[{i}]", server, "must be a valid IP address"))
+    if len(searches) > MAX_DNS_SEARCHES:
+        errors.append(invalid(f"{at}.searches", searches, f"must not have more than {MAX_DNS_SEARCHES} search paths"))
+    if len(" ".join(searches)) > MAX_DNS_SEARCH_CHARS:
+        errors.append(invalid(f"{at}.searches", searches,
+                              f"must not have more than {MAX_DNS_SEARCH_CHARS} characters (including spaces) "
+                              f"in the search list"))
+    for i, search in enumerate(searches):
+        name = search[:-1] if search.endswith(".") else search
+        if msg := check_dns1123_subdomain(name):
+            errors.append(invalid(f"{at}.searches[{i}]", search, msg))
+    for i, option in enumerate(config.options or []):
+        if not option.name:
+            errors.append(required(f"{at}.options[{i}].name"))
     return errors
 
 

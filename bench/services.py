@@ -53,7 +53,7 @@ from ipaddress import IPv4Address  # noqa: E402
 from typing import Any  # noqa: E402
 
 from agent.proxy import ServiceProxy  # noqa: E402
-from bench.common import RESULTS_DIR, machine_info, percentiles  # noqa: E402
+from bench.common import RESULTS_DIR, connect, machine_info, percentiles  # noqa: E402
 from netlab import CLUSTER_CIDR, Lab, skip_reason  # noqa: E402
 
 ECHO = 7000
@@ -176,11 +176,10 @@ def connection_cost(lab: Lab, node: Any, proxy: ServiceProxy, args: argparse.Nam
 async def api_latency(address: str, node: Any, args: argparse.Namespace) -> dict[str, Any]:
     """Write -> informer -> proxy -> nft commit, through a real API server (a loop of this machine's
     namespace; the proxy's nft thread lives in the node's)."""
-    from controlplane.client import Client
     from controlplane.client.informer import Informer
     proxy = ServiceProxy(node_name="a", cluster_cidr=CLUSTER_CIDR, table="skiff-proxy-api", check_interval=3600)
     node.call(proxy.nft.call(lambda: None))
-    async with Client(address, timeout=30) as client:
+    async with connect(address, timeout=30) as client:   # TLS, the admin credential (bench/common.py)
         await client.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bench"}})
         started = time.perf_counter()
         sem = asyncio.Semaphore(32)

@@ -4,6 +4,7 @@ Everything lives in one directory (default ~/.skiff/cluster):
 
     cluster.yaml          the server address, the LAN and the components started
     pids/<name>.pid       the PID of each component
+    pids/<name>.history   every PID and start time it ever had (for `down`)
     logs/<name>.log       its stdout and stderr
     controlplane/         the control plane's state: the embedded etcd's data, the cluster
                           CA (pki/) and the admin credential (admin.conf)
@@ -18,10 +19,18 @@ inside its node's network namespace on a virtual LAN (cli/locallan.py) with
 its own state directory and cgroup parent, so N nodes on one machine stay apart
 the way N machines would. Without root there are no nodes: a control plane only.
 
+`up` on an existing cluster restarts whichever components are down (a
+control plane killed with -9, an agent that crashed) with their recorded
+command lines, and says which it restarted and which were running.
+
 Processes are stopped by PID, never by name: before each signal the PID's
-/proc/<pid>/cmdline must still contain the component's own state directory, so
-a reused PID is never hit. SIGTERM first; after a timeout SIGKILL, also for any
-process left in the component's session (e.g. an etcd whose parent was killed).
+/proc/<pid>/cmdline must still contain the component's own state directory
+(and its start time must be the recorded one), so a reused PID is never hit.
+Every PID any `up` started is kept in pids/<name>.history, so `down` also
+stops what a previous `up` started and a later one replaced — and the etcd a
+control plane recorded in its state directory (etcd.pid), should it have
+outlived its parent. SIGTERM first; after a timeout SIGKILL, also for any
+process left in a component's session that carries its state directory.
 Then each node's cleanup (`python -m agent.cleanup`, inside its namespace)
 removes its containers, cgroups, mounts and pod network, and the LAN goes.
 """
@@ -88,9 +97,16 @@ def alive(pid: int) -> bool:
     return bool(fields) and fields[0] not in ("Z", "X")
 
 
-def is_ours(pid: int, marker: str) -> bool:
-    """The process is alive and still the one we started (not a reused PID)."""
-    return alive(pid) and marker in _cmdline(pid)
+def start_time(pid: int) -> int:
+    """The process's start time in clock ticks since boot (0 if it is gone)."""
+    fields = _stat(pid)
+    return int(fields[19]) if len(fields) > 19 else 0
+
+
+def is_ours(pid: int, marker: str, started: int = 0) -> bool:
+    """The process is alive and still the one we started (not a reused PID): its command
+    line holds the marker and, when known, it started when we recorded."""
+    return alive(pid) and marker in _cmdline(pid) and (not started or start_time(pid) == started)
 
 
 def session_members(session_id: int) -> list[int]:
@@ -145,7 +161,8 @@ class LocalCluster:
         self.logs = self.root / "logs"
         self.state_file = self.root / "cluster.yaml"
 
-    def components(self, *, host: str, port: int, nodes: list[str], lan: Lan | None) -> list[Component]:
+    def components(self, *, host: str, port: int, nodes: list[str], lan: Lan | None,
+                   dns_upstreams: list[str] | None = None) -> list[Component]:
         """What `up` starts, in order: the control plane, then one agent per node, each
         inside its node's network namespace, with cgroups and state named after the
         cluster directory and the node."""
@@ -171,7 +188,8 @@ class LocalCluster:
                  "--ca-cert-hash", "<ca-cert-hash>",
                  "--node-name", node, "--node-ip", node_ip, "--state-dir", str(agent_state),
                  "--cgroup-parent", f"{self.cgroup_parent}-{node}", "--listen", f"{node_ip}:10250",
-                 "--cluster-cidr", POD_RANGE],
+                 "--cluster-cidr", POD_RANGE,
+                 *(["--dns-upstream", ",".join(dns_upstreams)] if dns_upstreams else [])],
                 marker=str(agent_state)))
         return out
 
@@ -196,6 +214,78 @@ class LocalCluster:
 
     def running(self) -> list[Started]:
         return [s for s in self.recorded() if is_ours(s.pid, s.component.marker)]
+
+    def _record_pid(self, component: Component, pid: int) -> None:
+        (self.pids / f"{component.name}.pid").write_text(f"{pid}\n")
+        with open(self.pids / f"{component.name}.history", "a") as history:
+            history.write(f"{pid} {start_time(pid)}\n")
+
+    def ever_started(self, component: Component) -> list[tuple[int, int]]:
+        """(pid, start time) of every process started for the component, by any `up`,
+        plus the etcd a control plane recorded in its state directory."""
+        out = []
+        try:
+            for line in (self.pids / f"{component.name}.history").read_text().splitlines():
+                pid, started = line.split()
+                out.append((int(pid), int(started)))
+        except (OSError, ValueError):
+            pass
+        if component.name == "controlplane":
+            try:
+                out.append((int((Path(component.marker) / "etcd.pid").read_text().strip()), 0))
+            except (OSError, ValueError):
+                pass
+        return out
+
+    def _spawn(self, component: Component, extra_env: dict[str, str] | None = None) -> subprocess.Popen:
+        with open(self.logs / f"{component.name}.log", "ab") as log:
+            proc = subprocess.Popen(component.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    cwd=self.root, env={**_env(), **(extra_env or {})}, start_new_session=True)
+        self._record_pid(component, proc.pid)
+        return proc
+
+    def _join(self, agents: list[Component]) -> list[tuple[Component, dict[str, str]]]:
+        """The agents' command lines with the cluster's CA hash, and a join token in their
+        environment (an agent that joined before keeps its certificate and ignores it)."""
+        if not agents:
+            return []
+        token, ca_hash = self._join_token()
+        return [(Component(c.name, [ca_hash if a == "<ca-cert-hash>" else a for a in c.argv], c.marker),
+                 {"SKIFF_JOIN_TOKEN": token}) for c in agents]
+
+    def restart(self, *, timeout: float) -> tuple[list[Started], list[Started]]:
+        """Start again whichever recorded components are not running (in start order, with
+        their recorded command lines; the LAN and node namespaces are made again if gone)
+        and wait until healthy. Returns (restarted, already running)."""
+        recorded = self.recorded()
+        info = self._state()
+        components = [Component(c["name"], list(c["argv"]), c["marker"]) for c in info.get("components", [])]
+        pids = {s.component.name: s.pid for s in recorded}
+        running = [Started(c, pids[c.name]) for c in components
+                   if c.name in pids and is_ours(pids[c.name], c.marker)]
+        down = [c for c in components if c.name not in {s.component.name for s in running}]
+        if not down:
+            return [], running
+        names = self.node_names()
+        lan = self.lan()
+        if lan is not None:
+            lan.create()
+            for index, name in enumerate(names, start=1):
+                lan.add_node(index, name)
+        for d in (self.pids, self.logs):
+            d.mkdir(parents=True, exist_ok=True)
+        # A dead control plane's orphaned etcd goes first (the control plane would stop it
+        # too, by its etcd.pid). A dead agent's containers stay: the new agent adopts them.
+        self.stop_processes([Started(c, pids[c.name]) for c in down if c.name == "controlplane" and c.name in pids])
+        deadline = time.monotonic() + timeout
+        restarted = [Started(c, self._spawn(c).pid) for c in down if c.name == "controlplane"]
+        # Agents join with a token the control plane makes: it must answer first.
+        self._wait_ready(self.server(), [], [], timeout, nodes=[], watch={s.component.name: s.pid for s in restarted})
+        restarted += [Started(c, self._spawn(c, env).pid) for c, env in
+                      self._join([c for c in down if c.name != "controlplane"])]
+        self._wait_ready(self.server(), [], [], max(deadline - time.monotonic(), 5.0), nodes=names,
+                         watch={s.component.name: s.pid for s in restarted})
+        return restarted, running
 
     def server(self) -> str:
         return str(self._state().get("server", ""))
@@ -238,7 +328,8 @@ class LocalCluster:
     def node_names(self) -> list[str]:
         return list(self._state().get("nodes") or [])
 
-    def start(self, *, host: str, port: int, nodes: int, timeout: float) -> tuple[str, list[Started]]:
+    def start(self, *, host: str, port: int, nodes: int, timeout: float,
+              dns_upstreams: list[str] | None = None) -> tuple[str, list[Started]]:
         """Start every component detached and wait until the API server answers
         (and, with nodes, until every node is Ready)."""
         if port_in_use(host, port):
@@ -246,7 +337,7 @@ class LocalCluster:
         server = f"{host}:{port}"
         names = [f"node-{i}" for i in range(1, nodes + 1)] if os.geteuid() == 0 else []
         lan = Lan.for_directory(self.root) if names else None
-        components = self.components(host=host, port=port, nodes=names, lan=lan)
+        components = self.components(host=host, port=port, nodes=names, lan=lan, dns_upstreams=dns_upstreams)
         for d in (self.pids, self.logs):
             d.mkdir(parents=True, exist_ok=True)
         self.state_file.write_text(yaml.safe_dump({
@@ -254,17 +345,12 @@ class LocalCluster:
             **({"lan": lan.record(), "nodes": names} if lan else {}),
             "components": [{"name": c.name, "argv": c.argv, "marker": c.marker} for c in components]},
             sort_keys=False))
-        env = _env()
         started: list[Started] = []
         procs: list[subprocess.Popen] = []
 
         def launch(component: Component, extra_env: dict[str, str] | None = None) -> None:
-            with open(self.logs / f"{component.name}.log", "ab") as log:
-                proc = subprocess.Popen(component.argv, stdout=log, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, cwd=self.root, env={**env, **(extra_env or {})},
-                                        start_new_session=True)
+            proc = self._spawn(component, extra_env)
             procs.append(proc)
-            (self.pids / f"{component.name}.pid").write_text(f"{proc.pid}\n")
             started.append(Started(component, proc.pid))
         try:
             if lan is not None:
@@ -274,11 +360,9 @@ class LocalCluster:
             deadline = time.monotonic() + timeout
             launch(components[0])
             self._wait_ready(server, procs, components[:1], timeout, nodes=[])
+            for component, extra_env in self._join(components[1:]):
+                launch(component, extra_env)
             if len(components) > 1:
-                token, ca_hash = self._join_token()
-                for component in components[1:]:
-                    argv = [ca_hash if a == "<ca-cert-hash>" else a for a in component.argv]
-                    launch(Component(component.name, argv, component.marker), {"SKIFF_JOIN_TOKEN": token})
                 self._wait_ready(server, procs, components, max(deadline - time.monotonic(), 5.0), nodes=names)
         except (CliError, KeyboardInterrupt):
             self.stop_processes(started)  # the logs stay in the directory for a look
@@ -287,7 +371,9 @@ class LocalCluster:
         return server, started
 
     def _wait_ready(self, server: str, procs: list[subprocess.Popen], components: list[Component],
-                    timeout: float, *, nodes: list[str]) -> None:
+                    timeout: float, *, nodes: list[str], watch: dict[str, int] | None = None) -> None:
+        """Wait for the API server and the nodes; fail at once if a process we started
+        (procs, or by PID: watch) exits meanwhile."""
         deadline = time.monotonic() + timeout
         waiting_for = "the API server"
         while True:
@@ -296,13 +382,17 @@ class LocalCluster:
                     raise CliError(f"{component.name} exited with status {proc.returncode} while starting; "
                                    f"last lines of {self.logs / (component.name + '.log')}:",
                                    detail=self.log_tail(component.name))
+            for name, pid in (watch or {}).items():
+                if not alive(pid):
+                    raise CliError(f"{name} exited while starting; last lines of {self.logs / (name + '.log')}:",
+                                   detail=self.log_tail(name))
             credentials = self.credentials()
             if credentials is not None and api_ready(server, credentials):
                 waiting_for = f"nodes {', '.join(nodes)} to become Ready"
                 if not nodes or nodes_ready(server, nodes, credentials):
                     return
             if time.monotonic() >= deadline:
-                last = "controlplane" if waiting_for == "the API server" else components[-1].name
+                last = "controlplane" if waiting_for == "the API server" or not components else components[-1].name
                 raise CliError(f"gave up waiting for {waiting_for} after {timeout:.0f}s; "
                                f"last lines of {self.logs / (last + '.log')}:",
                                detail=self.log_tail(last))
@@ -318,17 +408,26 @@ class LocalCluster:
     # -- down --
 
     def stop_processes(self, started: list[Started], *, timeout: float = 15.0) -> list[Started]:
-        """SIGTERM each component (last started first), then SIGKILL what is left of its session."""
+        """SIGTERM each component (last started first), then SIGKILL what is left: its
+        session, and every earlier process of it any `up` started (orphans included)."""
         stopped = []
         for s in reversed(started):
             if is_ours(s.pid, s.component.marker):
                 _signal(s.pid, signal.SIGTERM)
                 stopped.append(s)
+        # A session is known to be ours if its leader was ours just now; the session of a
+        # leader that died earlier may by now be another program's (a reused PID).
+        live = {s.pid for s in stopped}
         wait_gone([s.pid for s in stopped], timeout)
         for s in started:
-            leftovers = [p for p in session_members(s.pid)]
-            if is_ours(s.pid, s.component.marker) and s.pid not in leftovers:
+            marker = s.component.marker
+            earlier = [(s.pid, 0), *self.ever_started(s.component)]
+            leftovers = [pid for pid, started_at in earlier if is_ours(pid, marker, started_at)]
+            for pid, _ in earlier:   # whole sessions we know, else only what carries our state dir
+                leftovers += [p for p in session_members(pid) if pid in live or marker in _cmdline(p)]
+            if is_ours(s.pid, marker):
                 leftovers.append(s.pid)
+            leftovers = list(dict.fromkeys(leftovers))
             for pid in leftovers:
                 _signal(pid, signal.SIGTERM)
             for pid in wait_gone(leftovers, 5.0):

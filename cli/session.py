@@ -53,7 +53,11 @@ class Session:
             raise CliError(f"no credentials for the API server at {self.server} in {self.config.path}: "
                            f"run `ctl cluster up`, or pass --config with the control plane's admin.conf "
                            f"(http://{self.server} for a server run with --insecure)")
-        return Client(self.server, credentials=credentials, timeout=self.request_timeout)
+        try:
+            return Client(self.server, credentials=credentials, timeout=self.request_timeout)
+        except ValueError as exc:   # a bad address in a list of servers ("a:6443,b")
+            source = "--server" if self.server_flag else f"server in {self.config.path}"
+            raise CliError(f"{source}: {exc}") from None
 
     def run(self, fn: Callable[[Client], Awaitable[T]]) -> T:
         """Run `fn(client)` on a fresh event loop; the client is closed afterwards."""

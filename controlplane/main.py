@@ -3,6 +3,7 @@
     skiff-controlplane [--listen 127.0.0.1:6443] [--state-dir DIR]
                        [--etcd-endpoints host:port,host:port] [--insecure]
     skiff-controlplane token create [--ttl 24h] | list | delete ID     (join tokens)
+    skiff-controlplane backup FILE | restore FILE --state-dir DIR     (controlplane/backup.py)
 
 The API server speaks gRPC over TLS only and requires a client certificate from the
 cluster CA or a bearer token (controlplane/pki, controlplane/auth/authn.py); the CA and
@@ -26,7 +27,6 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import aetcd
 import grpc
 
 from controlplane.apiserver import proxy
@@ -37,9 +37,11 @@ from controlplane.apiserver.service import ApiService
 from controlplane.client.credentials import Credentials
 from controlplane.controllers import settings as controller_settings
 from controlplane.etcd import EmbeddedEtcd, EtcdMissing
-from controlplane.etcdtls import TLSClient, is_loopback
+from controlplane.etcdtls import is_loopback
 from controlplane.leader import LeaderElector
 from controlplane.storage import Store, keys
+from controlplane.storage.etcd_client import EtcdClient, parse_endpoint
+from controlplane.storage.etcd_client import connect_etcd as storage_connect_etcd
 from controlplane import security as security_mod
 from protos import keepalive
 from protos import skiff_pb2_grpc as pb_grpc
@@ -90,6 +92,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--advertise-address", default="",
                    help="host:port nodes reach this API server at (printed in join commands); "
                         "default: the first --listen address that is not loopback, else the first")
+    p.add_argument("--tls-san", default="",
+                   help="more names or addresses for the serving certificate, comma-separated: with several "
+                        "control planes, every control plane's address (clients given `--server a,b` check "
+                        "each server's certificate against the first's name)")
     p.add_argument("--node-cert-ttl", type=_duration, default=365 * 86400.0,
                    help="lifetime of the certificates signed for nodes (e.g. 8760h); agents renew at 70%%")
     p.add_argument("--etcd-cafile", type=Path, default=None, help="CA that signs etcd's serving certificate")
@@ -116,25 +122,11 @@ SERVER_OPTIONS = [("grpc.max_receive_message_length", 8 * 1024 * 1024),
 
 
 async def connect_etcd(endpoints: list[str], timeout: float = 30.0,
-                       tls: grpc.ChannelCredentials | None = None) -> aetcd.Client:
-    """Connect to the first endpoint that answers (aetcd talks to one endpoint; the
-    others are fallbacks at start-up); over TLS when `tls` is given."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    last: Exception | None = None
-    while asyncio.get_running_loop().time() < deadline:
-        for endpoint in endpoints:
-            host, _, port = endpoint.replace("http://", "").rpartition(":")
-            where = dict(host=host or "127.0.0.1", port=int(port), timeout=5, options=ETCD_CHANNEL_OPTIONS)
-            client = TLSClient(**where, credentials=tls) if tls is not None else aetcd.Client(**where)
-            try:
-                await client.connect()
-                await client.status()
-                return client
-            except Exception as exc:
-                last = exc
-                await client.close()
-        await asyncio.sleep(0.2)
-    raise RuntimeError(f"cannot reach etcd at {','.join(endpoints)}: {last!r}")
+                       tls: grpc.ChannelCredentials | None = None) -> EtcdClient:
+    """A client over every endpoint, failing over between the etcd members
+    (controlplane/storage/etcd_client.py), once one of them answers; over TLS when
+    `tls` is given."""
+    return await storage_connect_etcd(endpoints, timeout=timeout, options=ETCD_CHANNEL_OPTIONS, tls=tls)
 
 
 async def ensure_namespaces(handlers: Handlers) -> None:
@@ -230,6 +222,12 @@ async def serve(args: argparse.Namespace) -> int:
     etcd_tls = None
     if args.etcd_endpoints:
         endpoints = [e.strip() for e in args.etcd_endpoints.split(",") if e.strip()]
+        try:
+            for endpoint in endpoints:
+                parse_endpoint(endpoint)
+        except ValueError as exc:
+            print(f"error: --etcd-endpoints: {exc}", file=sys.stderr)
+            return 1
         if args.etcd_cafile:
             try:
                 etcd_tls = grpc.ssl_channel_credentials(
@@ -248,7 +246,11 @@ async def serve(args: argparse.Namespace) -> int:
         except EtcdMissing as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
-        await etcd.start()
+        try:
+            await etcd.start()
+        except RuntimeError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
         endpoints = [etcd.endpoint]
     try:
         client = await connect_etcd(endpoints, tls=etcd_tls)
@@ -328,6 +330,9 @@ async def serve(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ("backup", "restore"):   # etcd snapshots: controlplane/backup.py
+        from controlplane import backup
+        sys.exit(backup.main(argv))
     if argv[:1] == ["token"]:
         from controlplane.pki import tokencli
         sys.exit(tokencli.main(argv[1:]))

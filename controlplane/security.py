@@ -78,7 +78,10 @@ def _write_config(path: Path, pki: ClusterPKI, server: str, user: str, pair: Key
 
 def setup(state_dir: Path, listen: list[str], handlers: Handlers, args: argparse.Namespace) -> Security:
     pki = ClusterPKI.load_or_create(state_dir / "pki")
-    serving = pki.serving(listen)
+    # --tls-san: names every API server of an HA cluster shares (clients given several
+    # servers check each one's certificate against the first server's name).
+    extra = [f"{name}:0" for name in getattr(args, "tls_san", "").split(",") if name.strip()]
+    serving = pki.serving(listen + extra)
     server_credentials = grpc.ssl_server_credentials([(serving.key, serving.cert)],
                                                      root_certificates=pki.ca_pem + anonymous.CA,
                                                      require_client_auth=True)

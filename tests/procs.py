@@ -39,6 +39,15 @@ def wait_for(condition: Callable[[], object], *, timeout: float = 10.0, interval
                        + (f" (last error: {last_exc!r})" if last_exc else ""))
 
 
+def alive(pid: int) -> bool:
+    """The process exists and is not a zombie."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as s:
         s.settimeout(0.2)
@@ -114,6 +123,55 @@ class Etcd:
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(5)
+
+
+class EtcdCluster:
+    """Real etcd members (3 by default) forming one cluster on loopback ports."""
+
+    def __init__(self, base: Path, size: int = 3):
+        binary = shutil.which("etcd")
+        if not binary:
+            raise RuntimeError("etcd not found: apt-get install etcd-server")
+        self.base = base
+        self.names = [f"m{i}" for i in range(size)]
+        self.client_ports = {n: free_port() for n in self.names}
+        self.peer_ports = {n: free_port() for n in self.names}
+        cluster = ",".join(f"{n}=http://127.0.0.1:{self.peer_ports[n]}" for n in self.names)
+        self.args = {}
+        for n in self.names:
+            client, peer = f"http://127.0.0.1:{self.client_ports[n]}", f"http://127.0.0.1:{self.peer_ports[n]}"
+            self.args[n] = [binary, "--name", n, "--data-dir", str(base / n), "--listen-client-urls", client,
+                            "--advertise-client-urls", client, "--listen-peer-urls", peer,
+                            "--initial-advertise-peer-urls", peer, "--initial-cluster", cluster,
+                            "--initial-cluster-state", "new", "--initial-cluster-token", base.name,
+                            "--log-level", "error", "--logger", "zap"]
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    @property
+    def endpoints(self) -> str:
+        return ",".join(f"127.0.0.1:{self.client_ports[n]}" for n in self.names)
+
+    def endpoint(self, name: str) -> str:
+        return f"127.0.0.1:{self.client_ports[name]}"
+
+    def start(self, name: str | None = None) -> "EtcdCluster":
+        self.base.mkdir(parents=True, exist_ok=True)
+        for n in [name] if name else self.names:
+            with open(self.base / f"{n}.log", "ab") as log:
+                self.procs[n] = subprocess.Popen(self.args[n], stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        for n in [name] if name else self.names:
+            wait_for(lambda: port_open(self.client_ports[n]), timeout=60, what=f"etcd member {n} to listen")
+        return self
+
+    def kill(self, name: str) -> None:
+        proc = self.procs.get(name)
+        if proc and proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            stop_process(proc)
 
 
 class ControlPlane:
@@ -269,3 +327,46 @@ def force_cleanup(state_dir: Path, cgroup_parent: str) -> None:
             break
         for target in targets:
             libc.umount2(target.encode(), 2)  # MNT_DETACH
+
+
+async def delete_all_pods(cp: "ControlPlane", *, timeout: float = 30.0) -> None:
+    """Delete every pod gracefully and wait until they are gone. A graceful delete ends with the
+    agent's own final delete, after it stopped and cleaned the pod up, so when this returns the
+    node has nothing of them left (and their pod-capacity slots are free)."""
+    import asyncio
+
+    from controlplane.client import Client, NotFound
+    async with Client(cp.address, credentials=cp.credentials) as c:
+        for pod in (await c.list("pods")).items:
+            try:
+                await c.delete("pods", pod["metadata"]["name"], pod["metadata"]["namespace"], grace_seconds=1)
+            except NotFound:
+                pass
+        deadline = time.monotonic() + timeout
+        while left := (await c.list("pods")).items:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"pods not gone after {timeout}s: {[p['metadata']['name'] for p in left]}")
+            await asyncio.sleep(0.1)
+
+
+async def join_node(cp: ControlPlane, state_dir: Path, node: str, port: int):  # -> (NodeCertificates, NodeIdentity)
+    """A node's certificates for an agent service on 127.0.0.1:`port`, got as `skiff-agent` gets
+    them at its first start (a bootstrap token, the CA pinned), for tests that serve the agent's
+    gRPC service in their own process (`agent_server_tls`)."""
+    import asyncio
+    from agent.certificates import NodeCertificates
+    args = await asyncio.to_thread(cp.join_args)
+    certificates = NodeCertificates(state_dir / node, server=cp.address, node_name=node,
+                                    agent_address=f"127.0.0.1:{port}")
+    identity = await certificates.ensure(token=args[args.index("--token") + 1],
+                                         ca_cert_hash=args[args.index("--ca-cert-hash") + 1])
+    return certificates, identity
+
+
+def agent_server_tls(servicer, certificates, identity):  # -> agent.service.AgentServer
+    """The agent's gRPC server for `servicer` (an AgentService, or a fake) at the address the
+    node's identity recorded (`join_node`), over TLS with the node's serving certificate, to the
+    API server only: as a real agent serves. Not started: `.run()`, or `.server.start()`."""
+    from agent.service import AgentServer
+    return AgentServer(servicer, certificates.agent_address, credentials=certificates.serving_credentials(identity),
+                       ca=identity.ca)

@@ -9,6 +9,9 @@ runs. The pieces, one module each:
 - manager.py     the `CgroupManager` interface and group-path rules
 - v1.py          the v1 driver, over v1_controllers.py (one object per controller)
 - v2.py          the v2 driver (one directory per group)
+- devices.py     the container device allow-list (`DeviceRule`, `DEFAULT_ALLOWED`)
+- devicefilter.py  that list as a cgroup v2 eBPF device program
+- bpf.py         bpf(2) through ctypes: load and attach that program
 - teardown.py    kill, wait-until-empty and rmdir, shared by both drivers
 - detect.py      `detect()`, `layout()` and `open_manager()`
 - node.py        `node_stats()`, whole-node usage from /proc

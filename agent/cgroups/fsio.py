@@ -94,6 +94,23 @@ def write_value(path: Path, value: str | int) -> None:
         os.close(fd)
 
 
+def write_each(path: Path, values: list[str]) -> None:
+    """Write several values to one control file, one write(2) each on a single open file
+    (devices.allow takes one rule per write); saves an open and close per value."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
+    except OSError as err:
+        raise CgroupError(f'writing "{values[0] if values else ""}" to {path}: {_describe(err)}') from err
+    try:
+        for value in values:
+            try:
+                os.write(fd, value.encode("ascii"))
+            except OSError as err:
+                raise CgroupError(f'writing "{value}" to {path}: {_describe(err)}') from err
+    finally:
+        os.close(fd)
+
+
 def make_dir(path: Path) -> None:
     """Create one cgroup directory; an existing one is fine (create is idempotent)."""
     try:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from agent.cgroups.devices import DeviceRule
 from agent.cgroups.errors import CgroupError
 from agent.cgroups.resources import Resources
 from agent.cgroups.stats import Stats
@@ -31,6 +32,9 @@ class CgroupManager(Protocol):
 
     def update(self, path: str, resources: Resources) -> None:
         """Apply resources to an existing group; None fields reset to unlimited."""
+
+    def set_devices(self, path: str, rules: list[DeviceRule] | None) -> None:
+        """Allow only `rules` (devices.py) in the (leaf, still empty) group; None allows every device."""
 
     def add_process(self, path: str, pid: int) -> None:
         """Move a process into the group (every controller on v1)."""

@@ -6,6 +6,10 @@ the root (checked at runtime, not assumed), creates each group once per
 each controller's share of the resources, and moves processes into the group in
 every hierarchy so all limits apply to them.
 
+The container's group in the devices hierarchy carries its device allow-list
+(`set_devices`, devices.py), so a container is never left in the root devices
+group where every device is allowed.
+
 Killing uses the freezer when it is mounted: freeze the group (no more forks),
 SIGKILL everything, thaw (the signals are delivered). Removal is shared with v2
 (teardown.py).
@@ -23,8 +27,10 @@ from agent.cgroups.resources import Resources
 from agent.cgroups.stats import Stats
 from agent.cgroups.teardown import Clock, remove_tree, signal_pids, wait_until_empty, walk_groups
 from agent.cgroups.v1_controllers import (
-    CONTROLLER_TYPES, CpuacctController, FreezerController, MemoryController, PidsController, V1Controller,
+    CONTROLLER_TYPES, CpuacctController, DevicesController, FreezerController, MemoryController, PidsController,
+    V1Controller,
 )
+from agent.cgroups.devices import DeviceRule
 
 
 class V1Manager:
@@ -91,6 +97,13 @@ class V1Manager:
     def _apply(self, segments: tuple[str, ...], resources: Resources) -> None:
         for controller in self.controllers.values():
             controller.apply(controller.group(segments), resources)
+
+    def set_devices(self, path: str, rules: list[DeviceRule] | None) -> None:
+        devices = self.controllers.get("devices")
+        if not isinstance(devices, DevicesController):
+            raise CgroupError(f"the devices controller is not mounted at {self.root / 'devices'}: "
+                              "cannot restrict a container's devices")
+        devices.restrict(devices.group(split_path(path)), rules)
 
     def list_children(self, path: str = "") -> list[str]:
         names: set[str] = set()

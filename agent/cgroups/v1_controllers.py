@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from agent.cgroups import fsio
+from agent.cgroups.devices import DeviceRule
 from agent.cgroups.resources import CPU_PERIOD_US, Resources, cpu_quota_us, cpu_shares
 from agent.cgroups.stats import UNLIMITED_THRESHOLD, limit_or_none, working_set
 from agent.cgroups.teardown import POLL_MAX_S, POLL_START_S, Clock
@@ -150,6 +151,23 @@ class FreezerController(V1Controller):
         fsio.write_value(group / "freezer.state", "THAWED")
 
 
+class DevicesController(V1Controller):
+    """The device allow-list (devices.py): deny everything, then allow each rule.
+
+    `a` may be written to devices.deny only while the group has no children, so
+    this is for a container's (leaf) group, before any process is in it."""
+
+    name = "devices"
+
+    def restrict(self, group: Path, rules: list[DeviceRule] | None) -> None:
+        if rules is None:
+            fsio.write_value(group / "devices.allow", "a")
+            return
+        fsio.write_value(group / "devices.deny", "a")
+        if rules:
+            fsio.write_each(group / "devices.allow", [rule.v1_line() for rule in rules])
+
+
 CONTROLLER_TYPES: tuple[type[V1Controller], ...] = (
-    CpuController, CpuacctController, MemoryController, PidsController, FreezerController,
+    CpuController, CpuacctController, MemoryController, PidsController, FreezerController, DevicesController,
 )

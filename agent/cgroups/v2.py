@@ -13,6 +13,10 @@ The leaf gets no subtree_control: v2 allows processes only in groups that do not
 distribute controllers to children ("no internal processes"), and the leaf is where
 container processes go.
 
+There is no devices controller file in v2: a container's device allow-list is an
+eBPF program attached to its group (`set_devices`; devicefilter.py generates it,
+bpf.py loads and attaches it with bpf(2)).
+
 Killing uses `cgroup.kill` (kernel >= 5.14, kills the whole subtree atomically);
 older kernels freeze with `cgroup.freeze`, SIGKILL each pid, and thaw. Removal is
 shared with v1 (teardown.py).
@@ -22,7 +26,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agent.cgroups import fsio
+from agent.cgroups import bpf, devicefilter, fsio
+from agent.cgroups.devices import DeviceRule
 from agent.cgroups.errors import CgroupError
 from agent.cgroups.manager import check_parent, split_path
 from agent.cgroups.resources import Resources, cpu_max, cpu_weight
@@ -105,6 +110,12 @@ class V2Manager:
         for filename, value in values.items():
             if (group / filename).exists():
                 fsio.write_value(group / filename, value)
+
+    def set_devices(self, path: str, rules: list[DeviceRule] | None) -> None:
+        """Attach the device allow-list as an eBPF program (devicefilter.py, bpf.py);
+        None attaches nothing, leaving every device usable."""
+        if rules is not None:
+            bpf.attach_device_program(self._dir(path), devicefilter.program(rules))
 
     def list_children(self, path: str = "") -> list[str]:
         return fsio.subdirs(self._dir(path))

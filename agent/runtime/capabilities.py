@@ -73,6 +73,12 @@ def resolve(*, add: list[str], drop: list[str], privileged: bool, available: set
     return sorted(caps & available)
 
 
+def names(caps: list[int]) -> list[str]:
+    """"CAP_<NAME>" for each capability number (as seccomp profiles name them)."""
+    by_number = {number: name for name, number in NUMBERS.items()}
+    return [f"CAP_{by_number[c]}" if c in by_number else f"CAP_{c}" for c in caps]
+
+
 def mask(caps: list[int]) -> int:
     bits = 0
     for c in caps:

@@ -27,6 +27,16 @@ The steps run in a fixed order, and the order is the design:
 5. Identity: drop the bounding set (needs CAP_SETPCAP, so before the uid change);
    keep capabilities across setuid; setgroups and setgid (impossible after setuid);
    setuid; then set effective/permitted capabilities; no_new_privs last.
+   A Localhost seccomp filter (compiled by the agent, seccomp.py) goes on as
+   runc does it: with no_new_privs right after it, so only execve's own calls
+   follow; without, first in this step, because loading a filter without
+   no_new_privs needs CAP_SYS_ADMIN. The default profile, which is known to
+   allow everything from step 4 on (read, the identity calls, execve), is
+   loaded before step 4 instead (plan "seccomp_early"), still holding
+   CAP_SYS_ADMIN: loading ~1,000 instructions costs about a millisecond, spent
+   while the supervisor sets up the cgroup rather than after it. Every setup
+   call that the profile forbids (mount, unshare, setns, pivot_root...) is
+   behind us by then.
 6. Signals Python ignores (SIGPIPE, SIGXFSZ) back to default - ignored signals
    survive execve - then look the command up in $PATH and execve.
 
@@ -53,7 +63,7 @@ class ExecFailed(Exception):
 
 
 def run(plan: dict, *, stdio: tuple[int, int, int] | None, tty_socket: socket.socket | None, error_fd: int,
-        go_fd: int, namespace_fds: dict[str, int]) -> NoReturn:
+        go_fd: int, namespace_fds: dict[str, int], seccomp_filter: linux.SeccompFilter | None = None) -> NoReturn:
     """Set up the container in this (freshly forked) process and exec its command.
 
     With a tty (`stdio` None, `tty_socket` given) the terminal is made after step 3,
@@ -76,9 +86,14 @@ def run(plan: dict, *, stdio: tuple[int, int, int] | None, tty_socket: socket.so
             socket.send_fds(tty_socket, [b"t"], [master])
             os.close(master)
             _set_stdio((slave, slave, slave), tty=True)
+        if seccomp_filter is not None and plan.get("seccomp_early"):
+            # The default profile allows every call left (read, the identity calls of step 5,
+            # execve): load it now, while the supervisor still sets up the cgroup, not after.
+            seccomp_filter.load()
+            seccomp_filter = None
         if os.read(go_fd, 2) != b"go":                                  # 4
             raise RuntimeError("the supervisor did not let the container start")
-        become_user(plan)                                               # 5
+        become_user(plan, seccomp_filter)                               # 5
         exec_command(plan["args"], plan["env"])                         # 6
     except BaseException as exc:  # noqa: BLE001 - everything must reach the starter
         report_and_exit(exc, error_fd)
@@ -91,9 +106,11 @@ def _set_stdio(stdio: tuple[int, int, int], *, tty: bool) -> None:
         fcntl.ioctl(0, linux.TIOCSCTTY, 0)
 
 
-def become_user(plan: dict) -> None:
-    """Step 5: capabilities bounding set, uid/gid/groups, capability sets, no_new_privs."""
+def become_user(plan: dict, seccomp_filter: linux.SeccompFilter | None = None) -> None:
+    """Step 5: capabilities bounding set, uid/gid/groups, capability sets, no_new_privs, seccomp."""
     caps = plan["caps"]
+    if seccomp_filter is not None and not plan["no_new_privs"]:
+        seccomp_filter.load()       # without no_new_privs loading needs CAP_SYS_ADMIN: while we have it
     capabilities.apply_bounding(caps, plan["last_cap"])
     linux.prctl(linux.PR_SET_KEEPCAPS, 1, what="keeping capabilities across setuid")
     os.setgroups(plan["groups"])
@@ -102,6 +119,8 @@ def become_user(plan: dict) -> None:
     capabilities.apply_sets(caps)
     if plan["no_new_privs"]:
         linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1, what="setting no_new_privs")
+        if seccomp_filter is not None:
+            seccomp_filter.load()   # as late as possible: only execve's own calls are left
 
 
 def exec_command(args: list[str], env: dict[str, str]) -> NoReturn:

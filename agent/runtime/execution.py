@@ -27,7 +27,7 @@ import socket
 from typing import NoReturn
 
 from agent.runtime import container_init, linux
-from agent.runtime.supervisor import reply
+from agent.runtime.supervisor import reply, seccomp_of
 
 EXEC_NAMESPACES = ("ipc", "uts", "net", "pid", "mnt")
 
@@ -56,6 +56,7 @@ def _run_exec(request: dict, conn: socket.socket, fds: list[int], cgroups) -> No
     tty = request["tty"]
     stdio = (fds[0], fds[0], fds[0]) if tty else (fds[0], fds[1], fds[2])
     error_r, error_w = os.pipe()
+    seccomp_filter = seccomp_of(plan)       # the container's own filter applies to exec'd processes too
 
     child = os.fork()
     if child == 0:
@@ -68,7 +69,7 @@ def _run_exec(request: dict, conn: socket.socket, fds: list[int], cgroups) -> No
             cgroups.add_process(plan["cgroup"], os.getpid())
             linux.setns(ns_fds["mnt"], linux.CLONE_NEWNS, what="into the container's mount namespace")
             os.chdir(plan["cwd"])
-            container_init.become_user(plan)
+            container_init.become_user(plan, seccomp_filter)
             container_init.exec_command(request["args"], request["env"])
         except BaseException as exc:  # noqa: BLE001
             container_init.report_and_exit(exc, error_w)

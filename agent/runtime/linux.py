@@ -1,7 +1,7 @@
 """The Linux system calls the runtime needs and Python 3.11 does not wrap.
 
 `os` has fork, execve, setuid, pidfd_open and friends, but no unshare, setns,
-mount, umount2, pivot_root, prctl, capset or sethostname. This module binds them
+mount, umount2, pivot_root, prctl, capset, sethostname or seccomp filters. This module binds them
 once with ctypes, at import time, so the code that runs between fork and exec
 (container_init.py, rootfs.py, sandbox_ns.py) only calls functions that are
 already resolved: nothing is imported or looked up after fork.
@@ -49,6 +49,8 @@ MNT_DETACH = 2
 # --- prctl options (<linux/prctl.h>) --------------------------------------------
 PR_SET_PDEATHSIG = 1
 PR_SET_KEEPCAPS = 8
+PR_SET_SECCOMP = 22
+SECCOMP_MODE_FILTER = 2
 PR_CAPBSET_DROP = 24
 PR_SET_NO_NEW_PRIVS = 38
 PR_CAP_AMBIENT = 47
@@ -128,6 +130,29 @@ def sethostname(name: str) -> None:
     raw = name.encode()
     if _sethostname(raw, len(raw)) != 0:
         raise _fail(f"sethostname {name!r}")
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+class SeccompFilter:
+    """A classic-BPF seccomp program (struct sock_filter[], 8 bytes per instruction, as
+    libseccomp exports it; see seccomp.py), held in memory ready for `load()`.
+
+    Made before fork, so the container process only makes one prctl call."""
+
+    def __init__(self, program: bytes) -> None:
+        if not program or len(program) % 8 or len(program) // 8 > 0xFFFF:
+            raise ValueError(f"seccomp program of {len(program)} bytes: must be 1..65535 8-byte instructions")
+        self._buffer = ctypes.create_string_buffer(program, len(program))
+        self._fprog = _SockFprog(len(program) // 8, ctypes.addressof(self._buffer))
+
+    def load(self) -> None:
+        """Install the filter on the calling thread (inherited by children and kept across
+        execve). Needs no_new_privs or CAP_SYS_ADMIN."""
+        if _prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(self._fprog), 0, 0) != 0:
+            raise _fail("loading the seccomp filter")
 
 
 class _CapHeader(ctypes.Structure):

@@ -15,6 +15,7 @@ import os
 import time
 from pathlib import Path
 
+from agent.cgroups.devices import rules_to_json
 from agent.runtime import capabilities
 from agent.runtime.specs import ContainerSpec, Sandbox
 
@@ -23,9 +24,14 @@ MAX_MOUNT_OPTIONS = 4000
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
+def pod_cgroup_path(pod_uid: str) -> str:
+    """The pod's cgroup, relative to the node's parent group."""
+    return f"pod-{pod_uid}"
+
+
 def cgroup_path(pod_uid: str, name: str) -> str:
     """The container's cgroup, relative to the node's parent group."""
-    return f"pod-{pod_uid}/{name}"
+    return f"{pod_cgroup_path(pod_uid)}/{name}"
 
 
 def overlay_options(*, layers: list[Path], upper: Path, work: Path) -> tuple[str, str]:
@@ -87,6 +93,9 @@ def build(*, spec: ContainerSpec, sandbox: Sandbox, container_dir: Path, state_d
                                      privileged=spec.privileged, available=available_caps),
         "last_cap": last_cap,
         "no_new_privs": spec.no_new_privs and not spec.privileged,
+        "seccomp": None,                          # the compiled program, base64 (Runtime.run_container)
+        "seccomp_early": spec.seccomp == "runtime/default",   # loaded before "go" (container_init.py)
+        "devices": None if spec.privileged else rules_to_json(spec.devices),
         "rlimits": [[name, soft, hard] for name, (soft, hard) in spec.rlimits.items()],
         "tty": spec.tty,
         "stdin": spec.stdin,

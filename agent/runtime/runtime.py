@@ -42,7 +42,8 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from agent.runtime import linux, plan as plans, sandbox as sandboxes, state
+from agent.cgroups.resources import Resources
+from agent.runtime import capabilities, linux, plan as plans, sandbox as sandboxes, seccomp, state
 from agent.runtime.client import ForkServerClient, read_reply, wait_readable
 from agent.runtime.execprocess import ExecProcess
 from agent.runtime.specs import (ContainerNotFound, ContainerSpec, ContainerStatus, Sandbox, SandboxSpec,
@@ -81,6 +82,11 @@ class Runtime:
         for d in (self.containers_dir, self.layers_dir, self.sandboxes_dir, self.logs_dir):
             d.mkdir(parents=True, exist_ok=True)
         await self._forkserver.start()
+        # The default seccomp profile for the default capabilities, compiled now (tens of ms,
+        # once per process) rather than during the first pod's start.
+        default_caps = capabilities.resolve(add=[], drop=[], privileged=False, available=self._capabilities)
+        await asyncio.to_thread(seccomp.compile_profile,
+                                seccomp.cache_key(seccomp.RUNTIME_DEFAULT, capabilities.names(default_caps)))
 
     async def close(self) -> None:
         """Stop the fork server; containers and their supervisors keep running."""
@@ -103,6 +109,9 @@ class Runtime:
         made = sandboxes.describe(directory, pod_uid=spec.pod_uid, hostname=hostname,
                                   host_network=spec.host_network, host_ipc=spec.host_ipc, host_pid=spec.host_pid)
         await asyncio.to_thread(sandboxes.write_files, spec, directory)
+        # The pod's cgroup level, with the pod's own limits (pids for the whole pod), before any container.
+        await asyncio.to_thread(self.cgroups.create, plans.pod_cgroup_path(spec.pod_uid),
+                                spec.resources or Resources())
         kinds = sandboxes.kinds_for(spec)
         if kinds:
             answer = await self._forkserver.call({"op": "sandbox", "directory": str(directory),
@@ -132,7 +141,7 @@ class Runtime:
         """Release the pod's namespaces, files and pod cgroup. Stop its containers first."""
         def remove() -> None:
             sandboxes.remove(self.sandboxes_dir / pod_uid)
-            self.cgroups.remove(f"pod-{pod_uid}")
+            self.cgroups.remove(plans.pod_cgroup_path(pod_uid))
         await asyncio.to_thread(remove)
 
     # -- containers -------------------------------------------------------------------------
@@ -154,12 +163,22 @@ class Runtime:
                              state_dir=self.containers_dir / spec.id,
                              log_path=log_path, last_cap=self._last_cap,
                              available_caps=self._capabilities)
+        if spec.seccomp is not None and not spec.privileged:
+            try:
+                key = seccomp.cache_key(spec.seccomp, capabilities.names(launch["caps"]))
+                launch["seccomp"] = seccomp.cached(key) or await asyncio.to_thread(seccomp.compile_profile, key)
+            except seccomp.ProfileError as exc:
+                raise ValueError(f"container {spec.name}: {exc}") from None
         answer = await self._forkserver.call({"op": "start", "plan": launch})
         if not answer.get("ok"):
             raise StartError(answer.get("error") or "unknown error")
         return ContainerStatus(
             id=spec.id, pod_uid=spec.pod_uid, name=spec.name, state=State.RUNNING.value, pid=answer["pid"],
             created_at=_time(launch["created_at"]), started_at=_time(answer["started_at"]), log_path=log_path)
+
+    def writable_layer(self, id: str) -> Path:
+        """The container's writable layer on disk (the overlay's upper directory)."""
+        return self.layers_dir / id / "upper"
 
     async def status(self, id: str) -> ContainerStatus:
         return await asyncio.to_thread(self._status, id)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from agent.cgroups.devices import DEFAULT_ALLOWED, DeviceRule
 from agent.cgroups.resources import Resources
 
 MiB = 1024 * 1024
@@ -65,6 +66,7 @@ class SandboxSpec:
     host_pid: bool = False
     hosts_entries: list[tuple[str, str]] = field(default_factory=list)   # (ip, "name alias...")
     dns: str | None = None            # resolv.conf text; None copies the host's minus 127.x servers
+    resources: Resources | None = None   # the pod's own cgroup (pids for the whole pod, memory...)
 
 
 @dataclass
@@ -115,6 +117,12 @@ class ContainerSpec:
     log_max_bytes: int = 10 * MiB     # rotate when the log would grow past this
     log_max_files: int = 1            # rotated files kept: container.log.1 ...
     rlimits: dict[str, tuple[int, int]] = field(default_factory=dict)   # "RLIMIT_NOFILE": (soft, hard)
+    # Seccomp: "runtime/default" (seccomp_default.py), a Docker/OCI profile document, or None
+    # for unconfined. Privileged containers are always unconfined.
+    seccomp: str | dict | None = "runtime/default"
+    # Devices the container may mknod and open (agent/cgroups/devices.py); None: all of them.
+    # Privileged containers always get all.
+    devices: tuple[DeviceRule, ...] | None = DEFAULT_ALLOWED
 
 
 @dataclass
@@ -173,6 +181,11 @@ def validate_container(spec: ContainerSpec) -> None:
         soft, hard = limits           # -1 means unlimited (RLIM_INFINITY)
         if soft < -1 or hard < -1 or (hard != -1 and (soft == -1 or soft > hard)):
             raise ValueError(f"container {spec.name}: rlimits {name}: soft {soft} must be within hard {hard}")
+    if spec.seccomp is not None and spec.seccomp != "runtime/default" and not isinstance(spec.seccomp, dict):
+        raise ValueError(f"container {spec.name}: seccomp {spec.seccomp!r}: expected 'runtime/default', "
+                         "a profile document or None")
+    if spec.devices is not None and not all(isinstance(d, DeviceRule) for d in spec.devices):
+        raise ValueError(f"container {spec.name}: devices: expected DeviceRule items or None")
     if spec.log_max_bytes < 4096 or spec.log_max_files < 0:
         raise ValueError(f"container {spec.name}: log_max_bytes must be >= 4096 and log_max_files >= 0")
 

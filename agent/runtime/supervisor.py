@@ -8,7 +8,9 @@ SIGKILL of the agent or of the fork server does not touch it. It
    (pipes or a pty, the pod's namespace files, a new PID namespace so the child
    is PID 1 in it) and forks it (container_init.py); while the child builds its
    root, creates the cgroup, moves the child into it and lets it go on, and
-   writes plan.json and the `created` state - all off the start's critical path;
+   writes plan.json and the `created` state - all off the start's critical path.
+   The group gets the device allow-list (agent/cgroups/devices.py) before the
+   child is moved in; the child gets the compiled seccomp filter to load last;
 2. waits for exec: an error message on the error pipe becomes state `exited`
    (reason StartError) and an error reply; end-of-file means the command runs;
 3. records `running` with the PID and its start time (state.py), answers the
@@ -22,6 +24,7 @@ SIGKILL of the agent or of the fork server does not touch it. It
 
 from __future__ import annotations
 
+import binascii
 import json
 import os
 import select
@@ -31,6 +34,7 @@ import time
 from pathlib import Path
 from typing import NoReturn
 
+from agent.cgroups.devices import rules_from_json
 from agent.cgroups.resources import Resources
 from agent.runtime import container_init, linux, state
 from agent.runtime.crilog import CriLogWriter
@@ -93,10 +97,12 @@ def _supervise(plan: dict, conn: socket.socket, cgroups) -> None:
     if plan["new_pid_ns"]:
         linux.unshare(linux.CLONE_NEWPID)       # affects children only: the next fork is PID 1
 
+    seccomp_filter = seccomp_of(plan)
+
     pid = os.fork()
     if pid == 0:
         container_init.run(plan, stdio=stdio, tty_socket=socket.socket(fileno=child_ends[0]) if plan["tty"] else None,
-                           error_fd=error_w, go_fd=go_r, namespace_fds=namespace_fds)
+                           error_fd=error_w, go_fd=go_r, namespace_fds=namespace_fds, seccomp_filter=seccomp_filter)
     for fd in (*child_ends, error_w, go_r, *namespace_fds.values()):
         os.close(fd)
 
@@ -107,6 +113,7 @@ def _supervise(plan: dict, conn: socket.socket, cgroups) -> None:
     oom_before = _oom_kills(cgroups, plan["cgroup"])
     try:
         cgroups.create(plan["cgroup"], Resources(**plan["resources"]))
+        cgroups.set_devices(plan["cgroup"], rules_from_json(plan.get("devices")))
         cgroups.add_process(plan["cgroup"], pid)
     except Exception as exc:  # noqa: BLE001 - reported as the start error
         join_error = f"cgroup {plan['cgroup']}: {exc}"
@@ -164,6 +171,12 @@ def _supervise(plan: dict, conn: socket.socket, cgroups) -> None:
     state.save(state_path, state.advance(
         record, State.EXITED, finished_at=finished_at, exit_code=exit_code, signal=sig,
         oom_killed=reason == "OOMKilled", reason=reason))
+
+
+def seccomp_of(plan: dict) -> linux.SeccompFilter | None:
+    """The plan's compiled seccomp program, ready to load (None: unconfined)."""
+    encoded = plan.get("seccomp")
+    return None if encoded is None else linux.SeccompFilter(binascii.a2b_base64(encoded))
 
 
 def _pump(outputs: dict[int, str], pidfd: int, log: CriLogWriter) -> None:

@@ -24,7 +24,7 @@ from cli.errors import CliError, api_error_line, print_error
 from cli.printers import to_json, to_name, to_yaml
 from cli.session import global_options, session
 from cli.validation import Checked
-from controlplane.client import AlreadyExists, ApiError, Client, NotFound
+from controlplane.client import AlreadyExists, ApiError, Client, Forbidden, NotFound
 
 Writer = Callable[[Client, Checked, bool], Awaitable[tuple[dict[str, Any], str]]]
 
@@ -57,8 +57,12 @@ def load_checked(filenames: tuple[str, ...], recursive: bool, *, verb: str) -> l
 
 
 def _created_by_batch(item: Checked, batch: list[Checked], exc: ApiError) -> bool:
-    """The object's namespace does not exist yet, but an earlier object of the batch creates it."""
-    if not isinstance(exc, NotFound) or exc.message != f'namespaces "{item.namespace}" not found':
+    """The dry run failed only for want of what an earlier object of the batch writes: the
+    object's namespace does not exist yet, or (Pod Security) its namespace's level is being
+    changed by the batch. The real write, in file order, decides."""
+    if isinstance(exc, NotFound) and exc.message == f'namespaces "{item.namespace}" not found':
+        pass
+    elif not (isinstance(exc, Forbidden) and "violates PodSecurity" in exc.message):
         return False
     for other in batch:
         if other is item:

@@ -1,7 +1,8 @@
 """`ctl cluster up` / `ctl cluster down`: a local cluster in the background (see cli/localcluster.py).
 
     ctl cluster up [--dir DIR] [--port 6443] [--nodes 1]   start, write the client config (server, CA and
-                                                           an admin credential), wait until healthy
+                                                           an admin credential), wait until healthy;
+                                                           on an existing cluster: restart what is down
     ctl cluster down [--dir DIR]               stop what `up` started and remove DIR
 """
 
@@ -11,7 +12,9 @@ import os
 
 import click
 
+from api.ipport import parse_ip_port
 from cli import config
+from cli.errors import CliError
 from cli.localcluster import DEFAULT_DIR, LocalCluster
 from cli.session import global_options, session
 
@@ -49,19 +52,37 @@ dir_option = click.option("--dir", "directory", default=str(DEFAULT_DIR), show_d
                    "in 198.18.0.0/15; 0 for a control plane only.")
 @click.option("--timeout", type=float, default=90.0, show_default=True, metavar="SECONDS",
               help="How long to wait for the API server and the nodes to become ready.")
+@click.option("--dns-upstream", "dns_upstreams", multiple=True, metavar="IP[:PORT]",
+              help="Resolver the nodes' cluster DNS forwards names outside the cluster to (repeatable); "
+                   "default: the nameservers of /etc/resolv.conf.")
 @global_options
-def up(directory: str, port: int, nodes: int, timeout: float) -> int:
+def up(directory: str, port: int, nodes: int, timeout: float, dns_upstreams: tuple[str, ...]) -> int:
     """Start a control plane (API server + embedded etcd, scheduler, controllers) and, as root,
     NODES agents on a virtual LAN; point the client config at it."""
     local = LocalCluster(directory)
-    if running := local.running():
-        pids = ", ".join(f"{s.component.name} (pid {s.pid})" for s in running)
-        click.echo(f"a cluster is already running in {local.root}: {pids}; server {local.server()}")
+    if local.recorded():
+        # An existing cluster: start again whatever of it is down, say what.
+        restarted, running = local.restart(timeout=timeout)
+        if not restarted:
+            pids = ", ".join(f"{s.component.name} (pid {s.pid})" for s in running)
+            click.echo(f"a cluster is already running in {local.root}: {pids}; server {local.server()}")
+            return 0
+        config.add_cluster(config.config_path(session().config_flag),
+                           local_entry(config.read_raw(local.admin_config), local.server()))
+        click.echo("; ".join([f"{describe(s.component.name)} restarted (pid {s.pid})" for s in restarted]
+                             + [f"{describe(s.component.name)} running" for s in running]))
+        click.echo(f"cluster is up: API server at {local.server()}, state in {local.root}")
         return 0
     if nodes and os.geteuid() != 0:
         click.echo("note: not root, so no node agents are started (they need namespaces, cgroups and mounts); "
                    "pods will stay Pending", err=True)
-    server, started = local.start(host="127.0.0.1", port=port, nodes=nodes, timeout=timeout)
+    for upstream in dns_upstreams:
+        try:
+            parse_ip_port(upstream, default_port=53)
+        except ValueError as exc:
+            raise CliError(f"--dns-upstream: {exc}") from None
+    server, started = local.start(host="127.0.0.1", port=port, nodes=nodes, timeout=timeout,
+                                  dns_upstreams=list(dns_upstreams) or None)
     path = config.config_path(session().config_flag)
     admin = config.read_raw(local.admin_config)
     config.add_cluster(path, local_entry(admin, server))
@@ -73,6 +94,13 @@ def up(directory: str, port: int, nodes: int, timeout: float) -> int:
     click.echo(f"client config {path}: context {CONTEXT} (admin credential, TLS) is current; "
                f"try: ctl get namespaces")
     return 0
+
+
+def describe(component: str) -> str:
+    """'controlplane' -> 'control plane', 'agent-node-1' -> 'node-1 agent'."""
+    if component.startswith("agent-"):
+        return f"{component[len('agent-'):]} agent"
+    return "control plane" if component == "controlplane" else component
 
 
 @cluster.command(short_help="Stop the local cluster, remove its directory.")

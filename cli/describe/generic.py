@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from api.registry import ResourceInfo
-from cli.describe.writer import LAST_APPLIED, Out, controlled_by, describe_events, multiline
+from cli.describe.writer import Out, controlled_by, describe_events, identity
 from cli.timefmt import now, rfc1123z
 
 
@@ -65,11 +65,7 @@ def describe_generic(info: ResourceInfo, obj: dict[str, Any], events: list[dict[
     at = at or now()
     w = Out()
     meta = obj.get("metadata") or {}
-    w(0, f"Name:\t{meta.get('name', '')}\n")
-    if info.namespaced:
-        w(0, f"Namespace:\t{meta.get('namespace', '')}\n")
-    multiline(w, "Labels", meta.get("labels"))
-    multiline(w, "Annotations", meta.get("annotations"), skip=(LAST_APPLIED,))
+    identity(w, meta, namespaced=info.namespaced)
     w(0, f"API Version:\t{obj.get('apiVersion', info.api_version)}\n")
     w(0, f"Kind:\t{obj.get('kind', info.kind)}\n")
     if meta.get("creationTimestamp"):

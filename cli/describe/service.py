@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from cli.columns import format_labels, get
-from cli.describe.writer import LAST_APPLIED, Out, describe_events, multiline
+from cli.describe.writer import Out, describe_events, identity
 from cli.timefmt import now
 
 
@@ -40,10 +40,7 @@ def describe_service(svc: dict[str, Any], slices: list[dict[str, Any]], events: 
     at = at or now()
     w = Out()
     meta, spec = svc.get("metadata") or {}, svc.get("spec") or {}
-    w(0, f"Name:\t{meta.get('name', '')}\n")
-    w(0, f"Namespace:\t{meta.get('namespace', '')}\n")
-    multiline(w, "Labels", meta.get("labels"))
-    multiline(w, "Annotations", meta.get("annotations"), skip=(LAST_APPLIED,))
+    identity(w, meta)
     w(0, f"Selector:\t{format_labels(spec.get('selector')) if spec.get('selector') else '<none>'}\n")
     w(0, f"Type:\t{spec.get('type', 'ClusterIP')}\n")
     if spec.get("ipFamilyPolicy"):

@@ -48,6 +48,15 @@ def multiline(w: Out, title: str, items: dict[str, str] | None, *, skip: tuple[s
         w(0, f"{title}:\t{key}={value}\n" if i == 0 else f"\t{key}={value}\n")
 
 
+def identity(w: Out, meta: dict[str, Any], *, namespaced: bool = True) -> None:
+    """Name, Namespace, Labels and Annotations: how kubectl's describers begin."""
+    w(0, f"Name:\t{meta.get('name', '')}\n")
+    if namespaced:
+        w(0, f"Namespace:\t{meta.get('namespace', '')}\n")
+    multiline(w, "Labels", meta.get("labels"))
+    multiline(w, "Annotations", meta.get("annotations"), skip=(LAST_APPLIED,))
+
+
 # ---- events ----
 
 def sort_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -13,6 +13,11 @@ Kubernetes' "lease" endpoint reconciler:
   same for every server (should servers listen on different ports, those on the
   Service's port are listed), so several servers never fight.
 
+Once at start it also gives Services stored without their addresses (created before this
+API server allocated any: a cluster upgraded in place) their cluster IP and node ports, by
+writing each back unchanged — the Service strategy allocates on that update (Kubernetes'
+bootstrap controller runs its repair loops from the same place).
+
 It writes through the Handlers of its own process (it is part of the API server). The
 address is the one nodes use too (`--advertise-address`, controlplane/security.py).
 """
@@ -40,6 +45,7 @@ class KubernetesService:
         self.ttl, self.period = ttl, period
         self.prefix = f"{self.store.prefix}/_apiservers/".encode()
         self.key = self.prefix + f"{address}:{port}".encode()
+        self.backfilled = False
 
     async def run(self) -> None:
         lease_id = 0
@@ -56,12 +62,35 @@ class KubernetesService:
                 if loop.time() - last_reconcile >= self.period:
                     await self.reconcile()
                     last_reconcile = loop.time()
+                    if not self.backfilled:
+                        await self.allocate_missing()
+                        self.backfilled = True
             except asyncio.CancelledError:
                 raise
             except Exception as exc:   # etcd away, a write lost to another server: next round
                 log.warning("kubernetes service: %r", exc)
                 lease_id = 0
             await asyncio.sleep(min(self.ttl / 3, self.period))
+
+    async def allocate_missing(self) -> int:
+        """Write back every Service lacking the addresses its type needs; how many were."""
+        services, _ = await self.handlers.list("Service")
+        done = 0
+        for svc in services:
+            if not needs_addresses(svc):
+                continue
+            try:
+                await self.handlers.update(svc)
+                done += 1
+            except (Conflict, NotFound):
+                continue   # changed or gone meanwhile: that write allocated, or there is nothing to do
+            except Exception as exc:   # e.g. the range is full: say so, go on with the others
+                meta = svc.get("metadata") or {}
+                log.warning("Service %s/%s has no cluster IP and none could be given: %s",
+                            meta.get("namespace"), meta.get("name"), exc)
+        if done:
+            log.info("gave %d Service(s) stored without addresses their cluster IP / node ports", done)
+        return done
 
     async def addresses(self, port: int) -> list[str]:
         """The live API servers' addresses on `port`."""
@@ -133,3 +162,13 @@ class KubernetesService:
         except (Conflict, NotFound):
             pass   # another server wrote it meanwhile: the next round compares again
 
+
+def needs_addresses(svc: dict[str, Any]) -> bool:
+    """A Service stored without the cluster IP or node ports its type needs."""
+    spec = svc.get("spec") or {}
+    kind = spec.get("type", "ClusterIP")
+    if kind == "ExternalName":
+        return False
+    if not spec.get("clusterIP"):
+        return True
+    return kind in ("NodePort", "LoadBalancer") and any(not p.get("nodePort") for p in spec.get("ports") or [])

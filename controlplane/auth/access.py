@@ -41,7 +41,7 @@ class AccessControl:
         self.rbac = rbac.RBACAuthorizer({kind: handlers.cache(lookup(kind)) for kind in rbac.KINDS})
         self.node = NodeAuthorizer(handlers.cache(lookup("pods")))
         self.chain = Chain(rbac.PrivilegedGroups(MASTERS), self.node, self.rbac)
-        handlers.admission = Admission(self._namespace)
+        handlers.admission = Admission(self._namespace, self._stored_namespace)
         if token_key is None:
             log.info("no ServiceAccount signing key given: using a new one (tokens die with this process)")
             token_key = ec.generate_private_key(ec.SECP256R1())
@@ -58,6 +58,9 @@ class AccessControl:
         cached = self.cached("namespaces", "", name)
         if cached is not None:
             return cached
+        return await self._stored_namespace(name)
+
+    async def _stored_namespace(self, name: str) -> Mapping[str, Any] | None:
         try:
             return await self.handlers.store.get("namespaces", "", name)
         except NotFound:

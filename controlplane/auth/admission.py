@@ -31,9 +31,13 @@ REQUEST_USER: ContextVar[UserInfo | None] = ContextVar("skiff_request_user", def
 
 
 class Admission:
-    def __init__(self, namespace: Callable[[str], Awaitable[Mapping[str, Any] | None]]):
-        """namespace(name): the Namespace object as stored (the watch cache's, else etcd's), or None."""
+    def __init__(self, namespace: Callable[[str], Awaitable[Mapping[str, Any] | None]],
+                 fresh_namespace: Callable[[str], Awaitable[Mapping[str, Any] | None]] | None = None):
+        """namespace(name): the Namespace object as stored (the watch cache's, else etcd's), or None.
+        fresh_namespace(name): the same read from etcd, asked before a refusal, so a namespace
+        relabelled a moment ago (the cache not there yet) is judged by its new level."""
         self.namespace = namespace
+        self.fresh_namespace = fresh_namespace
 
     async def __call__(self, operation: str, info: ResourceInfo, new: dict[str, Any],
                        old: dict[str, Any] | None) -> None:
@@ -57,5 +61,8 @@ class Admission:
         if level == "privileged":
             return
         errors = podsecurity.violations(pod, level)
+        if errors and self.fresh_namespace is not None:
+            level = podsecurity.namespace_level(await self.fresh_namespace(name), name)
+            errors = podsecurity.violations(pod, level) if level != "privileged" else []
         if errors:
             raise Forbidden(podsecurity.refusal(pod, level, errors))

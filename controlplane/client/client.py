@@ -11,14 +11,14 @@ import asyncio
 import json
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, AsyncIterator, TypeVar, Union, overload
+from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, TypeVar, Union, overload
 
 import grpc
 
 from controlplane.client.credentials import Credentials, split_target
-from controlplane.client.errors import ApiError, error_for, from_rpc_error
+from controlplane.client.errors import ApiError, Unavailable, error_for, from_rpc_error
 from controlplane.client.requeststream import MAX_STREAM_REQUEST_BYTES, RequestStream
-from protos import keepalive
+from protos import keepalive, targets
 from protos import skiff_pb2 as pb
 from protos import skiff_pb2_grpc as pb_grpc
 
@@ -31,6 +31,10 @@ if TYPE_CHECKING:
 M = TypeVar("M", bound="Resource")
 Kind = Union[str, type["Resource"]]
 DEFAULT_SERVER = "127.0.0.1:6443"
+T = TypeVar("T")
+# Delays before each retry of an idempotent verb that met a failover (2 s in all:
+# longer than an etcd member's or a control plane's connection takes to move).
+RETRY_DELAYS = (0.1, 0.3, 0.6, 1.0)
 
 
 def _is_model(obj: Any) -> bool:
@@ -82,6 +86,8 @@ class Client:
         (requeststream.py: same answers and errors, about a quarter of gRPC's cost per request)."""
         self.server = server
         self.timeout = timeout
+        self.servers = targets.split_servers(server)
+        self.failover = len(self.servers) > 1
         if credentials is None and channel is None:
             if not split_target(server)[1]:
                 raise ValueError(f"no credentials for the API server at {server}: give the cluster CA and a "
@@ -89,15 +95,25 @@ class Client:
             credentials = Credentials.plaintext()
         self.credentials = credentials
         self._request_stream = request_stream
+        self._retiring: asyncio.Task | None = None   # the channel a credential renewal replaced
         self._connect(channel)
 
     def _connect(self, channel: grpc.aio.Channel | None = None) -> None:
         assert channel is not None or self.credentials is not None
+        # Several servers ("a:6443,b:6443", several control planes): one channel over all,
+        # failing over between them (protos/targets.py). Every API server's certificate
+        # names 127.0.0.1, localhost and its own addresses; one channel has one authority,
+        # so over TLS it is checked against the first server's host.
         self.channel = channel or self.credentials.channel(  # type: ignore[union-attr]
-            self.server, options=[("grpc.max_receive_message_length", -1),  # a List of a whole kind can be large
-                                  *keepalive.CLIENT_OPTIONS])
+            targets.channel_target(self.servers) if self.failover else self.server,
+            options=[("grpc.max_receive_message_length", -1),  # a List of a whole kind can be large
+                     *keepalive.CLIENT_OPTIONS, *(self._failover_options() if self.failover else [])])
         self.stub = pb_grpc.ApiStub(self.channel)
         self._requests = RequestStream(self.stub, server=self.server) if self._request_stream else None
+
+    def _failover_options(self) -> list[tuple[str, Any]]:
+        first_host = targets.parse_address(split_target(self.servers[0])[0])[0]
+        return [*targets.FAILOVER_OPTIONS, ("grpc.ssl_target_name_override", first_host)]
 
     async def renew_credentials(self, credentials: Credentials, *, grace: float = 5.0) -> None:
         """Use new credentials (a renewed certificate) from now on without a restart: new calls go on
@@ -131,6 +147,20 @@ class Client:
         except grpc.aio.AioRpcError as exc:
             raise from_rpc_error(exc, server=self.server) from None
 
+    async def _retrying(self, call: Callable[[], Awaitable[T]]) -> T:
+        """An idempotent verb (apply, get, list), tried again after RETRY_DELAYS when it meets
+        Unavailable from a failover in progress: another of several servers taking over, or
+        the server's etcd moving to another member. (A lone server that is not there at all
+        fails at once: nothing would take over.)"""
+        for delay in RETRY_DELAYS:
+            try:
+                return await call()
+            except Unavailable as exc:
+                if not (self.failover or "etcd" in exc.message):
+                    raise
+                await asyncio.sleep(delay)
+        return await call()
+
     async def _verb(self, field: str, method: Any, request: Any) -> Any:
         """An object verb: on the request stream, or as its own call (`method`) without one."""
         size = request.ByteSize()
@@ -150,7 +180,8 @@ class Client:
 
     async def apply(self, obj: dict[str, Any] | Resource, *, dry_run: bool = False) -> tuple[dict[str, Any], str]:
         """Create or update to match the manifest; returns (object, "created"|"configured"|"unchanged")."""
-        reply = await self._verb("apply", self.stub.Apply, pb.ApplyRequest(object=_encode(obj), dry_run=dry_run))
+        request = pb.ApplyRequest(object=_encode(obj), dry_run=dry_run)
+        reply = await self._retrying(lambda: self._verb("apply", self.stub.Apply, request))
         return json.loads(reply.object), reply.result
 
     async def create(self, obj: dict[str, Any] | M, *, dry_run: bool = False) -> Any:
@@ -159,15 +190,15 @@ class Client:
         return self._out(type(obj) if _is_model(obj) else None, reply.object)
 
     async def get(self, kind: Kind, name: str, namespace: str = "") -> Any:
-        reply = await self._verb("get", self.stub.Get,
-                                 pb.GetRequest(kind=_kind_name(kind), namespace=namespace, name=name))
+        request = pb.GetRequest(kind=_kind_name(kind), namespace=namespace, name=name)
+        reply = await self._retrying(lambda: self._verb("get", self.stub.Get, request))
         return self._out(kind, reply.object)
 
     async def list(self, kind: Kind, namespace: str = "", *, label_selector: str = "",
                    field_selector: str = "") -> ObjectList:
-        reply = await self._call(self.stub.List, pb.ListRequest(kind=_kind_name(kind), namespace=namespace,
-                                                                label_selector=label_selector,
-                                                                field_selector=field_selector))
+        request = pb.ListRequest(kind=_kind_name(kind), namespace=namespace, label_selector=label_selector,
+                                 field_selector=field_selector)
+        reply = await self._retrying(lambda: self._call(self.stub.List, request))
         return ObjectList([self._out(kind, raw) for raw in reply.items], reply.resource_version)
 
     async def update(self, obj: dict[str, Any] | M, *, dry_run: bool = False) -> Any:

@@ -36,6 +36,8 @@ from controlplane.storage.errors import AlreadyExists, ClaimsTaken, Conflict, No
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# Delays before each retry of a read that met an unavailable etcd (a member failing over).
+READ_RETRY_DELAYS = (0.05, 0.2, 0.5)
 
 
 def _etcd_errors(exc: BaseException) -> StorageError | None:
@@ -147,6 +149,17 @@ class Store:
                 raise mapped from None
             raise
 
+    async def _read(self, fn: Callable[[], Awaitable[T]]) -> T:
+        """A read, retried (after each of READ_RETRY_DELAYS) when etcd is unavailable: a read has no
+        effect, so trying again — on the member the client failed over to — is safe."""
+        for delay in READ_RETRY_DELAYS:
+            try:
+                return await self._call(fn)
+            except Unavailable as exc:
+                log.debug("etcd read failed (%s); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+        return await self._call(fn)
+
     def key(self, plural: str, namespace: str, name: str) -> bytes:
         return keys.object_key(self.prefix, plural, namespace, name)
 
@@ -180,7 +193,7 @@ class Store:
         return await self._call(lambda: self.committer.txn(compare, success, failure, keys=keys, size=size))
 
     async def get(self, plural: str, namespace: str, name: str) -> dict[str, Any]:
-        result = await self._call(lambda: self.client.get(self.key(plural, namespace, name)))
+        result = await self._read(lambda: self.client.get(self.key(plural, namespace, name)))
         if result is None:
             raise NotFound(f'{plural} "{name}" not found')
         return codec.decode(result.value, result.mod_revision)
@@ -189,7 +202,7 @@ class Store:
         """Every object of a type (in one namespace, or all) and the revision of the read."""
         prefix = (keys.namespace_prefix(self.prefix, plural, namespace) if namespace
                   else keys.type_prefix(self.prefix, plural))
-        result = await self._call(lambda: self.client.get_prefix(prefix))
+        result = await self._read(lambda: self.client.get_prefix(prefix))
         items = [codec.decode(kv.value, kv.mod_revision) for kv in result.kvs]
         return items, result.header.revision
 
@@ -205,13 +218,13 @@ class Store:
                                        keys_only=True, min_mod_revision=after + 1)
             return await self.client.kvstub.Range(request, timeout=self.client._timeout,
                                                   metadata=self.client.metadata)
-        reply = await self._call(read)
+        reply = await self._read(read)
         newest = max((kv.mod_revision for kv in reply.kvs), default=0)
         return reply.header.revision, newest, reply.count
 
     async def current_revision(self) -> int:
         """etcd's current revision (a cheap range read of an empty prefix)."""
-        result = await self._call(lambda: self.client.get_prefix(b"/skiff/__revision__/", keys_only=True))
+        result = await self._read(lambda: self.client.get_prefix(b"/skiff/__revision__/", keys_only=True))
         return result.header.revision
 
     async def update(self, plural: str, namespace: str, name: str, obj: dict[str, Any], *,

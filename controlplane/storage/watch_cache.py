@@ -229,6 +229,7 @@ class WatchCache:
         self._indexed: dict[str, set[Subscription]] = collections.defaultdict(set)
         self._task: asyncio.Task | None = None
         self._advanced = asyncio.Event()   # set (and replaced) whenever the revision moves on
+        self._watching = False             # the current etcd watch was established
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -277,9 +278,11 @@ class WatchCache:
                 self._drop_all_subscribers(TooOld("resource version too old: the server's history was compacted"))
                 need_list = True
             except Exception as exc:  # etcd unreachable: retry with backoff, keep the cache
+                if self._watching:   # the watch had been established: a new outage, not a loop
+                    backoff, self._watching = 0.1, False
                 log.warning("watch cache %s: etcd watch failed (%r); retrying in %.1fs", self.plural, exc, backoff)
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                backoff = min(backoff * 2, 1.0)
             else:
                 backoff = 0.1
 
@@ -301,6 +304,7 @@ class WatchCache:
                     raise _Compacted(response.compact_revision)
                 if response.canceled:
                     raise ConnectionError(f"etcd cancelled the watch: {response.cancel_reason or 'no reason'}")
+                self._watching = True
                 if response.events:
                     for event in response.events:
                         self._apply(event.type == DELETE_EVENT, event.kv)

@@ -115,3 +115,30 @@ def test_namespace_rules(ctl, namespace):
              + cm("inside").replace("name: inside", f"name: inside\n  namespace: {fresh}"))
     r = ctl("apply", "-f", "-", input=batch)
     assert (r.returncode, r.stdout.splitlines()) == (0, [f"namespace/{fresh} created", "configmap/inside created"])
+
+
+HOSTNET_POD = """\
+apiVersion: v1
+kind: Pod
+metadata: {name: hostnet, namespace: %(ns)s}
+spec:
+  hostNetwork: true
+  containers:
+  - name: sh
+    image: busybox:1.36
+"""
+
+
+def test_a_namespace_made_privileged_by_the_same_file_admits_its_pod(ctl, namespace, tmp_path):
+    """kubectl applies in file order: a file that labels its namespace privileged and then
+    creates a hostNetwork pod works. ctl's dry run of the whole file first must not refuse the
+    pod for the label it has not written yet."""
+    f = tmp_path / "pod.yaml"
+    f.write_text(HOSTNET_POD % {"ns": namespace})
+    r = ctl("apply", "-f", str(f))
+    assert r.returncode == 1 and "violates PodSecurity" in r.stderr and "spec.hostNetwork" in r.stderr
+    f.write_text(f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {namespace}\n  labels: "
+                 "{pod-security.kubernetes.io/enforce: privileged}\n---\n" + HOSTNET_POD % {"ns": namespace})
+    r = ctl("apply", "-f", str(f))
+    assert (r.returncode, r.stderr) == (0, ""), r.stderr
+    assert r.stdout.splitlines() == [f"namespace/{namespace} configured", "pod/hostnet created"]

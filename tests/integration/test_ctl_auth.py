@@ -1,4 +1,4 @@
-"""`ctl auth can-i` against the real API server (run insecure: the caller is an administrator)."""
+"""`ctl auth can-i` against the real API server over TLS, as the administrator (its client certificate)."""
 
 from __future__ import annotations
 

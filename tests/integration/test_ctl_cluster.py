@@ -7,17 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from procs import REPO, free_port
+from procs import REPO, alive, free_port
 
 pytestmark = pytest.mark.slow
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
 
 
 def in_session(sid: int) -> list[int]:
@@ -103,3 +95,13 @@ def test_cluster_up_that_fails_shows_the_log_and_leaves_nothing_running(tmp_path
     r = subprocess.run([sys.executable, "-m", "cli.main", "cluster", "down", "--dir", str(cluster_dir)],
                        capture_output=True, text=True, cwd=REPO, env=env, timeout=60)
     assert r.returncode == 0 and not cluster_dir.exists()
+
+
+def test_cluster_up_rejects_a_bad_dns_upstream(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO), "SKIFF_CONFIG": str(tmp_path / "config")}
+    r = subprocess.run([sys.executable, "-m", "cli.main", "cluster", "up", "--dir", str(tmp_path / "cluster"),
+                        "--port", str(free_port()), "--dns-upstream", "dns.example.org"],
+                       capture_output=True, text=True, env=env, cwd=REPO, timeout=60)
+    assert r.returncode == 1
+    assert r.stderr.strip() == "error: --dns-upstream: invalid address 'dns.example.org': expected IP[:PORT]"
+    assert not (tmp_path / "cluster").exists()       # nothing was started

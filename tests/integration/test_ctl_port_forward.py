@@ -1,12 +1,15 @@
 """`ctl port-forward` through a real API server and a real agent gRPC service (AgentService,
-in this process, registered as a Node at 127.0.0.1): several connections at once, a Service's
-port translated to its pod's target port, a refused port reported, Ctrl-C ends it. The pod is
-the one thing outside the system here: its "IP" is 127.0.0.1, where the test serves an echo.
+in this process), all over TLS: several connections at once, a Service's port translated to its
+pod's target port, a refused port reported, Ctrl-C ends it. The pod is the one thing outside the
+system here: its "IP" is 127.0.0.1, where the test serves an echo.
 
-The API server runs with --insecure, so that it finds this agent from the Node's status and
-speaks plain text to it; with TLS the same relay (proxy._relay_stream, shared with exec) dials
-the address the node's identity recorded, over TLS (tests/node/test_tls_agent.py covers that
-dialing for exec and logs)."""
+The API server is the session's (TLS); ctl uses the administrator's admin.conf. The node joins
+as a real agent does (a bootstrap token, the CA pinned: procs.join_node) and its AgentService
+serves TLS with the node's serving certificate to the API server only (procs.agent_server_tls),
+so the API server's relay (proxy._relay_stream, shared with exec) dials the agent over TLS at
+the address the node's identity recorded. The Node object's status names another port, where
+nothing listens: it is not what the API server dials.
+"""
 
 from __future__ import annotations
 
@@ -18,11 +21,9 @@ import sys
 import uuid
 from pathlib import Path
 
-import pytest
-from procs import ControlPlane, free_port
+from procs import ControlPlane, agent_server_tls, free_port, join_node
 
-from agent.service import AgentServer, AgentService
-from controlplane.client import Client, Credentials
+from agent.service import AgentService
 
 REPO = Path(__file__).resolve().parent.parent.parent
 CTL_WITH_CTRL_C = ("import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
@@ -38,22 +39,13 @@ async def echo_server() -> asyncio.Server:
     return await asyncio.start_server(echo, "127.0.0.1", 0)
 
 
-@pytest.fixture(scope="module")
-def insecure_api(etcd, tmp_path_factory):
-    cp = ControlPlane(tmp_path_factory.mktemp("cp-pf"), etcd_endpoints=etcd.endpoint,
-                      extra_args=["--etcd-prefix", f"/pf-{uuid.uuid4().hex[:8]}", "--insecure", "--no-scheduler",
-                                  "--no-controllers"]).start()
-    try:
-        yield cp
-    finally:
-        cp.stop()
-
-
-async def start_ctl(api_address: str, tmp_path: Path, *args: str) -> asyncio.subprocess.Process:
+async def start_ctl(api_server: ControlPlane, tmp_path: Path, *args: str) -> asyncio.subprocess.Process:
+    """`ctl port-forward ARGS` with the administrator's client config (TLS, its certificate)."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "SKIFF_CONFIG": str(tmp_path / "none")}
     return await asyncio.create_subprocess_exec(sys.executable, "-c", CTL_WITH_CTRL_C, "port-forward", *args,
-                                                "--server", f"http://{api_address}", stdout=asyncio.subprocess.PIPE,
-                                                stderr=asyncio.subprocess.PIPE, cwd=REPO, env=env)
+                                                "--config", str(api_server.admin_config),
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                                                cwd=REPO, env=env)
 
 
 async def round_trip(port: int, payload: bytes) -> bytes:
@@ -65,18 +57,12 @@ async def round_trip(port: int, payload: bytes) -> bytes:
     return data
 
 
-async def test_port_forward_pod_and_service(insecure_api, tmp_path):
-    async with Client(insecure_api.address, credentials=Credentials.plaintext(), timeout=10) as client:
-        await forward(client, insecure_api, tmp_path)
-
-
-async def forward(client, api_server, tmp_path):
-    namespace = f"t-{uuid.uuid4().hex[:10]}"
-    await client.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+async def test_port_forward_pod_and_service(api_server, client, namespace, tmp_path):
     echo = await echo_server()
     echo_port = echo.sockets[0].getsockname()[1]
     agent_port = free_port()
     node = f"pf-{uuid.uuid4().hex[:8]}"
+    certificates, identity = await join_node(api_server, tmp_path, node, agent_port)
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web-0", "namespace": namespace,
                                                            "labels": {"app": "web"}},
            "spec": {"nodeName": node, "containers": [{"name": "c", "image": "busybox",
@@ -84,20 +70,20 @@ async def forward(client, api_server, tmp_path):
     created = await client.create(pod)
     running = await client.update_status({**created, "status": {
         "phase": "Running", "podIP": "127.0.0.1", "conditions": [{"type": "Ready", "status": "True"}]}})
+    # The status claims another port; only the address the node's identity recorded is dialled.
     await client.create({"apiVersion": "v1", "kind": "Node", "metadata": {"name": node},
                          "status": {"addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
-                                    "daemonEndpoints": {"kubeletEndpoint": {"Port": agent_port}}}})
+                                    "daemonEndpoints": {"kubeletEndpoint": {"Port": free_port()}}}})
     await client.create({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": namespace},
                          "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": "http"}]}})
     service = AgentService(runtime=None, node_name=node,
                            find_pod=lambda ns, name: running if (ns, name) == (namespace, "web-0") else None,
                            states=lambda: {})
-    agent = AgentServer(service, f"127.0.0.1:{agent_port}")
-    agent_task = asyncio.create_task(agent.run())
+    agent_task = asyncio.create_task(agent_server_tls(service, certificates, identity).run())
     procs = []
     try:
         for target, spec in (("pod/web-0", f":{echo_port}"), ("svc/web", ":80")):
-            proc = await start_ctl(api_server.address, tmp_path, target, spec, "-n", namespace)
+            proc = await start_ctl(api_server, tmp_path, target, spec, "-n", namespace)
             procs.append(proc)
             line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
             match = re.fullmatch(r"Forwarding from 127\.0\.0\.1:(\d+) -> (\d+)\n", line)
@@ -109,7 +95,7 @@ async def forward(client, api_server, tmp_path):
             assert answers == [f"HELLO {i} ".encode() * 5000 for i in range(5)]
         # A port nothing listens on: the error is reported, the forwarder goes on.
         closed_port, local = free_port(), free_port()
-        proc = await start_ctl(api_server.address, tmp_path, "web-0", f"{local}:{closed_port}", "-n", namespace)
+        proc = await start_ctl(api_server, tmp_path, "web-0", f"{local}:{closed_port}", "-n", namespace)
         procs.append(proc)
         assert (await asyncio.wait_for(proc.stdout.readline(), 30)).decode() == \
             f"Forwarding from 127.0.0.1:{local} -> {closed_port}\n"

@@ -4,8 +4,8 @@ The API server asks every Ready node's agent at once with a short deadline; here
 "agent" is a gRPC server in the test's event loop, one node points at a port where nothing
 listens, and one node is not Ready. The nodes join as real agents do (a bootstrap token, the
 CA pinned, certificates from `Bootstrap.NodeCertificates`), and the fake agent serves over TLS
-to the API server's certificate only (agent/service.py AgentServer). Real agents sampling real cgroups are covered by
-tests/node/test_agent_top.py.
+to the API server's certificate only (procs.agent_server_tls, agent/service.py AgentServer). Real
+agents sampling real cgroups are covered by tests/node/test_agent_top.py.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from controlplane.client import Client
-from procs import REPO, ControlPlane, free_port
+from procs import REPO, ControlPlane, agent_server_tls, free_port, join_node
 from protos import skiff_pb2 as pb
 from protos import skiff_pb2_grpc as pb_grpc
 
@@ -74,26 +74,13 @@ async def ctl(cp: ControlPlane, tmp_path: Path, *args: str) -> tuple[int, str, s
     return proc.returncode, out.decode(), err.decode()
 
 
-async def join(cp: ControlPlane, tmp_path: Path, node: str, port: int):
-    """The node's certificates, as `skiff-agent` gets them at its first start."""
-    from agent.certificates import NodeCertificates
-    args = await asyncio.to_thread(cp.join_args)
-    certificates = NodeCertificates(tmp_path / node, server=cp.address, node_name=node,
-                                    agent_address=f"127.0.0.1:{port}")
-    identity = await certificates.ensure(token=args[args.index("--token") + 1],
-                                         ca_cert_hash=args[args.index("--ca-cert-hash") + 1])
-    return certificates, identity
-
-
 async def test_top_through_the_api_server(own_api, tmp_path):
-    from agent.service import AgentServer
     agent = FakeAgent("n1")
     port = free_port()
-    certificates, identity = await join(own_api, tmp_path, "n1", port)
-    await join(own_api, tmp_path, "n2", free_port())         # nothing listens there
-    await join(own_api, tmp_path, "n3", port)
-    server = AgentServer(agent, f"127.0.0.1:{port}", credentials=certificates.serving_credentials(identity),
-                         ca=identity.ca).server
+    certificates, identity = await join_node(own_api, tmp_path, "n1", port)
+    await join_node(own_api, tmp_path, "n2", free_port())         # nothing listens there
+    await join_node(own_api, tmp_path, "n3", port)
+    server = agent_server_tls(agent, certificates, identity).server
     await server.start()
     try:
         async with Client(own_api.address, credentials=own_api.credentials, timeout=10) as c:

@@ -199,3 +199,42 @@ def test_bad_range_flags_are_refused_by_name(tmp_path):
                               capture_output=True, text=True, cwd=REPO, timeout=30)
         assert done.returncode == 1
         assert done.stderr.startswith(f"error: {flag} {value}") and "Traceback" not in done.stderr
+
+
+async def test_services_stored_without_addresses_get_them_at_start(etcd, tmp_path):
+    """A cluster upgraded in place: Services written before cluster IPs were allocated get
+    theirs (and node ports) when an API server starts."""
+    import json
+
+    import aetcd
+
+    prefix = f"/old-{uuid.uuid4().hex[:8]}"
+    host, _, port = etcd.endpoint.replace("http://", "").rpartition(":")
+    raw = aetcd.Client(host=host, port=int(port))
+    try:
+        for name, spec in (("web", {"type": "ClusterIP", "selector": {"app": "web"},
+                                    "ports": [{"port": 80, "protocol": "TCP", "targetPort": 80}]}),
+                           ("np", {"type": "NodePort", "selector": {"app": "np"},
+                                   "ports": [{"port": 80, "protocol": "TCP", "targetPort": 80}]}),
+                           ("db", {"type": "ClusterIP", "clusterIP": "None", "selector": {"app": "db"},
+                                   "ports": [{"port": 5432, "protocol": "TCP", "targetPort": 5432}]})):
+            body = {"apiVersion": "v1", "kind": "Service",
+                    "metadata": {"name": name, "namespace": "default", "uid": f"uid-{name}",
+                                 "creationTimestamp": "2026-01-01T00:00:00Z"}, "spec": spec}
+            await raw.put(f"{prefix}/services/default/{name}".encode(), json.dumps(body).encode())
+    finally:
+        await raw.close()
+    cp = ControlPlane(tmp_path, etcd_endpoints=etcd.endpoint,
+                      extra_args=["--etcd-prefix", prefix, "--no-scheduler", "--no-controllers",
+                                  "--service-cluster-ip-range", RANGE]).start()
+    try:
+        async with Client(cp.address, credentials=cp.credentials, timeout=10) as c:
+            async def allocated():
+                web, np = await c.get("Service", "web", "default"), await c.get("Service", "np", "default")
+                return (web, np) if web["spec"].get("clusterIP") and np["spec"].get("clusterIP") else None
+            web, np = await wait_for_async(allocated)
+            assert ipaddress.ip_address(web["spec"]["clusterIP"]) in ipaddress.ip_network(RANGE)
+            assert 30000 <= np["spec"]["ports"][0]["nodePort"] <= 32767
+            assert (await c.get("Service", "db", "default"))["spec"]["clusterIP"] == "None"
+    finally:
+        cp.stop()

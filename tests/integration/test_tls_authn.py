@@ -177,3 +177,72 @@ async def test_etcd_off_this_machine_needs_tls(tmp_path):
                             capture_output=True, text=True, cwd=REPO, timeout=60)
     assert result.returncode == 1
     assert "etcd off this machine must be reached over TLS: give --etcd-cafile" in result.stderr
+
+
+async def test_etcd_over_tls(tmp_path):
+    """The control plane reaches an etcd that serves only TLS and wants a client certificate
+    (--etcd-cafile/--etcd-certfile/--etcd-keyfile), as it must for an etcd off the machine."""
+    import shutil
+    import subprocess
+    from procs import free_port, port_open, stop_process, wait_for
+    etcd_ca = ClusterPKI.load_or_create(tmp_path / "etcd-pki")
+    server = etcd_ca.issue(common_name="etcd", server_names=["127.0.0.1", "localhost"], client=True)
+    client = etcd_ca.issue(common_name="skiff-controlplane", client=True)
+    files = {}
+    for name, data in (("ca.crt", etcd_ca.ca_pem), ("server.crt", server.cert), ("server.key", server.key),
+                       ("client.crt", client.cert), ("client.key", client.key)):
+        files[name] = tmp_path / name
+        files[name].write_bytes(data)
+    port, peer = free_port(), free_port()
+    url, peer_url = f"https://127.0.0.1:{port}", f"http://127.0.0.1:{peer}"
+    log = open(tmp_path / "etcd.log", "wb")
+    etcd = subprocess.Popen([shutil.which("etcd"), "--name", "tls", "--data-dir", str(tmp_path / "etcd-data"),
+                             "--listen-client-urls", url, "--advertise-client-urls", url,
+                             "--listen-peer-urls", peer_url, "--initial-advertise-peer-urls", peer_url,
+                             "--initial-cluster", f"tls={peer_url}", "--client-cert-auth",
+                             "--trusted-ca-file", str(files["ca.crt"]), "--cert-file", str(files["server.crt"]),
+                             "--key-file", str(files["server.key"]), "--log-level", "error", "--logger", "zap"],
+                            stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+    try:
+        await asyncio.to_thread(wait_for, lambda: port_open(port), timeout=15, what="etcd over TLS")
+        cp = ControlPlane(tmp_path / "cp", etcd_endpoints=f"127.0.0.1:{port}",
+                          extra_args=["--no-scheduler", "--no-controllers", "--etcd-cafile", str(files["ca.crt"]),
+                                      "--etcd-certfile", str(files["client.crt"]),
+                                      "--etcd-keyfile", str(files["client.key"])])
+        await asyncio.to_thread(cp.start)
+        try:
+            async with Client(cp.address, credentials=cp.credentials, timeout=10) as c:
+                await c.create({"apiVersion": "v1", "kind": "ConfigMap",
+                                "metadata": {"name": "over-tls", "namespace": "default"}})
+                assert (await c.get("configmaps", "over-tls", "default"))["metadata"]["name"] == "over-tls"
+        finally:
+            await asyncio.to_thread(cp.stop)
+    finally:
+        stop_process(etcd)
+        log.close()
+
+
+async def test_token_create_list_delete(api_server):
+    import subprocess
+    import sys
+    from procs import REPO
+
+    def token(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "controlplane.main", "token", "--state-dir",
+                               str(api_server.state_dir), *args], capture_output=True, text=True, cwd=REPO, timeout=60)
+    created = await asyncio.to_thread(token, "create", "--ttl", "2h", "--description", "rack 4")
+    assert created.returncode == 0, created.stderr
+    words = created.stdout.split()
+    assert words[:2] == ["skiff-agent", "--server"] and words[3] == "--token" and words[5] == "--ca-cert-hash"
+    assert bootstraptoken.TOKEN_RE.match(words[4]) and words[6] == certs.ca_hash(certs.load_cert(
+        api_server.credentials.ca))
+    token_id = words[4].split(".")[0]
+    listed = await asyncio.to_thread(token, "list")
+    row = next(line for line in listed.stdout.splitlines() if line.startswith(token_id))
+    assert "rack 4" in row and row.split()[1].startswith(("1h", "2h")) and words[4] not in listed.stdout
+    deleted = await asyncio.to_thread(token, "delete", token_id)
+    assert deleted.stdout == f"bootstrap token {token_id!r} deleted\n"
+    again = await asyncio.to_thread(token, "delete", token_id)
+    assert again.returncode == 1 and f"bootstrap token {token_id!r} not found" in again.stderr
+    bad = await asyncio.to_thread(token, "create", "--ttl", "soon")
+    assert bad.returncode == 1 and "--ttl: invalid duration 'soon'" in bad.stderr

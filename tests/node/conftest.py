@@ -231,6 +231,12 @@ def pods(runtime, busybox_rootfs: Path) -> Pods:
 
 
 @pytest.fixture
+def make_pods(busybox_rootfs: Path) -> Callable[[object], Pods]:
+    """`make_pods(runtime)`: the `pods` helpers over a Runtime a test made itself."""
+    return lambda runtime: Pods(runtime, busybox_rootfs)
+
+
+@pytest.fixture
 def runtime_processes():
     """`runtime_processes(root)`: live PIDs whose command line names `root` (the fork
     server, its spare worker, supervisors)."""

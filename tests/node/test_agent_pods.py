@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from controlplane.client import Client, NotFound
-from procs import REPO, AgentProcess, ControlPlane, force_cleanup
+from procs import REPO, AgentProcess, ControlPlane, delete_all_pods, force_cleanup
 
 pytestmark = [pytest.mark.root, pytest.mark.skipif(os.geteuid() != 0, reason="needs root: runs real containers")]
 IMAGE = "skiff.local/busybox:1.35"
@@ -49,20 +49,9 @@ def cluster(etcd, tmp_path_factory: pytest.TempPathFactory, image_archive: Path)
     try:
         yield {"cp": cp, "agent": agent, "state": state, "parent": parent}
     finally:
-        # Delete what is left through the API (the agent cleans up), then stop everything.
-        async def drain() -> None:
-            async with Client(cp.address, credentials=cp.credentials) as c:
-                for pod in (await c.list("pods")).items:
-                    try:
-                        await c.delete("pods", pod["metadata"]["name"], pod["metadata"]["namespace"], grace_seconds=1)
-                    except NotFound:
-                        pass
-                deadline = time.monotonic() + 20
-                while (await c.list("pods")).items and time.monotonic() < deadline:
-                    await asyncio.sleep(0.2)
         try:
             if agent.proc and agent.proc.poll() is None:
-                asyncio.run(drain())
+                asyncio.run(delete_all_pods(cp))      # the agent cleans up, then everything stops
         finally:
             agent.stop()
             cp.stop()

@@ -27,8 +27,8 @@ import pytest
 
 from agent.cgroups import Resources, detect, open_manager
 from agent.metrics import MetricsCollector
-from controlplane.client import Client, NotFound
-from procs import REPO, AgentProcess, ControlPlane, force_cleanup
+from controlplane.client import Client
+from procs import REPO, AgentProcess, ControlPlane, delete_all_pods, force_cleanup
 
 pytestmark = [pytest.mark.root, pytest.mark.skipif(os.geteuid() != 0, reason="needs root: real cgroups and pods")]
 IMAGE = "skiff.local/busybox:1.35"
@@ -103,19 +103,9 @@ def cluster(etcd, tmp_path_factory: pytest.TempPathFactory, image_archive: Path)
     try:
         yield {"cp": cp, "agent": agent, "base": base}
     finally:
-        async def drain() -> None:
-            async with Client(cp.address, credentials=cp.credentials) as c:
-                for pod in (await c.list("pods")).items:
-                    try:
-                        await c.delete("pods", pod["metadata"]["name"], pod["metadata"]["namespace"], grace_seconds=1)
-                    except NotFound:
-                        pass
-                deadline = time.monotonic() + 20
-                while (await c.list("pods")).items and time.monotonic() < deadline:
-                    await asyncio.sleep(0.2)
         try:
             if agent.proc and agent.proc.poll() is None:
-                asyncio.run(drain())
+                asyncio.run(delete_all_pods(cp))      # the agent cleans up, then everything stops
         finally:
             agent.stop()
             cp.stop()

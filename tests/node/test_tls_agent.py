@@ -84,7 +84,7 @@ async def running_pod(c: Client, name: str, node: str = NODE) -> None:
                              "containers": [{"name": "main", "image": IMAGE, "command": ["sleep", "300"]}]}})
     if node != NODE:
         return
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60     # the first pod waits for the agent to register
     while time.monotonic() < deadline:
         if ((await c.get("pods", name, "default")).get("status") or {}).get("phase") == "Running":
             return

@@ -81,3 +81,12 @@ def test_refusal_names_level_and_field() -> None:
 ])
 def test_namespace_level(labels: dict[str, str], name: str, level: str) -> None:
     assert namespace_level({"metadata": {"name": name, "labels": labels}}, name) == level
+
+
+@pytest.mark.parametrize("obj", [case[0] for case in CASES])
+def test_the_fast_path_never_hides_a_violation(obj: dict[str, Any]) -> None:
+    from controlplane.auth.podsecurity import BASELINE, _plainly_baseline
+    full = [e for check in BASELINE for e in check(obj, obj["spec"])]
+    if _plainly_baseline(obj, obj["spec"]):
+        assert full == []
+    assert violations(obj, "baseline") == full

@@ -63,7 +63,7 @@ def test_open_manager_picks_the_driver(tmp_path):
     assert isinstance(v2, V2Manager) and v2.version == 2 and v2.parent == "skiff-node1"
     v1 = open_manager(root=make_hybrid(tmp_path / "hybrid"))
     assert isinstance(v1, V1Manager) and v1.version == 1 and v1.parent == "skiff"
-    assert list(v1.controllers) == ["cpu", "cpuacct", "memory", "pids", "freezer"]
+    assert list(v1.controllers) == ["cpu", "cpuacct", "memory", "pids", "freezer", "devices"]
 
 
 def test_open_manager_version_override_and_bad_version(tmp_path):

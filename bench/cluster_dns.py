@@ -1,0 +1,259 @@
+"""bench/cluster_dns.py (not dns.py: run as a script, that name would shadow dnspython's `dns` package):
+the cluster DNS server (agent/dns) against Debian's dnsmasq, same names, same run.
+
+    .venv/bin/python bench/cluster_dns.py                               # about a minute
+    .venv/bin/python bench/cluster_dns.py --services 50 --seconds 1     # smoke test
+
+Both servers answer the same --services names `web-<i>.default.svc.cluster.local`
+(A, a cluster IP each) on loopback: Skiff's from its record index (a separate process
+running the real `DnsServer`, `Responder`, `ZoneAnswerer` and `RecordIndex`, fed the
+Services as plain Kubernetes dicts), dnsmasq from a hosts file (`--no-daemon --port N
+--addn-hosts FILE --no-resolv --no-hosts`). The load comes from dnsperf (C, so the
+generator is not the bottleneck), asking every name in turn:
+
+1. throughput: queries/s with up to 100 queries outstanding for --seconds, and the
+   server's CPU meanwhile (% of one core, and µs per answer: steadier on a busy machine). Servers alternate over --rounds rounds, so
+   background load on a shared machine hits them alike; the best round of each counts.
+   Skiff is measured twice: as it runs (repeated questions answered from its cache of
+   encoded answers) and with that cache off (every answer parsed and built by dnspython),
+   so the cost of a first question is on record too.
+2. latency at a fixed rate: --rate queries/s for --seconds, every query's latency from
+   dnsperf -v, p50/p90/p99; again --rounds rounds, alternating, the best p99 of each counts
+   (every round is in the results file: on a shared machine the worst rounds measure the
+   neighbours' load more than the server). With --realtime (root) those rounds run the server
+   and dnsperf at SCHED_FIFO priority 1: the server's own latency, not its wait for a core
+   behind everyone else's processes (at 1,000 queries/s either server needs ~1.5 % of a core).
+
+Goal (issue 12): Skiff >= 0.5x dnsmasq's queries/s; p99 <= 2 ms at 1,000 queries/s.
+Every process is started here and stopped by PID, also on failure.
+Results: bench/results/cluster_dns.json.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))                     # run as a script from anywhere
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import platform  # noqa: E402
+import re  # noqa: E402
+import shutil  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from typing import Any  # noqa: E402
+
+from bench.common import RESULTS_DIR, CpuMeter, free_port, percentiles, stop_process, wait_for  # noqa: E402
+
+ZONE = "cluster.local"
+
+
+def cluster_ip(i: int) -> str:
+    return f"10.96.{i // 250}.{i % 250 + 1}"
+
+
+def name_of(i: int) -> str:
+    return f"web-{i}.default.svc.{ZONE}"
+
+
+def services(count: int) -> list[dict[str, Any]]:
+    return [{"metadata": {"name": f"web-{i}", "namespace": "default"},
+             "spec": {"clusterIP": cluster_ip(i), "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]}}
+            for i in range(count)]
+
+
+# -- the Skiff server process (python bench/cluster_dns.py --serve) ---------------------------------
+
+async def serve(count: int, answer_cache: bool) -> None:
+    from agent.dns.answer import ZoneAnswerer
+    from agent.dns.forward import Forwarder
+    from agent.dns.records import RecordIndex
+    from agent.dns.responder import Responder
+    from agent.dns.server import DnsServer
+    index = RecordIndex(ZONE)
+    for service in services(count):
+        index.set_service(service)
+    responder = Responder(ZoneAnswerer(index), Forwarder([]), cache_size=10_000 if answer_cache else 0)
+    server = DnsServer(responder, host="127.0.0.1", port=0)
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"ready {server.port}", flush=True)
+    await stop.wait()
+    await server.close()
+
+
+# -- the bench ---------------------------------------------------------------------------------
+
+class Server:
+    """One DNS server process under test, on a loopback port."""
+
+    def __init__(self, label: str, argv: list[str], port: int | None) -> None:
+        self.label = label
+        self.argv = argv
+        self.port = port
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "Server":
+        self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     stdin=subprocess.DEVNULL)
+        if self.port is None:        # ours prints "ready PORT"
+            line = self.proc.stdout.readline().split()
+            if len(line) != 2 or line[0] != "ready":
+                raise RuntimeError(f"{self.label} did not start: {line} {self.proc.stderr.read()[-2000:]}")
+            self.port = int(line[1])
+        wait_for(lambda: self.answers(name_of(0)), timeout=10, what=f"{self.label} to answer")
+        return self
+
+    def answers(self, name: str) -> str | None:
+        import dns.message
+        import dns.query
+        if self.proc is not None and self.proc.poll() is not None:
+            raise RuntimeError(f"{self.label} exited with {self.proc.returncode}: {self.proc.stderr.read()[-2000:]}")
+        try:
+            reply = dns.query.udp(dns.message.make_query(name, "A"), "127.0.0.1", port=self.port, timeout=0.5)
+        except Exception:   # noqa: BLE001 - not up yet
+            return None
+        return reply.answer[0][0].to_text() if reply.answer else None
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc, timeout=5)
+            for stream in (self.proc.stdout, self.proc.stderr):
+                if stream:
+                    stream.close()
+            self.proc = None
+
+
+def dnsperf(port: int, queries: Path, *, seconds: float, rate: int | None = None,
+            verbose: bool = False, realtime: bool = False) -> tuple[dict[str, float], list[float]]:
+    argv = (["chrt", "--fifo", "1"] if realtime else []) + ["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", str(queries), "-l", str(seconds), "-t", "2"]
+    if rate:
+        argv += ["-Q", str(rate)]
+    if verbose:
+        argv.append("-v")
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"dnsperf failed ({done.returncode}): {done.stderr[-2000:]}")
+    out = done.stdout
+
+    def figure(label: str) -> float:
+        found = re.search(rf"{label}:\s+([0-9.]+)", out)
+        if not found:
+            raise RuntimeError(f"dnsperf printed no {label!r}: {out[-2000:]}")
+        return float(found.group(1))
+    stats = {"queries_per_second": round(figure("Queries per second"), 1),
+             "sent": int(figure("Queries sent")), "lost": int(figure("Queries lost")),
+             "mean_latency_ms": round(figure(r"Average Latency \(s\)") * 1000, 3)}
+    latencies = [float(m.group(2)) for m in re.finditer(r"^> (\w+) \S+ \S+ ([0-9.]+)$", out, re.M)
+                 if m.group(1) == "NOERROR"] if verbose else []
+    return stats, latencies
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--services", type=int, default=1000)
+    p.add_argument("--seconds", type=float, default=8.0, help="per measurement")
+    p.add_argument("--rounds", type=int, default=3, help="throughput rounds per server, alternating")
+    p.add_argument("--rate", type=int, default=1000, help="queries/s of the fixed-rate latency run")
+    p.add_argument("--realtime", action="store_true",
+                   help="run the fixed-rate latency rounds with the server and dnsperf at SCHED_FIFO priority 1 "
+                        "(root): the server's own latency, without the wait for a core behind other processes")
+    p.add_argument("--output", type=Path, default=RESULTS_DIR / "cluster_dns.json")
+    p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--no-answer-cache", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.serve:
+        asyncio.run(serve(args.services, not args.no_answer_cache))
+        return 0
+    for tool, package in (("dnsmasq", "dnsmasq-base"), ("dnsperf", "dnsperf")):
+        if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
+            print(f"error: needs {tool} (apt install {package}; deploy/install.sh --test)", file=sys.stderr)
+            return 1
+    dnsmasq = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
+    work = Path(tempfile.mkdtemp(prefix="skiff-bench-dns-"))
+    hosts, queries = work / "hosts", work / "queries"
+    hosts.write_text("".join(f"{cluster_ip(i)} {name_of(i)}\n" for i in range(args.services)))
+    queries.write_text("".join(f"{name_of(i)} A\n" for i in range(args.services)))
+    me = [sys.executable, str(Path(__file__).resolve()), "--serve", "--services", str(args.services)]
+    port = free_port()
+    servers = {
+        "skiff": Server("skiff", me, None),
+        "skiff, no answer cache": Server("skiff, no answer cache", [*me, "--no-answer-cache"], None),
+        "dnsmasq": Server("dnsmasq", [dnsmasq, "--no-daemon", f"--port={port}", "--listen-address=127.0.0.1",
+                                      "--bind-interfaces", f"--addn-hosts={hosts}", "--no-resolv", "--no-hosts",
+                                      "--conf-file=/dev/null", "--user=root", "--pid-file="], port),
+    }
+    load_before = os.getloadavg()
+    results: dict[str, Any] = {"throughput": {}, "fixed_rate": {}}
+    try:
+        for server in servers.values():
+            server.start()
+            if server.answers(name_of(args.services - 1)) != cluster_ip(args.services - 1):
+                raise RuntimeError(f"{server.label} answers {name_of(args.services - 1)} wrongly")
+        for round_ in range(args.rounds):
+            for label, server in servers.items():
+                meter = CpuMeter({"server": server.proc.pid})
+                meter.start()
+                stats, _ = dnsperf(server.port, queries, seconds=args.seconds)
+                stats["server_cpu_percent"] = meter.stop()["server"]
+                # CPU per answer: less swayed by a busy machine than queries/s (a server that waits
+                # for a core answers less, but each answer costs what it costs).
+                stats["server_cpu_us_per_query"] = round(stats["server_cpu_percent"] / 100
+                                                         / max(stats["queries_per_second"], 1e-9) * 1e6, 2)
+                stats["load_average"] = round(os.getloadavg()[0], 2)
+                results["throughput"].setdefault(label, []).append(stats)
+                print(f"round {round_ + 1} {label:24} {stats['queries_per_second']:>9,.0f} queries/s  "
+                      f"CPU {stats['server_cpu_percent']:5.1f} % ({stats['server_cpu_us_per_query']} µs/query)  "
+                      f"lost {stats['lost']}  "
+                      f"load {stats['load_average']}", flush=True)
+        for round_ in range(args.rounds):
+            for label, server in servers.items():
+                if args.realtime:
+                    os.sched_setscheduler(server.proc.pid, os.SCHED_FIFO, os.sched_param(1))
+                try:
+                    stats, latencies = dnsperf(server.port, queries, seconds=args.seconds, rate=args.rate,
+                                               verbose=True, realtime=args.realtime)
+                finally:
+                    if args.realtime:
+                        os.sched_setscheduler(server.proc.pid, os.SCHED_OTHER, os.sched_param(0))
+                stats.update(percentiles(latencies))
+                stats["load_average"] = round(os.getloadavg()[0], 2)
+                results["fixed_rate"].setdefault(label, []).append(stats)
+                print(f"round {round_ + 1} {args.rate}/s {label:24} p50 {stats.get('p50')} ms  "
+                      f"p99 {stats.get('p99')} ms  max {stats.get('max')} ms  lost {stats['lost']}  "
+                      f"load {stats['load_average']}", flush=True)
+    finally:
+        for server in servers.values():
+            server.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    best = {label: max(r["queries_per_second"] for r in runs) for label, runs in results["throughput"].items()}
+    cpu = {label: min(r["server_cpu_us_per_query"] for r in runs) for label, runs in results["throughput"].items()}
+    summary = {"best_queries_per_second": best, "least_server_cpu_us_per_query": cpu,
+               "ratio_skiff_to_dnsmasq": round(best["skiff"] / best["dnsmasq"], 2),
+               "ratio_no_cache_to_dnsmasq": round(best["skiff, no answer cache"] / best["dnsmasq"], 2),
+               f"p99_ms_at_{args.rate}_per_second": {k: min(r.get("p99", float("inf")) for r in v)
+                                                      for k, v in results["fixed_rate"].items()}}
+    print(json.dumps(summary, indent=2))
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps({
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": platform.node(),
+        "cpus": os.cpu_count(), "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        "settings": {"services": args.services, "seconds": args.seconds, "rounds": args.rounds, "rate": args.rate,
+                     "realtime": args.realtime},
+        "summary": summary, "results": results}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,28 @@
+"""Smoke test of bench/cluster_dns.py: a short run against dnsmasq must finish and write every
+figure docs/PERFORMANCE.md quotes ("Cluster DNS"), so the benchmark cannot rot."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from procs import run_bench
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (shutil.which("dnsperf") and (shutil.which("dnsmasq") or Path("/usr/sbin/dnsmasq").exists())),
+                    reason="needs dnsmasq and dnsperf (deploy/install.sh --test)")
+def test_short_run_writes_every_figure(tmp_path: Path) -> None:
+    output = tmp_path / "dns.json"
+    done = run_bench("cluster_dns.py", ["--services", "50", "--seconds", "1", "--rounds", "1", "--rate", "200",
+                                        "--output", str(output)], timeout=120)
+    assert done.returncode == 0, done.stdout[-4000:]
+    data = json.loads(output.read_text())
+    servers = {"skiff", "skiff, no answer cache", "dnsmasq"}
+    assert set(data["results"]["throughput"]) == servers and set(data["results"]["fixed_rate"]) == servers
+    assert all(run["queries_per_second"] > 0 for runs in data["results"]["throughput"].values() for run in runs)
+    assert all(run["count"] > 0 and run["p99"] >= 0 for runs in data["results"]["fixed_rate"].values() for run in runs)
+    assert data["summary"]["ratio_skiff_to_dnsmasq"] > 0
