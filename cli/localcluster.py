@@ -482,6 +482,19 @@ def _env() -> dict[str, str]:
                                                                    os.environ.get("PYTHONPATH")]))}
 
 
+_check_loop: asyncio.AbstractEventLoop | None = None
+
+
+def _run_check(check) -> bool:
+    """Run one readiness check on the one event loop every check of this process shares: `up` polls
+    many times, and grpc.aio, whose poller outlives a loop closed by `asyncio.run`, would print
+    "Event loop is closed" tracebacks into the user's terminal."""
+    global _check_loop
+    if _check_loop is None:
+        _check_loop = asyncio.new_event_loop()
+    return _check_loop.run_until_complete(check())
+
+
 def nodes_ready(server: str, names: list[str], credentials: Credentials) -> bool:
     """Every named node is registered and Ready (its agent is up and renewing its Lease)."""
     async def check() -> bool:
@@ -495,7 +508,7 @@ def nodes_ready(server: str, names: list[str], credentials: Credentials) -> bool
                     return False    # the IPAM controller has not given it its pod subnet yet
             return True
     try:
-        return asyncio.run(check())
+        return _run_check(check)
     except Exception:
         return False
 
@@ -507,6 +520,6 @@ def api_ready(server: str, credentials: Credentials) -> bool:
             await c.get("namespaces", "default")
             return True
     try:
-        return asyncio.run(check())
+        return _run_check(check)
     except Exception:
         return False

@@ -3,7 +3,8 @@
 #
 #   deploy/install.sh          runtime needs (etcd, iproute2, nftables, busybox-static)
 #   deploy/install.sh --test   also what the tests use (docker-registry, skopeo, umoci, runc,
-#                              dnsmasq-base, dnsperf, etcd-client, vagrant, vagrant-libvirt)
+#                              dnsmasq-base, dnsperf, etcd-client, vagrant, vagrant-libvirt,
+#                              qemu and, via deploy/vm-kernel.sh, a guest kernel for tests/vm/)
 #
 # Roles, for a machine of a real cluster (root; docs/OPERATIONS.md):
 #
@@ -70,6 +71,8 @@ packages=(etcd-server iproute2 nftables busybox-static ca-certificates zstd libs
 # dnsmasq-base and dnsperf: bench/cluster_dns.py compares the cluster DNS with dnsmasq under dnsperf's load.
 # vagrant (+ libvirt provider): tests/integration/test_deploy.py runs `vagrant validate` on deploy/vagrant.
 [ "$want_test" = 1 ] && packages+=(docker-registry skopeo umoci runc dnsmasq-base dnsperf etcd-client vagrant vagrant-libvirt)
+# qemu-system-x86, kmod, cpio: the VM tests' guests (tests/vm/; kernel from deploy/vm-kernel.sh).
+[ "$want_test" = 1 ] && packages+=(qemu-system-x86 kmod cpio)
 [ "$role" = server ] && packages+=(etcd-client)
 
 missing=()
@@ -112,6 +115,14 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want_stamp" ] || [ ! -x .venv/bin/skiff-
   echo "==> pip install -e .${extra}"
   .venv/bin/pip install -q --disable-pip-version-check -e ".${extra}"
   echo "$want_stamp" > "$stamp"
+fi
+
+if [ "$want_test" = 1 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    deploy/vm-kernel.sh
+  else
+    echo "note: not root, so no guest kernel for tests/vm/ (they skip); run deploy/vm-kernel.sh as root"
+  fi
 fi
 
 [ -z "$role" ] && exit 0

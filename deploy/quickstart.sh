@@ -42,7 +42,11 @@ cat <<'MSG'
 The cluster is up, over TLS: ~/.skiff/config holds its CA and an admin certificate
 (`ctl config view`). Try:
   ctl get pods -o wide          # where the example's pods run
+  ctl exec client -- wget -qO- http://web     # the site, by name, from another pod
+  wget -qO- http://$(ctl get node node-1 -o jsonpath='{.status.addresses[0].address}'):30080
+                                # the same through the NodePort, from this machine
   ctl describe deployment web   # what the controllers did, with events
   ctl explain pod.spec          # the schema, from the source
   ctl cluster down              # stop everything and remove the state
+Then docs/TUTORIAL.md: three nodes, scaling, failures, the scheduler's reasons, a rolling update.
 MSG

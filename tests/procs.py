@@ -218,11 +218,12 @@ class ControlPlane:
         """The administrator's kubeconfig for the real kubectl (the REST API)."""
         return self.state_dir / "kubeconfig"
 
-    def join_args(self, ttl: str = "1h") -> list[str]:
+    def join_args(self, ttl: str = "1h", server: str = "") -> list[str]:
         """`--server ... --token ... --ca-cert-hash ...` for an agent, from a new bootstrap token
-        made with `skiff-controlplane token create`, as an operator would."""
+        made with `skiff-controlplane token create`, as an operator would. `server`: the address
+        the agent dials, when not this machine's loopback (an agent in a VM)."""
         out = subprocess.run([sys.executable, "-m", "controlplane.main", "token", "--state-dir", str(self.state_dir),
-                              "create", "--ttl", ttl, "--server", self.address],
+                              "create", "--ttl", ttl, "--server", server or self.address],
                              capture_output=True, text=True, cwd=REPO, timeout=30,
                              env={**os.environ, "PYTHONPATH": str(REPO)})
         if out.returncode != 0:

@@ -22,7 +22,9 @@ from pathlib import Path
 import agent
 
 SOCKET_NAME = "forkserver.sock"
-READY_TIMEOUT = 30.0
+# A fork server that crashes is seen at once (its stdout closes); this bounds one that hangs.
+# Generous: an emulated machine (tests/vm/, qemu TCG) takes tens of seconds to import it.
+READY_TIMEOUT = 120.0
 STOP_TIMEOUT = 5.0
 
 

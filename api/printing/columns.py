@@ -90,9 +90,9 @@ WORKLOAD_WIDE = [Column("CONTAINERS", containers_col, wide=True), Column("IMAGES
 
 def _node_status(node: Obj, _now: datetime) -> str:
     ready = next((c for c in get(node, "status.conditions", []) if c.get("type") == "Ready"), None)
-    text = "Unknown"
-    if ready is not None:
-        text = {"True": "Ready", "False": "NotReady"}.get(ready.get("status"), "Unknown")
+    text = "Unknown"                     # as kubectl: no Ready condition at all
+    if ready is not None:                # False or Unknown (the agent stopped reporting): NotReady, as kubectl
+        text = "Ready" if ready.get("status") == "True" else "NotReady"
     if get(node, "spec.unschedulable"):
         text += ",SchedulingDisabled"
     return text

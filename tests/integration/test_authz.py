@@ -88,7 +88,7 @@ async def bind_view(admin: Any, ns: str, subject: dict[str, Any]) -> None:
                         "subjects": [subject]})
 
 
-async def test_view_identity_can_get_but_not_create(ids: Identities) -> None:
+async def test_view_identity_can_get_but_not_create(ids: Identities, tmp_path) -> None:
     admin = ids.admin()
     ns = await new_namespace(admin)
     await admin.create(pod("web", ns))
@@ -118,6 +118,12 @@ async def test_view_identity_can_get_but_not_create(ids: Identities) -> None:
             pass
     with pytest.raises(Forbidden, match='cannot create resource "images" in API group "skiff.io"'):
         await viewer.pull_image("busybox:1.36")
+    # `ctl image load` (image poisoning: it replaces a tag on every node) is refused before a byte
+    # reaches any node.
+    archive = tmp_path / "image.tar"
+    archive.write_bytes(b"not even an archive")
+    with pytest.raises(Forbidden, match='cannot create resource "images" in API group "skiff.io"'):
+        await viewer.load_image(str(archive))
     with pytest.raises(Forbidden, match='cannot list resource "images"'):
         await viewer.list_images()
 

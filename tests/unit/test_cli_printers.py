@@ -121,6 +121,11 @@ def test_workload_and_service_cells():
             "status": {"conditions": [{"type": "Ready", "status": "True"}], "nodeInfo": {"kubeletVersion": "0.1"}}}
     assert Table("Node").render([node], at=NOW).splitlines()[1].split() == [
         "n1", "Ready,SchedulingDisabled", "control-plane", "60m", "0.1"]
+    for status, shown in (("False", "NotReady"), ("Unknown", "NotReady")):    # Unknown: the agent went silent
+        node["status"]["conditions"] = [{"type": "Ready", "status": status}]
+        assert Table("Node").render([node], at=NOW).splitlines()[1].split()[1] == f"{shown},SchedulingDisabled"
+    node["status"]["conditions"] = []
+    assert Table("Node").render([node], at=NOW).splitlines()[1].split()[1] == "Unknown,SchedulingDisabled"
 
 
 def test_format_selector():
