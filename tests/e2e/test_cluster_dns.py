@@ -27,7 +27,7 @@ from procs import free_port, wait_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from dnsobjects import FakeUpstream  # noqa: E402
-from test_multinode_network import Ctl, image_archive, leftovers  # noqa: E402,F401 - image_archive: a fixture
+from test_multinode_network import Ctl, image_archive, leftovers, nslookup  # noqa: E402,F401 - image_archive: a fixture
 
 pytestmark = [pytest.mark.root, pytest.mark.slow,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root: node network namespaces, containers")]
@@ -125,13 +125,6 @@ spec:
       image: %(image)s
       command: ["sleep", "3600"]
 """
-
-
-def nslookup(ctl: Ctl, pod: str, name: str) -> set[str]:
-    """The addresses busybox nslookup prints for `name` (the server's own line left out)."""
-    r = ctl("exec", pod, "--", "timeout", "10", "nslookup", name, check=False)
-    lines = [line.split(":", 1)[1].strip() for line in r.stdout.splitlines() if line.startswith("Address")]
-    return {a for a in lines if not a.endswith(":53")}
 
 
 class UpstreamNamespace:

@@ -125,6 +125,13 @@ def http_get(ctl: Ctl, from_pod: str, ip: str, port: int = 8080) -> str:
     return r.stdout if r.returncode == 0 else f"(wget failed: {r.returncode} {r.stderr.strip()})"
 
 
+def nslookup(ctl: Ctl, pod: str, name: str) -> set[str]:
+    """The addresses busybox nslookup prints for `name` (the server's own line left out)."""
+    r = ctl("exec", pod, "--", "timeout", "10", "nslookup", name, check=False)
+    lines = [line.split(":", 1)[1].strip() for line in r.stdout.splitlines() if line.startswith("Address")]
+    return {a for a in lines if not a.endswith(":53")}
+
+
 def leftovers(cluster_dir: Path, tag_parts: list[str], cgroup_prefix: str) -> list[str]:
     found = []
     names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
