@@ -111,7 +111,10 @@ extra=""
 # pip runs when pyproject.toml changed since the last install into this venv (a stamp file).
 stamp=".venv/.skiff-installed${extra}"
 want_stamp=$(sha256sum pyproject.toml | cut -d' ' -f1)
-if [ "$(cat "$stamp" 2>/dev/null)" != "$want_stamp" ] || [ ! -x .venv/bin/skiff-controlplane ]; then
+# A venv installed with [test] has all the plain install needs (a machine that shares a
+# test machine's venv read-only, as the VM bed's guests do, must not run pip into it).
+installed() { [ "$(cat "$1" 2>/dev/null)" = "$want_stamp" ]; }
+if { ! installed "$stamp" && ! installed ".venv/.skiff-installed[test]"; } || [ ! -x .venv/bin/skiff-controlplane ]; then
   echo "==> pip install -e .${extra}"
   .venv/bin/pip install -q --disable-pip-version-check -e ".${extra}"
   echo "$want_stamp" > "$stamp"
