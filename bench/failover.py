@@ -3,6 +3,7 @@
     .venv/bin/python bench/failover.py                 # 10 hollow nodes, 30 pods, 3 node deaths
     .venv/bin/python bench/failover.py --trials 1      # quicker
     .venv/bin/python bench/failover.py --scale 5000    # also: can this machine hold 5,000 hollow nodes?
+    .venv/bin/python bench/failover.py --vm            # real agents on 2 qemu guests (bench/failover_vm.py)
 
 It starts its own etcd and `skiff-controlplane` with every default (scheduler,
 controllers, node lifecycle: Lease renewal 2 s, grace 8 s, eviction 5 s), then,
@@ -192,7 +193,12 @@ def main() -> None:
     p.add_argument("--trials", type=int, default=3, help="node deaths to time; 0 skips the failover part")
     p.add_argument("--scale", type=int, default=0, help="also register this many hollow nodes (e.g. 5000)")
     p.add_argument("--scale-watch-seconds", type=float, default=60.0)
+    p.add_argument("--vm", action="store_true",
+                   help="real agents on two guests of the VM test bed, powered off in turn (root, qemu)")
     args = p.parse_args()
+    if args.vm:
+        main_vm(args.trials)
+        return
     out: dict[str, Any] = {"machine": machine_info(), "goal_seconds": GOAL_SECONDS}
     if args.trials > 0:
         with cluster() as c:
@@ -223,6 +229,20 @@ def main() -> None:
               f"{s['lease_renew_seconds']:.0f}s, CPU {s['cpu_percent_of_one_core']}, "
               f"{s['nodes_not_ready']} wrongly NotReady")
     print("results: " + ", ".join(str(p) for p in paths))
+
+
+def main_vm(trials: int) -> None:
+    from bench import failover_vm
+    out = failover_vm.run(trials)
+    path = write_results(RESULTS_DIR / "failover_vm.json", out)
+    print(json.dumps(out, indent=2))
+    s = out["summary"]
+    print(f"\nnode failover, 2 qemu guests with real agents, {len(out['trials'])} power-off(s): "
+          f"NotReady {s['notready']['median']:.1f}s, rebound elsewhere {s['rebound']['median']:.1f}s, "
+          f"Running elsewhere {s['running']['median']:.1f}s median / {s['running']['max']:.1f}s max "
+          f"(goal <= {GOAL_SECONDS:.0f}s: {'met' if s['goal_met'] else 'NOT met'}); load average at start "
+          f"{out['machine']['load_average_at_start']}, at end {out['load_average_at_end']}")
+    print(f"results: {path}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,166 @@
+"""Node failover on real machines: `bench/failover.py --vm` (root, qemu, the VM bed's kernel).
+
+Two guests of the VM test bed (tests/vm/machines.py: own kernels, pure cgroup v2, on a LAN
+bridge of this machine) each run a real agent joined with a token to a control plane on this
+machine (as tests/vm/test_two_machine_cluster.py does); a Deployment of 2 pods spreads over
+them. Each trial pulls the plug on the guest running the most of its pods (qemu SIGKILLed) and
+records, from that moment, as a watch of the API server saw it:
+
+- notready: the node's Ready condition became Unknown,
+- tainted:  it carried node.kubernetes.io/unreachable:NoExecute,
+- rebound:  every replica was bound to the other (live) node again (the goal: <= 15 s),
+- running:  ... and Running there (its agent started the containers).
+
+Then the guest is booted again, its agent rejoins (its certificate died with its RAM) and the
+image is loaded into it, so the next trial has a live node to fail over to; the next victim is
+again the node with the most pods (after the first trial: all of them). Nothing is left
+behind: the guests are powered off, the bed's bridge and taps removed, the control plane stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))     # the VM bed and the control-plane process helpers
+
+from api.taints import UNREACHABLE  # noqa: E402
+from bench.common import KUBECONFIG_ENV, connect, machine_info  # noqa: E402
+from bench.failover import GOAL_SECONDS, live, until  # noqa: E402
+from controlplane.client.informer import Informer  # noqa: E402
+from procs import ControlPlane, free_port  # noqa: E402
+from vm.machines import Bed, Machine, skip_reason  # noqa: E402
+from vm.test_two_machine_cluster import JOIN_TIMEOUT, POD_CIDR, WEB, Ctl, nodes_ready, wait  # noqa: E402
+
+MILESTONES = ("notready", "tainted", "rebound", "running")
+REPLICAS = 2
+
+
+def build_image(out: Path) -> Path:
+    subprocess.run([sys.executable, str(REPO / "deploy" / "build-test-image.py"), "--out", str(out / "layout"),
+                    "--archive", str(out / "busybox.tar")], check=True, capture_output=True)
+    return out / "busybox.tar"
+
+
+class VmCluster:
+    """The bed's guests with agents joined to a control plane on this machine."""
+
+    def __init__(self, bed: Bed, cp: ControlPlane, join: list[str], image: Path) -> None:
+        self.bed, self.cp, self.join, self.image = bed, cp, join, image
+        self.ctl = Ctl(cp.admin_config)
+        self.agents: dict[Machine, int] = {}
+
+    def start_agent(self, vm: Machine) -> float:
+        started = time.monotonic()
+        self.agents[vm] = vm.start_agent(self.join, cluster_cidr=POD_CIDR)
+        wait(lambda: nodes_ready(self.ctl, {m.name for m in self.bed.machines}), timeout=JOIN_TIMEOUT,
+             what=f"{vm.name} Ready", logs_of=(vm,), agents={vm: self.agents[vm]})
+        self.ctl("image", "load", "--node", vm.name, str(self.image), timeout=300)
+        return time.monotonic() - started
+
+    def revive(self, vm: Machine) -> dict[str, float]:
+        boot = vm.boot()
+        return {"boot_seconds": round(boot, 1), "agent_ready_seconds": round(self.start_agent(vm), 1)}
+
+
+async def trials(vc: VmCluster, count: int) -> list[dict[str, Any]]:
+    async with connect(vc.cp.address) as client:
+        pods = Informer(client, "pods", namespace="default", label_selector="app=web")
+        nodes = Informer(client, "nodes")
+        tasks = [asyncio.create_task(i.run()) for i in (pods, nodes)]
+        try:
+            def running_by_node() -> dict[str, int] | None:
+                running = [p for p in pods.store.values() if live(p) and p["status"].get("phase") == "Running"]
+                if len(running) != REPLICAS:
+                    return None
+                counts: dict[str, int] = {}
+                for p in running:
+                    counts[p["spec"]["nodeName"]] = counts.get(p["spec"]["nodeName"], 0) + 1
+                return counts
+            results = []
+            for trial in range(count):
+                counts = await until(running_by_node, timeout=300, what=f"{REPLICAS} web pods Running")
+                victim_name = max(counts, key=lambda n: counts[n])
+                victim = next(m for m in vc.bed.machines if m.name == victim_name)
+                loop = asyncio.get_running_loop()
+                seen: dict[str, float] = {}
+                killed = loop.time()
+                await asyncio.to_thread(victim.power_off)
+
+                def check() -> bool:
+                    node = nodes.get("", victim_name) or {}
+                    ready = [c.get("status") for c in (node.get("status") or {}).get("conditions") or []
+                             if c.get("type") == "Ready"]
+                    taints = {(t.get("key"), t.get("effect")) for t in (node.get("spec") or {}).get("taints") or []}
+                    bound = [p for p in pods.store.values() if live(p) and p["spec"].get("nodeName")
+                             and p["spec"]["nodeName"] != victim_name]
+                    facts = {"notready": ready == ["Unknown"], "tainted": (UNREACHABLE, "NoExecute") in taints,
+                             "rebound": len(bound) >= REPLICAS,
+                             "running": len([p for p in bound if p["status"].get("phase") == "Running"]) >= REPLICAS}
+                    now = loop.time() - killed
+                    for name, true in facts.items():
+                        if true and name not in seen and (name != "running" or "rebound" in seen):
+                            seen[name] = now
+                    return all(name in seen for name in MILESTONES)
+                await until(check, timeout=300, what=f"the pods of {victim_name} to run elsewhere")
+                result = {"victim": victim_name, "pods_on_victim": counts[victim_name],
+                          **{k: round(seen[k], 2) for k in MILESTONES}}
+                print(f"trial {trial + 1}: " + ", ".join(f"{k} {v}" for k, v in result.items()), flush=True)
+                result.update(await asyncio.to_thread(vc.revive, victim))
+                print(f"  {victim_name} back: boot {result['boot_seconds']}s, agent Ready "
+                      f"{result['agent_ready_seconds']}s", flush=True)
+                results.append(result)
+            return results
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {name: {"median": round(statistics.median([r[name] for r in results]), 2),
+                                  "max": round(max(r[name] for r in results), 2)} for name in MILESTONES}
+    out["goal_seconds"] = GOAL_SECONDS
+    out["goal_met"] = out["running"]["max"] <= GOAL_SECONDS
+    return out
+
+
+def run(count: int) -> dict[str, Any]:
+    """Boot the bed, join the agents, time `count` power-offs; everything torn down on return."""
+    reason = skip_reason()
+    if reason:
+        raise SystemExit(f"error: --vm cannot run here: {reason}")
+    info = machine_info()
+    with tempfile.TemporaryDirectory(prefix="skiff-bench-vm-") as tmp, Bed() as bed:
+        image = build_image(Path(tmp))
+        started = time.monotonic()
+        vms = bed.boot(2, memory_mb=1024)
+        booted = time.monotonic() - started
+        host = bed.lan.host_address
+        port = free_port()
+        cp = ControlPlane(Path(tmp) / "cp", port=port, extra_args=[
+            "--listen", f"127.0.0.1:{port},{host}:{port}", "--cluster-cidr", POD_CIDR])
+        cp.start(timeout=60)
+        os.environ[KUBECONFIG_ENV] = str(cp.admin_config)
+        try:
+            vc = VmCluster(bed, cp, cp.join_args(server=f"{host}:{port}"), image)
+            for vm in vms:
+                vc.agents[vm] = vm.start_agent(vc.join, cluster_cidr=POD_CIDR)
+            wait(lambda: nodes_ready(vc.ctl, {vm.name for vm in vms}), timeout=JOIN_TIMEOUT,
+                 what="both nodes Ready", logs_of=tuple(vms), agents=vc.agents)
+            vc.ctl("image", "load", str(image), timeout=300)
+            vc.ctl("apply", "-f", "-", stdin=WEB)
+            print(f"2 guests booted in {booted:.0f}s; agents joined; Deployment of {REPLICAS} applied", flush=True)
+            results = asyncio.run(trials(vc, count))
+        finally:
+            cp.stop()
+    return {"machine": info, "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+            "guests": 2, "replicas": REPLICAS, "trials": results, "summary": summarise(results)}
