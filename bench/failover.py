@@ -67,6 +67,17 @@ def live(pod: dict[str, Any]) -> bool:
     return not pod["metadata"].get("deletionTimestamp")
 
 
+def running_by_node(pods: Informer, replicas: int) -> dict[str, int] | None:
+    """Node name -> Running pods of the informer's, once exactly `replicas` live pods are Running."""
+    running = [p for p in pods.store.values() if live(p) and p["status"].get("phase") == "Running"]
+    if len(running) != replicas:
+        return None
+    counts: dict[str, int] = {}
+    for p in running:
+        counts[p["spec"]["nodeName"]] = counts.get(p["spec"]["nodeName"], 0) + 1
+    return counts
+
+
 async def until(condition: Any, *, timeout: float, what: str, interval: float = 0.02) -> Any:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -90,18 +101,10 @@ async def failover(address: str, *, nodes: int, replicas: int, trials: int) -> d
             await client.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
             await client.create(deployment(replicas))
 
-            def running_by_node() -> dict[str, int] | None:
-                running = [p for p in pods.store.values() if live(p) and p["status"].get("phase") == "Running"]
-                if len(running) != replicas:
-                    return None
-                counts: dict[str, int] = {}
-                for p in running:
-                    counts[p["spec"]["nodeName"]] = counts.get(p["spec"]["nodeName"], 0) + 1
-                return counts
-            await until(running_by_node, timeout=120, what=f"{replicas} pods Running")
+            await until(lambda: running_by_node(pods, replicas), timeout=120, what=f"{replicas} pods Running")
             results = []
             for trial in range(trials):
-                await until(running_by_node, timeout=60, what="the Deployment settled")
+                await until(lambda: running_by_node(pods, replicas), timeout=60, what="the Deployment settled")
                 results.append(await one_trial(hollow, pods, node_informer, replicas=replicas))
                 print(f"trial {trial + 1}: " + ", ".join(f"{k} {v:.2f}s" if isinstance(v, float) else f"{k} {v}"
                                                           for k, v in results[-1].items()), flush=True)

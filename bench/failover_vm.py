@@ -34,7 +34,7 @@ sys.path.insert(0, str(REPO / "tests"))     # the VM bed and the control-plane p
 
 from api.taints import UNREACHABLE  # noqa: E402
 from bench.common import KUBECONFIG_ENV, connect, machine_info  # noqa: E402
-from bench.failover import GOAL_SECONDS, live, until  # noqa: E402
+from bench.failover import GOAL_SECONDS, live, running_by_node, until  # noqa: E402
 from controlplane.client.informer import Informer  # noqa: E402
 from procs import ControlPlane, free_port  # noqa: E402
 from vm.machines import Bed, Machine, skip_reason  # noqa: E402
@@ -77,17 +77,10 @@ async def trials(vc: VmCluster, count: int) -> list[dict[str, Any]]:
         nodes = Informer(client, "nodes")
         tasks = [asyncio.create_task(i.run()) for i in (pods, nodes)]
         try:
-            def running_by_node() -> dict[str, int] | None:
-                running = [p for p in pods.store.values() if live(p) and p["status"].get("phase") == "Running"]
-                if len(running) != REPLICAS:
-                    return None
-                counts: dict[str, int] = {}
-                for p in running:
-                    counts[p["spec"]["nodeName"]] = counts.get(p["spec"]["nodeName"], 0) + 1
-                return counts
             results = []
             for trial in range(count):
-                counts = await until(running_by_node, timeout=300, what=f"{REPLICAS} web pods Running")
+                counts = await until(lambda: running_by_node(pods, REPLICAS), timeout=300,
+                                     what=f"{REPLICAS} web pods Running")
                 victim_name = max(counts, key=lambda n: counts[n])
                 victim = next(m for m in vc.bed.machines if m.name == victim_name)
                 loop = asyncio.get_running_loop()
