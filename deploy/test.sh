@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 bash deploy/install.sh --test || exit 1
 
 # pytest exits 5 when it collected no tests: that is a failure here, not a pass.
-.venv/bin/python -m pytest -q -p no:cacheprovider "${@:-tests}"
+.venv/bin/python -m pytest -q -p no:cacheprovider --durations=25 "${@:-tests}"
 code=$?
 if [ "$code" = 5 ]; then
   echo "error: no tests were collected" >&2
