@@ -279,6 +279,21 @@ class Channel:
         self.sock.close()
 
 
+DEFAULT_BINDS = ("work", "opt", "root", "home")
+
+
+def guest_binds() -> tuple[str, ...]:
+    """Host directories a guest sees (read-only, at the same paths): the usual homes of a
+    checkout and of Python, plus this checkout and this interpreter wherever they are (a CI
+    clone may live under /tmp, which the guest keeps as its own tmpfs)."""
+    extra = []
+    for path in (REPO, Path(sys.base_prefix).resolve()):
+        top = path.parts[1] if len(path.parts) > 1 else ""
+        if top and top not in DEFAULT_BINDS and top != "usr":
+            extra.append(str(path).strip("/"))
+    return DEFAULT_BINDS + tuple(dict.fromkeys(extra))
+
+
 @dataclass(eq=False)
 class Machine:
     """One guest. `run` commands in it, `power_off`/`boot` it, `partition`/`heal` its link."""
@@ -305,7 +320,7 @@ class Machine:
 
     def qemu_argv(self) -> list[str]:
         lan = self.bed.lan
-        binds = ",".join(b.strip("/") for b in ("work", "opt", "root", "home", *self.extra_binds))
+        binds = ",".join(b.strip("/") for b in (*guest_binds(), *self.extra_binds))
         cmdline = " ".join([
             "console=ttyS0", "panic=-1", "quiet", "loglevel=4", "cgroup_no_v1=all",
             "systemd.unified_cgroup_hierarchy=1", "net.ifnames=0", "tsc=reliable",
