@@ -3,6 +3,7 @@ stopping by PID. Shared by fixtures in tests/conftest.py and by e2e tests."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -378,3 +379,34 @@ def agent_server_tls(servicer, certificates, identity):  # -> agent.service.Agen
     from agent.service import AgentServer
     return AgentServer(servicer, certificates.agent_address, credentials=certificates.serving_credentials(identity),
                        ca=identity.ca)
+
+
+class Ctl:
+    """`ctl` as a process, with a client config (the cluster's admin credential)."""
+
+    def __init__(self, config: Path) -> None:
+        self.config = config
+        self.env = {**os.environ, "PYTHONPATH": str(REPO), "SKIFF_CONFIG": str(config)}
+
+    def __call__(self, *args: str, stdin: str | None = None, check: bool = True,
+                 timeout: float = 120) -> subprocess.CompletedProcess:
+        r = subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True, text=True, cwd=REPO,
+                           env=self.env, input=stdin, timeout=timeout)
+        if check and r.returncode != 0:
+            raise AssertionError(f"ctl {' '.join(args)} failed ({r.returncode}): {r.stderr}{r.stdout}")
+        return r
+
+    def items(self, *args: str) -> list[dict]:
+        """`ctl get ARGS -o json`'s items."""
+        return json.loads(self("get", *args, "-o", "json").stdout)["items"]
+
+    def pods(self, selector: str = "") -> list[dict]:
+        return self.items("pods", *(["-l", selector] if selector else []))
+
+
+def http_get(ctl: Ctl, from_pod: str, ip: str, port: int = 8080, *, seconds: int = 5) -> str:
+    """A page fetched from inside a pod, or why not."""
+    # busybox 1.35 wget crashes with -T (Debian 1.35.0-4), so the timeout comes from `timeout`.
+    r = ctl("exec", from_pod, "--", "timeout", str(seconds), "wget", "-q", "-O", "-", f"http://{ip}:{port}/",
+            check=False)
+    return r.stdout if r.returncode == 0 else f"(wget failed: {r.returncode} {r.stderr.strip()})"

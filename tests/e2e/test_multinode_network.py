@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from procs import REPO, free_port, wait_for
+from procs import REPO, Ctl, free_port, http_get, wait_for  # noqa: F401 - Ctl, http_get: shared with other e2e modules
 
 pytestmark = [pytest.mark.root, pytest.mark.slow,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root: node network namespaces, containers")]
@@ -94,35 +94,12 @@ spec:
 """
 
 
-class Ctl:
-    def __init__(self, config: Path):
-        self.env = {**os.environ, "PYTHONPATH": str(REPO), "SKIFF_CONFIG": str(config)}
-
-    def __call__(self, *args: str, stdin: str | None = None, check: bool = True,
-                 timeout: float = 120) -> subprocess.CompletedProcess:
-        r = subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True, text=True, cwd=REPO,
-                           env=self.env, input=stdin, timeout=timeout)
-        if check and r.returncode != 0:
-            raise AssertionError(f"ctl {' '.join(args)} failed ({r.returncode}): {r.stderr}{r.stdout}")
-        return r
-
-    def pods(self, selector: str = "") -> list[dict]:
-        args = ["get", "pods", "-o", "json"] + (["-l", selector] if selector else [])
-        return json.loads(self("get", *args[1:]).stdout)["items"]
-
-
 def running_web_pods(ctl: Ctl) -> list[dict]:
     return [p for p in ctl.pods("app=web")
             if not p["metadata"].get("deletionTimestamp") and (p.get("status") or {}).get("phase") == "Running"
             and (p.get("status") or {}).get("podIP")
             and any(c.get("type") == "Ready" and c.get("status") == "True"
                     for c in p["status"].get("conditions") or [])]
-
-
-def http_get(ctl: Ctl, from_pod: str, ip: str, port: int = 8080) -> str:
-    # busybox 1.35 wget crashes with -T (Debian 1.35.0-4), so the timeout comes from `timeout`.
-    r = ctl("exec", from_pod, "--", "timeout", "5", "wget", "-q", "-O", "-", f"http://{ip}:{port}/", check=False)
-    return r.stdout if r.returncode == 0 else f"(wget failed: {r.returncode} {r.stderr.strip()})"
 
 
 def nslookup(ctl: Ctl, pod: str, name: str) -> set[str]:

@@ -14,8 +14,6 @@ Agents join as an operator would have them join: `skiff-controlplane token creat
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 import sys
 import time
@@ -24,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from procs import REPO, ControlPlane, free_port
+from procs import REPO, ControlPlane, Ctl, free_port, http_get
 from vm.machines import Machine
 
 IMAGE = "skiff.local/busybox:1.35"
@@ -56,25 +54,6 @@ spec:
 """ % IMAGE
 
 
-class Ctl:
-    """`ctl` as a process, as the control plane's administrator (its admin.conf)."""
-
-    def __init__(self, config: Path) -> None:
-        self.config = config
-        self.env = {**os.environ, "PYTHONPATH": str(REPO)}
-
-    def __call__(self, *args: str, stdin: str | None = None, check: bool = True,
-                 timeout: float = 120) -> subprocess.CompletedProcess:
-        r = subprocess.run([sys.executable, "-m", "cli.main", "--config", str(self.config), *args],
-                           capture_output=True, text=True, cwd=REPO, env=self.env, input=stdin, timeout=timeout)
-        if check and r.returncode != 0:
-            raise AssertionError(f"ctl {' '.join(args)} failed ({r.returncode}): {r.stderr}{r.stdout}")
-        return r
-
-    def items(self, *args: str) -> list[dict]:
-        return json.loads(self("get", *args, "-o", "json").stdout)["items"]
-
-
 def ready(obj: dict) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True"
                for c in (obj.get("status") or {}).get("conditions") or [])
@@ -97,12 +76,6 @@ def scheduled_at(pod: dict) -> float:
     """The pod's PodScheduled=True time, as a Unix time."""
     stamp = next(c["lastTransitionTime"] for c in pod["status"]["conditions"] if c["type"] == "PodScheduled")
     return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
-
-
-def http_get(ctl: Ctl, from_pod: str, ip: str) -> str:
-    r = ctl("exec", from_pod, "--", "timeout", "10", "wget", "-q", "-O", "-", f"http://{ip}:8080/",
-            check=False, timeout=120)
-    return r.stdout if r.returncode == 0 else f"(wget failed: {r.returncode} {r.stderr.strip()})"
 
 
 def httpd_processes(machine: Machine) -> int:
@@ -150,7 +123,7 @@ def test_cluster_of_two_guests_spreads_fails_over_and_rejoins(machines, vm_bed, 
         # pod to pod across machines, both ways, by pod IP
         for src, dst in (("vm1", "vm2"), ("vm2", "vm1")):
             target = by_node[dst]
-            assert http_get(ctl, by_node[src]["metadata"]["name"], target["status"]["podIP"]).strip() == \
+            assert http_get(ctl, by_node[src]["metadata"]["name"], target["status"]["podIP"], seconds=10).strip() == \
                 f"hello from {target['metadata']['name']}"
 
         # power vm2 off: its pod is recreated and bound on vm1 within the failover goal
