@@ -11,6 +11,13 @@ records, from that moment, as a watch of the API server saw it:
 - rebound:  every replica was bound to the other (live) node again (the goal: <= 15 s),
 - running:  ... and Running there (its agent started the containers).
 
+Where the surviving agent's part (rebound -> running) goes comes from its own Events on the
+replacement pods, on the guest's clock (offset to this machine's measured before each kill,
+over the command channel; error = half the round trip, printed): `pulled` is the last
+"Pulled" (sandbox, pod network, volumes and token done; the image was already there) and
+`started` the last "Started" (the containers run). Running - started is the status report
+reaching the API server and its watch.
+
 Then the guest is booted again, its agent rejoins (its certificate died with its RAM) and the
 image is loaded into it, so the next trial has a live node to fail over to; the next victim is
 again the node with the most pods (after the first trial: all of them). Nothing is left
@@ -32,15 +39,17 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))     # the VM bed and the control-plane process helpers
 
+from api.nodelease import parse_time  # noqa: E402
 from api.taints import UNREACHABLE  # noqa: E402
 from bench.common import KUBECONFIG_ENV, connect, machine_info  # noqa: E402
 from bench.failover import GOAL_SECONDS, live, running_by_node, until  # noqa: E402
 from controlplane.client.informer import Informer  # noqa: E402
-from procs import ControlPlane, free_port  # noqa: E402
+from procs import ControlPlane, Ctl, free_port  # noqa: E402
 from vm.machines import Bed, Machine, skip_reason  # noqa: E402
-from vm.test_two_machine_cluster import JOIN_TIMEOUT, POD_CIDR, WEB, Ctl, nodes_ready, wait  # noqa: E402
+from vm.test_two_machine_cluster import JOIN_TIMEOUT, POD_CIDR, WEB, nodes_ready, wait  # noqa: E402
 
 MILESTONES = ("notready", "tainted", "rebound", "running")
+AGENT_STEPS = {"pulled": "Pulled", "started": "Started"}   # step -> the Event reason that marks it
 REPLICAS = 2
 
 
@@ -71,11 +80,39 @@ class VmCluster:
         return {"boot_seconds": round(boot, 1), "agent_ready_seconds": round(self.start_agent(vm), 1)}
 
 
+def clock_offset(vm: Machine) -> tuple[float, float]:
+    """The guest's wall clock minus this machine's, and the error bound (half the round trip)."""
+    best: tuple[float, float] | None = None
+    for _ in range(3):
+        before = time.time()
+        guest = float(vm.run(["date", "+%s.%N"], timeout=30).check().stdout)
+        after = time.time()
+        estimate = (guest - (before + after) / 2, (after - before) / 2)
+        if best is None or estimate[1] < best[1]:
+            best = estimate
+    assert best is not None
+    return best
+
+
+def agent_steps(events: Informer, uids: set[str], killed_at: float, offset: float) -> dict[str, float]:
+    """Seconds from the power-off to the last `Pulled` / `Started` Event of the pods `uids`
+    (the surviving agent's clock, corrected by `offset`); a step missing is left out."""
+    out: dict[str, float] = {}
+    for step, reason in AGENT_STEPS.items():
+        stamps = [parse_time(e.get("lastTimestamp")) for e in events.store.values()
+                  if e.get("reason") == reason and (e.get("involvedObject") or {}).get("uid") in uids]
+        stamps = [t for t in stamps if t is not None]
+        if len(stamps) >= len(uids):
+            out[step] = round(max(stamps) - offset - killed_at, 2)
+    return out
+
+
 async def trials(vc: VmCluster, count: int) -> list[dict[str, Any]]:
     async with connect(vc.cp.address) as client:
         pods = Informer(client, "pods", namespace="default", label_selector="app=web")
         nodes = Informer(client, "nodes")
-        tasks = [asyncio.create_task(i.run()) for i in (pods, nodes)]
+        events = Informer(client, "events", namespace="default")
+        tasks = [asyncio.create_task(i.run()) for i in (pods, nodes, events)]
         try:
             results = []
             for trial in range(count):
@@ -83,8 +120,12 @@ async def trials(vc: VmCluster, count: int) -> list[dict[str, Any]]:
                                      what=f"{REPLICAS} web pods Running")
                 victim_name = max(counts, key=lambda n: counts[n])
                 victim = next(m for m in vc.bed.machines if m.name == victim_name)
+                survivor = next(m for m in vc.bed.machines if m.name != victim_name)
+                offset, offset_error = await asyncio.to_thread(clock_offset, survivor)
+                before = {p["metadata"]["uid"] for p in pods.store.values()}
                 loop = asyncio.get_running_loop()
                 seen: dict[str, float] = {}
+                killed_at = time.time()
                 killed = loop.time()
                 await asyncio.to_thread(victim.power_off)
 
@@ -104,8 +145,18 @@ async def trials(vc: VmCluster, count: int) -> list[dict[str, Any]]:
                             seen[name] = now
                     return all(name in seen for name in MILESTONES)
                 await until(check, timeout=300, what=f"the pods of {victim_name} to run elsewhere")
+                replacements = {p["metadata"]["uid"] for p in pods.store.values()
+                                if live(p) and p["metadata"]["uid"] not in before}
+                try:    # the agent's Events are written in the background: give them a moment
+                    steps = await until(lambda: (lambda s: s if len(s) == len(AGENT_STEPS) else None)(
+                        agent_steps(events, replacements, killed_at, offset)), timeout=30,
+                        what="the surviving agent's Pulled/Started events")
+                except TimeoutError:
+                    steps = agent_steps(events, replacements, killed_at, offset)
                 result = {"victim": victim_name, "pods_on_victim": counts[victim_name],
-                          **{k: round(seen[k], 2) for k in MILESTONES}}
+                          **{k: round(seen[k], 2) for k in MILESTONES},
+                          "agent": {**steps, "clock_offset": round(offset, 3),
+                                    "clock_error": round(offset_error, 3)}}
                 print(f"trial {trial + 1}: " + ", ".join(f"{k} {v}" for k, v in result.items()), flush=True)
                 result.update(await asyncio.to_thread(vc.revive, victim))
                 print(f"  {victim_name} back: boot {result['boot_seconds']}s, agent Ready "
@@ -121,6 +172,10 @@ async def trials(vc: VmCluster, count: int) -> list[dict[str, Any]]:
 def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {name: {"median": round(statistics.median([r[name] for r in results]), 2),
                                   "max": round(max(r[name] for r in results), 2)} for name in MILESTONES}
+    for step in AGENT_STEPS:
+        values = [r["agent"][step] for r in results if step in r.get("agent", {})]
+        if len(values) == len(results):
+            out[f"agent_{step}"] = {"median": round(statistics.median(values), 2), "max": round(max(values), 2)}
     out["goal_seconds"] = GOAL_SECONDS
     out["goal_met"] = out["running"]["max"] <= GOAL_SECONDS
     return out
