@@ -107,7 +107,8 @@ def agent_steps(events: Informer, uids: set[str], killed_at: float, offset: floa
     return out
 
 
-async def trials(vc: VmCluster, count: int) -> list[dict[str, Any]]:
+async def trials(vc: VmCluster, count: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """`count` power-offs timed; and the NodeNotReady events per node next to the power-offs."""
     async with connect(vc.cp.address) as client:
         pods = Informer(client, "pods", namespace="default", label_selector="app=web")
         nodes = Informer(client, "nodes")
@@ -162,7 +163,17 @@ async def trials(vc: VmCluster, count: int) -> list[dict[str, Any]]:
                 print(f"  {victim_name} back: boot {result['boot_seconds']}s, agent Ready "
                       f"{result['agent_ready_seconds']}s", flush=True)
                 results.append(result)
-            return results
+            # A live node wrongly declared NotReady (its agent too slow to renew under load)
+            # would show here as more NodeNotReady events than power-offs of that node.
+            not_ready: dict[str, int] = {}
+            for e in events.store.values():
+                if e.get("reason") == "NodeNotReady":
+                    name = (e.get("involvedObject") or {}).get("name", "")
+                    not_ready[name] = not_ready.get(name, 0) + int(e.get("count") or 1)
+            powered_off: dict[str, int] = {}
+            for r in results:
+                powered_off[r["victim"]] = powered_off.get(r["victim"], 0) + 1
+            return results, {"node_not_ready_events": not_ready, "power_offs": powered_off}
         finally:
             for task in tasks:
                 task.cancel()
@@ -207,8 +218,8 @@ def run(count: int) -> dict[str, Any]:
             vc.ctl("image", "load", str(image), timeout=300)
             vc.ctl("apply", "-f", "-", stdin=WEB)
             print(f"2 guests booted in {booted:.0f}s; agents joined; Deployment of {REPLICAS} applied", flush=True)
-            results = asyncio.run(trials(vc, count))
+            results, flaps = asyncio.run(trials(vc, count))
         finally:
             cp.stop()
     return {"machine": info, "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
-            "guests": 2, "replicas": REPLICAS, "trials": results, "summary": summarise(results)}
+            "guests": 2, "replicas": REPLICAS, "trials": results, **flaps, "summary": summarise(results)}
