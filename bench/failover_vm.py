@@ -221,5 +221,11 @@ def run(count: int) -> dict[str, Any]:
             results, flaps = asyncio.run(trials(vc, count))
         finally:
             cp.stop()
+            # The node lifecycle controller's decisions, for the record (and for a run that failed).
+            decisions = [line for line in cp.log_path.read_text(errors="replace").splitlines()
+                         if "nodelifecycle" in line and ("no heartbeat" in line or "taints" in line or "evicting" in line)]
+            (REPO / "bench" / "results").mkdir(exist_ok=True)
+            (REPO / "bench" / "results" / "failover_vm_nodelifecycle.log").write_text(
+                "\n".join(decisions) + "\n")
     return {"machine": info, "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
             "guests": 2, "replicas": REPLICAS, "trials": results, **flaps, "summary": summarise(results)}
