@@ -29,6 +29,7 @@ from collections import defaultdict
 from typing import TYPE_CHECKING, Any, Mapping
 
 from api.registry import ResourceInfo, lookup
+from api.resourcequota import COMPUTE
 from controlplane.admission.usage import amount, missing_limits, show, usage
 from controlplane.auth.authz import Forbidden
 from controlplane.storage import Conflict, NotFound
@@ -91,7 +92,9 @@ class QuotaAdmission:
                         quotas.append(await self.h.store.get("resourcequotas", namespace, name))
                     except NotFound:
                         continue
-                relevant = [q for q in quotas if set(request) & set(((q.get("spec") or {}).get("hard") or {}))]
+                # A pod matters to a quota on compute resources even when it requests none (it must).
+                touched = set(request) | (set(COMPUTE) if info.kind == "Pod" else set())
+                relevant = [q for q in quotas if touched & set(((q.get("spec") or {}).get("hard") or {}))]
                 for quota in relevant:
                     hard = (quota.get("spec") or {}).get("hard") or {}
                     if info.kind == "Pod" and (missing := missing_limits(obj, hard)):

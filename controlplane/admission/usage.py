@@ -88,7 +88,7 @@ def missing_limits(pod: Obj, hard: Mapping[str, Any]) -> list[str]:
     `limits.cpu for: app; requests.memory for: app`."""
     out = []
     containers = (pod.get("spec") or {}).get("containers") or []
-    for resource in ("requests.cpu", "requests.memory", "limits.cpu", "limits.memory", "cpu", "memory"):
+    for resource in sorted(("requests.cpu", "requests.memory", "limits.cpu", "limits.memory", "cpu", "memory")):
         if resource not in hard:
             continue
         which, _, name = resource.rpartition(".")
