@@ -34,6 +34,8 @@ def default_controllers(settings: ControllerSettings) -> list[Controller]:
     controllers.append(CronJobController(settings))
     from controlplane.controllers.resourcequota import ResourceQuotaController
     controllers.append(ResourceQuotaController(settings))
+    from controlplane.controllers.disruption import DisruptionController
+    controllers.append(DisruptionController(settings))
     from controlplane.controllers.serviceaccount import ServiceAccountsController
     controllers.append(ServiceAccountsController(settings))
     from controlplane.controllers.endpointslice import EndpointSliceController
