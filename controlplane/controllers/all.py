@@ -36,6 +36,8 @@ def default_controllers(settings: ControllerSettings) -> list[Controller]:
     controllers.append(ResourceQuotaController(settings))
     from controlplane.controllers.disruption import DisruptionController
     controllers.append(DisruptionController(settings))
+    from controlplane.controllers.podautoscaler import HorizontalPodAutoscalerController
+    controllers.append(HorizontalPodAutoscalerController(settings))
     from controlplane.controllers.serviceaccount import ServiceAccountsController
     controllers.append(ServiceAccountsController(settings))
     from controlplane.controllers.endpointslice import EndpointSliceController
