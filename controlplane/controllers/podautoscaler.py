@@ -37,7 +37,6 @@ from controlplane.controllers.settings import ControllerSettings
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 Key = tuple[str, str]
-SYNC_SECONDS = 15.0
 
 
 def _pod_request(pod: Obj, resource: str) -> int:
@@ -53,12 +52,12 @@ def _pod_usage(sample: Obj, resource: str) -> int:
 
 class HorizontalPodAutoscalerController(QueueController):
     def __init__(self, settings: ControllerSettings | None = None, *, namespace: str = "",
-                 sync_seconds: float = SYNC_SECONDS, clock: Callable[[], float] = time.time):
+                 sync_seconds: float | None = None, clock: Callable[[], float] = time.time):
         super().__init__(name="horizontalpodautoscaler")
         self.settings = settings or ControllerSettings()
         self.workers = self.settings.workers
         self.namespace = namespace
-        self.sync_seconds = sync_seconds
+        self.sync_seconds = sync_seconds if sync_seconds is not None else self.settings.hpa_sync_seconds
         self.clock = clock
         self.recommendations: dict[Key, list[tuple[float, int]]] = {}
 
