@@ -62,15 +62,6 @@ def create_job(name: str, source: str, dry_run: str) -> int:
     return s.run(run)
 
 
-class _CreateGroup(click.Group):
-    """`ctl create -f FILE` as before, plus subcommands."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if args and args[0] in self.commands:
-            self.invoke_without_command = False
-        return super().parse_args(ctx, args)
-
-
 def _create_callback(**kwargs: Any) -> Any:
     ctx = click.get_current_context()
     if ctx.invoked_subcommand is not None:
@@ -78,6 +69,7 @@ def _create_callback(**kwargs: Any) -> Any:
     return apply.create.callback(**kwargs)  # type: ignore[misc]
 
 
-create = _CreateGroup(name="create", params=list(apply.create.params), callback=_create_callback,
+# `ctl create -f FILE` as before (apply.create), plus subcommands.
+create = click.Group(name="create", params=list(apply.create.params), callback=_create_callback,
                       help=apply.create.help, invoke_without_command=True, short_help=apply.create.short_help)
 create.add_command(create_job)

@@ -31,9 +31,9 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 Key = tuple[str, str]
 SETTLE_SECONDS = 2.0
-# Kinds watched from the start (quotas on them are common); others on first use.
-WATCHED = ("pods", "services", "configmaps", "secrets", "resourcequotas", "deployments", "replicasets", "jobs",
-           "cronjobs", "daemonsets")
+# Kinds watched from the start (most quotas are on pods); others from the first quota that
+# counts them, so a cluster without such quotas caches no Secrets or ConfigMaps here.
+WATCHED = ("pods",)
 _COUNT_NAMES = {"pods": "pods", "services": "services", "configmaps": "configmaps", "secrets": "secrets",
                 "persistentvolumeclaims": "persistentvolumeclaims", "resourcequotas": "resourcequotas",
                 "replicationcontrollers": "replicationcontrollers"}
