@@ -13,9 +13,14 @@ from typing import Any
 from api.nodelease import parse_time
 from controlplane.client import Client
 from controlplane.controllers.cronjob import CronJobController
-from controllers_support import running, until
+from controllers_support import running, until as _until
 
 Obj = dict[str, Any]
+
+
+async def until(condition: Any, *, message: str = "", timeout: float = 30.0) -> Any:
+    """The shared poll, with room for a loaded machine."""
+    return await _until(condition, timeout=timeout, message=message)
 
 
 class Clock:
