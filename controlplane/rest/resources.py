@@ -35,7 +35,7 @@ from api.limits import MAX_OBJECT_BYTES
 from api.registry import ResourceInfo
 from controlplane.apiserver.verbs import Verbs
 from controlplane.auth.identity import UserInfo
-from controlplane.rest import discovery, patch as patches, scale, status, table as tables
+from controlplane.rest import discovery, patch as patches, reviews, scale, status, table as tables
 from controlplane.storage.watch_cache import BOOKMARK, Subscription, chunks
 from protos import skiff_pb2 as pb
 
@@ -208,7 +208,13 @@ class Resources:
     async def evict(self, request: web.Request, user: UserInfo, target: Target) -> web.Response:
         """POST pods/NAME/eviction with an Eviction (policy/v1): 201 and a Success Status, or the
         budget's refusal as 429 TooManyRequests (kubectl drain waits and tries again)."""
-        body = await _body(request)
+        if "protobuf" in request.content_type:    # kubectl drain sends its Eviction so
+            try:
+                body = reviews.protobuf_eviction(await request.read())
+            except ValueError as exc:
+                raise BadRequest(f"the Eviction cannot be decoded: {exc}") from None
+        else:
+            body = await _body(request)
         if not isinstance(body, dict) or body.get("kind", "Eviction") != "Eviction":
             raise BadRequest("the body must be an Eviction (policy/v1)")
         options = body.get("deleteOptions") or {}

@@ -5,13 +5,16 @@ TooManyRequests, "Cannot evict pod as it would violate the pod's disruption budg
 says so and retries, until the first pod's replacement is Ready on the other node; then it is
 evicted and the node is drained. Hollow nodes play the agents (their pods become Ready); the
 scheduler and the ReplicaSet, Deployment and disruption controllers run in-process.
-The REST front's POST pods/NAME/eviction answers the same refusal as a 429 Status."""
+The real kubectl then drains the other node the same way through the REST front (POST
+pods/NAME/eviction, which answers the refusal as a 429 Status)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import ssl
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -123,11 +126,25 @@ async def test_drain_waits_for_the_budget_then_finishes(api, c):
         assert time.monotonic() - started < 90
         pods = (await c.list("pods", ns, label_selector="app=zookeeper")).items
         live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
-        assert live and all(p["spec"].get("nodeName") == second for p in live)
+        assert live and not [p for p in live if p["spec"].get("nodeName") == first]
 
-        # The REST front: with every pod on one node and one allowed... take it to zero and ask.
+        # The real kubectl drains the other node back through the REST front's eviction (protobuf).
+        await run("uncordon", first)
         await until(lambda: _allowed(budget, 1), timeout=30, what="both replicas Ready again")
-        victim = live[0]["metadata"]["name"]
+        kubectl = await asyncio.to_thread(
+            subprocess.run, ["kubectl", "drain", second, "--timeout=90s", "--grace-period=0"],
+            capture_output=True, text=True, timeout=150, env={**os.environ, "KUBECONFIG": str(api.kubeconfig)})
+        assert kubectl.returncode == 0, kubectl.stderr + kubectl.stdout
+        assert "Cannot evict pod as it would violate the pod's disruption budget." in kubectl.stderr, kubectl.stderr
+        assert f"node/{second} drained" in kubectl.stdout
+        pods = (await c.list("pods", ns, label_selector="app=zookeeper")).items
+        live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+        assert live and not [p for p in live if p["spec"].get("nodeName") == second]
+
+        # The REST front answers a refusal as a 429 Status: use the one allowance up, then ask.
+        await until(lambda: _allowed(budget, 1), timeout=30, what="both replicas Ready again")
+        victim = next(p["metadata"]["name"] for p in (await c.list("pods", ns, label_selector="app=zookeeper")).items
+                      if not p["metadata"].get("deletionTimestamp") and _ready(p))
         await c.evict(victim, ns)
         await until(lambda: _allowed(budget, 0), timeout=15, what="the budget to be used up")
         other = next(p["metadata"]["name"] for p in (await c.list("pods", ns, label_selector="app=zookeeper")).items
