@@ -72,8 +72,10 @@ def _finish_time(job: Obj) -> float:
 
 def reference(job: Obj) -> Obj:
     meta = job["metadata"]
+    # No resourceVersion: it changes with every write to the Job, and would rewrite the
+    # CronJob's status each time for nothing.
     return {"apiVersion": "batch/v1", "kind": "Job", "name": meta["name"], "namespace": meta.get("namespace"),
-            "uid": meta.get("uid"), "resourceVersion": meta.get("resourceVersion")}
+            "uid": meta.get("uid")}
 
 
 def due_time(cronjob: Obj, now: float) -> tuple[float | None, bool]:
