@@ -226,7 +226,8 @@ def run(count: int) -> dict[str, Any]:
             cp.stop()
             # The node lifecycle controller's decisions, for the record (and for a run that failed).
             decisions = [line for line in cp.log_path.read_text(errors="replace").splitlines()
-                         if "nodelifecycle" in line and ("no heartbeat" in line or "taints" in line or "evicting" in line)]
+                         if "nodelifecycle" in line
+                         and any(word in line for word in ("no heartbeat", "taints", "evicting"))]
             (REPO / "bench" / "results").mkdir(exist_ok=True)
             (REPO / "bench" / "results" / "failover_vm_nodelifecycle.log").write_text(
                 "\n".join(decisions) + "\n")
