@@ -133,3 +133,24 @@ class Verbs:
         """A container's log, relayed from its node's agent, once `get pods/log` is allowed."""
         self.check(user, "get", "pods", request.namespace, request.pod, subresource="log")
         return proxy.logs(self.agents, request)
+
+    def exec_(self, user: UserInfo, requests: AsyncIterator[pb.ExecInput]) -> AsyncIterator[pb.ExecOutput]:
+        """An exec session whose first message names the pod, relayed to its node's agent once
+        `create pods/exec` is allowed (the REST front's pods/exec; the URL names the pod)."""
+        return self._stream(user, requests, "exec", proxy.exec_)
+
+    async def _stream(self, user: UserInfo, requests: AsyncIterator[Any], subresource: str,
+                      relay: Callable[[proxy.AgentDialer, AsyncIterator[Any]], AsyncIterator[Any]]
+                      ) -> AsyncIterator[Any]:
+        iterator = requests.__aiter__()
+        first = await anext(iterator, None)
+        if first is not None and first.HasField("start"):
+            self.check(user, "create", "pods", first.start.namespace, first.start.pod, subresource=subresource)
+
+        async def again() -> AsyncIterator[Any]:
+            if first is not None:
+                yield first
+            async for message in iterator:
+                yield message
+        async for out in relay(self.agents, again()):
+            yield out

@@ -35,7 +35,7 @@ from api.limits import MAX_OBJECT_BYTES
 from api.registry import ResourceInfo
 from controlplane.apiserver.verbs import Verbs
 from controlplane.auth.identity import UserInfo
-from controlplane.rest import discovery, patch as patches, scale, status, table as tables
+from controlplane.rest import discovery, patch as patches, scale, status, streams, table as tables
 from controlplane.storage.watch_cache import BOOKMARK, Subscription, chunks
 from protos import skiff_pb2 as pb
 
@@ -71,7 +71,7 @@ def parse_path(parts: list[str]) -> Target:
     subresource = rest[2] if len(rest) > 2 else ""
     if subresource and not ((subresource == "status" and info.has_status)
                             or (subresource == "scale" and scale.scalable(info))
-                            or (subresource == "log" and info.kind == "Pod")):
+                            or (subresource in ("log", *streams.STREAM_SUBRESOURCES) and info.kind == "Pod")):
         raise NotServed()
     return Target(info, namespace, name, subresource)
 
@@ -170,6 +170,10 @@ class Resources:
                 return await self.scale(request, user, target)
             if target.subresource == "log" and method == "GET":
                 return await self.log(request, user, target)
+            if target.subresource == "exec" and method in ("GET", "POST"):
+                return await streams.exec_(self.verbs, request, user, target.namespace, target.name)
+            if target.subresource in streams.STREAM_SUBRESOURCES:
+                return respond(streams.not_streamed(target.subresource), 400)
             if method == "GET":
                 if target.name and not _flag(request, "watch"):
                     obj = await self.verbs.get(user, target.info.plural, target.namespace, target.name)

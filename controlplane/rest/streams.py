@@ -1,0 +1,136 @@
+"""`pods/exec` over WebSocket, as kubectl 1.30+ speaks it (`kubectl exec`).
+
+kubectl opens `GET .../pods/{name}/exec?command=..&stdin=..&stdout=..&stderr=..&tty=..&container=..`
+with `Upgrade: websocket` and the subprotocols `v5.channel.k8s.io` (preferred) and
+`v4.channel.k8s.io`. Every binary message begins with its channel:
+
+    0 stdin (client -> server)   1 stdout   2 stderr   3 error (the final Status)
+    4 resize (client -> server, JSON {"Width", "Height"})
+    255 close (v5 only, client -> server): the next byte is the channel it closes (stdin)
+
+The session is relayed to the agent of the pod's node exactly as the gRPC Exec is
+(controlplane/apiserver/proxy.py, through `Verbs.exec_`, which authorizes
+`create pods/exec` first). When the command ends, channel 3 carries a `Status`:
+Success, or Failure with reason NonZeroExitCode and an `ExitCode` cause, from which
+kubectl takes its own exit code. An error before the session starts (no such pod, no
+permission) is answered as a plain `Status` response, as Kubernetes does.
+
+Not served: `pods/attach` (the agent has no way to join a running container's own
+stdio; answered 400 saying so) and `pods/portforward` (kubectl tunnels SPDY/3.1 through
+its WebSocket, or speaks SPDY outright; Skiff speaks neither: `ctl port-forward` is the
+way, answered 400 saying so).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any, AsyncIterator
+
+from aiohttp import WSMsgType, web
+
+from controlplane.apiserver import proxy
+from controlplane.apiserver.verbs import Verbs
+from controlplane.auth.identity import UserInfo
+from controlplane.rest import status
+from protos import skiff_pb2 as pb
+
+PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
+STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
+STREAM_SUBRESOURCES = ("exec", "attach", "portforward")
+
+
+def _flag(request: web.Request, name: str) -> bool:
+    return request.query.get(name, "").lower() in ("1", "true")
+
+
+def exit_status(code: int) -> dict[str, Any]:
+    """What channel 3 carries when the command has ended."""
+    if code == 0:
+        return {"metadata": {}, "status": "Success"}
+    return {"metadata": {}, "status": "Failure", "message": f"command terminated with non-zero exit code: {code}",
+            "reason": "NonZeroExitCode", "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]}}
+
+
+def not_streamed(subresource: str) -> dict[str, Any]:
+    if subresource == "attach":
+        why = ("pods/attach is not served: Skiff's agent cannot join a running container's own stdio; "
+               "use `kubectl exec`")
+    else:
+        why = ("pods/portforward is not served to kubectl: it tunnels SPDY/3.1, which Skiff does not speak; "
+               "use `ctl port-forward`")
+    return status.bad_request(why)
+
+
+async def exec_(verbs: Verbs, request: web.Request, user: UserInfo, namespace: str, pod: str) -> web.StreamResponse:
+    commands = request.query.getall("command", [])
+    if not commands:
+        return _answer(status.bad_request("you must specify at least one command for the container"))
+    start = pb.ExecStart(namespace=namespace or "default", pod=pod, container=request.query.get("container", ""),
+                         command=commands, tty=_flag(request, "tty"), stdin=_flag(request, "stdin"))
+    want_stderr = _flag(request, "stderr") and not start.tty
+    # Who may, and where the pod runs, are asked before the upgrade: "forbidden" or "no such pod"
+    # is a plain Status answer, as Kubernetes gives it.
+    inputs: asyncio.Queue[pb.ExecInput | None] = asyncio.Queue()
+
+    async def requests() -> AsyncIterator[pb.ExecInput]:
+        yield pb.ExecInput(start=start)
+        while (message := await inputs.get()) is not None:
+            yield message
+
+    try:
+        verbs.check(user, "create", "pods", start.namespace, pod, subresource="exec")
+        outputs = verbs.exec_(user, requests())
+        await proxy.agent_address(verbs.agents, start.namespace, pod)
+    except Exception as exc:
+        return _answer(status.of_exception(exc, kind="pods", name=pod))
+    ws = web.WebSocketResponse(protocols=PROTOCOLS, autoping=True)
+    await ws.prepare(request)
+    v5 = ws.ws_protocol == PROTOCOLS[0]
+
+    async def read_client() -> None:
+        async for msg in ws:
+            if msg.type != WSMsgType.BINARY or not msg.data:
+                continue
+            channel, data = msg.data[0], msg.data[1:]
+            if channel == STDIN and data:
+                await inputs.put(pb.ExecInput(stdin=data))
+            elif channel == RESIZE:
+                try:
+                    size = json.loads(data)
+                    await inputs.put(pb.ExecInput(resize=pb.TerminalSize(rows=int(size.get("Height", 0)),
+                                                                         cols=int(size.get("Width", 0)))))
+                except (ValueError, TypeError, AttributeError):
+                    pass
+            elif channel == CLOSE and v5 and data[:1] == bytes([STDIN]):
+                await inputs.put(pb.ExecInput(stdin_closed=True))
+        await inputs.put(pb.ExecInput(stdin_closed=True))   # the client went away: end the command's stdin
+
+    reader = asyncio.create_task(read_client())
+    code: int | None = None
+    try:
+        async for output in outputs:
+            if output.stdout:
+                await ws.send_bytes(bytes([STDOUT]) + output.stdout)
+            if output.stderr:
+                await ws.send_bytes(bytes([STDERR if want_stderr else STDOUT]) + output.stderr)
+            if output.exited:
+                code = output.exit_code
+                break
+        final = exit_status(code) if code is not None else \
+            status.status(500, "InternalError", "the exec session ended without the command's exit status")
+    except Exception as exc:
+        final = status.of_exception(exc)
+    try:
+        await ws.send_bytes(bytes([ERROR]) + json.dumps(final).encode())
+        await ws.close()
+    except ConnectionResetError:
+        pass
+    finally:
+        reader.cancel()
+        await inputs.put(None)
+    return ws
+
+
+def _answer(st: dict[str, Any]) -> web.Response:
+    return web.Response(body=json.dumps(st).encode(), status=st.get("code", 400), content_type="application/json")
