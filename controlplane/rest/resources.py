@@ -35,7 +35,7 @@ from api.limits import MAX_OBJECT_BYTES
 from api.registry import ResourceInfo
 from controlplane.apiserver.verbs import Verbs
 from controlplane.auth.identity import UserInfo
-from controlplane.rest import discovery, patch as patches, scale, status, streams, table as tables
+from controlplane.rest import discovery, patch as patches, protobuf, scale, status, streams, table as tables
 from controlplane.storage.watch_cache import BOOKMARK, Subscription, chunks
 from protos import skiff_pb2 as pb
 
@@ -108,11 +108,6 @@ class TooLarge(Exception):
 
 
 async def _body(request: web.Request) -> Any:
-    if "protobuf" in request.content_type:
-        raise UnsupportedMediaType(
-            f"the body of the request was in an unknown format - accepted media types include: application/json, "
-            f"application/yaml (Skiff does not speak Kubernetes' protobuf: `kubectl create namespace|deployment|...` "
-            f"send it; write the object and use `kubectl create -f` or `kubectl apply -f`)")
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
@@ -120,6 +115,13 @@ async def _body(request: web.Request) -> Any:
                        f"at most {MAX_OBJECT_BYTES} (1.5 MiB)") from None
     if not raw:
         return None
+    if "protobuf" in request.content_type:
+        try:
+            return protobuf.decode_object(raw)
+        except (protobuf.Unreadable, UnicodeDecodeError) as exc:
+            raise UnsupportedMediaType(
+                f"the body of the request was in an unknown format - accepted media types include: "
+                f"application/json, application/yaml ({exc})") from None
     try:
         if request.content_type == patches.APPLY_PATCH or request.content_type.endswith("yaml"):
             return yaml.safe_load(raw)
