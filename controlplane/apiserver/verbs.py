@@ -154,3 +154,9 @@ class Verbs:
                 yield message
         async for out in relay(self.agents, again()):
             yield out
+
+    def port_forward(self, user: UserInfo, requests: AsyncIterator[pb.PortForwardData]
+                     ) -> AsyncIterator[pb.PortForwardData]:
+        """One forwarded connection whose first message names the pod and port, relayed to its
+        node's agent once `create pods/portforward` is allowed."""
+        return self._stream(user, requests, "portforward", proxy.port_forward)

@@ -174,6 +174,8 @@ class Resources:
                 return await self.log(request, user, target)
             if target.subresource == "exec" and method in ("GET", "POST"):
                 return await streams.exec_(self.verbs, request, user, target.namespace, target.name)
+            if target.subresource == "portforward" and method in ("GET", "POST"):
+                return await streams.port_forward(self.verbs, request, user, target.namespace, target.name)
             if target.subresource in streams.STREAM_SUBRESOURCES:
                 return respond(streams.not_streamed(target.subresource), 400)
             if method == "GET":

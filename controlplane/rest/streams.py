@@ -1,4 +1,4 @@
-"""`pods/exec` over WebSocket, as kubectl 1.30+ speaks it (`kubectl exec`).
+"""`pods/exec` and `pods/portforward` over WebSocket, as kubectl 1.30+ speaks them.
 
 kubectl opens `GET .../pods/{name}/exec?command=..&stdin=..&stdout=..&stderr=..&tty=..&container=..`
 with `Upgrade: websocket` and the subprotocols `v5.channel.k8s.io` (preferred) and
@@ -15,16 +15,24 @@ Success, or Failure with reason NonZeroExitCode and an `ExitCode` cause, from wh
 kubectl takes its own exit code. An error before the session starts (no such pod, no
 permission) is answered as a plain `Status` response, as Kubernetes does.
 
+`kubectl port-forward` opens `.../pods/{name}/portforward?ports=..` as a WebSocket with the
+subprotocol `SPDY/3.1+portforward.k8s.io` and speaks SPDY inside it (spdy.py). For each local
+connection it opens two SPDY streams with the headers `streamType` (error, then data),
+`port` and `requestID`; each data stream is one gRPC PortForward relayed to the agent
+(`Verbs.port_forward`, authorized as `create pods/portforward`), bytes both ways, a FIN
+for a half-close. The error stream carries a failure's text, and is closed (FIN) when the
+connection ends, which kubectl waits for. kubectl's fallback, an HTTP upgrade to SPDY
+outright (with PORT_FORWARD_WEBSOCKETS=false, or against an older client), is not served.
+
 Not served: `pods/attach` (the agent has no way to join a running container's own
-stdio; answered 400 saying so) and `pods/portforward` (kubectl tunnels SPDY/3.1 through
-its WebSocket, or speaks SPDY outright; Skiff speaks neither: `ctl port-forward` is the
-way, answered 400 saying so).
+stdio; answered 400 saying so).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import dataclass, field
 from typing import Any, AsyncIterator
 
 from aiohttp import WSMsgType, web
@@ -32,10 +40,11 @@ from aiohttp import WSMsgType, web
 from controlplane.apiserver import proxy
 from controlplane.apiserver.verbs import Verbs
 from controlplane.auth.identity import UserInfo
-from controlplane.rest import status
+from controlplane.rest import spdy, status
 from protos import skiff_pb2 as pb
 
 PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
+TUNNELED_SPDY = "SPDY/3.1+portforward.k8s.io"
 STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
 STREAM_SUBRESOURCES = ("exec", "attach", "portforward")
 
@@ -54,12 +63,10 @@ def exit_status(code: int) -> dict[str, Any]:
 
 def not_streamed(subresource: str) -> dict[str, Any]:
     if subresource == "attach":
-        why = ("pods/attach is not served: Skiff's agent cannot join a running container's own stdio; "
-               "use `kubectl exec`")
-    else:
-        why = ("pods/portforward is not served to kubectl: it tunnels SPDY/3.1, which Skiff does not speak; "
-               "use `ctl port-forward`")
-    return status.bad_request(why)
+        return status.bad_request("pods/attach is not served: Skiff's agent cannot join a running container's "
+                                  "own stdio; use `kubectl exec`")
+    return status.bad_request(f"pods/{subresource} is served as a WebSocket ({TUNNELED_SPDY} for portforward) "
+                              f"only; an upgrade to SPDY itself is not served")
 
 
 async def exec_(verbs: Verbs, request: web.Request, user: UserInfo, namespace: str, pod: str) -> web.StreamResponse:
@@ -134,3 +141,103 @@ async def exec_(verbs: Verbs, request: web.Request, user: UserInfo, namespace: s
 
 def _answer(st: dict[str, Any]) -> web.Response:
     return web.Response(body=json.dumps(st).encode(), status=st.get("code", 400), content_type="application/json")
+
+
+@dataclass
+class _Forward:
+    """One forwarded connection: its SPDY streams and its input to the agent."""
+    error_stream: int = 0
+    data_stream: int = 0
+    inputs: "asyncio.Queue[pb.PortForwardData | None]" = field(default_factory=asyncio.Queue)
+    task: "asyncio.Task[None] | None" = None
+
+
+async def port_forward(verbs: Verbs, request: web.Request, user: UserInfo, namespace: str,
+                       pod: str) -> web.StreamResponse:
+    namespace = namespace or "default"
+    if request.headers.get("Upgrade", "").lower() != "websocket":
+        return _answer(not_streamed("portforward"))
+    try:
+        verbs.check(user, "create", "pods", namespace, pod, subresource="portforward")
+        await proxy.agent_address(verbs.agents, namespace, pod)
+    except Exception as exc:
+        return _answer(status.of_exception(exc, kind="pods", name=pod))
+    ws = web.WebSocketResponse(protocols=(TUNNELED_SPDY,), autoping=True)
+    await ws.prepare(request)
+    if ws.ws_protocol != TUNNELED_SPDY:
+        await ws.close(message=f"the subprotocol must be {TUNNELED_SPDY}".encode())
+        return ws
+    codec = spdy.Codec()
+    lock = asyncio.Lock()
+    forwards: dict[str, _Forward] = {}
+    by_stream: dict[int, _Forward] = {}
+
+    async def send(frame: bytes) -> None:
+        async with lock:
+            if not ws.closed:
+                await ws.send_bytes(frame)
+
+    async def relay(forward: _Forward, port: int) -> None:
+        async def requests() -> AsyncIterator[pb.PortForwardData]:
+            yield pb.PortForwardData(start=pb.PortForwardStart(namespace=namespace, pod=pod, port=port))
+            while (message := await forward.inputs.get()) is not None:
+                yield message
+        failure = ""
+        try:
+            async for out in verbs.port_forward(user, requests()):
+                if out.data:
+                    await send(codec.data(forward.data_stream, out.data))
+                if out.closed:
+                    break
+            await send(codec.data(forward.data_stream, b"", fin=True))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            failure = status.of_exception(exc)["message"]
+            await send(codec.rst_stream(forward.data_stream))
+        if forward.error_stream:
+            await send(codec.data(forward.error_stream, failure.encode(), fin=True))
+
+    try:
+        async for msg in ws:
+            if msg.type != WSMsgType.BINARY:
+                continue
+            for frame in codec.feed(msg.data):
+                if frame.control and frame.type == spdy.SYN_STREAM:
+                    headers = {k.lower(): v for k, v in (frame.headers or {}).items()}
+                    forward = forwards.setdefault(headers.get("requestid", ""), _Forward())
+                    by_stream[frame.stream_id] = forward
+                    await send(codec.syn_reply(frame.stream_id))
+                    if headers.get("streamtype") == "error":
+                        forward.error_stream = frame.stream_id
+                    elif headers.get("streamtype") == "data":
+                        forward.data_stream = frame.stream_id
+                        try:
+                            port = int(headers.get("port", ""))
+                        except ValueError:
+                            port = 0
+                        forward.task = asyncio.create_task(relay(forward, port))
+                elif frame.control and frame.type == spdy.PING:
+                    await send(codec.ping(frame.data))
+                elif frame.control and frame.type == spdy.RST_STREAM:
+                    gone = by_stream.get(frame.stream_id)
+                    if gone is not None and frame.stream_id == gone.data_stream:
+                        await gone.inputs.put(None)
+                elif frame.control and frame.type == spdy.GOAWAY:
+                    await ws.close()
+                elif not frame.control:
+                    forward = by_stream.get(frame.stream_id)
+                    if forward is None or frame.stream_id != forward.data_stream:
+                        continue
+                    if frame.data:
+                        await forward.inputs.put(pb.PortForwardData(data=frame.data))
+                    if frame.flags & spdy.FLAG_FIN:
+                        await forward.inputs.put(pb.PortForwardData(closed=True))
+    except spdy.ProtocolError as exc:
+        await ws.close(message=str(exc).encode()[:120])
+    finally:
+        for forward in forwards.values():
+            await forward.inputs.put(None)
+            if forward.task is not None:
+                forward.task.cancel()
+    return ws

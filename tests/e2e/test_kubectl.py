@@ -89,10 +89,9 @@ def kubectl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kubectl]:
 
 
 def _web_images(kubectl: Kubectl) -> set[str]:
-    """The images of the Running web pods not being deleted."""
+    """The images of the web pods, terminating ones included."""
     pods = kubectl.json("pods", "-l", "app=web")["items"]
-    return {c["image"] for p in pods if p["status"].get("phase") == "Running"
-            and not p["metadata"].get("deletionTimestamp") for c in p["spec"]["containers"]}
+    return {c["image"] for p in pods for c in p["spec"]["containers"]}
 
 
 def test_version_api_resources_and_nodes(kubectl: Kubectl) -> None:
@@ -118,7 +117,7 @@ def test_apply_twice_then_a_new_image_rolls(kubectl: Kubectl) -> None:
     assert "deployment.apps/web configured" in kubectl("apply", "-f", "-", input=changed).stdout
     out = kubectl("rollout", "status", "deployment/web", "--timeout=180s", timeout=200).stdout
     assert 'deployment "web" successfully rolled out' in out
-    wait_for(lambda: _web_images(kubectl) == {NEW}, timeout=60, what="only the new image running")
+    wait_for(lambda: _web_images(kubectl) == {NEW}, timeout=60, what="only pods of the new image left")
 
 
 def test_server_side_apply_and_diff(kubectl: Kubectl, tmp_path: Path) -> None:
@@ -204,7 +203,7 @@ def test_rollout_history_undo_and_restart(kubectl: Kubectl) -> None:
     assert len([line for line in history[2:] if line.strip()]) >= 2
     assert kubectl("rollout", "undo", "deployment/web").stdout.strip() == "deployment.apps/web rolled back"
     kubectl("rollout", "status", "deployment/web", "--timeout=180s", timeout=200)
-    wait_for(lambda: _web_images(kubectl) == {OLD}, timeout=60, what="the old image back")
+    wait_for(lambda: _web_images(kubectl) == {OLD}, timeout=60, what="only pods of the old image left")
     assert kubectl("rollout", "restart", "deployment/web").stdout.strip() == "deployment.apps/web restarted"
     out = kubectl("rollout", "status", "deployment/web", "--timeout=180s", timeout=200).stdout
     assert 'deployment "web" successfully rolled out' in out
