@@ -7,7 +7,8 @@ GET (one object; a list as a `<Kind>List`, with labelSelector, fieldSelector, li
 continue; `watch=1`: a stream of `{"type", "object"}` lines), POST (create), PUT (update,
 or update of the status), PATCH (merge, strategic merge and JSON patch — patch.py — and
 server-side apply, `application/apply-patch+yaml`, which is Skiff's apply) and DELETE
-(DeleteOptions from the body or the query). `dryRun=All` is honoured everywhere.
+(DeleteOptions from the body or the query). `dryRun=All` is honoured everywhere;
+`fieldValidation` on create, update and apply (fieldvalidation.py).
 
 Each verb is the shared, authorized one (controlplane/apiserver/verbs.py), so the REST
 API and the gRPC API check and do the same. Errors are `Status` objects (status.py).
@@ -35,7 +36,7 @@ from api.limits import MAX_OBJECT_BYTES
 from api.registry import ResourceInfo
 from controlplane.apiserver.verbs import Verbs
 from controlplane.auth.identity import UserInfo
-from controlplane.rest import discovery, patch as patches, protobuf, scale, status, streams, table as tables
+from controlplane.rest import discovery, fieldvalidation, patch as patches, protobuf, scale, status, streams, table as tables
 from controlplane.storage.watch_cache import BOOKMARK, Subscription, chunks
 from protos import skiff_pb2 as pb
 
@@ -189,12 +190,16 @@ class Resources:
                 return await self.list(request, user, target)
             if method == "POST" and not target.name:
                 obj = _object_body(await _body(request), target)
-                return respond(await self.verbs.create(user, obj, dry_run=_dry_run(request)), 201)
+                dry_run = _dry_run(request)
+                return _checked(*await fieldvalidation.tolerant(
+                    fieldvalidation.mode(request.query), obj,
+                    lambda body: self.verbs.create(user, body, dry_run=dry_run)), code=201)
             if method == "PUT" and target.name:
                 obj = _object_body(await _body(request), target)
-                if target.subresource == "status":
-                    return respond(await self.verbs.update_status(user, obj, dry_run=_dry_run(request)))
-                return respond(await self.verbs.update(user, obj, dry_run=_dry_run(request)))
+                dry_run = _dry_run(request)
+                write = self.verbs.update_status if target.subresource == "status" else self.verbs.update
+                return _checked(*await fieldvalidation.tolerant(
+                    fieldvalidation.mode(request.query), obj, lambda body: write(user, body, dry_run=dry_run)))
             if method == "PATCH" and target.name:
                 return await self.patch(request, user, target)
             if method == "DELETE" and target.name and not target.subresource:
@@ -335,8 +340,10 @@ class Resources:
                 obj = await self.verbs.patch(user, target.info.plural, target.namespace, target.name,
                                              lambda current: patches.merge_patch(current, change), dry_run=dry_run)
                 return respond(obj)
-            obj, result = await self.verbs.apply(user, manifest, dry_run=dry_run)
-            return respond(obj, 201 if result == "created" else 200)
+            (obj, result), warnings = await fieldvalidation.tolerant(
+                fieldvalidation.mode(request.query), manifest,
+                lambda body: self.verbs.apply(user, body, dry_run=dry_run))
+            return _checked(obj, warnings, code=201 if result == "created" else 200)
         if content_type not in (patches.MERGE_PATCH, patches.STRATEGIC, patches.JSON_PATCH):
             return respond(status.status(415, "UnsupportedMediaType",
                                          f"the body of the request was in an unknown format - accepted media types "
@@ -367,6 +374,14 @@ class Resources:
             return respond(status.success({"name": target.name, "group": target.info.group,
                                            "kind": target.info.plural, "uid": meta.get("uid", "")}))
         return respond(obj, 200)
+
+
+def _checked(obj: Any, warnings: list[str], *, code: int = 200) -> web.Response:
+    """The written object, with a `Warning` header for each field fieldValidation=Warn dropped."""
+    response = respond(obj, code)
+    for name, value in fieldvalidation.warning_headers(warnings):
+        response.headers.add(name, value)
+    return response
 
 
 def _as_table(request: web.Request) -> bool:

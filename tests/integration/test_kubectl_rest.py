@@ -304,3 +304,15 @@ def test_a_body_over_the_limit_is_refused(kubectl: Kubectl, ns: str, tmp_path: P
     out = kubectl("create", "-n", ns, "-f", str(big), check=False)
     assert out.returncode == 1
     assert "Error from server (RequestEntityTooLarge)" in out.stderr and "at most 1572864" in out.stderr, out.stderr
+
+
+def test_field_validation_strict_warn_and_ignore(kubectl: Kubectl, ns: str) -> None:
+    manifest = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: %s}\ndata: {a: '1'}\nbogus: 1\n"
+    strict = kubectl("create", "-n", ns, "-f", "-", input=manifest % "strict", check=False)
+    assert strict.returncode == 1 and 'The ConfigMap "strict" is invalid: bogus: unknown field' in strict.stderr
+    warned = kubectl("create", "-n", ns, "--validate=warn", "-f", "-", input=manifest % "warned")
+    assert warned.stdout.strip() == "configmap/warned created"
+    assert 'Warning: unknown field "bogus"' in warned.stderr, warned.stderr
+    ignored = kubectl("apply", "-n", ns, "--validate=false", "-f", "-", input=manifest % "ignored")
+    assert (ignored.stdout.strip(), ignored.stderr) == ("configmap/ignored created", "")
+    assert kubectl("get", "configmap", "ignored", "-n", ns, "-o", "jsonpath={.data.a}").stdout == "1"
