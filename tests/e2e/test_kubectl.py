@@ -278,6 +278,62 @@ def _http_get(host: str, port: int) -> str | None:
         return None
 
 
+IN_CLUSTER = """
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: in-cluster
+  labels: {pod-security.kubernetes.io/enforce: privileged}   # for the hostPath below
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: reader, namespace: in-cluster}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: asker, namespace: in-cluster}
+spec:
+  serviceAccountName: reader
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: sh
+    image: %(image)s
+    command: ["sleep", "3600"]
+    volumeMounts: [{name: kubectl, mountPath: /usr/local/bin/kubectl, readOnly: true}]
+  volumes:
+  - name: kubectl
+    hostPath: {path: %(kubectl)s, type: File}
+"""
+VIEW_BINDING = """
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: reader-views, namespace: in-cluster}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: view}
+subjects: [{kind: ServiceAccount, name: reader, namespace: in-cluster}]
+"""
+
+
+def test_in_cluster_client_with_its_service_account(kubectl: Kubectl) -> None:
+    # The pod's images hold no Python (they are built from busybox-static), so the in-cluster
+    # client is kubectl itself (client-go's in-cluster config: KUBERNETES_SERVICE_HOST/PORT, the
+    # mounted ServiceAccount token and CA), a static binary mounted from this machine.
+    real = str(Path(shutil.which("kubectl") or "kubectl").resolve())
+    kubectl("apply", "-f", "-", input=IN_CLUSTER % {"image": OLD, "kubectl": real})
+    try:
+        kubectl("wait", "-n", "in-cluster", "--for=condition=Ready", "pod/asker", "--timeout=120s", timeout=150)
+        ask = ("exec", "-n", "in-cluster", "asker", "--", "kubectl", "get", "pods", "-o", "name")
+        refused = kubectl(*ask, check=False)
+        assert refused.returncode == 1
+        assert ('pods is forbidden: User "system:serviceaccount:in-cluster:reader" cannot list resource "pods"'
+                in refused.stderr), refused.stderr
+        kubectl("apply", "-f", "-", input=VIEW_BINDING)
+        listed = wait_for(lambda: (lambda r: r if r.returncode == 0 else None)(kubectl(*ask, check=False)),
+                          timeout=30, what="the pod listing its namespace once bound to view")
+        assert listed.stdout.split() == ["pod/asker"]
+    finally:
+        kubectl("delete", "namespace", "in-cluster", "--wait=false", check=False)
+
+
 def test_delete_f(kubectl: Kubectl) -> None:
     out = kubectl("delete", "-f", str(EXAMPLES), "--wait=true", timeout=180).stdout.splitlines()
     assert sorted(out) == ['configmap "web-content" deleted', 'deployment.apps "web" deleted',
