@@ -10,6 +10,7 @@ generic handler (handlers.py). So there is one copy of each verb and of its chec
 
 from __future__ import annotations
 
+import json
 from typing import Any, AsyncIterator, Callable
 
 from api.registry import ResourceInfo, lookup, lookup_kind
@@ -17,7 +18,7 @@ from controlplane.apiserver import proxy
 from controlplane.apiserver.handlers import Handlers
 from controlplane.auth.access import AccessControl
 from controlplane.auth.identity import UserInfo
-from controlplane.storage import Conflict
+from controlplane.storage import Conflict, NotFound
 from controlplane.storage.watch_cache import Event, Subscription
 from protos import skiff_pb2 as pb
 
@@ -91,6 +92,26 @@ class Verbs:
         self.check(user, "delete", kind, namespace, name)
         return await self.h.delete(kind, namespace, name, propagation=propagation, grace_seconds=grace_seconds,
                                    dry_run=dry_run, resource_version=resource_version)
+
+    async def delete_collection(self, user: UserInfo, kind: str, namespace: str, label_selector: str = "",
+                                field_selector: str = "", *, propagation: str = "", grace_seconds: int | None = None,
+                                dry_run: bool = False) -> list[dict[str, Any]]:
+        """Kubernetes' deletecollection: every object the selectors match (in `namespace`, or all
+        when it is ""), once `deletecollection` is allowed; their last states. One that is gone
+        by the time its turn comes is skipped."""
+        self.check(user, "deletecollection", kind, namespace, field_selector=field_selector, all_namespaces=True)
+        items, _ = await self.h.list_raw(kind, namespace, label_selector, field_selector)
+        out = []
+        for raw in items:
+            meta = json.loads(raw).get("metadata") or {}
+            try:
+                obj, _finished = await self.h.delete(kind, meta.get("namespace", ""), meta["name"],
+                                                     propagation=propagation, grace_seconds=grace_seconds,
+                                                     dry_run=dry_run)
+            except NotFound:
+                continue
+            out.append(obj)
+        return out
 
     async def watch(self, user: UserInfo, kind: str, namespace: str, label_selector: str = "",
                     field_selector: str = "", resource_version: str = "") -> tuple[Subscription, list[Event]]:

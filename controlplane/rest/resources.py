@@ -7,7 +7,7 @@ GET (one object; a list as a `<Kind>List`, with labelSelector, fieldSelector, li
 continue; `watch=1`: a stream of `{"type", "object"}` lines), POST (create), PUT (update,
 or update of the status), PATCH (merge, strategic merge and JSON patch — patch.py — and
 server-side apply, `application/apply-patch+yaml`, which is Skiff's apply) and DELETE
-(DeleteOptions from the body or the query). `dryRun=All` is honoured everywhere;
+(DeleteOptions from the body or the query; on a collection URL, deletecollection). `dryRun=All` is honoured everywhere;
 `fieldValidation` on create, update and apply (fieldvalidation.py).
 
 Each verb is the shared, authorized one (controlplane/apiserver/verbs.py), so the REST
@@ -204,6 +204,8 @@ class Resources:
                 return await self.patch(request, user, target)
             if method == "DELETE" and target.name and not target.subresource:
                 return await self.delete(request, user, target)
+            if method == "DELETE" and not target.name:
+                return await self.delete_collection(request, user, target)
             return respond(status.status(405, "MethodNotAllowed",
                                          f"the server does not allow this method on the requested resource: "
                                          f"{method} {request.path}"), 405)
@@ -354,7 +356,8 @@ class Resources:
                                      subresource=target.subresource, dry_run=dry_run)
         return respond(obj)
 
-    async def delete(self, request: web.Request, user: UserInfo, target: Target) -> web.Response:
+    async def _delete_options(self, request: web.Request) -> tuple[dict[str, Any], int | None, str]:
+        """(DeleteOptions, gracePeriodSeconds, propagationPolicy) from the body or the query."""
         options = await _body(request) or {}
         if not isinstance(options, dict):
             raise BadRequest("the body of a delete must be DeleteOptions")
@@ -364,6 +367,20 @@ class Resources:
         propagation = options.get("propagationPolicy") or request.query.get("propagationPolicy", "")
         if options.get("orphanDependents") is True or request.query.get("orphanDependents") == "true":
             propagation = propagation or "Orphan"
+        return options, grace, propagation
+
+    async def delete_collection(self, request: web.Request, user: UserInfo, target: Target) -> web.Response:
+        """DELETE on a collection: the objects its selectors match, answered as the list of them."""
+        options, grace, propagation = await self._delete_options(request)
+        deleted = await self.verbs.delete_collection(
+            user, target.info.plural, target.namespace, request.query.get("labelSelector", ""),
+            request.query.get("fieldSelector", ""), propagation=propagation, grace_seconds=grace,
+            dry_run=_dry_run(request, options))
+        return respond({"kind": f"{target.info.kind}List", "apiVersion": target.info.api_version,
+                        "metadata": {}, "items": deleted})
+
+    async def delete(self, request: web.Request, user: UserInfo, target: Target) -> web.Response:
+        options, grace, propagation = await self._delete_options(request)
         preconditions = options.get("preconditions") or {}
         obj, finished = await self.verbs.delete(user, target.info.plural, target.namespace, target.name,
                                                 propagation=propagation, grace_seconds=grace,
