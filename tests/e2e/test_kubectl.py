@@ -18,7 +18,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -258,24 +257,13 @@ def test_expose_and_port_forward(kubectl: Kubectl) -> None:
     port = free_port()
     forward = kubectl.popen("port-forward", "deployment/web", f"{port}:8080")
     try:
-        body = wait_for(lambda: _http_get("127.0.0.1", port), timeout=30, what="the forwarded port answering")
-        assert "Hello from Skiff" in body
+        from e2e.test_services_proxy import _get_from_here
+        body = wait_for(lambda: _get_from_here("127.0.0.1", port), timeout=30, what="the forwarded port answering")
+        assert b"Hello from Skiff" in body
     finally:
         forward.kill()
         output = forward.communicate(timeout=5)[0]
     assert f"Forwarding from 127.0.0.1:{port} -> 8080" in output, output
-
-
-def _http_get(host: str, port: int) -> str | None:
-    try:
-        with socket.create_connection((host, port), timeout=5) as s:
-            s.sendall(b"GET / HTTP/1.0\r\n\r\n")
-            data = b""
-            while chunk := s.recv(4096):
-                data += chunk
-        return data.decode(errors="replace") or None
-    except OSError:
-        return None
 
 
 IN_CLUSTER = """
