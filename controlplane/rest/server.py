@@ -17,6 +17,7 @@ Discovery and the OpenAPI documents are open to every authenticated caller (Kube
 from __future__ import annotations
 
 import asyncio
+import json
 import ssl
 from pathlib import Path
 from typing import Any, Awaitable, Callable
@@ -111,6 +112,10 @@ class RestApi:
     async def route(self, request: web.Request) -> web.StreamResponse:
         parts = [p for p in request.path.split("/") if p]
         user = request[USER]
+        if request.method == "GET" and parts in (["api"], ["apis"]) \
+                and discovery.wants_aggregated(request.headers.get("Accept", "")):
+            body = json.dumps(discovery.aggregated(core=parts == ["api"]), separators=(",", ":")).encode()
+            return web.Response(body=body, headers={"Content-Type": discovery.AGGREGATED})
         if request.method == "GET":
             document = self._document(parts)
             if document is not None:

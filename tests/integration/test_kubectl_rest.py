@@ -316,3 +316,12 @@ def test_field_validation_strict_warn_and_ignore(kubectl: Kubectl, ns: str) -> N
     ignored = kubectl("apply", "-n", ns, "--validate=false", "-f", "-", input=manifest % "ignored")
     assert (ignored.stdout.strip(), ignored.stderr) == ("configmap/ignored created", "")
     assert kubectl("get", "configmap", "ignored", "-n", ns, "-o", "jsonpath={.data.a}").stdout == "1"
+
+
+def test_aggregated_discovery_answers_in_two_requests(kubectl: Kubectl) -> None:
+    # kubectl asks /api and /apis for apidiscovery.k8s.io/v2 first; served, it needs no per-group lists.
+    out = kubectl("api-resources", "-v=6")
+    asked = [line.split(" GET ", 1)[1].split()[0] for line in out.stderr.splitlines() if " GET https://" in line]
+    assert sorted(a.rsplit("/", 1)[1].split("?")[0] for a in asked) == ["api", "apis"], asked
+    assert any(line.split()[:3] == ["deployments", "deploy", "apps/v1"] for line in out.stdout.splitlines())
+    assert any(line.split()[:2] == ["pods", "po"] for line in out.stdout.splitlines())
