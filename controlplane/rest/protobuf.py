@@ -1,13 +1,14 @@
 """Reading the Kubernetes protobuf bodies kubectl sends, for the few kinds it sends them for.
 
 kubectl's typed clients (`kubectl create namespace|configmap|secret|serviceaccount|deployment`,
-`kubectl auth can-i`) send `Content-Type: application/vnd.kubernetes.protobuf` and have no
-fallback to JSON on a 415. Skiff answers in JSON (which kubectl accepts) and reads these
+`kubectl auth can-i`, `kubectl drain`'s evictions) send `Content-Type:
+application/vnd.kubernetes.protobuf` and have no fallback to JSON on a 415. Skiff answers in JSON (which kubectl accepts) and reads these
 bodies by the field numbers of Kubernetes' generated.proto files: the envelope (`k8s\\0`,
 then a `runtime.Unknown`: typeMeta 1 {apiVersion 1, kind 2}, raw 2) and, in `raw`, the
 object by one of the SCHEMAS below. Go writes every non-pointer field, so zero values (""
 or 0, an empty message) are skipped; a field the schema does not know that holds anything
-else is refused with a 415 naming it (never silently dropped): use `kubectl create -f` / `apply -f`, which send JSON.
+else is refused with a 415 naming it (never silently dropped): use `kubectl create -f` /
+`apply -f`, which send JSON.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ CONTAINER: Schema = {1: ("name", "string"), 2: ("image", "string"), 3: ("command
                      7: ("env", [ENV_VAR]), 8: ("resources", {}), 14: ("imagePullPolicy", "string")}
 POD_SPEC: Schema = {2: ("containers", [CONTAINER]), 3: ("restartPolicy", "string")}
 POD_TEMPLATE: Schema = {1: ("metadata", OBJECT_META), 2: ("spec", POD_SPEC)}
+DELETE_OPTIONS: Schema = {1: ("gracePeriodSeconds", "int"),
+                          2: ("preconditions", {1: ("uid", "string"), 2: ("resourceVersion", "string")}),
+                          3: ("orphanDependents", "bool"), 4: ("propagationPolicy", "string"), 5: ("dryRun", ["string"])}
 
 SCHEMAS: dict[str, Schema] = {
     "Namespace": {1: ("metadata", OBJECT_META), 2: ("spec", {1: ("finalizers", ["string"])})},
@@ -42,6 +46,8 @@ SCHEMAS: dict[str, Schema] = {
                4: ("stringData", "map"), 5: ("immutable", "bool")},
     "ServiceAccount": {1: ("metadata", OBJECT_META), 3: ("imagePullSecrets", [{1: ("name", "string")}]),
                        4: ("automountServiceAccountToken", "bool")},
+    # `kubectl drain` posts its evictions (pods/NAME/eviction) this way.
+    "Eviction": {1: ("metadata", OBJECT_META), 2: ("deleteOptions", DELETE_OPTIONS)},
     "Deployment": {1: ("metadata", OBJECT_META), 2: ("spec", {
         1: ("replicas", "int"), 2: ("selector", LABEL_SELECTOR), 3: ("template", POD_TEMPLATE),
         4: ("strategy", {1: ("type", "string")}), 5: ("minReadySeconds", "int"),

@@ -54,3 +54,11 @@ def test_an_unread_field_or_kind_is_refused_by_name() -> None:
         protobuf.decode_object(_envelope("rbac.authorization.k8s.io/v1", "Role", b""))
     with pytest.raises(protobuf.Unreadable, match="envelope"):
         protobuf.decode_object(b'{"kind": "Namespace"}')
+
+
+def test_an_eviction_with_its_delete_options() -> None:
+    options = _field(1, 30) + _field(2, _field(2, b"42"))
+    body = _envelope("policy/v1", "Eviction", _field(1, _field(1, b"web-1") + _field(3, b"default")) + _field(2, options))
+    assert protobuf.decode_object(body) == {
+        "apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "web-1", "namespace": "default"},
+        "deleteOptions": {"gracePeriodSeconds": 30, "preconditions": {"resourceVersion": "42"}}}
