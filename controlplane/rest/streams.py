@@ -47,6 +47,10 @@ PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
 TUNNELED_SPDY = "SPDY/3.1+portforward.k8s.io"
 STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
 STREAM_SUBRESOURCES = ("exec", "attach", "portforward")
+# Client messages held for the agent at most; beyond, the WebSocket is not read (memory stays bounded
+# when a client writes faster than the pod reads; in a port-forward tunnel, that holds up its other
+# connections too, as one TCP stream does).
+INPUT_BACKLOG = 64
 
 
 def _flag(request: web.Request, name: str) -> bool:
@@ -78,7 +82,7 @@ async def exec_(verbs: Verbs, request: web.Request, user: UserInfo, namespace: s
     want_stderr = _flag(request, "stderr") and not start.tty
     # Who may, and where the pod runs, are asked before the upgrade: "forbidden" or "no such pod"
     # is a plain Status answer, as Kubernetes gives it.
-    inputs: asyncio.Queue[pb.ExecInput | None] = asyncio.Queue()
+    inputs: asyncio.Queue[pb.ExecInput | None] = asyncio.Queue(INPUT_BACKLOG)
 
     async def requests() -> AsyncIterator[pb.ExecInput]:
         yield pb.ExecInput(start=start)
@@ -148,7 +152,7 @@ class _Forward:
     """One forwarded connection: its SPDY streams and its input to the agent."""
     error_stream: int = 0
     data_stream: int = 0
-    inputs: "asyncio.Queue[pb.PortForwardData | None]" = field(default_factory=asyncio.Queue)
+    inputs: "asyncio.Queue[pb.PortForwardData | None]" = field(default_factory=lambda: asyncio.Queue(INPUT_BACKLOG))
     task: "asyncio.Task[None] | None" = None
 
 
