@@ -31,6 +31,7 @@ stdio; answered 400 saying so).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator
@@ -139,7 +140,8 @@ async def exec_(verbs: Verbs, request: web.Request, user: UserInfo, namespace: s
         pass
     finally:
         reader.cancel()
-        await inputs.put(None)
+        with contextlib.suppress(asyncio.QueueFull):
+            inputs.put_nowait(None)
     return ws
 
 
@@ -226,7 +228,7 @@ async def port_forward(verbs: Verbs, request: web.Request, user: UserInfo, names
                 elif frame.control and frame.type == spdy.RST_STREAM:
                     gone = by_stream.get(frame.stream_id)
                     if gone is not None and frame.stream_id == gone.data_stream:
-                        await gone.inputs.put(None)
+                        await _offer(gone, None)
                 elif frame.control and frame.type == spdy.GOAWAY:
                     await ws.close()
                 elif not frame.control:
@@ -234,14 +236,23 @@ async def port_forward(verbs: Verbs, request: web.Request, user: UserInfo, names
                     if forward is None or frame.stream_id != forward.data_stream:
                         continue
                     if frame.data:
-                        await forward.inputs.put(pb.PortForwardData(data=frame.data))
+                        await _offer(forward, pb.PortForwardData(data=frame.data))
                     if frame.flags & spdy.FLAG_FIN:
-                        await forward.inputs.put(pb.PortForwardData(closed=True))
+                        await _offer(forward, pb.PortForwardData(closed=True))
     except spdy.ProtocolError as exc:
         await ws.close(message=str(exc).encode()[:120])
     finally:
         for forward in forwards.values():
-            await forward.inputs.put(None)
             if forward.task is not None:
                 forward.task.cancel()
     return ws
+
+
+async def _offer(forward: _Forward, message: pb.PortForwardData | None) -> None:
+    """Hand a message to a connection's relay while it runs (one that has ended takes nothing)."""
+    if forward.task is None or forward.task.done():
+        return
+    put = asyncio.ensure_future(forward.inputs.put(message))
+    done, _ = await asyncio.wait({put, forward.task}, return_when=asyncio.FIRST_COMPLETED)
+    if put not in done:
+        put.cancel()
