@@ -75,14 +75,13 @@ def not_streamed(subresource: str) -> dict[str, Any]:
 
 
 async def exec_(verbs: Verbs, request: web.Request, user: UserInfo, namespace: str, pod: str) -> web.StreamResponse:
+    """`kubectl exec`: one command's session over the channel protocol, relayed to the agent."""
     commands = request.query.getall("command", [])
     if not commands:
         return _answer(status.bad_request("you must specify at least one command for the container"))
     start = pb.ExecStart(namespace=namespace or "default", pod=pod, container=request.query.get("container", ""),
                          command=commands, tty=_flag(request, "tty"), stdin=_flag(request, "stdin"))
     want_stderr = _flag(request, "stderr") and not start.tty
-    # Who may, and where the pod runs, are asked before the upgrade: "forbidden" or "no such pod"
-    # is a plain Status answer, as Kubernetes gives it.
     inputs: asyncio.Queue[pb.ExecInput | None] = asyncio.Queue(INPUT_BACKLOG)
 
     async def requests() -> AsyncIterator[pb.ExecInput]:
@@ -90,6 +89,8 @@ async def exec_(verbs: Verbs, request: web.Request, user: UserInfo, namespace: s
         while (message := await inputs.get()) is not None:
             yield message
 
+    # Who may, and where the pod runs, are asked before the upgrade: "forbidden" or "no such pod"
+    # is a plain Status answer, as Kubernetes gives it.
     try:
         verbs.check(user, "create", "pods", start.namespace, pod, subresource="exec")
         outputs = verbs.exec_(user, requests())
@@ -160,6 +161,7 @@ class _Forward:
 
 async def port_forward(verbs: Verbs, request: web.Request, user: UserInfo, namespace: str,
                        pod: str) -> web.StreamResponse:
+    """`kubectl port-forward`: SPDY in a WebSocket, each forwarded connection relayed to the agent."""
     namespace = namespace or "default"
     if request.headers.get("Upgrade", "").lower() != "websocket":
         return _answer(not_streamed("portforward"))
