@@ -100,6 +100,8 @@ def resource_list(group: str, version: str) -> dict[str, Any] | None:
                 resources.append({"name": f"pods/{stream}", "singularName": "", "namespaced": True,
                                   "kind": "PodExecOptions" if stream == "exec" else "PodPortForwardOptions",
                                   "verbs": ["create", "get"]})
+            resources.append({"name": "pods/eviction", "singularName": "", "namespaced": True, "group": "policy",
+                              "version": "v1", "kind": "Eviction", "verbs": ["create"]})
         if info.has_status:
             resources.append({"name": f"{info.plural}/status", "singularName": "", "namespaced": info.namespaced,
                               "kind": info.kind, "verbs": ["get", "patch", "update"]})

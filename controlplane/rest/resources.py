@@ -72,7 +72,8 @@ def parse_path(parts: list[str]) -> Target:
     subresource = rest[2] if len(rest) > 2 else ""
     if subresource and not ((subresource == "status" and info.has_status)
                             or (subresource == "scale" and scale.scalable(info))
-                            or (subresource in ("log", *streams.STREAM_SUBRESOURCES) and info.kind == "Pod")):
+                            or (subresource in ("log", "eviction", *streams.STREAM_SUBRESOURCES)
+                                and info.kind == "Pod")):
         raise NotServed()
     return Target(info, namespace, name, subresource)
 
@@ -173,6 +174,8 @@ class Resources:
                 return await self.scale(request, user, target)
             if target.subresource == "log" and method == "GET":
                 return await self.log(request, user, target)
+            if target.subresource == "eviction" and method == "POST":
+                return await self.evict(request, user, target)
             if target.subresource == "exec" and method in ("GET", "POST"):
                 return await streams.exec_(self.verbs, request, user, target.namespace, target.name)
             if target.subresource == "portforward" and method in ("GET", "POST"):
@@ -217,6 +220,19 @@ class Resources:
             return respond(status.status(413, "RequestEntityTooLarge", str(exc)), 413)
         except Exception as exc:
             return failure(exc, target)
+
+    async def evict(self, request: web.Request, user: UserInfo, target: Target) -> web.Response:
+        """POST pods/NAME/eviction with an Eviction (policy/v1): 201 and a Success Status, or the
+        budget's refusal as 429 TooManyRequests (kubectl drain waits and tries again)."""
+        body = await _body(request)     # kubectl drain sends its Eviction as protobuf (protobuf.py)
+        if not isinstance(body, dict) or body.get("kind", "Eviction") != "Eviction":
+            raise BadRequest("the body must be an Eviction (policy/v1)")
+        options = body.get("deleteOptions") or {}
+        grace = options.get("gracePeriodSeconds")
+        await self.verbs.evict(user, target.namespace, target.name,
+                               grace_seconds=int(grace) if grace is not None else None,
+                               dry_run=_dry_run(request, options))
+        return respond({**status.success({"name": target.name, "kind": "pods"}), "code": 201}, 201)
 
     async def log(self, request: web.Request, user: UserInfo, target: Target) -> web.StreamResponse:
         """`kubectl logs`: the agent's stream as text/plain; an error before the first byte is a Status."""
