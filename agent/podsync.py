@@ -33,7 +33,8 @@ from agent.config import AgentConfig
 from agent.ephemeral import PodPaths
 from agent.images import ImageStore, PullError, RegistryAuth
 from agent.podstate import PodState, PullBackoff, container_id, parse_container_id
-from agent.runtime import Runtime, seccomp
+from agent.runtime import seccomp
+from agent.runtime.service import RuntimeService
 from agent.runtime.specs import ContainerNotFound, ContainerStatus, Mount, SandboxSpec, StartError
 from agent.serviceaccount import MOUNT_PATH, VOLUME_NAME, TokenFiles, account_name, has_own_mount, wants_token
 from agent.volumes import VolumeError, VolumeManager
@@ -58,14 +59,17 @@ def _parse_time(text: str | None) -> float | None:
 
 
 class PodSyncer:
-    def __init__(self, *, client: Client, config: AgentConfig, runtime: Runtime, images: ImageStore,
+    def __init__(self, *, client: Client, config: AgentConfig, runtime: RuntimeService, images: ImageStore,
                  volumes: VolumeManager, recorder: EventRecorder, node_ip: str,
                  pod_lookup: Callable[[str], Pod | None], trigger: Callable[[str], None],
                  network: Any = None, probes: Any = None, cluster_ca: Callable[[], bytes | None] | None = None,
                  services: Callable[[], list[dict]] | None = None,
-                 resolv_conf: Callable[[Pod], Awaitable[str]] | None = None):
-        """cluster_ca: the cluster CA (PEM) for pods' ServiceAccount mounts (`ca.crt`), None with --insecure.
-        resolv_conf: the pod's /etc/resolv.conf text (agent/dns/node.py)."""
+                 resolv_conf: Callable[[Pod], Awaitable[str]] | None = None,
+                 service_account_tokens: bool = True):
+        """runtime: the real `agent.runtime.Runtime`, or `agent.fakeruntime.FakeRuntime` (hollow nodes, tests).
+        cluster_ca: the cluster CA (PEM) for pods' ServiceAccount mounts (`ca.crt`), None with --insecure.
+        resolv_conf: the pod's /etc/resolv.conf text (agent/dns/node.py).
+        service_account_tokens: False mounts no ServiceAccount token (hollow nodes: no process could read it)."""
         self.client = client
         self.config = config
         self.runtime = runtime
@@ -81,6 +85,7 @@ class PodSyncer:
         # until the agent's services informer has listed once, as the kubelet does.
         self.services = services
         self.resolv_conf = resolv_conf      # the pod's /etc/resolv.conf text (agent/dns/node.py)
+        self.service_account_tokens = service_account_tokens
         self.states: dict[str, PodState] = {}
         self._objects: dict[tuple[str, str, str], tuple[float, dict | None]] = {}
         self.node: dict[str, Any] | None = None
@@ -337,6 +342,8 @@ class PodSyncer:
 
     async def _ensure_token(self, pod: Pod, state: PodState) -> None:
         """The ServiceAccount token mount (agent/serviceaccount.py), its token renewed when due."""
+        if not self.service_account_tokens:
+            return
         ns = pod["metadata"]["namespace"]
         account = await self._get_object("serviceaccounts", ns, account_name(pod))
         if account is None or not wants_token(pod, account):
@@ -395,12 +402,12 @@ class PodSyncer:
             latest = current
         if latest is not None and latest.state == "exited":
             self._stop_probers(state, latest.id)
-            if latest.reason == "OOMKilled" and not getattr(latest, "_reported", False):
+            if latest.reason == "OOMKilled" and latest.id not in state.oom_reported:
                 limit = ((container.get("resources") or {}).get("limits") or {}).get("memory", "?")
                 self.recorder.event(pod, WARNING, "OOMKilling",
                                     f"Memory cgroup out of memory: container {name} was killed "
                                     f"(memory limit {limit})")
-                setattr(latest, "_reported", True)
+                state.oom_reported.add(latest.id)
             if not self._wants_restart(pod, latest, init=init):
                 state.waiting.pop(name, None)
                 return
