@@ -43,9 +43,12 @@ class PodWorkers:
         timeout: float | None = None
         try:
             while True:
+                # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancellation that
+                # arrives as the event is set, and stop() then waits for a worker that never ends.
                 try:
-                    await asyncio.wait_for(event.wait(), timeout if timeout is not None else self.resync_seconds)
-                except asyncio.TimeoutError:
+                    async with asyncio.timeout(timeout if timeout is not None else self.resync_seconds):
+                        await event.wait()
+                except TimeoutError:
                     pass
                 event.clear()
                 try:

@@ -83,6 +83,14 @@ class Node:
                 self.apply({**pod, "status": written["status"]})
                 return
 
+    async def close(self) -> None:
+        """Stop the pod workers and the exit watchers (the agent's shutdown; containers keep running)."""
+        await self.workers.stop()
+        tasks = [t for state in self.syncer.states.values() for t in state.watchers.values()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
     async def _sync(self, uid: str) -> float | str | None:
         result = await self.syncer.sync(uid)
         if result == DONE:
@@ -126,7 +134,7 @@ async def node(tmp_path: Path):
         return made[-1]
     yield build
     for n in made:
-        await n.workers.stop()
+        await n.close()
 
 
 def by_name(programs: dict[str, Program]) -> Callable[..., Program]:
