@@ -47,7 +47,6 @@ import logging
 import time
 from pathlib import Path
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any, Hashable
 
 from agent.config import AgentConfig
@@ -60,16 +59,13 @@ from controlplane.client import AlreadyExists, ApiError, Client, Conflict, NotFo
 from controlplane.client.events import EventRecorder
 from controlplane.client.informer import Informer
 from controlplane.client.workqueue import WorkQueue, run_workers
+from api.timestamps import rfc3339
 from api.nodelease import (LEASE_NAMESPACE, lease_duration_seconds, lease_renew_interval,
                                                now_micro)
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 ZONE_LABEL = "topology.kubernetes.io/zone"
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass
@@ -274,7 +270,7 @@ class HollowCluster:
 
     async def _register(self, node: HollowNode) -> None:
         obj = node_object(node.name, ip=node.ip, cpu=self.cpu, memory=self.memory, pods=self.pods,
-                          labels=self.node_labels(node), taints=self.taints, now=_now())
+                          labels=self.node_labels(node), taints=self.taints, now=rfc3339())
         async with self._limit:
             try:
                 await self.client.create(obj)
@@ -417,7 +413,7 @@ class HollowCluster:
         conditions = (obj.get("status") or {}).get("conditions") or []
         if any(c.get("type") == "Ready" and c.get("status") == want for c in conditions):
             return None
-        updated = {**obj, "status": {**obj.get("status", {}), "conditions": node_conditions(node.ready, _now())}}
+        updated = {**obj, "status": {**obj.get("status", {}), "conditions": node_conditions(node.ready, rfc3339())}}
         try:
             await self.client.update_status(updated)
         except Conflict:

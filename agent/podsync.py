@@ -29,6 +29,7 @@ from controlplane.client import ApiError, Client, NotFound
 from controlplane.client.events import NORMAL, WARNING, EventRecorder
 
 from agent import containerspec, envs, podstatus
+from api.timestamps import parse_rfc3339, rfc3339
 from agent.config import AgentConfig
 from agent.ephemeral import PodPaths
 from agent.images import ImageStore, PullError, RegistryAuth
@@ -46,16 +47,6 @@ DONE = "done"   # sync's answer when the pod is gone and cleaned up: the worker 
 OBJECT_CACHE_SECONDS = 5.0
 OBJECT_CACHE_PRUNE_AT = 64
 Pod = dict[str, Any]
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _parse_time(text: str | None) -> float | None:
-    if not text:
-        return None
-    return datetime.strptime(text.rstrip("Z")[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
 
 
 class PodSyncer:
@@ -158,11 +149,11 @@ class PodSyncer:
         if state.eviction is not None and state.terminal_reason is None:
             await self._evict(pod, state)
         if not state.start_time:
-            state.start_time = (pod.get("status") or {}).get("startTime") or _now()
+            state.start_time = (pod.get("status") or {}).get("startTime") or rfc3339()
         wake: list[float] = []
         deadline = (pod.get("spec") or {}).get("activeDeadlineSeconds")
         if deadline is not None and state.terminal_reason is None:
-            started = _parse_time(state.start_time) or time.time()
+            started = parse_rfc3339(state.start_time) or time.time()
             left = started + deadline - time.time()
             if left <= 0:
                 state.terminal_reason = ("DeadlineExceeded", "Pod was active on the node longer than the "
@@ -618,7 +609,7 @@ class PodSyncer:
     # -- status ------------------------------------------------------------------------
 
     async def _write_status(self, pod: Pod, state: PodState) -> None:
-        status = podstatus.pod_status(pod, state, host_ip=self.node_ip, now=_now())
+        status = podstatus.pod_status(pod, state, host_ip=self.node_ip, now=rfc3339())
         state.phase = status.get("phase") or ""
         if podstatus.comparable(status) == podstatus.comparable(state.last_status) and \
                 podstatus.comparable(status) == podstatus.comparable(pod.get("status")):
