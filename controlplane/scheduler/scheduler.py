@@ -147,7 +147,7 @@ class Scheduler:
 
     def _spawn(self, coro: Awaitable[Any], name: str) -> asyncio.Task:
         """Every background task goes through here: named, referenced, failures logged."""
-        task = asyncio.get_running_loop().create_task(coro, name=name)  # type: ignore[arg-type]
+        task: asyncio.Task[Any] = asyncio.get_running_loop().create_task(coro, name=name)  # type: ignore[arg-type]
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
         return task
@@ -205,7 +205,7 @@ class Scheduler:
             log.info("binding %s/%s to %s rejected: %s; retrying", namespace, name, result.node, exc.message)
             self._forget(qp)
             if isinstance(exc, FailedPrecondition):
-                self.recorder.event(info.pod, WARNING, "FailedScheduling", f"Binding rejected: {exc.message}")
+                self.recorder.event(dict(info.pod), WARNING, "FailedScheduling", f"Binding rejected: {exc.message}")
         except ApiError as exc:
             self.stats["bind_failures"] += 1
             log.warning("binding %s/%s to %s failed: %s; retrying", namespace, name, result.node, exc.message)

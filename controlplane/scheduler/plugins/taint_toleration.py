@@ -7,7 +7,7 @@ Toleration.tolerates, shared with NodeUnschedulable.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from controlplane.scheduler.framework import SKIPPED, CycleState, Status, default_normalize, unresolvable
 from controlplane.scheduler.nodeinfo import NodeInfo, PodInfo
@@ -34,7 +34,7 @@ def tolerates(toleration: Mapping[str, Any], taint: Mapping[str, Any]) -> bool:
     return operator == "Equal" and (toleration.get("value") or "") == (taint.get("value") or "")
 
 
-def tolerated(tolerations: list[Mapping[str, Any]], taint: Mapping[str, Any]) -> bool:
+def tolerated(tolerations: Sequence[Mapping[str, Any]], taint: Mapping[str, Any]) -> bool:
     return any(tolerates(t, taint) for t in tolerations)
 
 
