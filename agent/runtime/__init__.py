@@ -40,7 +40,7 @@ _EXPORTS = {
     "State": "agent.runtime.state",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = sorted(_EXPORTS)  # noqa: PLE0605 - names loaded on first use (below)
 
 
 def __getattr__(name: str):

@@ -110,9 +110,9 @@ class TooLarge(Exception):
 async def _body(request: web.Request) -> Any:
     if "protobuf" in request.content_type:
         raise UnsupportedMediaType(
-            f"the body of the request was in an unknown format - accepted media types include: application/json, "
-            f"application/yaml (Skiff does not speak Kubernetes' protobuf: `kubectl create namespace|deployment|...` "
-            f"send it; write the object and use `kubectl create -f` or `kubectl apply -f`)")
+            "the body of the request was in an unknown format - accepted media types include: application/json, "
+            "application/yaml (Skiff does not speak Kubernetes' protobuf: `kubectl create namespace|deployment|...` "
+            "send it; write the object and use `kubectl create -f` or `kubectl apply -f`)")
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:

@@ -78,7 +78,7 @@ class Node:
 
     def _echo(self, written: dict[str, Any]) -> None:
         """The agent's pods informer sees its own status write come back, and syncs the pod again."""
-        for uid, pod in self.pods.items():
+        for pod in self.pods.values():
             if pod["metadata"]["name"] == written["metadata"]["name"]:
                 self.apply({**pod, "status": written["status"]})
                 return
