@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 from controlplane.scheduler.framework import SKIPPED, CycleState, Status, default_normalize, unresolvable
+from api.taints import tolerates
 from controlplane.scheduler.nodeinfo import NodeInfo, PodInfo
 
 NAME = "TaintToleration"
@@ -18,20 +19,6 @@ NAME = "TaintToleration"
 def reason_untolerated(taint: Mapping[str, Any]) -> str:
     """"node(s) had untolerated taint {dedicated: gpu}" (Kubernetes' wording)."""
     return f"node(s) had untolerated taint {{{taint.get('key', '')}: {taint.get('value') or ''}}}"
-
-
-def tolerates(toleration: Mapping[str, Any], taint: Mapping[str, Any]) -> bool:
-    """Kubernetes' ToleratesTaint: effect and key match when set; Exists ignores the value."""
-    effect = toleration.get("effect")
-    if effect and effect != taint.get("effect"):
-        return False
-    key = toleration.get("key")
-    if key and key != taint.get("key"):
-        return False
-    operator = toleration.get("operator") or "Equal"
-    if operator == "Exists":
-        return True
-    return operator == "Equal" and (toleration.get("value") or "") == (taint.get("value") or "")
 
 
 def tolerated(tolerations: Sequence[Mapping[str, Any]], taint: Mapping[str, Any]) -> bool:
