@@ -118,6 +118,12 @@ def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, path)
+    if durable:     # the rename itself is durable only once the directory is (a tmpfs: free)
+        dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
 
 
 def save(path: Path, record: StateRecord, *, durable: bool = True) -> None:
