@@ -31,10 +31,6 @@ class PodWorkers:
             self._tasks[uid] = asyncio.get_running_loop().create_task(self._work(uid, event), name=f"pod-{uid}")
         event.set()
 
-    def trigger_all(self) -> None:
-        for uid in list(self._events):
-            self.trigger(uid)
-
     @property
     def uids(self) -> list[str]:
         return list(self._events)

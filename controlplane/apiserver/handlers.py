@@ -26,7 +26,7 @@ from controlplane.apiserver.binding import Allocations, bind_pod
 from controlplane.apiserver.errors import FailedPrecondition, NotFoundError
 from controlplane.apiserver.events import EventLeases, scheduled_event
 from controlplane.apiserver.service_alloc import ServiceNetwork
-from controlplane.apiserver.strategy import Reservation, Strategy, build_strategies
+from controlplane.apiserver.strategy import DEFAULT as DEFAULT_STRATEGY, Reservation, Strategy, build_strategies
 from controlplane.storage import AlreadyExists, Conflict, NotFound, Store, codec, keys
 from controlplane.storage.errors import ClaimsTaken
 from controlplane.storage.store import put
@@ -91,7 +91,7 @@ class Handlers:
     # -- plumbing ------------------------------------------------------------------
 
     def strategy(self, kind: str) -> Strategy:
-        return self.strategies.get(kind) or Strategy()
+        return self.strategies.get(kind) or DEFAULT_STRATEGY
 
     async def start_caches(self, timeout: float = 30.0) -> None:
         """Start one watch cache per kind before serving, so that every resourceVersion a

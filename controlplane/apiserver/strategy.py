@@ -172,10 +172,6 @@ STRATEGIES: dict[str, Strategy] = {
 DEFAULT = Strategy()
 
 
-def strategy_for(kind: str) -> Strategy:
-    return STRATEGIES.get(kind, DEFAULT)
-
-
 def build_strategies(store: "Store", network: "ServiceNetwork") -> dict[str, Strategy]:
     """One API server's strategies: the stateless ones, and those holding its allocators."""
     from controlplane.apiserver.service_strategy import ServiceStrategy
