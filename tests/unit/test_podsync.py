@@ -35,11 +35,13 @@ class ApiRecorder:
     def __init__(self) -> None:
         self.on_status: Callable[[dict[str, Any]], None] = lambda obj: None
         self.statuses: dict[str, dict[str, Any]] = {}     # pod name -> last status written
+        self.history: list[tuple[str, dict[str, Any]]] = []   # (pod name, status) in the order written
         self.events: list[tuple[str, str, str]] = []       # (type, reason, message)
         self.deleted: list[str] = []
 
     async def update_status(self, obj: dict[str, Any]) -> dict[str, Any]:
         self.statuses[obj["metadata"]["name"]] = obj["status"]
+        self.history.append((obj["metadata"]["name"], obj["status"]))
         self.on_status(obj)
         return obj
 
@@ -263,8 +265,11 @@ async def test_an_image_that_cannot_be_pulled_backs_off(node) -> None:
 async def test_a_start_error_is_the_waiting_reason(node) -> None:
     n = node(by_name({"app": Program(start_error='exec "/nosuch": No such file or directory')}))
     n.apply(make_pod("broken"))
-    waiting = await n.until(lambda: (n.container("broken", "app").get("state") or {}).get("waiting", {}).get(
-        "reason") == "RunContainerError" and n.container("broken", "app")["state"]["waiting"], "RunContainerError")
+
+    def written() -> list[dict[str, Any]]:    # the next sync may turn it into CrashLoopBackOff at once
+        return [w for _, status in n.api.history for c in status.get("containerStatuses") or []
+                if (w := (c.get("state") or {}).get("waiting") or {}).get("reason") == "RunContainerError"]
+    waiting = (await n.until(written, "RunContainerError"))[0]
     assert waiting["message"] == 'exec "/nosuch": No such file or directory'
     assert ("Warning", "Failed", 'Error: failed to start container "app": exec "/nosuch": No such file or '
                                  'directory') in n.api.events
