@@ -228,7 +228,8 @@ def _ratio(top: str, bottom: str) -> Callable[[Obj, datetime], str]:
     return lambda obj, _now: f"{get(obj, top, 0)}/{get(obj, bottom, 0)}"
 
 
-NAME, AGE = Column("NAME", name), Column("AGE", age)
+NAME: Column = Column("NAME", name)
+AGE: Column = Column("AGE", age)
 
 
 def _subjects(kind: str) -> Callable[[Obj, datetime], str]:
