@@ -171,7 +171,7 @@ async def test_kubernetes_service_points_at_the_api_servers(two_servers):
         svc, ep, eps = await wait_for_async(ready)
         assert svc["spec"]["clusterIP"] == "10.97.0.1"
         assert svc["spec"]["ports"] == [{"name": "https", "protocol": "TCP", "port": 443,
-                                         "targetPort": int(a.address.rpartition(":")[2])}]
+                                         "targetPort": a.rest_port}]   # the REST API, for in-cluster clients
         assert ep["subsets"][0]["addresses"] == [{"ip": "127.0.0.1"}]
         assert eps["metadata"]["labels"]["kubernetes.io/service-name"] == "kubernetes"
         assert eps["addressType"] == "IPv4" and eps["endpoints"][0]["addresses"] == ["127.0.0.1"]
