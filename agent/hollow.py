@@ -15,7 +15,9 @@ pod says otherwise), and no ServiceAccount token is requested. Through the API i
 - registers a Node (capacity, allocatable, Ready condition, an InternalIP from
   198.18.0.0/16, nodeInfo.containerRuntimeVersion `hollow://0.1`, label
   skiff.io/hollow=true);
-- renews a Lease per node in namespace skiff-node-lease;
+- renews a Lease per node in namespace skiff-node-lease (its own batched loop below, with the
+  rules of api/nodelease.py the agent shares; not agent/node.py's one-loop-per-node code, which
+  would be 5,000 timers);
 - syncs the pods bound to it with PodSyncer; their containers exit when the pod's
   annotations ask for it (agent/hollow_status.py), init containers at once;
 - can be killed (`kill(name)`: stops renewing and reporting — a dead machine),
