@@ -26,6 +26,7 @@ from api.podtemplate import PodTemplateSpec, check_selector_and_template
 from api.registry import ResourceInfo, register
 from api.resource import Resource
 from api.storage import PersistentVolumeClaimSpec, check_claim_spec
+from api.volumes import PersistentVolumeClaimVolumeSource, Volume
 
 
 class RollingUpdateStatefulSetStrategy(ApiModel):
@@ -121,7 +122,13 @@ class StatefulSet(Resource):
 
     def validate_semantics(self) -> list[FieldError]:
         spec = self.spec
-        errors = check_selector_and_template(spec.selector, spec.template, kind="StatefulSet")
+        # The pods mount each claim template as a volume of its name (statefulset_plan.new_pod).
+        template = spec.template.model_copy(deep=True)
+        template.spec.volumes = [*(template.spec.volumes or []), *(
+            Volume(name=c.metadata.name, persistentVolumeClaim=PersistentVolumeClaimVolumeSource(
+                claimName=f"{c.metadata.name}-{self.name or 'pod'}-0"))
+            for c in spec.volume_claim_templates or [] if c.metadata.name)]
+        errors = check_selector_and_template(spec.selector, template, kind="StatefulSet")
         if spec.service_name and (msg := check_dns1123_label(spec.service_name)):
             errors.append(invalid("spec.serviceName", spec.service_name, msg))
         strategy = spec.update_strategy
