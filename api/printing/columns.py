@@ -339,7 +339,8 @@ COLUMNS.update({
     "StorageClass": [Column("NAME", _class_name), Column("PROVISIONER", _f("provisioner")),
                      Column("RECLAIMPOLICY", _f("reclaimPolicy", "Delete")),
                      Column("VOLUMEBINDINGMODE", _f("volumeBindingMode", "Immediate")),
-                     Column("ALLOWVOLUMEEXPANSION", _f("allowVolumeExpansion", False)), AGE],
+                     Column("ALLOWVOLUMEEXPANSION", lambda o, _: str(bool(get(o, "allowVolumeExpansion"))).lower()),
+                     AGE],
     "ControllerRevision": [NAME, Column("CONTROLLER", _revision_owner), Column("REVISION", _f("revision")), AGE],
 })
 
