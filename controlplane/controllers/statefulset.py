@@ -23,8 +23,8 @@ from typing import Any, Callable
 from controlplane.client import AlreadyExists, ApiError, Conflict, NotFound
 from controlplane.client.events import NORMAL, WARNING
 from controlplane.controllers.manager import Context, QueueController
-from controlplane.controllers.owned import POD_BY_CONTROLLER, Expectations, add_pod_indexes, controller_of, \
-    is_terminating
+from controlplane.controllers.owned import POD_BY_CONTROLLER, Expectations, OwnedPodEvents, add_pod_indexes, \
+    controller_of
 from controlplane.controllers.settings import ControllerSettings
 from controlplane.controllers.statefulset_plan import plan, revisions_to_prune
 
@@ -58,7 +58,8 @@ class StatefulSetController(QueueController):
         self.revisions.add_index(REVISION_BY_OWNER, _owner_uid)
         self.sets.add_handlers(on_add=self._set_event, on_update=lambda _o, new: self._set_event(new),
                                on_delete=self._set_event)
-        self.pods.add_handlers(on_add=self._pod_added, on_update=self._pod_updated, on_delete=self._pod_deleted)
+        self.pod_events = OwnedPodEvents("StatefulSet", self.queue.add, self.expectations)
+        self.pod_events.register(self.pods)
         self.revisions.add_handlers(on_add=self._owned_event, on_update=lambda _o, new: self._owned_event(new),
                                     on_delete=self._owned_event)
         self.claims.add_handlers(on_delete=self._claim_deleted)
@@ -68,14 +69,8 @@ class StatefulSetController(QueueController):
     def _set_event(self, sts: Obj) -> None:
         self.queue.add((sts["metadata"].get("namespace", ""), sts["metadata"]["name"]))
 
-    def _owner_key(self, obj: Obj) -> Key | None:
-        ref = controller_of(obj)
-        if ref is None or ref.get("kind") != "StatefulSet":
-            return None
-        return obj["metadata"].get("namespace", ""), ref.get("name", "")
-
     def _owned_event(self, obj: Obj) -> None:
-        if (key := self._owner_key(obj)) is not None:
+        if (key := self.pod_events.owner_key(obj)) is not None:
             self.queue.add(key)
 
     def _claim_deleted(self, claim: Obj) -> None:
@@ -83,22 +78,6 @@ class StatefulSetController(QueueController):
         for sts in self.sets.store.values():
             if sts["metadata"].get("namespace", "") == namespace:
                 self._set_event(sts)
-
-    def _pod_added(self, pod: Obj) -> None:
-        if (key := self._owner_key(pod)) is not None:
-            self.expectations.creation_observed(key)
-            self.queue.add(key)
-
-    def _pod_updated(self, old: Obj, new: Obj) -> None:
-        if (key := self._owner_key(new)) is not None:
-            if is_terminating(new):
-                self.expectations.deletion_observed(key, new["metadata"].get("uid", ""))
-            self.queue.add(key)
-
-    def _pod_deleted(self, pod: Obj) -> None:
-        if (key := self._owner_key(pod)) is not None:
-            self.expectations.deletion_observed(key, pod["metadata"].get("uid", ""))
-            self.queue.add(key)
 
     # -- reconcile ----------------------------------------------------------------------------
 
