@@ -6,8 +6,9 @@ then carries the plan out. The rules are kube-controller-manager's
 
 - Identity. Ordinal i's pod is `<name>-i`, with `hostname` = its name and `subdomain` =
   `serviceName`, and for each volumeClaimTemplate a volume of the template's name that
-  mounts the claim `<template>-<name>-i`. Claims are made before their pod, never
-  deleted by the controller, and so outlive pods (same data after a restart or a move).
+  mounts the claim `<template>-<name>-i`. Claims are made just before their pod (and
+  again if one is deleted while its pod lives), never deleted by the controller, and so
+  outlive pods (same data after a restart or a move).
 - Revisions. Each template is a ControllerRevision `<name>-<hash>` (revisions.template_hash,
   the Deployment's hash) with an increasing `revision`; a template seen before (a rollback)
   gets its old revision renumbered as the newest. Pods carry `controller-revision-hash` =
@@ -190,11 +191,10 @@ def plan(sts: Obj, pods: list[Obj], claims: Mapping[str, Obj], revisions: list[O
                   "updatedReplicas": counts["updated"], "availableReplicas": counts["available"],
                   "currentRevision": current_revision, "updateRevision": update_revision}
 
-    # claims of every wanted ordinal
-    for ordinal in range(replicas):
+    def ensure_claims(ordinal: int) -> None:
+        """The claims of a pod about to be made or already there (made again if someone deleted one)."""
         for template in spec.get("volumeClaimTemplates") or []:
-            claim = claim_name(template, pod_name(sts, ordinal))
-            if claim not in claims:
+            if claim_name(template, pod_name(sts, ordinal)) not in claims:
                 out.claims.append(new_claim(sts, template, pod_name(sts, ordinal)))
 
     def revision_for(ordinal: int) -> str:
@@ -204,6 +204,8 @@ def plan(sts: Obj, pods: list[Obj], claims: Mapping[str, Obj], revisions: list[O
     # pods in range, lowest first
     for ordinal in range(replicas):
         pod = by_ordinal.get(ordinal)
+        if pod is None or not is_terminating(pod):
+            ensure_claims(ordinal)
         if pod is None:
             revision = revision_for(ordinal)
             out.create.append(new_pod(sts, ordinal, templates[revision] or spec["template"], revision))
