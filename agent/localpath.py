@@ -38,14 +38,25 @@ def volume_dir_name(volume_name: str, namespace: str, claim: str) -> str:
     return f"{volume_name}_{namespace}_{claim}"
 
 
-async def claim_volume(namespace: str, claim_name: str, get: Getter) -> tuple[str, str]:
-    """(host path, hostPath type) of the volume bound to a claim; ValueError says why not."""
-    claim = await get("persistentvolumeclaims", namespace, claim_name)
-    if claim is None:
-        raise ValueError(f'persistentvolumeclaim "{claim_name}" not found')
-    volume_name = (claim.get("spec") or {}).get("volumeName")
-    if not volume_name or (claim.get("status") or {}).get("phase") != "Bound":
-        raise ValueError(f'persistentvolumeclaim "{claim_name}" is not bound')
+async def claim_volume(namespace: str, claim_name: str, get: Getter, *,
+                       wait_seconds: float = 5.0) -> tuple[str, str]:
+    """(host path, hostPath type) of the volume bound to a claim; ValueError says why not.
+
+    A WaitForFirstConsumer claim is bound moments after its pod is scheduled, often just after
+    the agent first sees the pod: an unbound claim is looked at again for up to `wait_seconds`
+    (only this pod's worker waits) before the pod's sync gives up until its next round."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_seconds
+    while True:
+        claim = await get("persistentvolumeclaims", namespace, claim_name)
+        if claim is None:
+            raise ValueError(f'persistentvolumeclaim "{claim_name}" not found')
+        volume_name = (claim.get("spec") or {}).get("volumeName")
+        if volume_name and (claim.get("status") or {}).get("phase") == "Bound":
+            break
+        if loop.time() >= deadline:
+            raise ValueError(f'persistentvolumeclaim "{claim_name}" is not bound')
+        await asyncio.sleep(0.25)
     volume = await get("persistentvolumes", "", volume_name)
     if volume is None:
         raise ValueError(f'persistentvolume "{volume_name}" of claim "{claim_name}" not found')
