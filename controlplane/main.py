@@ -159,8 +159,8 @@ async def ensure_namespaces(handlers: Handlers) -> None:
 
 
 async def ensure_default_storage_class(handlers: Handlers) -> None:
-    """The built-in `local-path` StorageClass, made once (an administrator may change or delete it)."""
-    from controlplane.controllers.persistentvolume import default_storage_class
+    """The built-in `local-path` StorageClass, made at start when missing (changes to it are kept)."""
+    from controlplane.controllers.localpath import default_storage_class
     from controlplane.storage import AlreadyExists
     try:
         await handlers.create(default_storage_class())

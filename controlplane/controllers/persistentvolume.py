@@ -36,11 +36,11 @@ import logging
 from datetime import datetime, timezone
 from typing import Any
 
-from api.storage import DEFAULT_CLASS_ANNOTATION
 from api.volumebinding import (LOCAL_PATH_PROVISIONER, SELECTED_NODE, WAIT_FOR_FIRST_CONSUMER, best_volume,
                                claim_names, default_class, is_bound_to)
 from controlplane.client import AlreadyExists, ApiError, Conflict, NotFound
 from controlplane.client.events import NORMAL, WARNING
+from controlplane.controllers.localpath import PROVISIONED_BY, provisioned_volume
 from controlplane.controllers.manager import Context, QueueController
 from controlplane.controllers.settings import ControllerSettings
 
@@ -48,10 +48,7 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 Key = tuple[str, str, str]
 POD_BY_CLAIM = "pod-by-claim"
-PROVISIONED_BY = "pv.kubernetes.io/provisioned-by"
 BOUND_BY_CONTROLLER = "pv.kubernetes.io/bound-by-controller"
-ROOT_ANNOTATION = "skiff.io/local-path-root"       # written by the agent (agent/localpath.py)
-DEFAULT_NODE_PATH = "/var/lib/skiff/agent/local-path"
 CONFLICT_RETRY_SECONDS = 0.1
 
 
@@ -64,40 +61,7 @@ def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _storage(claim: Obj) -> str:
-    return str((((claim.get("spec") or {}).get("resources") or {}).get("requests") or {}).get("storage", "0"))
-
-
-def provisioned_volume(claim: Obj, storage_class: Obj, node: Obj | None, node_name: str) -> dict[str, Any]:
-    """The local-path PersistentVolume for a claim, on `node_name`."""
-    from api.volumebinding import pinned_node_affinity
-    meta = claim["metadata"]
-    name = f"pvc-{meta['uid']}"
-    root = (((node or {}).get("metadata") or {}).get("annotations") or {}).get(ROOT_ANNOTATION) \
-        or (storage_class.get("parameters") or {}).get("nodePath") or DEFAULT_NODE_PATH
-    path = f"{root.rstrip('/')}/{name}_{meta.get('namespace')}_{meta['name']}"
-    return {"apiVersion": "v1", "kind": "PersistentVolume",
-            "metadata": {"name": name, "annotations": {PROVISIONED_BY: LOCAL_PATH_PROVISIONER,
-                                                        "local.path.provisioner/selected-node": node_name}},
-            "spec": {"capacity": {"storage": _storage(claim)},
-                     "accessModes": list((claim.get("spec") or {}).get("accessModes") or ["ReadWriteOnce"]),
-                     "persistentVolumeReclaimPolicy": storage_class.get("reclaimPolicy", "Delete"),
-                     "storageClassName": storage_class["metadata"]["name"],
-                     "volumeMode": "Filesystem",
-                     "hostPath": {"path": path, "type": "DirectoryOrCreate"},
-                     "nodeAffinity": pinned_node_affinity(node_name),
-                     "claimRef": _claim_ref(claim)}}
-
-
-def default_storage_class() -> dict[str, Any]:
-    """The built-in `local-path` StorageClass (k3s' default), made at control plane start."""
-    return {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
-            "metadata": {"name": "local-path", "annotations": {DEFAULT_CLASS_ANNOTATION: "true"}},
-            "provisioner": LOCAL_PATH_PROVISIONER, "reclaimPolicy": "Delete",
-            "volumeBindingMode": WAIT_FOR_FIRST_CONSUMER}
-
-
-def _claim_ref(claim: Obj) -> dict[str, Any]:
+def claim_ref(claim: Obj) -> dict[str, Any]:
     meta = claim["metadata"]
     return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "namespace": meta.get("namespace"),
             "name": meta["name"], "uid": meta.get("uid"), "resourceVersion": meta.get("resourceVersion")}
@@ -263,7 +227,7 @@ class PersistentVolumeController(QueueController):
         return ""
 
     async def _provision(self, claim: Obj, storage_class: Obj, node: Obj | None, node_name: str) -> None:
-        volume = provisioned_volume(claim, storage_class, node, node_name)
+        volume = provisioned_volume(claim, storage_class, node, node_name, claim_ref=claim_ref(claim))
         self._say(claim, NORMAL, "Provisioning", f'External provisioner is provisioning volume for claim '
                                                  f'"{claim["metadata"].get("namespace")}/{claim["metadata"]["name"]}"')
         try:
@@ -285,7 +249,7 @@ class PersistentVolumeController(QueueController):
             annotations = {**(volume["metadata"].get("annotations") or {}), BOUND_BY_CONTROLLER: "yes"}
             volume = await self.ctx.client.update({**volume, "metadata": {**volume["metadata"],
                                                                           "annotations": annotations},
-                                                   "spec": {**vspec, "claimRef": _claim_ref(claim)}})
+                                                   "spec": {**vspec, "claimRef": claim_ref(claim)}})
         await self._volume_status(volume, "Bound")
         spec = claim.get("spec") or {}
         if spec.get("volumeName") != volume["metadata"]["name"]:
