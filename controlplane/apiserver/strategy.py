@@ -175,4 +175,6 @@ DEFAULT = Strategy()
 def build_strategies(store: "Store", network: "ServiceNetwork") -> dict[str, Strategy]:
     """One API server's strategies: the stateless ones, and those holding its allocators."""
     from controlplane.apiserver.service_strategy import ServiceStrategy
-    return {**STRATEGIES, "Service": ServiceStrategy(store, network)}
+    from controlplane.apiserver.stateful_strategy import PersistentVolumeClaimStrategy, StatefulSetStrategy
+    return {**STRATEGIES, "Service": ServiceStrategy(store, network),
+            "StatefulSet": StatefulSetStrategy(), "PersistentVolumeClaim": PersistentVolumeClaimStrategy()}
