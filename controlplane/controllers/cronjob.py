@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 from api.cronjob import job_from_cronjob, job_name, next_run, previous_run
 from api.nodelease import parse_time
-from controlplane.client import AlreadyExists, Conflict, NotFound
+from controlplane.client import AlreadyExists, NotFound
 from controlplane.client.events import NORMAL, WARNING
 from controlplane.controllers.manager import Context, QueueController
 from controlplane.controllers.owned import controller_of, pod_controller_uid
@@ -38,7 +38,6 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 Key = tuple[str, str]
 SCHEDULED_ANNOTATION = "batch.kubernetes.io/cronjob-scheduled-timestamp"
-CONFLICT_RETRY_SECONDS = 0.05
 JOB_BY_CONTROLLER = "job-by-controller-uid"
 # A wake-up a little after the scheduled second, so the clock has certainly passed it.
 WAKE_SLACK_SECONDS = 0.1
@@ -120,10 +119,7 @@ class CronJobController(QueueController):
         return self.jobs.by_index(JOB_BY_CONTROLLER, cronjob["metadata"].get("uid", ""))
 
     async def reconcile(self, key: Key) -> float | None:
-        try:
-            return await self._reconcile(key)
-        except Conflict:
-            return CONFLICT_RETRY_SECONDS
+        return await self.retry_on_conflict(key, self._reconcile)
 
     async def _reconcile(self, key: Key) -> float | None:
         namespace, name = key

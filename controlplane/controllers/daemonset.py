@@ -19,23 +19,20 @@ matching the selector; we leave that out).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from typing import Any, Callable
 
-from controlplane.client import ApiError, Conflict, NotFound
-from controlplane.client.events import NORMAL, WARNING
+from controlplane.client import NotFound
 from controlplane.controllers.daemonset_plan import new_pod, plan
 from controlplane.controllers.manager import Context, QueueController
 from controlplane.controllers.owned import POD_BY_CONTROLLER, Expectations, OwnedPodEvents, add_pod_indexes
+from controlplane.controllers.podcontrol import create_pods, delete_pods
 from controlplane.controllers.settings import ControllerSettings
 
 log = logging.getLogger(__name__)
-CONFLICT_RETRY_SECONDS = 0.05
 Obj = dict[str, Any]
 Key = tuple[str, str]
-CREATE_BURST = 16  # creations in flight at once per DaemonSet
 
 
 def _node_facts(node: Obj) -> tuple:
@@ -77,12 +74,7 @@ class DaemonSetController(QueueController):
     # -- reconcile ----------------------------------------------------------------------------
 
     async def reconcile(self, key: Key) -> float | None:
-        try:
-            return await self._reconcile(key)
-        except Conflict:
-            # Our cache has not caught up with a write (often our own): look again shortly.
-            log.debug("%s: %s changed meanwhile; retrying", self.name, key)
-            return CONFLICT_RETRY_SECONDS
+        return await self.retry_on_conflict(key, self._reconcile)
 
     async def _reconcile(self, key: Key) -> float | None:
         namespace, name = key
@@ -94,42 +86,12 @@ class DaemonSetController(QueueController):
                 if p["metadata"].get("namespace") == namespace]
         todo = plan(ds, list(self.nodes.store.values()), pods, now=self.clock())
         if self.expectations.satisfied(key):
-            await self._delete(ds, key, todo.force_delete, grace=0)
-            await self._delete(ds, key, todo.delete, grace=None)
-            await self._create(ds, key, todo.create)
+            await delete_pods(self.ctx, ds, key, self.expectations, todo.force_delete, grace=0)
+            await delete_pods(self.ctx, ds, key, self.expectations, todo.delete)
+            await create_pods(self.ctx, ds, key, self.expectations, [new_pod(ds, n) for n in todo.create],
+                              what="daemon pods")
         await self._write_status(ds, todo.status)
         return todo.requeue_after
-
-    async def _create(self, ds: Obj, key: Key, node_names: list[str]) -> None:
-        if not node_names:
-            return
-        self.expectations.expect_creations(key, len(node_names))
-        limit = asyncio.Semaphore(CREATE_BURST)
-        failures: list[str] = []
-
-        async def one(node_name: str) -> None:
-            async with limit:
-                try:
-                    created = await self.ctx.client.create(new_pod(ds, node_name))
-                    self.ctx.recorder.event(ds, NORMAL, "SuccessfulCreate",
-                                            f"Created pod: {created['metadata']['name']}")
-                except ApiError as exc:
-                    self.expectations.creation_failed(key)
-                    failures.append(exc.message)
-                    self.ctx.recorder.event(ds, WARNING, "FailedCreate", f"Error creating: {exc.message}")
-        await asyncio.gather(*(one(n) for n in node_names))
-        if failures:
-            raise RuntimeError(f"{len(failures)} of {len(node_names)} daemon pods not created: {failures[0]}")
-
-    async def _delete(self, ds: Obj, key: Key, pods: list[Obj], *, grace: int | None) -> None:
-        for pod in pods:
-            meta = pod["metadata"]
-            self.expectations.expect_deletion(key, meta.get("uid", ""))
-            try:
-                await self.ctx.client.delete("pods", meta["name"], meta.get("namespace", ""), grace_seconds=grace)
-                self.ctx.recorder.event(ds, NORMAL, "SuccessfulDelete", f"Deleted pod: {meta['name']}")
-            except NotFound:
-                self.expectations.deletion_observed(key, meta.get("uid", ""))
 
     async def _write_status(self, ds: Obj, status: dict[str, Any]) -> None:
         current = ds.get("status") or {}

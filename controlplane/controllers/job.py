@@ -21,26 +21,24 @@ wants them); the garbage collector removes them with the Job.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import logging
 import time
 from typing import Any, Callable
 
-from controlplane.client import ApiError, Conflict, NotFound
+from controlplane.client import Conflict, NotFound
 from controlplane.client.events import NORMAL, WARNING
 from controlplane.controllers import job_rules as rules
 from controlplane.controllers.manager import Context, QueueController
 from api.nodelease import now_micro, parse_time
-from controlplane.controllers.owned import (POD_BY_CONTROLLER, Expectations, add_pod_indexes, controller_of,
-                                            is_ready, is_terminating, owner_reference)
+from controlplane.controllers.owned import (POD_BY_CONTROLLER, Expectations, OwnedPodEvents, add_pod_indexes,
+                                            is_ready, owner_reference)
+from controlplane.controllers.podcontrol import create_pods, delete_pods
 from controlplane.controllers.settings import ControllerSettings
 
 log = logging.getLogger(__name__)
-CONFLICT_RETRY_SECONDS = 0.05
 Obj = dict[str, Any]
 Key = tuple[str, str]
-CREATE_BURST = 16
 
 
 def _condition(job: Obj, type_: str) -> dict[str, Any] | None:
@@ -88,42 +86,15 @@ class JobController(QueueController):
         add_pod_indexes(self.pods)
         self.jobs.add_handlers(on_add=self._job_event, on_update=lambda _o, new: self._job_event(new),
                                on_delete=self._job_event)
-        self.pods.add_handlers(on_add=self._pod_added, on_update=self._pod_updated, on_delete=self._pod_deleted)
+        OwnedPodEvents("Job", self.queue.add, self.expectations).register(self.pods)
 
     def _job_event(self, job: Obj) -> None:
         self.queue.add((job["metadata"].get("namespace", ""), job["metadata"]["name"]))
 
-    def _owner_key(self, pod: Obj) -> Key | None:
-        ref = controller_of(pod)
-        if ref is None or ref.get("kind") != "Job":
-            return None
-        return pod["metadata"].get("namespace", ""), ref.get("name", "")
-
-    def _pod_added(self, pod: Obj) -> None:
-        if (key := self._owner_key(pod)) is not None:
-            self.expectations.creation_observed(key)
-            self.queue.add(key)
-
-    def _pod_updated(self, old: Obj, new: Obj) -> None:
-        if (key := self._owner_key(new)) is not None:
-            if is_terminating(new):
-                self.expectations.deletion_observed(key, new["metadata"].get("uid", ""))
-            self.queue.add(key)
-
-    def _pod_deleted(self, pod: Obj) -> None:
-        if (key := self._owner_key(pod)) is not None:
-            self.expectations.deletion_observed(key, pod["metadata"].get("uid", ""))
-            self.queue.add(key)
-
     # -- reconcile ---------------------------------------------------------------------
 
     async def reconcile(self, key: Key) -> float | None:
-        try:
-            return await self._reconcile(key)
-        except Conflict:
-            # Our cache has not caught up with a write (often our own): look again shortly.
-            log.debug("%s: %s changed meanwhile; retrying", self.name, key)
-            return CONFLICT_RETRY_SECONDS
+        return await self.retry_on_conflict(key, self._reconcile)
 
     async def _reconcile(self, key: Key) -> float | None:
         namespace, name = key
@@ -150,12 +121,12 @@ class JobController(QueueController):
         failed = None if suspended else rules.failure(job, counts, now=now, start=start)
         if failed is not None:
             reason, message = failed
-            await self._delete(job, key, counts.active)
+            await delete_pods(self.ctx, job, key, self.expectations, counts.active)
             counts.active = []
             self._set_condition(status, "Failed", reason, message, now)
             self.ctx.recorder.event(job, WARNING, reason, message)
         elif rules.is_complete(job, counts):
-            await self._delete(job, key, counts.active)
+            await delete_pods(self.ctx, job, key, self.expectations, counts.active)
             counts.active = []
             self._set_condition(status, "Complete", "CompletionsReached", "Reached expected number of succeeded "
                                                                           "pods", now)
@@ -196,7 +167,7 @@ class JobController(QueueController):
             # Stop the least valuable first: not yet bound, not ready, newest.
             ranked = sorted(counts.active, key=lambda p: (bool(p["spec"].get("nodeName")), is_ready(p),
                                                           _newest_first(p)))
-            await self._delete(job, key, ranked[:have - want])
+            await delete_pods(self.ctx, job, key, self.expectations, ranked[:have - want])
             return None
         if have == want:
             return None
@@ -208,38 +179,8 @@ class JobController(QueueController):
         indexed = job["spec"].get("completionMode") == "Indexed"
         indexes: list[int | None] = list(rules.next_indexes(job, counts, want - have)) if indexed \
             else [None] * (want - have)
-        await self._create(job, key, indexes)
+        await create_pods(self.ctx, job, key, self.expectations, [new_pod(job, i) for i in indexes], what="job pods")
         return None
-
-    async def _create(self, job: Obj, key: Key, indexes: list[int | None]) -> None:
-        if not indexes:
-            return
-        self.expectations.expect_creations(key, len(indexes))
-        limit = asyncio.Semaphore(CREATE_BURST)
-        errors: list[str] = []
-
-        async def one(index: int | None) -> None:
-            async with limit:
-                try:
-                    pod = await self.ctx.client.create(new_pod(job, index))
-                    self.ctx.recorder.event(job, NORMAL, "SuccessfulCreate", f"Created pod: {pod['metadata']['name']}")
-                except ApiError as exc:
-                    self.expectations.creation_failed(key)
-                    errors.append(exc.message)
-                    self.ctx.recorder.event(job, WARNING, "FailedCreate", f"Error creating: {exc.message}")
-        await asyncio.gather(*(one(i) for i in indexes))
-        if errors:
-            raise RuntimeError(f"{len(errors)} of {len(indexes)} job pods not created: {errors[0]}")
-
-    async def _delete(self, job: Obj, key: Key, pods: list[Obj]) -> None:
-        for pod in pods:
-            meta = pod["metadata"]
-            self.expectations.expect_deletion(key, meta.get("uid", ""))
-            try:
-                await self.ctx.client.delete("pods", meta["name"], meta.get("namespace", ""))
-                self.ctx.recorder.event(job, NORMAL, "SuccessfulDelete", f"Deleted pod: {meta['name']}")
-            except NotFound:
-                self.expectations.deletion_observed(key, meta.get("uid", ""))
 
     @staticmethod
     def _set_condition(status: dict[str, Any], type_: str, reason: str, message: str, now: float) -> None:

@@ -16,12 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Hashable, Protocol
 
 from api.registry import lookup
-from controlplane.client import Client
+from controlplane.client import Client, Conflict
 from controlplane.client.events import EventRecorder
 from controlplane.client.informer import Informer
 from controlplane.client.workqueue import WorkQueue, run_workers
 
 log = logging.getLogger(__name__)
+CONFLICT_RETRY_SECONDS = 0.05  # QueueController.retry_on_conflict: look again this soon
 
 
 class SharedInformers:
@@ -105,6 +106,15 @@ class QueueController:
 
     async def reconcile(self, key: Hashable) -> float | None:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    async def retry_on_conflict(self, key: Any, sync: Callable[[Any], Awaitable[float | None]]) -> float | None:
+        """`sync(key)`, but a Conflict (our cache has not caught up with a write, often our own) means
+        look again shortly rather than an error with backoff."""
+        try:
+            return await sync(key)
+        except Conflict:
+            log.debug("%s: %s changed meanwhile; retrying", self.name, key)
+            return CONFLICT_RETRY_SECONDS
 
     async def run(self) -> None:
         try:

@@ -66,7 +66,6 @@ from api.taints import CONDITION_TAINT_KEYS, NO_EXECUTE, UNREACHABLE, condition_
     eviction_time
 
 log = logging.getLogger(__name__)
-CONFLICT_RETRY_SECONDS = 0.05
 
 ORPHAN_QUARANTINE_SECONDS = 2.0
 UNKNOWN_REASON = "NodeStatusUnknown"
@@ -169,12 +168,7 @@ class NodeLifecycleController(QueueController):
     # -- reconcile ---------------------------------------------------------------------
 
     async def reconcile(self, name: str) -> float | None:
-        try:
-            return await self._reconcile(name)
-        except Conflict:
-            # Our cache has not caught up with a write (often our own): look again shortly.
-            log.debug("%s: %s changed meanwhile; retrying", self.name, name)
-            return CONFLICT_RETRY_SECONDS
+        return await self.retry_on_conflict(name, self._reconcile)
 
     async def _reconcile(self, name: str) -> float | None:
         now = self.clock()

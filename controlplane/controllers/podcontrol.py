@@ -13,21 +13,72 @@ a pod that costs the least to lose goes first —
 6. more container restarts, before fewer;
 7. newer, before older.
 
+`create_pods` and `delete_pods` are the writes the DaemonSet, Job and
+StatefulSet controllers share: each create or delete is announced to the
+controller's `owned.Expectations` before it is made, recorded as an Event on
+the owner, and taken back from the expectations when it does not happen.
+
 Predicates on pod state (active, ready, available) live in owned.py, shared
 with the DaemonSet and Job controllers.
 """
 
 from __future__ import annotations
 
+import asyncio
 import copy
-from typing import Any, Mapping
+from typing import Any, Callable, Hashable, Mapping
 
 from api.nodelease import parse_time
-from controlplane.controllers.owned import owner_reference, phase, ready_since
+from controlplane.client import ApiError, NotFound
+from controlplane.client.events import NORMAL, WARNING
+from controlplane.controllers.owned import Expectations, owner_reference, phase, ready_since
 
 Obj = Mapping[str, Any]
 DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
 _PHASE_RANK = {"Pending": 0, "Unknown": 1, "Running": 2}
+CREATE_BURST = 16  # creations in flight at once per owner
+
+
+def _deleted_pod(name: str) -> str:
+    return f"Deleted pod: {name}"
+
+
+async def create_pods(ctx: Any, owner: Obj, key: Hashable, expectations: Expectations, pods: list[dict[str, Any]],
+                      *, what: str = "pods", burst: int = CREATE_BURST) -> None:
+    """Create `pods` for `owner` (at most `burst` at once), each expected under `key` and recorded as an
+    Event; raises RuntimeError naming how many of the `what` were not created."""
+    if not pods:
+        return
+    expectations.expect_creations(key, len(pods))
+    limit = asyncio.Semaphore(burst)
+    failures: list[str] = []
+
+    async def one(pod: dict[str, Any]) -> None:
+        async with limit:
+            try:
+                created = await ctx.client.create(pod)
+                ctx.recorder.event(owner, NORMAL, "SuccessfulCreate", f"Created pod: {created['metadata']['name']}")
+            except ApiError as exc:
+                expectations.creation_failed(key)
+                failures.append(exc.message)
+                ctx.recorder.event(owner, WARNING, "FailedCreate", f"Error creating: {exc.message}")
+    await asyncio.gather(*(one(p) for p in pods))
+    if failures:
+        raise RuntimeError(f"{len(failures)} of {len(pods)} {what} not created: {failures[0]}")
+
+
+async def delete_pods(ctx: Any, owner: Obj, key: Hashable, expectations: Expectations, pods: list[Obj], *,
+                      grace: int | None = None, message: Callable[[str], str] = _deleted_pod) -> None:
+    """Delete `pods` one after another (with `grace` seconds, or each pod's own), each expected under `key`
+    and recorded as an Event (`message(pod name)`); a pod already gone counts as deleted."""
+    for pod in pods:
+        meta = pod["metadata"]
+        expectations.expect_deletion(key, meta.get("uid", ""))
+        try:
+            await ctx.client.delete("pods", meta["name"], meta.get("namespace", ""), grace_seconds=grace)
+            ctx.recorder.event(owner, NORMAL, "SuccessfulDelete", message(meta["name"]))
+        except NotFound:
+            expectations.deletion_observed(key, meta.get("uid", ""))
 
 
 def pod_from_template(template: Obj, *, owner: Obj, namespace: str, generate_name: str) -> dict[str, Any]:

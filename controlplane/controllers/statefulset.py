@@ -25,11 +25,11 @@ from controlplane.client.events import NORMAL, WARNING
 from controlplane.controllers.manager import Context, QueueController
 from controlplane.controllers.owned import POD_BY_CONTROLLER, Expectations, OwnedPodEvents, add_pod_indexes, \
     controller_of
+from controlplane.controllers.podcontrol import delete_pods
 from controlplane.controllers.settings import ControllerSettings
 from controlplane.controllers.statefulset_plan import plan, revisions_to_prune
 
 log = logging.getLogger(__name__)
-CONFLICT_RETRY_SECONDS = 0.05
 Obj = dict[str, Any]
 Key = tuple[str, str]
 REVISION_BY_OWNER = "revision-by-owner-uid"
@@ -82,11 +82,7 @@ class StatefulSetController(QueueController):
     # -- reconcile ----------------------------------------------------------------------------
 
     async def reconcile(self, key: Key) -> float | None:
-        try:
-            return await self._reconcile(key)
-        except Conflict:
-            log.debug("%s: %s changed meanwhile; retrying", self.name, key)
-            return CONFLICT_RETRY_SECONDS
+        return await self.retry_on_conflict(key, self._reconcile)
 
     async def _reconcile(self, key: Key) -> float | None:
         namespace, name = key
@@ -106,7 +102,8 @@ class StatefulSetController(QueueController):
         if self.expectations.satisfied(key):
             for claim in todo.claims:
                 await self._create_claim(sts, claim)
-            await self._delete(sts, key, todo.delete)
+            await delete_pods(self.ctx, sts, key, self.expectations, todo.delete,
+                              message=lambda pod: f"delete Pod {pod} in StatefulSet {name} successful")
             await self._create(sts, key, todo.create)
         await self._write_status(sts, todo.status)
         for revision in revisions_to_prune(sts, revisions, pods, todo.status):
@@ -157,18 +154,6 @@ class StatefulSetController(QueueController):
                                         f"create Pod {name} in StatefulSet {sts['metadata']['name']} failed "
                                         f"error: {exc.message}")
                 raise
-
-    async def _delete(self, sts: Obj, key: Key, pods: list[Obj]) -> None:
-        for pod in pods:
-            meta = pod["metadata"]
-            self.expectations.expect_deletion(key, meta.get("uid", ""))
-            try:
-                await self.ctx.client.delete("pods", meta["name"], meta.get("namespace", ""))
-                self.ctx.recorder.event(sts, NORMAL, "SuccessfulDelete",
-                                        f"delete Pod {meta['name']} in StatefulSet {sts['metadata']['name']} "
-                                        f"successful")
-            except NotFound:
-                self.expectations.deletion_observed(key, meta.get("uid", ""))
 
     async def _write_status(self, sts: Obj, status: dict[str, Any]) -> None:
         current = sts.get("status") or {}
