@@ -7,6 +7,9 @@ request is valid but the object's state forbids it: a terminating namespace,
 an already bound pod), OUT_OF_RANGE (watch from a resourceVersion too old),
 UNAVAILABLE (etcd cannot be reached), RESOURCE_EXHAUSTED (Kubernetes' 429 TooManyRequests:
 an eviction its disruption budget refuses for now).
+
+The error classes are api/apierrors.py's (one hierarchy for storage, server and client); this
+module maps them, and validation errors, to the gRPC answer.
 """
 
 from __future__ import annotations
@@ -15,48 +18,25 @@ import logging
 
 import grpc
 
+from api.apierrors import (ApiError, FailedPrecondition, InternalError, Invalid, NotFound, TooManyRequests)
 from api.errors import ValidationFailed
-from controlplane.storage import errors as storage
+from controlplane.client.errors import grpc_code
 
+__all__ = ["ApiError", "FailedPrecondition", "InternalError", "Invalid", "NotFound", "NotFoundError",
+           "TooManyRequests", "status_of", "status_or_internal"]
 
-class ApiError(Exception):
-    code = grpc.StatusCode.UNKNOWN
-
-
-class FailedPrecondition(ApiError):
-    code = grpc.StatusCode.FAILED_PRECONDITION
-
-
-class Invalid(ApiError):
-    code = grpc.StatusCode.INVALID_ARGUMENT
-
-
-class NotFoundError(ApiError):
-    code = grpc.StatusCode.NOT_FOUND
-
-
-class TooManyRequests(ApiError):
-    """Kubernetes' 429: try again later (an eviction a PodDisruptionBudget does not allow now)."""
-    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+# The old name, still imported by handlers.py (being changed on another branch): the same class.
+NotFoundError = NotFound
 
 
 def status_of(exc: BaseException) -> tuple[grpc.StatusCode, str] | None:
-    """The gRPC code and message for an exception, or None for a bug (INTERNAL)."""
+    """The gRPC code and message for an exception, or None for a bug (INTERNAL). Storage errors
+    are ApiErrors too (controlplane/storage/errors.py)."""
     if isinstance(exc, ApiError):
-        return exc.code, str(exc)
+        return grpc_code(exc), str(exc)
     if isinstance(exc, ValidationFailed):
         what = f"{exc.kind} \"{exc.name}\" is invalid: " if exc.kind else ""
         return grpc.StatusCode.INVALID_ARGUMENT, what + "; ".join(str(e) for e in exc.errors)
-    table = {
-        storage.NotFound: grpc.StatusCode.NOT_FOUND,
-        storage.AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
-        storage.Conflict: grpc.StatusCode.ABORTED,
-        storage.TooOld: grpc.StatusCode.OUT_OF_RANGE,
-        storage.Unavailable: grpc.StatusCode.UNAVAILABLE,
-    }
-    for cls, code in table.items():
-        if isinstance(exc, cls):
-            return code, str(exc)
     return None
 
 

@@ -21,11 +21,10 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING, Any
 
-import grpc
 
 from api.nodelease import now_micro
 from api.selectors import selector_from_spec
-from controlplane.apiserver.errors import ApiError, TooManyRequests
+from controlplane.apiserver.errors import InternalError, TooManyRequests
 from controlplane.storage import Conflict
 
 if TYPE_CHECKING:
@@ -34,10 +33,6 @@ if TYPE_CHECKING:
 Obj = dict[str, Any]
 ATTEMPTS = 5
 VIOLATION = "Cannot evict pod as it would violate the pod's disruption budget."
-
-
-class InternalError(ApiError):
-    code = grpc.StatusCode.INTERNAL
 
 
 def _ready(pod: Obj) -> bool:

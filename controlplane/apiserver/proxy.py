@@ -21,6 +21,7 @@ import grpc
 
 from controlplane.apiserver.errors import FailedPrecondition
 from controlplane.client.credentials import Credentials
+from controlplane.client.errors import error_for
 from controlplane.storage import NotFound, Store, Unavailable
 from protos import skiff_pb2 as pb
 from protos import skiff_pb2_grpc as pb_grpc
@@ -84,9 +85,7 @@ async def agent_address(agents: AgentDialer, namespace: str, pod_name: str) -> t
 def _relay_error(node: str, address: str, exc: grpc.aio.AioRpcError) -> Exception:
     if exc.code() == grpc.StatusCode.UNAVAILABLE:
         return Unavailable(f"cannot reach the agent of node {node} at {address}: {exc.details()}")
-    error = FailedPrecondition(exc.details() or exc.code().name)
-    error.code = exc.code()
-    return error
+    return error_for(exc.code(), exc.details() or exc.code().name)  # the agent's answer, as it gave it
 
 
 async def logs(agents: AgentDialer, request: pb.LogsRequest) -> AsyncIterator[pb.LogChunk]:

@@ -18,9 +18,8 @@ from __future__ import annotations
 import enum
 from typing import NamedTuple, Protocol
 
-import grpc
 
-from controlplane.apiserver.errors import ApiError
+from api.apierrors import Forbidden
 from controlplane.auth.identity import UserInfo
 
 
@@ -51,10 +50,6 @@ class Authorizer(Protocol):
     def authorize(self, attrs: Attributes) -> tuple[Decision, str]:
         """The decision, and a reason (shown on a refusal; may be empty)."""
         ...
-
-
-class Forbidden(ApiError):
-    code = grpc.StatusCode.PERMISSION_DENIED
 
 
 def forbidden_message(attrs: Attributes, reason: str = "") -> str:

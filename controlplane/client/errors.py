@@ -1,71 +1,31 @@
-"""Client-side errors, one per gRPC status code the API server uses."""
+"""Client-side errors: the API's one hierarchy (api/apierrors.py), from a gRPC answer.
+
+The classes are api/apierrors.py's, re-exported so `from controlplane.client import NotFound`
+catches exactly what the server and storage raise as NotFound; this module adds only the
+mapping from a gRPC status code (and an unreachable server) to the class.
+"""
 
 from __future__ import annotations
 
 import grpc
 
+from api.apierrors import (AlreadyExists, ApiError, Conflict, FailedPrecondition, Forbidden, Invalid, NotFound,
+                           TooManyRequests, TooOld, Unauthenticated, Unavailable)
+from api.apierrors import error_for as _error_for_status
 
-class ApiError(Exception):
-    code: grpc.StatusCode = grpc.StatusCode.UNKNOWN
-
-    def __init__(self, message: str, code: grpc.StatusCode | None = None):
-        super().__init__(message)
-        self.message = message
-        if code is not None:
-            self.code = code
+__all__ = ["ApiError", "NotFound", "AlreadyExists", "Conflict", "Invalid", "FailedPrecondition", "Forbidden",
+           "TooOld", "Unavailable", "Unauthenticated", "TooManyRequests", "error_for", "from_rpc_error",
+           "grpc_code"]
 
 
-class NotFound(ApiError):
-    code = grpc.StatusCode.NOT_FOUND
-
-
-class AlreadyExists(ApiError):
-    code = grpc.StatusCode.ALREADY_EXISTS
-
-
-class Conflict(ApiError):
-    code = grpc.StatusCode.ABORTED
-
-
-class Invalid(ApiError):
-    code = grpc.StatusCode.INVALID_ARGUMENT
-
-
-class FailedPrecondition(ApiError):
-    code = grpc.StatusCode.FAILED_PRECONDITION
-
-
-class Forbidden(ApiError):
-    """The caller may not do this (RBAC, the Node authorizer, Pod Security): the message says who,
-    which verb and which resource."""
-    code = grpc.StatusCode.PERMISSION_DENIED
-
-
-class TooOld(ApiError):
-    code = grpc.StatusCode.OUT_OF_RANGE
-
-
-class Unavailable(ApiError):
-    code = grpc.StatusCode.UNAVAILABLE
-
-
-class Unauthenticated(ApiError):
-    """The server does not know who is calling: no credential, or one it does not accept."""
-    code = grpc.StatusCode.UNAUTHENTICATED
-
-
-class TooManyRequests(ApiError):
-    """Try again later: an eviction that a PodDisruptionBudget does not allow now (HTTP 429)."""
-    code = grpc.StatusCode.RESOURCE_EXHAUSTED
-
-
-_BY_CODE = {cls.code: cls for cls in (NotFound, AlreadyExists, Conflict, Invalid, FailedPrecondition, TooOld,
-                                      Unavailable, Unauthenticated, Forbidden, TooManyRequests)}
+def grpc_code(exc: ApiError) -> grpc.StatusCode:
+    """The gRPC status code an ApiError stands for."""
+    return grpc.StatusCode[exc.status] if exc.status in grpc.StatusCode.__members__ else grpc.StatusCode.UNKNOWN
 
 
 def error_for(code: grpc.StatusCode, message: str) -> ApiError:
     """The ApiError subclass for a status code (ApiError itself for the others)."""
-    return _BY_CODE.get(code, ApiError)(message or code.name, code)
+    return _error_for_status(code.name, message or code.name)
 
 
 def from_rpc_error(exc: grpc.aio.AioRpcError, *, server: str = "") -> ApiError:

@@ -136,7 +136,7 @@ class RequestStream:
         try:
             response = await asyncio.wait_for(future, timeout)
         except asyncio.TimeoutError:
-            raise ApiError("Deadline Exceeded", grpc.StatusCode.DEADLINE_EXCEEDED) from None
+            raise ApiError("Deadline Exceeded", "DEADLINE_EXCEEDED") from None
         finally:
             stream.forget(request_id)
         if response.code:
