@@ -24,11 +24,11 @@ import socket
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from api.quantity import cpu_millis, format_cpu, memory_bytes
-from controlplane.client import AlreadyExists, ApiError, Client, NotFound
-
 from agent.cgroups import Resources
 from agent.config import AgentConfig
+from api.backoff import Backoff
+from api.quantity import cpu_millis, format_cpu, memory_bytes
+from controlplane.client import AlreadyExists, ApiError, Client, NotFound
 
 log = logging.getLogger(__name__)
 LEASE_NAMESPACE = "skiff-node-lease"
@@ -198,7 +198,7 @@ class NodeAgent:
                 "metadata": {"name": name, "labels": self.labels(), "annotations": self.annotations()},
                 "spec": {"taints": [dict(t) for t in self.config.taints]} if self.config.taints else {},
                 "status": self.status()}
-        backoff = 0.2
+        backoff = Backoff(0.2, 5.0)
         while True:
             try:
                 try:
@@ -227,9 +227,9 @@ class NodeAgent:
                     self.registered.set()
                     return current
             except ApiError as exc:
-                log.warning("registering node %s failed: %s; retrying in %.1fs", name, exc.message, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                delay = backoff.next()
+                log.warning("registering node %s failed: %s; retrying in %.1fs", name, exc.message, delay)
+                await asyncio.sleep(delay)
 
     async def run(self) -> None:
         if not self.registered.is_set():

@@ -27,6 +27,8 @@ import socket
 import time
 from pathlib import Path
 
+from api.backoff import Backoff
+
 log = logging.getLogger(__name__)
 
 
@@ -154,7 +156,7 @@ class EmbeddedEtcd:
         self._supervisor = asyncio.create_task(self._supervise(), name="etcd-supervisor")
 
     async def _supervise(self) -> None:
-        backoff = RESTART_DELAY
+        backoff = Backoff(RESTART_DELAY, MAX_RESTART_DELAY)
         while not self._stopping:
             assert self.process is not None
             started = time.monotonic()
@@ -162,10 +164,10 @@ class EmbeddedEtcd:
             if self._stopping:
                 return
             if time.monotonic() - started >= STABLE_RUN:
-                backoff = RESTART_DELAY   # it ran fine: this is a new failure, not a crash loop
-            log.error("etcd exited with code %s; restarting in %.1fs (see %s)", code, backoff, self.log_path)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, MAX_RESTART_DELAY)
+                backoff.reset()   # it ran fine: this is a new failure, not a crash loop
+            delay = backoff.next()
+            log.error("etcd exited with code %s; restarting in %.1fs (see %s)", code, delay, self.log_path)
+            await asyncio.sleep(delay)
             await self._spawn()
 
     async def stop(self, timeout: float = 10.0) -> None:

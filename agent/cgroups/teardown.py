@@ -23,6 +23,7 @@ from typing import Callable
 
 from agent.cgroups import fsio
 from agent.cgroups.errors import CgroupError
+from api.backoff import Backoff
 
 POLL_START_S = 0.005
 POLL_MAX_S = 0.1
@@ -47,7 +48,7 @@ def signal_pids(pids: list[int], sig: int = signal.SIGKILL) -> None:
 
 def wait_until_empty(*, list_pids: Callable[[], list[int]], deadline: float, clock: Clock, what: str) -> None:
     """Poll until list_pids() is empty, SIGKILLing whatever is still listed."""
-    delay = POLL_START_S
+    delay = Backoff(POLL_START_S, POLL_MAX_S)
     while True:
         pids = list_pids()
         if not pids:
@@ -55,14 +56,13 @@ def wait_until_empty(*, list_pids: Callable[[], list[int]], deadline: float, clo
         if clock.now() >= deadline:
             raise CgroupError(f"cgroup {what} still has processes {pids} after the removal deadline")
         signal_pids(pids)
-        clock.sleep(delay)
-        delay = min(delay * 2, POLL_MAX_S)
+        clock.sleep(delay.next())
 
 
 def remove_tree(top: Path, *, deadline: float, clock: Clock) -> None:
     """rmdir `top` and every group below it, deepest first, retrying EBUSY until the deadline."""
     for group in reversed(walk_groups(top)):
-        delay = POLL_START_S
+        delay = Backoff(POLL_START_S, POLL_MAX_S)
         while True:
             try:
                 fsio.remove_dir(group)
@@ -70,8 +70,7 @@ def remove_tree(top: Path, *, deadline: float, clock: Clock) -> None:
             except OSError as err:
                 if not fsio.is_busy(err) or clock.now() >= deadline:
                     raise CgroupError(f"removing cgroup {group}: {err.strerror or err}") from err
-                clock.sleep(delay)
-                delay = min(delay * 2, POLL_MAX_S)
+                clock.sleep(delay.next())
 
 
 def walk_groups(top: Path) -> list[Path]:

@@ -20,6 +20,7 @@ from agent.cgroups.devices import DeviceRule
 from agent.cgroups.resources import CPU_PERIOD_US, Resources, cpu_quota_us, cpu_shares
 from agent.cgroups.stats import UNLIMITED_THRESHOLD, limit_or_none, working_set
 from agent.cgroups.teardown import POLL_MAX_S, POLL_START_S, Clock
+from api.backoff import Backoff
 
 FREEZE_TIMEOUT_S = 1.0
 UNLIMITED = -1          # what v1 files accept for "no limit"
@@ -139,12 +140,11 @@ class FreezerController(V1Controller):
         """Ask for FROZEN and wait briefly for it; False when the group did not settle."""
         fsio.write_value(group / "freezer.state", "FROZEN")
         deadline = clock.now() + FREEZE_TIMEOUT_S
-        delay = POLL_START_S
+        delay = Backoff(POLL_START_S, POLL_MAX_S)
         while fsio.read_text(group / "freezer.state").strip() != "FROZEN":
             if clock.now() >= deadline:
                 return False
-            clock.sleep(delay)
-            delay = min(delay * 2, POLL_MAX_S)
+            clock.sleep(delay.next())
         return True
 
     def thaw(self, group: Path) -> None:

@@ -32,8 +32,16 @@ from agent.cgroups.errors import CgroupError
 from agent.cgroups.manager import check_parent, split_path
 from agent.cgroups.resources import Resources, cpu_max, cpu_weight
 from agent.cgroups.stats import Stats, working_set
-from agent.cgroups.teardown import POLL_MAX_S, POLL_START_S, Clock, remove_tree, signal_pids, \
-    wait_until_empty, walk_groups
+from agent.cgroups.teardown import (
+    POLL_MAX_S,
+    POLL_START_S,
+    Clock,
+    remove_tree,
+    signal_pids,
+    wait_until_empty,
+    walk_groups,
+)
+from api.backoff import Backoff
 
 WANTED_CONTROLLERS = ("cpu", "memory", "pids")
 FREEZE_TIMEOUT_S = 1.0
@@ -153,12 +161,11 @@ class V2Manager:
         """Freeze and wait briefly for "frozen 1" in cgroup.events; False if it did not settle."""
         fsio.write_value(group / "cgroup.freeze", 1)
         deadline = self.clock.now() + FREEZE_TIMEOUT_S
-        delay = POLL_START_S
+        delay = Backoff(POLL_START_S, POLL_MAX_S)
         while fsio.read_keyed(group / "cgroup.events").get("frozen") != 1:
             if self.clock.now() >= deadline:
                 return False
-            self.clock.sleep(delay)
-            delay = min(delay * 2, POLL_MAX_S)
+            self.clock.sleep(delay.next())
         return True
 
     def remove(self, path: str) -> None:

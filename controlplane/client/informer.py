@@ -18,6 +18,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from api.backoff import Backoff
 from api.selectors import Selector
 from controlplane.client.client import Client
 from controlplane.client.errors import ApiError, TooOld
@@ -155,7 +156,7 @@ class Informer:
 
     async def run(self) -> None:
         """List and watch until cancelled."""
-        backoff = 0.1
+        backoff = Backoff(0.1, self.backoff_max)
         need_list = True
         while True:
             try:
@@ -166,7 +167,7 @@ class Informer:
                                                      field_selector=self.field_selector,
                                                      resource_version=self.resource_version,
                                                      allow_bookmarks=True):
-                    backoff = 0.1
+                    backoff.reset()
                     rv = event.resource_version
                     if event.type == "DELETED":
                         self._remove(event.object)
@@ -181,9 +182,9 @@ class Informer:
                 log.info("informer %s: resource version too old, relisting", self.kind)
                 need_list = True
             except ApiError as exc:
-                log.warning("informer %s: %s; retrying in %.1fs", self.kind, exc.message, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self.backoff_max)
+                delay = backoff.next()
+                log.warning("informer %s: %s; retrying in %.1fs", self.kind, exc.message, delay)
+                await asyncio.sleep(delay)
 
     async def wait_synced(self, timeout: float | None = 30.0) -> None:
         await asyncio.wait_for(self.synced.wait(), timeout)

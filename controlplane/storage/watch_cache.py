@@ -35,6 +35,7 @@ from typing import Any, AsyncIterator, Callable
 
 import aetcd
 
+from api.backoff import Backoff
 from api.selectors import FieldSelector, Selector, field_value
 from controlplane.storage import codec, gc_policy, keys
 from controlplane.storage.errors import TooOld, Unavailable
@@ -260,7 +261,7 @@ class WatchCache:
         self.history_start = self.revision
 
     async def _run(self) -> None:
-        backoff = 0.1
+        backoff = Backoff(0.1, 1.0)
         need_list = True
         while True:
             try:
@@ -279,12 +280,13 @@ class WatchCache:
                 need_list = True
             except Exception as exc:  # etcd unreachable: retry with backoff, keep the cache
                 if self._watching:   # the watch had been established: a new outage, not a loop
-                    backoff, self._watching = 0.1, False
-                log.warning("watch cache %s: etcd watch failed (%r); retrying in %.1fs", self.plural, exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 1.0)
+                    backoff.reset()
+                    self._watching = False
+                delay = backoff.next()
+                log.warning("watch cache %s: etcd watch failed (%r); retrying in %.1fs", self.plural, exc, delay)
+                await asyncio.sleep(delay)
             else:
-                backoff = 0.1
+                backoff.reset()
 
     async def _follow(self) -> None:
         """One etcd watch stream from the revision after ours, until it breaks.
