@@ -18,6 +18,7 @@ import sys
 import time
 
 from agent.hollow import HollowCluster
+from api.logsetup import setup_logging
 from controlplane.client import Client, kubeconfig
 
 log = logging.getLogger("agent.hollow")
@@ -122,7 +123,7 @@ async def _main(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(args.log_level)
     sys.exit(asyncio.run(_main(args)))
 
 

@@ -27,6 +27,8 @@ import socket
 import sys
 from pathlib import Path
 
+from api.logsetup import add_log_level_argument, setup_logging
+
 log = logging.getLogger("skiff.agent")
 
 
@@ -109,7 +111,7 @@ def parse_args(argv: list[str] | None):  # -> AgentConfig
                    help="disk use of the image store's filesystem above which unused images are removed")
     p.add_argument("--image-gc-low-threshold", type=int, default=80, metavar="PERCENT",
                    help="disk use image garbage collection brings it down to")
-    p.add_argument("--log-level", default=os.environ.get("SKIFF_LOG_LEVEL", "INFO"))
+    add_log_level_argument(p)
     args = p.parse_args(argv)
     if not 0 <= args.image_gc_low_threshold <= args.image_gc_high_threshold <= 100:
         p.error(f"--image-gc-low-threshold ({args.image_gc_low_threshold}) must be at most "
@@ -188,7 +190,7 @@ async def run(config) -> int:  # noqa: C901 - the wiring of every part, in order
 
 def main(argv: list[str] | None = None) -> None:
     config, level = parse_args(argv)
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(level)
     if os.geteuid() != 0:
         print("error: skiff-agent must run as root (it creates namespaces, cgroups and mounts)", file=sys.stderr)
         sys.exit(1)

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 import grpc
 
+from api.logsetup import add_log_level_argument, setup_logging
 from controlplane.apiserver import proxy
 from controlplane.apiserver.handlers import Handlers
 from controlplane.apiserver.kubernetes_service import KubernetesService
@@ -107,7 +108,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--etcd-certfile", type=Path, default=None, help="client certificate for etcd")
     p.add_argument("--etcd-keyfile", type=Path, default=None, help="its key")
     controller_settings.add_arguments(p)
-    p.add_argument("--log-level", default=os.environ.get("SKIFF_LOG_LEVEL", "INFO"))
+    add_log_level_argument(p)
     return p.parse_args(argv)
 
 
@@ -390,8 +391,7 @@ def main(argv: list[str] | None = None) -> None:
         from controlplane.pki import tokencli
         sys.exit(tokencli.main(argv[1:]))
     args = parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(args.log_level)
     sys.exit(asyncio.run(serve(args)))
 
 

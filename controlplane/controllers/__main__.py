@@ -16,9 +16,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import sys
 
+from api.logsetup import add_log_level_argument, setup_logging
 from controlplane.client import Client, kubeconfig
 from controlplane.controllers import settings as controller_settings
 from controlplane.controllers.all import default_controllers
@@ -32,7 +32,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m controlplane.controllers", description=__doc__.splitlines()[0])
     kubeconfig.add_arguments(p)
     controller_settings.add_arguments(p)
-    p.add_argument("--log-level", default=os.environ.get("SKIFF_LOG_LEVEL", "INFO"))
+    add_log_level_argument(p)
     return p.parse_args(argv)
 
 
@@ -49,7 +49,7 @@ async def serve(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(args.log_level)
     sys.exit(asyncio.run(serve(args)))
 
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import sys
 from pathlib import Path
 
+from api.logsetup import add_log_level_argument, setup_logging
 from controlplane.client import Client, kubeconfig
 from controlplane.graceful import run_until_signalled
 from controlplane.scheduler.config import ConfigError, load_config
@@ -28,7 +28,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m controlplane.scheduler", description=__doc__.splitlines()[0])
     kubeconfig.add_arguments(p)
     p.add_argument("--config", type=Path, default=None, help="YAML scheduler configuration (weights, knobs)")
-    p.add_argument("--log-level", default=os.environ.get("SKIFF_LOG_LEVEL", "INFO"))
+    add_log_level_argument(p)
     return p.parse_args(argv)
 
 
@@ -48,7 +48,7 @@ async def serve(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(args.log_level)
     sys.exit(asyncio.run(serve(args)))
 
 
