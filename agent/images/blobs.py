@@ -9,11 +9,10 @@ disk used by images. Writes are atomic (temp file, fsync, rename).
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 from agent.images.digest import digest_hex, sha256_digest
+from api import atomicfile
 
 
 class BlobStore:
@@ -53,15 +52,5 @@ class BlobStore:
 
 
 def write_atomic(target: Path, data: bytes, *, tmp: Path) -> None:
-    """Write `data` to `target` so readers see the old content or the new, never a part."""
-    fd, name = tempfile.mkstemp(dir=tmp, prefix=target.name[:16] + ".")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(name, 0o644)
-        os.replace(name, target)
-    except BaseException:
-        Path(name).unlink(missing_ok=True)
-        raise
+    """Write `data` to `target` so readers see the old content or the new, never a part (api/atomicfile.py)."""
+    atomicfile.write_atomic(target, data, tmp_dir=tmp)

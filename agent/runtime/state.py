@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import signal as signals
 from dataclasses import dataclass
 from enum import Enum
@@ -36,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.runtime import linux
+from api import atomicfile
 
 
 class State(str, Enum):
@@ -109,21 +109,7 @@ def exit_outcome(*, code: int | None, signal: int | None, oom_kills: int) -> tup
 def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> None:
     """Replace `path` with `data` so a reader sees the old or the new content, never half
     (and, when durable, the new content survives a machine crash once this returns)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-    try:
-        os.write(fd, data)
-        if durable:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    if durable:     # the rename itself is durable only once the directory is (a tmpfs: free)
-        dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+    atomicfile.write_atomic(path, data, durable=durable)
 
 
 def save(path: Path, record: StateRecord, *, durable: bool = True) -> None:
