@@ -355,15 +355,6 @@ class Resources:
             if target.subresource:
                 raise BadRequest("server-side apply of a subresource is not supported")
             manifest = _object_body(body, target)
-            if set(manifest) <= {"apiVersion", "kind", "metadata"}:
-                # Metadata only — what kubectl sends to move `last-applied` into managed fields after a
-                # server-side apply: its labels and annotations are merged into the live object (Skiff
-                # keeps no managed fields; a whole-object apply would drop the unnamed fields).
-                meta = manifest["metadata"]
-                change = {"metadata": {k: meta[k] for k in ("labels", "annotations") if isinstance(meta.get(k), dict)}}
-                obj = await self.verbs.patch(user, target.info.plural, target.namespace, target.name,
-                                             lambda current: patches.merge_patch(current, change), dry_run=dry_run)
-                return respond(obj)
             manager, force = request.query.get("fieldManager", ""), _flag(request, "force")
             (obj, result), warnings = await fieldvalidation.tolerant(
                 fieldvalidation.mode(request.query), manifest,
