@@ -73,3 +73,19 @@ def test_a_field_dropped_from_the_config_is_removed(kubectl: Kubectl, ns: str, t
     manifest.write_text(DEPLOYMENT.format(image="busybox:1.36"))
     kubectl("apply", "--server-side", "-n", ns, "-f", str(manifest))
     assert labels() == '{"app":"web"}'
+
+
+def test_ctl_hides_managed_fields_unless_asked(kubectl: Kubectl, ns: str, ctl, tmp_path: Path) -> None:
+    manifest = tmp_path / "web.yaml"
+    manifest.write_text(DEPLOYMENT.format(image="busybox:1.36"))
+    kubectl("apply", "--server-side", "-n", ns, "-f", str(manifest))
+    plain = ctl("get", "deploy", "web", "-n", ns, "-o", "yaml")
+    assert plain.returncode == 0, plain.stderr
+    assert "managedFields" not in yaml.safe_load(plain.stdout)["metadata"]
+    shown = yaml.safe_load(ctl("get", "deploy", "web", "-n", ns, "-o", "yaml", "--show-managed-fields").stdout)
+    assert [(e["manager"], e["operation"]) for e in shown["metadata"]["managedFields"]] == [("kubectl", "Apply")]
+    # an update through ctl (gRPC, no field manager) keeps the managers as they are
+    assert ctl("scale", "deploy", "web", "-n", ns, "--replicas=4").returncode == 0
+    again = yaml.safe_load(ctl("get", "deploy", "web", "-n", ns, "-o", "json", "--show-managed-fields").stdout)
+    assert again["spec"]["replicas"] == 4
+    assert [e["manager"] for e in again["metadata"]["managedFields"]] == ["kubectl"]
