@@ -58,22 +58,23 @@ class Verbs:
 
     async def apply(self, user: UserInfo, manifest: dict[str, Any], *,
                     dry_run: bool = False) -> tuple[dict[str, Any], str]:
-        # Apply patches the live object, or creates it: patch always, create too when it is absent.
-        self.check_object(user, "patch", manifest)
-        info, namespace, name = _object_place(manifest)
+        self.check_apply(user, manifest)
+        return await self.h.apply(manifest, dry_run=dry_run)
+
+    def check_apply(self, user: UserInfo, obj: dict[str, Any]) -> tuple[ResourceInfo, str, str]:
+        """Apply patches the live object, or creates it: patch always, create too when it is absent."""
+        self.check_object(user, "patch", obj)
+        info, namespace, name = _object_place(obj)
         if self.access.cached(info.plural, namespace, name) is None:
             self.access.check(user, "create", info, namespace, name)
-        return await self.h.apply(manifest, dry_run=dry_run)
+        return info, namespace, name
 
     async def server_side_apply(self, user: UserInfo, config: dict[str, Any], *, manager: str, force: bool = False,
                                 dry_run: bool = False) -> tuple[dict[str, Any], str]:
         """Kubernetes' server-side apply (fieldmanager.py): `config` is merged into the live object
         (or creates it) as `manager`'s, refused with ApplyConflict on fields other managers own
         unless `force`. Authorized as `apply`. Returns (object, "created"|"configured"|"unchanged")."""
-        self.check_object(user, "patch", config)
-        info, namespace, name = _object_place(config)
-        if self.access.cached(info.plural, namespace, name) is None:
-            self.access.check(user, "create", info, namespace, name)
+        info, namespace, name = self.check_apply(user, config)
         if not manager:
             raise ValidationFailed(FieldError("fieldManager", "is required for apply requests"), kind=info.kind)
         for _attempt in range(PATCH_ATTEMPTS):
