@@ -31,6 +31,11 @@ def test_apply_scale_conflict_force_and_a_second_manager(kubectl: Kubectl, ns: s
     assert spec["f:template"]["f:spec"]["f:containers"]['k:{"name":"web"}']["f:image"] == {}
     plain = yaml.safe_load(kubectl("get", "deploy", "web", "-n", ns, "-o", "yaml").stdout)
     assert "managedFields" not in plain["metadata"]   # kubectl hides them unless asked
+    same = kubectl("diff", "--server-side", "-n", ns, "-f", str(manifest), check=False)   # a dry-run apply
+    assert (same.returncode, same.stdout) == (0, ""), same.stdout + same.stderr
+    more = manifest.read_text().replace("replicas: 3", "replicas: 4")
+    diff = kubectl("diff", "--server-side", "-n", ns, "-f", "-", input=more, check=False)
+    assert diff.returncode == 1 and "-  replicas: 3\n+  replicas: 4" in diff.stdout, diff.stderr
 
     # kubectl 1.32's scale sends no fieldManager: the manager is its User-Agent's "kubectl", an Update
     # of the scale subresource (not the Apply of the same name)
