@@ -49,14 +49,16 @@ class ApplyConflict(Conflict):
     def __init__(self, conflicts: list[tuple[dict[str, Any], Path]]):
         self.causes = [{"reason": "FieldManagerConflict", "message": f"conflict with {describe(entry)}",
                         "field": path_text(path)} for entry, path in conflicts]
+        if len(conflicts) == 1:
+            entry, path = conflicts[0]
+            super().__init__(f"Apply failed with 1 conflict: conflict with {describe(entry)}: {path_text(path)}")
+            return
         by_manager: dict[str, list[str]] = {}
         for entry, path in conflicts:
             by_manager.setdefault(describe(entry), []).append(path_text(path))
-        parts = [f"conflict with {who}: {paths[0]}" if len(paths) == 1 else
-                 f"conflict with {who}:\n" + "\n".join(f"- {p}" for p in paths)
-                 for who, paths in sorted(by_manager.items())]
-        n = len(conflicts)
-        super().__init__(f"Apply failed with {n} conflict{'s' if n != 1 else ''}: " + "\n".join(parts))
+        lines = [line for who, paths in sorted(by_manager.items())
+                 for line in [f"conflicts with {who}:", *(f"- {p}" for p in paths)]]
+        super().__init__(f"Apply failed with {len(conflicts)} conflicts: " + "\n".join(lines))
 
 
 def describe(entry: dict[str, Any]) -> str:

@@ -112,3 +112,12 @@ def test_internal_writes_keep_managed_fields() -> None:
     out["metadata"]["managedFields"] = [{"manager": "forged"}]
     fm.on_update(live, out, None, NOW)
     assert out["metadata"]["managedFields"] == live["metadata"]["managedFields"]
+
+
+def test_several_conflicts_are_listed_per_manager() -> None:
+    live = fm.apply(None, deployment(3, image="a"), manager="kubectl", force=False, now=NOW)
+    changed = fm.apply(live, deployment(5, image="b"), manager="ci", force=True, now=NOW)
+    with pytest.raises(fm.ApplyConflict) as caught:
+        fm.apply(changed, deployment(3, image="a"), manager="kubectl", force=False, now=NOW)
+    assert str(caught.value) == ('Apply failed with 2 conflicts: conflicts with "ci":\n'
+                                 '- .spec.replicas\n- .spec.template.spec.containers[name="web"].image')
