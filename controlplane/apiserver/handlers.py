@@ -21,7 +21,7 @@ from api.errors import FieldError, ValidationFailed
 from api.limits import MAX_OBJECT_BYTES
 from api.registry import ResourceInfo, lookup, lookup_kind, parse_object
 from api.selectors import parse_field_selector, parse_label_selector
-from controlplane.apiserver import apply as apply_merge
+from controlplane.apiserver import apply as apply_merge, fieldmanager
 from controlplane.apiserver.binding import Allocations, bind_pod
 from controlplane.apiserver.errors import FailedPrecondition, NotFoundError
 from controlplane.apiserver.events import EventLeases, scheduled_event
@@ -264,7 +264,8 @@ class Handlers:
 
     # -- update ------------------------------------------------------------------
 
-    async def update(self, obj: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+    async def update(self, obj: dict[str, Any], *, dry_run: bool = False,
+                     writer: fieldmanager.Writer | None = None) -> dict[str, Any]:
         info = lookup_kind(str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
         namespace = self._namespace_of(info, obj)
         name = _meta(obj).get("name") or ""
@@ -280,6 +281,7 @@ class Handlers:
         strategy = self.strategy(info.kind)
         strategy.prepare_for_update(current, out)   # first: what it keeps is no change of spec
         self._carry_server_fields(info, current, out)
+        fieldmanager.on_update(current, out, writer, now_rfc3339())
         strategy.validate_update(current, out)
         if self.admission is not None:
             await self.admission("UPDATE", info, out, current, dry_run=dry_run)
