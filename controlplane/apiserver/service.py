@@ -15,6 +15,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 import grpc
 
 from api.errors import FieldError, ValidationFailed
+from api.limits import MAX_NESTING, nesting_depth
 from api.registry import all_resources, lookup
 from controlplane.apiserver import proxy, requeststream
 from controlplane.auth.authz import Attributes, Forbidden
@@ -183,8 +184,12 @@ class ApiService(pb_grpc.ApiServicer):
                                                       f'values: "json", "merge", "strategic"'))
         try:
             body = json.loads(request.patch)
-        except (ValueError, RecursionError) as exc:
+        except ValueError as exc:
             raise ValidationFailed(FieldError("", f"the patch is not valid JSON: {exc}")) from None
+        except RecursionError:
+            raise ValidationFailed(FieldError("", f"the patch nests more than {MAX_NESTING} levels deep")) from None
+        if nesting_depth(body) > MAX_NESTING:
+            raise ValidationFailed(FieldError("", f"the patch nests more than {MAX_NESTING} levels deep"))
         obj = await self.verbs.patch(self.user_of(context), request.kind, request.namespace, request.name,
                                      lambda current: patches.apply_patch(content_type, current, body),
                                      subresource=request.subresource, dry_run=request.dry_run)
