@@ -162,7 +162,7 @@ class LocalCluster:
         self.state_file = self.root / "cluster.yaml"
 
     def components(self, *, host: str, port: int, nodes: list[str], lan: Lan | None,
-                   dns_upstreams: list[str] | None = None) -> list[Component]:
+                   dns_upstreams: list[str] | None = None, registries: Path | None = None) -> list[Component]:
         """What `up` starts, in order: the control plane, then one agent per node, each
         inside its node's network namespace, with cgroups and state named after the
         cluster directory and the node."""
@@ -189,7 +189,8 @@ class LocalCluster:
                  "--node-name", node, "--node-ip", node_ip, "--state-dir", str(agent_state),
                  "--cgroup-parent", f"{self.cgroup_parent}-{node}", "--listen", f"{node_ip}:10250",
                  "--cluster-cidr", POD_RANGE,
-                 *(["--dns-upstream", ",".join(dns_upstreams)] if dns_upstreams else [])],
+                 *(["--dns-upstream", ",".join(dns_upstreams)] if dns_upstreams else []),
+                 *(["--registries-config", str(registries)] if registries else [])],
                 marker=str(agent_state)))
         return out
 
@@ -329,7 +330,7 @@ class LocalCluster:
         return list(self._state().get("nodes") or [])
 
     def start(self, *, host: str, port: int, nodes: int, timeout: float,
-              dns_upstreams: list[str] | None = None) -> tuple[str, list[Started]]:
+              dns_upstreams: list[str] | None = None, registries: dict | None = None) -> tuple[str, list[Started]]:
         """Start every component detached and wait until the API server answers
         (and, with nodes, until every node is Ready)."""
         if port_in_use(host, port):
@@ -340,7 +341,13 @@ class LocalCluster:
         server = f"{host}:{port}"
         names = [f"node-{i}" for i in range(1, nodes + 1)] if os.geteuid() == 0 else []
         lan = Lan.for_directory(self.root) if names else None
-        components = self.components(host=host, port=port, nodes=names, lan=lan, dns_upstreams=dns_upstreams)
+        registries_file = None
+        if registries:      # every agent reads the same mirrors file (agent/images/mirrors.py)
+            self.root.mkdir(parents=True, exist_ok=True)
+            registries_file = self.root / "registries.yaml"
+            registries_file.write_text(yaml.safe_dump(registries, sort_keys=False))
+        components = self.components(host=host, port=port, nodes=names, lan=lan, dns_upstreams=dns_upstreams,
+                                     registries=registries_file)
         for d in (self.pids, self.logs):
             d.mkdir(parents=True, exist_ok=True)
         self.state_file.write_text(yaml.safe_dump({
