@@ -37,7 +37,6 @@ removes its containers, cgroups, mounts and pod network, and the LAN goes.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import os
 import shutil
@@ -489,17 +488,10 @@ def _env() -> dict[str, str]:
                                                                    os.environ.get("PYTHONPATH")]))}
 
 
-_check_loop: asyncio.AbstractEventLoop | None = None
-
-
 def _run_check(check) -> bool:
-    """Run one readiness check on the one event loop every check of this process shares: `up` polls
-    many times, and grpc.aio, whose poller outlives a loop closed by `asyncio.run`, would print
-    "Event loop is closed" tracebacks into the user's terminal."""
-    global _check_loop
-    if _check_loop is None:
-        _check_loop = asyncio.new_event_loop()
-    return _check_loop.run_until_complete(check())
+    """Run one readiness check on the process's one event loop (`up` polls many times)."""
+    from cli.session import run_async
+    return run_async(check())
 
 
 def nodes_ready(server: str, names: list[str], credentials: Credentials) -> bool:

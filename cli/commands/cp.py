@@ -15,7 +15,6 @@ needs `tar` (kubectl's rule too); a failure there is reported with tar's own mes
 
 from __future__ import annotations
 
-import asyncio
 import io
 import posixpath
 import shutil
@@ -27,7 +26,7 @@ from pathlib import Path
 import click
 
 from cli.errors import CliError
-from cli.session import Session, global_options, session
+from cli.session import Session, global_options, run_async, session
 
 
 def split_remote(spec: str) -> tuple[str, str] | None:
@@ -118,7 +117,7 @@ def cp(source: str, destination: str, container: str) -> int:
         if not name:
             raise CliError(f"cannot copy onto {path} itself; give a path under it")
         archive = pack(local, name)
-        asyncio.run(run_in(s, pod, container, ["tar", "-xmf", "-", "-C", parent or "/"], archive))
+        run_async(run_in(s, pod, container, ["tar", "-xmf", "-", "-C", parent or "/"], archive))
         return 0
     pod, path = src                                         # container → local
     if not path:
@@ -126,7 +125,7 @@ def cp(source: str, destination: str, container: str) -> int:
     parent, name = posixpath.split(path.rstrip("/") or "/")
     if not name:
         raise CliError("cannot copy the container's root directory; give a path under it")
-    data = asyncio.run(run_in(s, pod, container, ["tar", "-cf", "-", "-C", parent or "/", name], None))
+    data = run_async(run_in(s, pod, container, ["tar", "-cf", "-", "-C", parent or "/", name], None))
     unpack(data, name, Path(destination))
     sys.stdout.flush()
     return 0

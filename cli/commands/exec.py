@@ -21,7 +21,7 @@ import threading
 import click
 
 from cli.errors import CliError
-from cli.session import global_options, session
+from cli.session import global_options, run_async, session
 from controlplane.client import ApiError
 
 
@@ -51,7 +51,7 @@ def exec_(pod: str, command: tuple[str, ...], container: str, stdin: bool, tty: 
         old_mode = termios.tcgetattr(sys.stdin.fileno())
         ttymod.setraw(sys.stdin.fileno())
     try:
-        code = asyncio.run(_session(s, name, container, list(command), stdin=stdin, tty=tty))
+        code = run_async(_session(s, name, container, list(command), stdin=stdin, tty=tty))
     finally:
         if old_mode is not None:
             import termios

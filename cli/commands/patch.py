@@ -35,6 +35,12 @@ def load_patch(text: str, source: str) -> object:
         raise CliError(f"unable to parse the patch in {source}: nested too deeply") from None
 
 
+def _comparable(obj: dict) -> str:
+    """The object without what every write changes (its resourceVersion)."""
+    meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "resourceVersion"}
+    return json.dumps({**obj, "metadata": meta}, sort_keys=True)
+
+
 @click.command()
 @click.argument("resources", nargs=-1, metavar="KIND NAME | KIND/NAME")
 @click.option("-p", "--patch", "patch_text", default=None, help="The patch (JSON or YAML).")
@@ -80,9 +86,7 @@ def patch(resources: tuple[str, ...], patch_text: str | None, patch_file: str | 
         elif output == "name":
             click.echo(to_name(info, after))
         else:
-            same = json.dumps(before, sort_keys=True) == json.dumps(after, sort_keys=True) or (
-                before["metadata"].get("resourceVersion") == after["metadata"].get("resourceVersion")
-                and dry_run != "server")
+            same = _comparable(before) == _comparable(after)
             suffix = " (server dry run)" if dry_run == "server" else ""
             click.echo(f"{info.qualified}/{name} patched{' (no change)' if same else ''}{suffix}")
         return 0

@@ -213,23 +213,28 @@ def test_selector_is_immutable(ctl, ns):
     assert get(ctl, "deploy", "web", "-n", ns)["spec"]["selector"] == {"matchLabels": {"app": "web"}}
 
 
-def _editor(tmp_path: Path, script: str) -> dict:
+def _editor(tmp_path: Path, script: str) -> str:
     path = tmp_path / "editor.py"
     path.write_text(f"import sys, pathlib\nfile = pathlib.Path(sys.argv[1])\n{script}\n")
     path.chmod(path.stat().st_mode | stat.S_IEXEC)
-    return {"EDITOR": f"{sys.executable} {path}"}
+    return f"{sys.executable} {path}"
 
 
-def test_edit_saves_and_reopens_on_error(ctl, ns, tmp_path, monkeypatch):
+def test_edit_saves_and_reopens_on_error(ctl, ns, tmp_path, api_server):
     ok(ctl("create", "deployment", "web", "--image=nginx:1.27", "-n", ns))
-    monkeypatch.setenv("KUBE_EDITOR", "")
-    env = _editor(tmp_path, "file.write_text(file.read_text().replace('replicas: 1', 'replicas: 2'))")
-    monkeypatch.setenv("EDITOR", env["EDITOR"])
-    assert ok(ctl("edit", "deployment", "web", "-n", ns)) == "deployment.apps/web edited\n"
+
+    def edit(editor: str, *args: str) -> subprocess.CompletedProcess:
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+               "SKIFF_CONFIG": str(tmp_path / "ctl-config"), "EDITOR": editor, "KUBE_EDITOR": ""}
+        return subprocess.run([sys.executable, "-m", "cli.main", "edit", *args, "-n", ns], env=env,
+                              capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+
+    editor = _editor(tmp_path, "file.write_text(file.read_text().replace('replicas: 1', 'replicas: 2'))")
+    assert ok(edit(editor, "deployment", "web")) == "deployment.apps/web edited\n"
     assert get(ctl, "deploy", "web", "-n", ns)["spec"]["replicas"] == 2
     # First save is invalid: the editor sees the error as a comment, then fixes it.
     seen = tmp_path / "seen.txt"
-    env = _editor(tmp_path, f"""
+    editor = _editor(tmp_path, f"""
 text = file.read_text()
 seen = pathlib.Path({str(seen)!r})
 if not seen.exists():
@@ -239,20 +244,16 @@ else:
     seen.write_text(seen.read_text() + '\\n=====\\n' + text)
     file.write_text(text.replace('replicas: -5', 'replicas: 3'))
 """)
-    monkeypatch.setenv("EDITOR", env["EDITOR"])
-    assert ok(ctl("edit", "deploy/web", "-n", ns)) == "deployment.apps/web edited\n"
+    assert ok(edit(editor, "deploy/web")) == "deployment.apps/web edited\n"
     second = seen.read_text().split("=====")[1]
     assert '# deployments.apps "web" was not valid:' in second and "spec.replicas" in second
     assert get(ctl, "deploy", "web", "-n", ns)["spec"]["replicas"] == 3
     # Saving the same invalid text again gives up, with the copy named.
-    env = _editor(tmp_path, "file.write_text(file.read_text().replace('replicas: 3', 'replicas: -1'))")
-    monkeypatch.setenv("EDITOR", env["EDITOR"])
-    r = ctl("edit", "deploy/web", "-n", ns)
+    editor = _editor(tmp_path, "file.write_text(file.read_text().replace('replicas: 3', 'replicas: -1'))")
+    r = edit(editor, "deploy/web")
     fails(r, "Edit cancelled, no valid changes were saved.")
     Path(r.stderr.split("stored to '")[1].split("'")[0]).unlink()
-    env = _editor(tmp_path, "pass")
-    monkeypatch.setenv("EDITOR", env["EDITOR"])
-    assert ok(ctl("edit", "deploy/web", "-n", ns)) == "Edit cancelled, no changes made.\n"
+    assert ok(edit(_editor(tmp_path, "pass"), "deploy/web")) == "Edit cancelled, no changes made.\n"
 
 
 def test_wait_for_condition_jsonpath_and_delete(ctl, ns, api_server):
