@@ -3,8 +3,9 @@
     objects = await resolve(client, targets, namespace, selector=..., all_=...)
     obj, changed = await change(client, info, name, namespace, compute)
 
-`resolve` turns kubectl's resource arguments (`nodes NAME...`, `pod/NAME`, `-l`, `--all`)
-into (kind, name) pairs. `change` reads the object, asks `compute` for a JSON merge patch
+`change_each` does that for a list, reporting failures one by one. `resolve` turns
+kubectl's resource arguments (`nodes NAME...`, `pod/NAME`, `-l`, `--all`) into (kind,
+name) pairs. `change` reads the object, asks `compute` for a JSON merge patch
 (or None: nothing to do; `compute` raises CliError to refuse, e.g. `--overwrite` is
 false), and sends it with the resourceVersion it was computed from, so a check made on
 the object read still holds when the patch lands; another writer in between means read
@@ -16,9 +17,9 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from api.registry import ResourceInfo
-from cli.errors import CliError
+from cli.errors import CliError, report
 from cli.resources import Target
-from controlplane.client import Client, Conflict
+from controlplane.client import ApiError, Client, Conflict
 
 ATTEMPTS = 5
 
@@ -69,3 +70,20 @@ async def change(client: Client, info: ResourceInfo, name: str, namespace: str, 
         except Conflict:
             continue
     raise CliError(f'{info.qualified_plural} "{name}" kept changing; try again')
+
+
+async def change_each(client: Client, objects: list[tuple[ResourceInfo, str]], namespace: str, compute: Compute,
+                      done: Callable[[ResourceInfo, str, dict[str, Any], bool], None], *,
+                      dry_run: bool = False) -> int:
+    """`change` every object; `done(info, name, object, changed)` says what happened. A failure
+    is reported and the rest still go (kubectl's habit); the exit code is 1 if any failed."""
+    code = 0
+    for info, name in objects:
+        try:
+            obj, changed = await change(client, info, name, namespace, compute, dry_run=dry_run)
+        except (ApiError, CliError) as exc:
+            report(exc)
+            code = 1
+            continue
+        done(info, name, obj, changed)
+    return code

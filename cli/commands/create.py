@@ -29,7 +29,7 @@ import click
 from api.registry import lookup_kind, parse_object
 from cli.commands import apply as apply_cmd
 from cli.errors import CliError
-from cli.printers import to_json, to_name, to_yaml
+from cli.printers import print_object
 from cli.session import global_options, session
 from controlplane.client import Client
 
@@ -59,13 +59,7 @@ def finish(obj: dict[str, Any], dry_run: str, output: str | None) -> int:
         written = obj
     else:
         written = s.run(lambda c: c.create(obj, dry_run=dry_run == "server"))
-    if output == "yaml":
-        click.echo(to_yaml(written), nl=False)
-    elif output == "json":
-        click.echo(to_json(written))
-    elif output == "name":
-        click.echo(to_name(info, written))
-    else:
+    if not print_object(info, written, output):
         suffix = {"client": " (dry run)", "server": " (server dry run)"}.get(dry_run, "")
         click.echo(f"{info.qualified}/{obj['metadata']['name']} created{suffix}")
     return 0

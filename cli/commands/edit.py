@@ -28,7 +28,7 @@ from api.registry import parse_object
 from cli.errors import CliError, one_line
 from cli.manifests import parse_yaml
 from cli.printers import to_yaml
-from cli.resources import parse_targets
+from cli.resources import single_target
 from cli.session import global_options, session
 from controlplane.client import ApiError, Client
 
@@ -85,10 +85,7 @@ def _with_errors(body: str, what: str, errors: list[str]) -> str:
 @global_options
 def edit(resources: tuple[str, ...], output: str) -> int:
     """Edit an object in $KUBE_EDITOR / $EDITOR and save it to the server."""
-    targets = parse_targets(resources, verb="edit")
-    if len(targets) != 1 or len(targets[0].names) != 1:
-        raise CliError("edit takes exactly one object: KIND NAME or KIND/NAME")
-    info, name = targets[0].info, targets[0].names[0]
+    info, name = single_target(resources, verb="edit")
     s = session()
     ns = s.namespace if info.namespaced else ""
     what = f'{info.qualified_plural} "{name}"'

@@ -18,11 +18,12 @@ from typing import Any
 
 import click
 
-from cli.changes import change, resolve, split_arguments
-from cli.errors import CliError, report
+from cli.changes import change_each, resolve, split_arguments
+from cli.errors import CliError
+from cli.printers import print_object
 from cli.resources import parse_targets
 from cli.session import global_options, session
-from controlplane.client import ApiError, Client
+from controlplane.client import Client
 
 _CHANGE = re.compile(r"^[^=\s]+=|^[^=\s/]+(/[^=\s]+)?-$")
 
@@ -50,7 +51,7 @@ def parse_changes(changes: list[str], what: str) -> tuple[dict[str, str], list[s
     return to_set, to_remove
 
 
-def _metadata_verb(field: str, what: str, done: str, undone: str, nothing: str):
+def _metadata_verb(field: str, what: str, done_word: str, undone: str, nothing: str):
     """The command for one metadata map (labels or annotations)."""
 
     @click.command(name=what if what == "annotate" else "label",
@@ -88,35 +89,23 @@ def _metadata_verb(field: str, what: str, done: str, undone: str, nothing: str):
                 return None
             return {"metadata": {field: patch}}
 
+        def done(info: Any, name: str, obj: dict[str, Any], changed: bool) -> None:
+            if not print_object(info, obj, output):
+                word = nothing if not changed else (undone if to_remove and not to_set else done_word)
+                suffix = " (server dry run)" if dry_run == "server" else ""
+                click.echo(f"{info.qualified}/{name} {word}{suffix}")
+
         async def run(client: Client) -> int:
-            from cli.printers import to_json, to_name, to_yaml
-            code = 0
-            for info, name in await resolve(client, targets, s.namespace, selector=selector, all_=all_):
-                try:
-                    obj, changed = await change(client, info, name, s.namespace, compute,
-                                                dry_run=dry_run == "server")
-                except (ApiError, CliError) as exc:
-                    report(exc)
-                    code = 1
-                    continue
-                if output == "yaml":
-                    click.echo(to_yaml(obj), nl=False)
-                elif output == "json":
-                    click.echo(to_json(obj))
-                elif output == "name":
-                    click.echo(to_name(info, obj))
-                else:
-                    word = nothing if not changed else (undone if to_remove and not to_set else done)
-                    suffix = {"server": " (server dry run)", "client": " (dry run)"}.get(dry_run, "")
-                    click.echo(f"{info.qualified}/{name} {word}{suffix}")
-            return code
+            objects = await resolve(client, targets, s.namespace, selector=selector, all_=all_)
+            return await change_each(client, objects, s.namespace, compute, done, dry_run=dry_run == "server")
 
         if dry_run == "client":
             # Nothing is written: read, check, and say what would happen.
             async def preview(client: Client) -> int:
                 for info, name in await resolve(client, targets, s.namespace, selector=selector, all_=all_):
                     obj = await client.get(info.kind, name, s.namespace if info.namespaced else "")
-                    click.echo(f"{info.qualified}/{name} {done if compute(obj) is not None else nothing} (dry run)")
+                    word = done_word if compute(obj) is not None else nothing
+                    click.echo(f"{info.qualified}/{name} {word} (dry run)")
                 return 0
             return s.run(preview)
         return s.run(run)

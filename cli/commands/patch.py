@@ -20,8 +20,8 @@ import click
 import yaml
 
 from cli.errors import CliError
-from cli.printers import to_json, to_name, to_yaml
-from cli.resources import parse_targets
+from cli.printers import print_object
+from cli.resources import single_target
 from cli.session import global_options, session
 from controlplane.client import Client
 
@@ -68,10 +68,7 @@ def patch(resources: tuple[str, ...], patch_text: str | None, patch_file: str | 
         raise CliError("a JSON patch (--type=json) must be a list of operations: [{\"op\": ...}]")
     if patch_type != "json" and not isinstance(body, dict):
         raise CliError(f"a {patch_type} patch must be an object: {{\"spec\": ...}}")
-    targets = parse_targets(resources, verb="patch")
-    if len(targets) != 1 or len(targets[0].names) != 1:
-        raise CliError("patch takes exactly one object: KIND NAME or KIND/NAME")
-    info, name = targets[0].info, targets[0].names[0]
+    info, name = single_target(resources, verb="patch")
     s = session()
     ns = s.namespace if info.namespaced else ""
 
@@ -79,13 +76,7 @@ def patch(resources: tuple[str, ...], patch_text: str | None, patch_file: str | 
         before = await client.get(info.kind, name, ns)
         after = await client.patch(info.kind, name, ns, body, patch_type=patch_type, dry_run=dry_run == "server",
                                    subresource=subresource)
-        if output == "yaml":
-            click.echo(to_yaml(after), nl=False)
-        elif output == "json":
-            click.echo(to_json(after))
-        elif output == "name":
-            click.echo(to_name(info, after))
-        else:
+        if not print_object(info, after, output):
             same = _comparable(before) == _comparable(after)
             suffix = " (server dry run)" if dry_run == "server" else ""
             click.echo(f"{info.qualified}/{name} patched{' (no change)' if same else ''}{suffix}")

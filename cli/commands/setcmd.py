@@ -14,11 +14,11 @@ from typing import Any
 
 import click
 
-from cli.changes import change, resolve, split_arguments
-from cli.errors import CliError, report
+from cli.changes import change_each, resolve, split_arguments
+from cli.errors import CliError
 from cli.resources import parse_targets
 from cli.session import global_options, session
-from controlplane.client import ApiError, Client
+from controlplane.client import Client
 
 
 def pod_spec_path(obj: dict[str, Any]) -> list[str]:
@@ -80,14 +80,8 @@ def set_image(args: tuple[str, ...], selector: str, all_: bool, dry_run: str) ->
         return patch
 
     async def run(client: Client) -> int:
-        code = 0
-        for info, name in await resolve(client, targets, s.namespace, selector=selector, all_=all_):
-            try:
-                await change(client, info, name, s.namespace, compute, dry_run=dry_run == "server")
-            except (ApiError, CliError) as exc:
-                report(exc)
-                code = 1
-                continue
-            click.echo(f"{info.qualified}/{name} image updated")
-        return code
+        objects = await resolve(client, targets, s.namespace, selector=selector, all_=all_)
+        return await change_each(client, objects, s.namespace, compute,
+                                 lambda info, name, *_: click.echo(f"{info.qualified}/{name} image updated"),
+                                 dry_run=dry_run == "server")
     return s.run(run)

@@ -19,11 +19,11 @@ from typing import Any
 import click
 
 from api.taints import NO_EXECUTE, NO_SCHEDULE, PREFER_NO_SCHEDULE
-from cli.changes import change, resolve, split_arguments
-from cli.errors import CliError, report
+from cli.changes import change_each, resolve, split_arguments
+from cli.errors import CliError
 from cli.resources import parse_targets
 from cli.session import global_options, session
-from controlplane.client import ApiError, Client
+from controlplane.client import Client
 
 EFFECTS = (NO_SCHEDULE, PREFER_NO_SCHEDULE, NO_EXECUTE)
 
@@ -92,14 +92,8 @@ def taint(args: tuple[str, ...], overwrite: bool, selector: str, all_: bool) -> 
         return {"spec": {"taints": taints}}
 
     async def run(client: Client) -> int:
-        code = 0
-        for info, name in await resolve(client, targets, "", selector=selector, all_=all_):
-            try:
-                await change(client, info, name, "", compute)
-            except (ApiError, CliError) as exc:
-                report(exc)
-                code = 1
-                continue
-            click.echo(f"node/{name} {'tainted' if adds else 'untainted'}")
-        return code
+        objects = await resolve(client, targets, "", selector=selector, all_=all_)
+        return await change_each(client, objects, "", compute,
+                                 lambda _info, name, _obj, _changed: click.echo(
+                                     f"node/{name} {'tainted' if adds else 'untainted'}"))
     return s.run(run)
