@@ -56,6 +56,8 @@ from controlplane.client import Client, Credentials, kubeconfig
 
 DEFAULT_DIR = Path("~/.skiff/cluster")
 SOURCE_ROOT = Path(__file__).resolve().parent.parent  # the directory holding cli/, controlplane/, api/
+REGISTRY_BINARY = "/usr/bin/docker-registry"     # Debian's docker-registry (distribution 2.x), for `up --registry`
+REGISTRY_PORT = 5000
 
 
 @dataclass(frozen=True)
@@ -244,6 +246,28 @@ class LocalCluster:
         self._record_pid(component, proc.pid)
         return proc
 
+    def registry_address(self) -> str | None:
+        """HOST:PORT of the cluster's own registry (`up --registry`), if it has one."""
+        return self._state().get("registry")
+
+    def registry_component(self, listen_host: str) -> tuple[Component, str]:
+        """Debian's docker-registry (distribution 2.x) on LISTEN_HOST:5000, storage in the cluster
+        directory: images pushed there (`skopeo copy ... docker://HOST:5000/app:latest`) are
+        pulled by the agents, `:latest` included (imagePullPolicy Always)."""
+        if not Path(REGISTRY_BINARY).exists():
+            raise CliError(f"--registry needs {REGISTRY_BINARY}: apt-get install docker-registry")
+        address = f"{listen_host}:{REGISTRY_PORT}"
+        if port_in_use(listen_host, REGISTRY_PORT):
+            raise CliError(f"--registry: {address} is already in use")
+        directory = self.root / "registry"
+        directory.mkdir(parents=True, exist_ok=True)
+        config = directory / "config.yml"
+        config.write_text("version: 0.1\nlog: {level: warn, accesslog: {disabled: true}}\n"
+                          f"storage: {{filesystem: {{rootdirectory: {directory / 'storage'}}}, "
+                          f"delete: {{enabled: true}}}}\n"
+                          f"http: {{addr: '{address}', secret: {os.urandom(16).hex()}}}\n")
+        return Component("registry", [REGISTRY_BINARY, "serve", str(config)], marker=str(config)), address
+
     def _join(self, agents: list[Component]) -> list[tuple[Component, dict[str, str]]]:
         """The agents' command lines with the cluster's CA hash, and a join token in their
         environment (an agent that joined before keeps its certificate and ignores it)."""
@@ -328,8 +352,8 @@ class LocalCluster:
     def node_names(self) -> list[str]:
         return list(self._state().get("nodes") or [])
 
-    def start(self, *, host: str, port: int, nodes: int, timeout: float,
-              dns_upstreams: list[str] | None = None, registries: dict | None = None) -> tuple[str, list[Started]]:
+    def start(self, *, host: str, port: int, nodes: int, timeout: float, dns_upstreams: list[str] | None = None,
+              registries: dict | None = None, registry: bool = False) -> tuple[str, list[Started]]:
         """Start every component detached and wait until the API server answers
         (and, with nodes, until every node is Ready)."""
         if port_in_use(host, port):
@@ -341,17 +365,27 @@ class LocalCluster:
         names = [f"node-{i}" for i in range(1, nodes + 1)] if os.geteuid() == 0 else []
         lan = Lan.for_directory(self.root) if names else None
         registries_file = None
+        registry_component, registry_address = None, ""
+        if registry:
+            registry_component, registry_address = self.registry_component(lan.host_ip if lan else host)
+            address = registry_address
+            # plain http to the cluster's own registry (agent/images/mirrors.py: `insecure`)
+            registries = dict(registries or {})
+            registries.setdefault("configs", {}).setdefault(address, {})["insecure"] = True
         if registries:      # every agent reads the same mirrors file (agent/images/mirrors.py)
             self.root.mkdir(parents=True, exist_ok=True)
             registries_file = self.root / "registries.yaml"
             registries_file.write_text(yaml.safe_dump(registries, sort_keys=False))
         components = self.components(host=host, port=port, nodes=names, lan=lan, dns_upstreams=dns_upstreams,
                                      registries=registries_file)
+        if registry_component is not None:   # started with the agents, stopped and restarted like them
+            components.append(registry_component)
         for d in (self.pids, self.logs):
             d.mkdir(parents=True, exist_ok=True)
         self.state_file.write_text(yaml.safe_dump({
             "server": server,
             **({"lan": lan.record(), "nodes": names} if lan else {}),
+            **({"registry": registry_address} if registry_address else {}),
             "components": [{"name": c.name, "argv": c.argv, "marker": c.marker} for c in components]},
             sort_keys=False))
         started: list[Started] = []

@@ -65,9 +65,12 @@ dir_option = click.option("--dir", "directory", default=str(DEFAULT_DIR), show_d
                    "docker.io=http://198.18.0.1:5000; an http:// URL is allowed for that mirror.")
 @click.option("--registries-config", type=click.Path(dir_okay=False, exists=True), default=None, metavar="FILE",
               help="A registries.yaml (k3s' format: mirrors, configs) given to every node agent.")
+@click.option("--registry", is_flag=True,
+              help="Also run a registry for the cluster (Debian's docker-registry) on the LAN's host address, "
+                   "port 5000, that the nodes pull from over plain http: push images there, :latest included.")
 @global_options
 def up(directory: str, port: int, nodes: int, timeout: float, dns_upstreams: tuple[str, ...],
-       registry_mirrors: tuple[str, ...], registries_config: str | None) -> int:
+       registry_mirrors: tuple[str, ...], registries_config: str | None, registry: bool) -> int:
     """Start a control plane (API server + embedded etcd, scheduler, controllers) and, as root,
     NODES agents on a virtual LAN; point the client config at it."""
     local = LocalCluster(directory)
@@ -95,7 +98,8 @@ def up(directory: str, port: int, nodes: int, timeout: float, dns_upstreams: tup
             raise CliError(f"--dns-upstream: {exc}") from None
     registries = registries_document(registries_config, registry_mirrors)
     server, started = local.start(host="127.0.0.1", port=port, nodes=nodes, timeout=timeout,
-                                  dns_upstreams=list(dns_upstreams) or None, registries=registries)
+                                  dns_upstreams=list(dns_upstreams) or None, registries=registries,
+                                  registry=registry)
     path = config.config_path(session().config_flag)
     admin = config.read_raw(local.admin_config)
     config.add_cluster(path, local_entry(admin, server))
@@ -103,6 +107,9 @@ def up(directory: str, port: int, nodes: int, timeout: float, dns_upstreams: tup
         click.echo(f"started {s.component.name} (pid {s.pid}), log {local.logs / (s.component.name + '.log')}")
     if lan := local.lan():
         click.echo(f"nodes {', '.join(local.node_names())} on LAN {lan.subnet} (bridge {lan.bridge})")
+    if address := local.registry_address():
+        click.echo(f"registry at {address} (plain http): push with `skopeo copy --dest-tls-verify=false "
+                   f"oci-archive:app.tar docker://{address}/app:latest`, then use image {address}/app")
     click.echo(f"cluster is up: API server at {server}, state in {local.root}")
     click.echo(f"client config {path}: context {CONTEXT} (admin credential, TLS) is current; "
                f"try: ctl get namespaces")

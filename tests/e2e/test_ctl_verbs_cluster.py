@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -184,3 +185,35 @@ def test_tour_and_exec_cp_and_friends(tmp_path: Path, image_archive: Path) -> No
     finally:
         r = ctl("cluster", "down", "--dir", str(cluster_dir), check=False)
         no_traceback(r, "cluster down")
+
+
+def test_cluster_registry_serves_latest_images(tmp_path: Path) -> None:
+    """`ctl cluster up --registry`: an image pushed there as `:latest` (imagePullPolicy Always, so
+    `ctl image load` alone would not do) is pulled by the node and runs; the mirrors file every
+    agent got names the registry as plain http."""
+    if not Path("/usr/bin/docker-registry").exists() or not shutil.which("skopeo"):
+        pytest.skip("docker-registry and skopeo are needed (deploy/install.sh --test installs them)")
+    layout = tmp_path / "layout"
+    subprocess.run([sys.executable, str(REPO / "deploy" / "build-test-image.py"), "--out", str(layout),
+                    "--tag", "app:latest"], check=True, capture_output=True)
+    cluster_dir = (tmp_path / "cluster").resolve()
+    ctl = Ctl(tmp_path / "config")
+    try:
+        r = ctl("cluster", "up", "--dir", str(cluster_dir), "--port", str(free_port()), "--nodes", "1", "--registry",
+                "--registry-mirror", "docker.io=https://mirror.invalid")
+        no_traceback(r, "cluster up --registry")
+        address = re.search(r"registry at (\S+) \(plain http\)", r.stdout).group(1)
+        registries = (cluster_dir / "registries.yaml").read_text()
+        assert address in registries and "insecure: true" in registries and "mirror.invalid" in registries
+        pushed = subprocess.run(["skopeo", "--insecure-policy", "copy", "--quiet", "--dest-tls-verify=false",
+                                 f"oci:{layout}:app:latest", f"docker://{address}/app:latest"],
+                                capture_output=True, text=True, timeout=120)
+        assert pushed.returncode == 0, pushed.stderr
+        ctl("run", "fromreg", f"--image={address}/app", "--restart=Never", "--", "sleep", "3600")
+        assert "Always" in ctl("get", "pod", "fromreg", "-o", "jsonpath={.spec.containers[0].imagePullPolicy}").stdout
+        assert ctl("wait", "--for=condition=Ready", "pod/fromreg", "--timeout=180s").stdout == \
+            "pod/fromreg condition met\n"
+    finally:
+        r = ctl("cluster", "down", "--dir", str(cluster_dir), check=False)
+        no_traceback(r, "cluster down")
+    assert not cluster_dir.exists()
