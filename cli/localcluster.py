@@ -37,6 +37,7 @@ removes its containers, cgroups, mounts and pod network, and the LAN goes.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
@@ -144,12 +145,13 @@ def free_port() -> int:
 
 
 def port_in_use(host: str, port: int) -> bool:
+    """Something listens on HOST:PORT (an address not made yet, as the LAN's before `up`, is free)."""
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
-        except OSError:
-            return True
+        except OSError as exc:
+            return exc.errno != errno.EADDRNOTAVAIL
     return False
 
 

@@ -76,7 +76,17 @@ def _meta(name: str, **extra: Any) -> dict[str, Any]:
     return {"name": name, **extra}
 
 
-@click.group(invoke_without_command=True, short_help="Create objects from manifests or from flags.")
+class _WithShortNames(click.Group):
+    """`create ns|sa|deploy|cm|cj` as kubectl takes them."""
+
+    SHORT = {"ns": "namespace", "sa": "serviceaccount", "deploy": "deployment", "cm": "configmap", "cj": "cronjob"}
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return super().get_command(ctx, self.SHORT.get(cmd_name, cmd_name))
+
+
+@click.group(cls=_WithShortNames, invoke_without_command=True,
+             short_help="Create objects from manifests or from flags.")
 @apply_cmd.manifest_options
 @apply_cmd.write_options
 @global_options
