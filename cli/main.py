@@ -18,7 +18,7 @@ import click
 
 from api.errors import ValidationFailed
 from cli.commands import apply, cluster, delete, describe, diff, exec as exec_cmd, explain, get, image, logs, misc, nodes, rollout, scale
-from cli.commands import auth, configcmd, expose, portforward, schedule, top
+from cli.commands import auth, autoscale, configcmd, expose, portforward, schedule, top
 from cli.commands import completion, cp, create as create_cmd, edit, events, label, patch, run as run_cmd, setcmd, taint
 from cli.commands import wait
 from cli.errors import CliError, print_error, report
@@ -43,7 +43,8 @@ def cli(ctx: click.Context) -> None:
 for command in (apply.apply, create_cmd.create, apply.replace, get.get, describe.describe, delete.delete, diff.diff,
                 explain.explain, misc.version, misc.api_resources, cluster.cluster, logs.logs, exec_cmd.exec_,
                 rollout.rollout, scale.scale, nodes.cordon, nodes.uncordon, nodes.drain, image.image, top.top,
-                schedule.schedule, auth.auth, configcmd.config_group, expose.expose, portforward.port_forward):
+                schedule.schedule, auth.auth, configcmd.config_group, expose.expose, portforward.port_forward,
+                autoscale.autoscale):
     cli.add_command(command)
 for command in (label.label, label.annotate, taint.taint, run_cmd.run, setcmd.set_group, edit.edit, patch.patch,
                 wait.wait, events.events, cp.cp, completion.completion):

@@ -6,7 +6,7 @@
     ctl create configmap game-config --from-literal=lives=3 --from-file=ui.properties
     ctl create secret generic db-user-pass --from-literal=username=admin --from-file=password=./pw.txt
     ctl create job pi --image=perl -- perl -Mbignum=bpi -wle 'print bpi(2000)'
-    ctl create job test --from=cronjob/NAME     (when a source for cronjobs is registered: JOB_SOURCES)
+    ctl create job test --from=cronjob/NAME     (the CronJob's jobTemplate: cli/commands/create_job.py)
     ctl create cronjob hello --image=busybox --schedule='*/1 * * * *' -- echo hello
     ctl create serviceaccount build-robot
 
@@ -22,22 +22,16 @@ from __future__ import annotations
 import base64
 import re
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any, Callable
 
 import click
 
 from api.registry import lookup_kind, parse_object
 from cli.commands import apply as apply_cmd
+from cli.commands.create_job import job_from, parse_from
 from cli.errors import CliError
 from cli.printers import print_object
 from cli.session import global_options, session
-from controlplane.client import Client
-
-# `create job --from=KIND/NAME`: KIND (lower case, e.g. "cronjob") → an async function
-# (client, name, namespace, job_name) returning the Job to create. The CronJob support
-# registers "cronjob" here (CronJob's `jobTemplate` → a Job, as kubectl does).
-JOB_SOURCES: dict[str, Callable[[Client, str, str, str], Awaitable[dict[str, Any]]]] = {}
-
 
 def generator_options(f: Callable[..., Any]) -> Callable[..., Any]:
     f = click.option("-o", "--output", type=click.Choice(["name", "yaml", "json"]),
@@ -249,13 +243,9 @@ def create_job(name: str, command: tuple[str, ...], image: str, source: str, dry
     if source:
         if image or command:
             raise CliError("either --image or --from must be specified, not both")
-        kind, _, source_name = source.partition("/")
-        make = JOB_SOURCES.get(kind.lower().rstrip("s")) or JOB_SOURCES.get(kind.lower())
-        if make is None or not source_name:
-            raise CliError(f"from must be an existing cronjob: cronjob/NAME, got {source!r}")
+        parse_from(source)
         s = session()
-        obj = s.run(lambda c: make(c, source_name, s.namespace, name))
-        return finish(obj, dry_run, output)
+        return finish(s.run(lambda c: job_from(c, s.namespace, name, source)), dry_run, output)
     if not image:
         raise CliError("either --image or --from must be specified")
     container: dict[str, Any] = {"name": name, "image": image}
