@@ -312,3 +312,15 @@ def test_completion_scripts(ctl, tmp_path):
            "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     r = subprocess.run([sys.executable, "-m", "cli.main"], env=env, capture_output=True, text=True, timeout=60)
     assert "plain,label" in r.stdout, r.stdout + r.stderr
+
+
+def test_create_cronjob_and_a_job_from_it(ctl, ns):
+    out = ok(ctl("create", "cronjob", "hello", "--image=busybox:1.36", "--schedule=*/1 * * * *", "-n", ns,
+                 "--", "echo", "hello", server=False))
+    assert out == "cronjob.batch/hello created\n"
+    cj = get(ctl, "cronjob", "hello", "-n", ns)
+    assert cj["spec"]["schedule"] == "*/1 * * * *"
+    assert cj["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["command"] == ["echo", "hello"]
+    assert ok(ctl("create", "job", "now", "--from=cronjob/hello", "-n", ns)) == "job.batch/now created\n"
+    fails(ctl("create", "cronjob", "bad", "--image=busybox:1.36", "--schedule=not a schedule", "-n", ns),
+          "spec.schedule")
