@@ -268,7 +268,7 @@ def _check_env_from(env_from: list[EnvFromSource], path: str) -> list[FieldError
     for i, source in enumerate(env_from):
         if (source.config_map_ref is None) == (source.secret_ref is None):
             errors.append(invalid(f"{path}[{i}]", "", "must specify exactly one of: `configMapRef` or `secretRef`"))
-        elif not (source.config_map_ref or source.secret_ref).name:
+        elif not getattr(source.config_map_ref or source.secret_ref, "name", None):
             errors.append(required(f"{path}[{i}].{'configMapRef' if source.config_map_ref else 'secretRef'}.name"))
     return errors
 

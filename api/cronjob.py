@@ -145,14 +145,14 @@ def previous_run(cronjob: dict[str, Any], now: float) -> float | None:
         prev = croniter(cronjob["spec"]["schedule"], moment).get_prev(datetime)
     except Exception:  # croniter raises several error types for a schedule it cannot follow
         return None
-    return prev.timestamp()
+    return float(prev.timestamp())
 
 
 def next_run(cronjob: dict[str, Any], now: float) -> float | None:
     """The first scheduled time strictly after `now`."""
     try:
-        return croniter(cronjob["spec"]["schedule"], datetime.fromtimestamp(now, zone_of(cronjob))).get_next(
-            datetime).timestamp()
+        return float(croniter(cronjob["spec"]["schedule"], datetime.fromtimestamp(now, zone_of(cronjob))).get_next(
+            datetime).timestamp())
     except Exception:
         return None
 

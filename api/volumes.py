@@ -175,7 +175,7 @@ def _check_downward_api(source: DownwardAPIVolumeSource, path: str) -> list[Fiel
                                                         "must be specified"))
         elif item.field_ref is not None:
             errors += check_field_ref(item.field_ref, f"{item_path}.fieldRef", allowed=VOLUME_FIELD_PATHS)
-        else:
+        elif item.resource_field_ref is not None:
             errors += check_resource_field_ref(item.resource_field_ref, f"{item_path}.resourceFieldRef",
                                                need_container=True)
     return errors

@@ -337,8 +337,10 @@ async def serve(args: argparse.Namespace) -> int:
     tasks = [asyncio.create_task(compactor(handlers, args.compaction_interval), name="compactor")]
     # Pods reach the API servers where nodes do (--advertise-address; a local cluster's LAN address).
     advertised = security_mod.advertise_address(listen, args.advertise_address)
+    # Its port is the REST API's when that is served (in-cluster Kubernetes clients: KUBERNETES_SERVICE_HOST).
+    service_port = int((args.rest_addresses[0] if args.rest_addresses else advertised).rpartition(":")[2])
     kubernetes_service = KubernetesService(handlers, address=advertised.rpartition(":")[0].strip("[]"),
-                                           port=int(advertised.rpartition(":")[2]))
+                                           port=service_port)
     tasks.append(asyncio.create_task(kubernetes_service.run(), name="kubernetes-service"))
     if args.scheduler or args.controllers:
         elector = LeaderElector(client, key=f"{args.etcd_prefix}/_leader/controlplane".encode(),

@@ -44,7 +44,7 @@ def num(obj: Obj, path: str) -> str:
 
 
 def name(obj: Obj, _now: datetime) -> str:
-    return get(obj, "metadata.name", "")
+    return str(get(obj, "metadata.name", ""))
 
 
 def age(obj: Obj, at: datetime) -> str:
@@ -128,7 +128,7 @@ def _job_duration(job: Obj, at: datetime) -> str:
 
 
 def _service_cluster_ip(svc: Obj, _now: datetime) -> str:
-    return get(svc, "spec.clusterIP", "")
+    return str(get(svc, "spec.clusterIP", ""))
 
 
 def _service_external_ip(svc: Obj, _now: datetime) -> str:
@@ -139,7 +139,7 @@ def _service_external_ip(svc: Obj, _now: datetime) -> str:
         external = [i for i in ingress if i] + external
         return ",".join(external) or "<pending>"
     if kind == "ExternalName":
-        return get(svc, "spec.externalName", "")
+        return str(get(svc, "spec.externalName", ""))
     return ",".join(external)
 
 
@@ -212,7 +212,7 @@ def event_first_seen(ev: Obj) -> Any:
 
 
 def _lease_holder(lease: Obj, _now: datetime) -> str:
-    return get(lease, "spec.holderIdentity", "")
+    return str(get(lease, "spec.holderIdentity", ""))
 
 
 def _data_count(obj: Obj, _now: datetime) -> str:
@@ -228,7 +228,8 @@ def _ratio(top: str, bottom: str) -> Callable[[Obj, datetime], str]:
     return lambda obj, _now: f"{get(obj, top, 0)}/{get(obj, bottom, 0)}"
 
 
-NAME, AGE = Column("NAME", name), Column("AGE", age)
+NAME: Column = Column("NAME", name)
+AGE: Column = Column("AGE", age)
 
 
 def _subjects(kind: str) -> Callable[[Obj, datetime], str]:

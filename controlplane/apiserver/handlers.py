@@ -26,7 +26,7 @@ from controlplane.apiserver.binding import Allocations, bind_pod
 from controlplane.apiserver.errors import FailedPrecondition, NotFoundError
 from controlplane.apiserver.events import EventLeases, scheduled_event
 from controlplane.apiserver.service_alloc import ServiceNetwork
-from controlplane.apiserver.strategy import Reservation, Strategy, build_strategies
+from controlplane.apiserver.strategy import DEFAULT as DEFAULT_STRATEGY, Reservation, Strategy, build_strategies
 from controlplane.storage import AlreadyExists, Conflict, NotFound, Store, codec, keys
 from controlplane.storage.errors import ClaimsTaken
 from controlplane.storage.store import put
@@ -81,13 +81,6 @@ def _version(obj: dict[str, Any]) -> int:
     return int(_meta(obj).get("resourceVersion") or 0)
 
 
-def pending_finalizers(obj: dict[str, Any]) -> list[str]:
-    out = list(_meta(obj).get("finalizers") or [])
-    if obj.get("kind") == "Namespace":
-        out += list((obj.get("spec") or {}).get("finalizers") or [])
-    return out
-
-
 class Handlers:
     def __init__(self, store: Store, *, event_ttl_seconds: int = 3600, services: ServiceNetwork | None = None):
         self.store = store
@@ -105,7 +98,7 @@ class Handlers:
     # -- plumbing ------------------------------------------------------------------
 
     def strategy(self, kind: str) -> Strategy:
-        return self.strategies.get(kind) or Strategy()
+        return self.strategies.get(kind) or DEFAULT_STRATEGY
 
     async def start_caches(self, timeout: float = 30.0) -> None:
         """Start one watch cache per kind before serving, so that every resourceVersion a
@@ -120,7 +113,7 @@ class Handlers:
         cache = self.caches.get(info.plural)
         if cache is None:
             cache = WatchCache(self.store.client, prefix=self.store.prefix, plural=info.plural,
-                               index_field="spec.nodeName" if info.kind == "Pod" else None)
+                               index_field=self.strategy(info.kind).index_field)
             cache.start()
             self.caches[info.plural] = cache
         return cache
@@ -205,7 +198,7 @@ class Handlers:
                     except NotFound:
                         return written
                     raise AlreadyExists(f'{info.qualified_plural} "{out_meta["name"]}" already exists')
-                lease = await self.events.lease_for_new_event() if info.kind == "Event" else None
+                lease = await self.events.lease_for_new_event() if strategy.expires else None
                 created = await self.store.create(info.plural, namespace, out_meta["name"], written, lease=lease,
                                                   value=value, claims=reservation.claims if reservation else None)
                 ok = True
@@ -338,8 +331,8 @@ class Handlers:
     async def _write_update(self, info: ResourceInfo, namespace: str, name: str, out: dict[str, Any],
                             expected: int, *, current: dict[str, Any], value: bytes | None = None) -> dict[str, Any]:
         strategy = self.strategy(info.kind)
-        if _meta(out).get("deletionTimestamp") and not pending_finalizers(out) and \
-                not (info.kind == "Pod" and _meta(out).get("deletionGracePeriodSeconds")):
+        if _meta(out).get("deletionTimestamp") and not strategy.pending_finalizers(out) and \
+                not (strategy.confirmed_deletion and _meta(out).get("deletionGracePeriodSeconds")):
             # The last finalizer is gone: the deletion completes now.
             await self._delete_key(info, namespace, name, current, expected)
             return out
@@ -431,24 +424,23 @@ class Handlers:
         if propagation == "Orphan" and ORPHAN not in finalizers:
             finalizers.append(ORPHAN)
         grace = strategy.graceful_seconds(current, grace_seconds)
-        is_namespace = info.kind == "Namespace"
         marked = dict(current)
         marked["metadata"] = dict(meta)
         if finalizers:
             marked["metadata"]["finalizers"] = finalizers
-        if is_namespace:
-            marked["status"] = {**(current.get("status") or {}), "phase": "Terminating"}
+        strategy.mark_deleting(marked)
         if grace > 0:
             existing = meta.get("deletionGracePeriodSeconds")
             if existing is not None and existing <= grace:
                 return current, False  # already terminating at least as fast
             marked["metadata"]["deletionTimestamp"] = now_rfc3339(grace)
             marked["metadata"]["deletionGracePeriodSeconds"] = grace
-        elif finalizers or (is_namespace and pending_finalizers(current)):
+        elif finalizers or strategy.pending_finalizers(current):
             marked["metadata"].setdefault("deletionTimestamp", now_rfc3339())
-            marked["metadata"].pop("deletionGracePeriodSeconds", None) if info.kind != "Pod" else None
-            if info.kind == "Pod":
+            if strategy.confirmed_deletion:
                 marked["metadata"]["deletionGracePeriodSeconds"] = 0
+            else:
+                marked["metadata"].pop("deletionGracePeriodSeconds", None)
         else:
             if dry_run:
                 return current, True
@@ -458,7 +450,7 @@ class Handlers:
             return gone, True
         if dry_run:
             return marked, False
-        if info.kind == "Pod" and grace == 0 and not finalizers:
+        if strategy.confirmed_deletion and grace == 0 and not finalizers:
             rev = await self.store.delete(info.plural, ns, name, expected_version=version)
             return {**current, "metadata": {**meta, "resourceVersion": str(rev)}}, True
         return await self.store.update(info.plural, ns, name, marked, expected_version=version), False

@@ -285,29 +285,17 @@ class ApiService(pb_grpc.ApiServicer):
     async def Exec(self, requests: AsyncIterator[pb.ExecInput],
                    context: grpc.aio.ServicerContext) -> AsyncIterator[pb.ExecOutput]:
         try:
-            async for out in proxy.exec_(self.agents, self._authorized_stream(context, requests.__aiter__(), "exec")):
+            async for out in self.verbs.exec_(self.user_of(context), requests):
                 yield out
         except grpc.aio.AbortError:
             raise
         except Exception as exc:
             await _abort(context, exc)
 
-    async def _authorized_stream(self, context: Any, requests: AsyncIterator[Any],
-                                 subresource: str) -> AsyncIterator[Any]:
-        """An exec or port-forward stream, once its first message (which pod) passed
-        `create pods/<subresource>`."""
-        first = await anext(requests, None)
-        if first is not None and first.HasField("start"):
-            self._check(context, "create", "pods", first.start.namespace, first.start.pod, subresource=subresource)
-        if first is not None:
-            yield first
-        async for message in requests:
-            yield message
-
     async def PortForward(self, requests: AsyncIterator[pb.PortForwardData],
                           context: grpc.aio.ServicerContext) -> AsyncIterator[pb.PortForwardData]:
         try:
-            async for out in proxy.port_forward(self.agents, self._authorized_stream(context, requests.__aiter__(), "portforward")):
+            async for out in self.verbs.port_forward(self.user_of(context), requests):
                 yield out
         except grpc.aio.AbortError:
             raise

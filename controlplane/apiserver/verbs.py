@@ -10,6 +10,7 @@ generic handler (handlers.py). So there is one copy of each verb and of its chec
 
 from __future__ import annotations
 
+import json
 from typing import Any, AsyncIterator, Callable
 
 from api.registry import ResourceInfo, lookup, lookup_kind
@@ -17,7 +18,7 @@ from controlplane.apiserver import eviction, proxy
 from controlplane.apiserver.handlers import Handlers
 from controlplane.auth.access import AccessControl
 from controlplane.auth.identity import UserInfo
-from controlplane.storage import Conflict
+from controlplane.storage import Conflict, NotFound
 from controlplane.storage.watch_cache import Event, Subscription
 from protos import skiff_pb2 as pb
 
@@ -92,6 +93,26 @@ class Verbs:
         return await self.h.delete(kind, namespace, name, propagation=propagation, grace_seconds=grace_seconds,
                                    dry_run=dry_run, resource_version=resource_version)
 
+    async def delete_collection(self, user: UserInfo, kind: str, namespace: str, label_selector: str = "",
+                                field_selector: str = "", *, propagation: str = "", grace_seconds: int | None = None,
+                                dry_run: bool = False) -> list[dict[str, Any]]:
+        """Kubernetes' deletecollection: every object the selectors match (in `namespace`, or all
+        when it is ""), once `deletecollection` is allowed; their last states. One that is gone
+        by the time its turn comes is skipped."""
+        self.check(user, "deletecollection", kind, namespace, field_selector=field_selector, all_namespaces=True)
+        items, _ = await self.h.list_raw(kind, namespace, label_selector, field_selector)
+        out = []
+        for raw in items:
+            meta = json.loads(raw).get("metadata") or {}
+            try:
+                obj, _finished = await self.h.delete(kind, meta.get("namespace", ""), meta["name"],
+                                                     propagation=propagation, grace_seconds=grace_seconds,
+                                                     dry_run=dry_run)
+            except NotFound:
+                continue
+            out.append(obj)
+        return out
+
     async def evict(self, user: UserInfo, namespace: str, name: str, *, grace_seconds: int | None = None,
                     dry_run: bool = False) -> dict[str, Any]:
         """The pods/eviction subresource (eviction.py): delete unless a disruption budget forbids it now."""
@@ -140,3 +161,30 @@ class Verbs:
         """A container's log, relayed from its node's agent, once `get pods/log` is allowed."""
         self.check(user, "get", "pods", request.namespace, request.pod, subresource="log")
         return proxy.logs(self.agents, request)
+
+    def exec_(self, user: UserInfo, requests: AsyncIterator[pb.ExecInput]) -> AsyncIterator[pb.ExecOutput]:
+        """An exec session whose first message names the pod, relayed to its node's agent once
+        `create pods/exec` is allowed (the REST front's pods/exec; the URL names the pod)."""
+        return self._stream(user, requests, "exec", proxy.exec_)
+
+    async def _stream(self, user: UserInfo, requests: AsyncIterator[Any], subresource: str,
+                      relay: Callable[[proxy.AgentDialer, AsyncIterator[Any]], AsyncIterator[Any]]
+                      ) -> AsyncIterator[Any]:
+        iterator = requests.__aiter__()
+        first = await anext(iterator, None)
+        if first is not None and first.HasField("start"):
+            self.check(user, "create", "pods", first.start.namespace, first.start.pod, subresource=subresource)
+
+        async def again() -> AsyncIterator[Any]:
+            if first is not None:
+                yield first
+            async for message in iterator:
+                yield message
+        async for out in relay(self.agents, again()):
+            yield out
+
+    def port_forward(self, user: UserInfo, requests: AsyncIterator[pb.PortForwardData]
+                     ) -> AsyncIterator[pb.PortForwardData]:
+        """One forwarded connection whose first message names the pod and port, relayed to its
+        node's agent once `create pods/portforward` is allowed."""
+        return self._stream(user, requests, "portforward", proxy.port_forward)

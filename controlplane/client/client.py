@@ -11,7 +11,7 @@ import asyncio
 import json
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, TypeVar, Union, overload
+from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, TypeVar, Union
 
 import grpc
 
@@ -24,6 +24,7 @@ from protos import skiff_pb2_grpc as pb_grpc
 
 if TYPE_CHECKING:
     from api.resource import Resource
+    from controlplane.client.execstream import ExecSession
 
 # The object model (pydantic, every kind's model: about 12 MiB) is imported only by a
 # caller that uses it — passes a model class or instance. Processes that handle plain

@@ -12,10 +12,15 @@ from dataclasses import dataclass
 
 @dataclass
 class ControllerSettings:
-    # Node lifecycle. Kubernetes: lease renew 10 s, grace 40 s, eviction after 300 s.
+    # Node lifecycle. Kubernetes: lease renew 10 s, grace 40 s, then a 300 s toleration that its
+    # DefaultTolerationSeconds admission adds to every pod. Ours: the 8 s grace (4 renewals) is
+    # the one wait for a node to come back; a pod without its own toleration for the
+    # unreachable/not-ready NoExecute taints is evicted when the taint appears (what Kubernetes'
+    # taint manager does to such a pod; a pod's tolerationSeconds keeps it longer).
+    # docs/OPERATIONS.md, "Node failure", says how to choose these.
     node_lease_renew_seconds: float = 2.0
     node_monitor_grace_seconds: float = 8.0
-    pod_eviction_seconds: float = 5.0
+    pod_eviction_seconds: float = 0.0
     node_monitor_period_seconds: float = 1.0
     # Job: delay before recreating a failed pod, base doubling per failure up to max.
     # Kubernetes: 10 s doubling to 6 min.
@@ -36,7 +41,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--node-monitor-grace", type=float, default=d.node_monitor_grace_seconds,
                    help="seconds without a node Lease renewal before the node is NotReady")
     p.add_argument("--pod-eviction-timeout", type=float, default=d.pod_eviction_seconds,
-                   help="seconds a node stays unreachable before its pods are evicted")
+                   help="seconds a pod without its own toleration stays on a node after the node "
+                        "becomes unreachable or not-ready (the NoExecute taint); default 0: evicted at once")
     p.add_argument("--cluster-cidr", default=d.cluster_cidr, help="the pod network; each node gets a slice")
     p.add_argument("--node-cidr-mask-size", type=int, default=d.node_cidr_mask_size,
                    help="prefix length of each node's podCIDR")

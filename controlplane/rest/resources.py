@@ -7,7 +7,8 @@ GET (one object; a list as a `<Kind>List`, with labelSelector, fieldSelector, li
 continue; `watch=1`: a stream of `{"type", "object"}` lines), POST (create), PUT (update,
 or update of the status), PATCH (merge, strategic merge and JSON patch — patch.py — and
 server-side apply, `application/apply-patch+yaml`, which is Skiff's apply) and DELETE
-(DeleteOptions from the body or the query). `dryRun=All` is honoured everywhere.
+(DeleteOptions from the body or the query; on a collection URL, deletecollection). `dryRun=All` is honoured everywhere;
+`fieldValidation` on create, update and apply (fieldvalidation.py).
 
 Each verb is the shared, authorized one (controlplane/apiserver/verbs.py), so the REST
 API and the gRPC API check and do the same. Errors are `Status` objects (status.py).
@@ -35,7 +36,7 @@ from api.limits import MAX_OBJECT_BYTES
 from api.registry import ResourceInfo
 from controlplane.apiserver.verbs import Verbs
 from controlplane.auth.identity import UserInfo
-from controlplane.rest import discovery, patch as patches, reviews, scale, status, table as tables
+from controlplane.rest import discovery, fieldvalidation, patch as patches, protobuf, scale, status, streams, table as tables
 from controlplane.storage.watch_cache import BOOKMARK, Subscription, chunks
 from protos import skiff_pb2 as pb
 
@@ -71,7 +72,8 @@ def parse_path(parts: list[str]) -> Target:
     subresource = rest[2] if len(rest) > 2 else ""
     if subresource and not ((subresource == "status" and info.has_status)
                             or (subresource == "scale" and scale.scalable(info))
-                            or (subresource in ("log", "eviction") and info.kind == "Pod")):
+                            or (subresource in ("log", "eviction", *streams.STREAM_SUBRESOURCES)
+                                and info.kind == "Pod")):
         raise NotServed()
     return Target(info, namespace, name, subresource)
 
@@ -108,11 +110,6 @@ class TooLarge(Exception):
 
 
 async def _body(request: web.Request) -> Any:
-    if "protobuf" in request.content_type:
-        raise UnsupportedMediaType(
-            f"the body of the request was in an unknown format - accepted media types include: application/json, "
-            f"application/yaml (Skiff does not speak Kubernetes' protobuf: `kubectl create namespace|deployment|...` "
-            f"send it; write the object and use `kubectl create -f` or `kubectl apply -f`)")
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
@@ -120,6 +117,13 @@ async def _body(request: web.Request) -> Any:
                        f"at most {MAX_OBJECT_BYTES} (1.5 MiB)") from None
     if not raw:
         return None
+    if "protobuf" in request.content_type:
+        try:
+            return protobuf.decode_object(raw)
+        except (protobuf.Unreadable, UnicodeDecodeError) as exc:
+            raise UnsupportedMediaType(
+                f"the body of the request was in an unknown format - accepted media types include: "
+                f"application/json, application/yaml ({exc})") from None
     try:
         if request.content_type == patches.APPLY_PATCH or request.content_type.endswith("yaml"):
             return yaml.safe_load(raw)
@@ -172,6 +176,12 @@ class Resources:
                 return await self.log(request, user, target)
             if target.subresource == "eviction" and method == "POST":
                 return await self.evict(request, user, target)
+            if target.subresource == "exec" and method in ("GET", "POST"):
+                return await streams.exec_(self.verbs, request, user, target.namespace, target.name)
+            if target.subresource == "portforward" and method in ("GET", "POST"):
+                return await streams.port_forward(self.verbs, request, user, target.namespace, target.name)
+            if target.subresource in streams.STREAM_SUBRESOURCES:
+                return respond(streams.not_streamed(target.subresource), 400)
             if method == "GET":
                 if target.name and not _flag(request, "watch"):
                     obj = await self.verbs.get(user, target.info.plural, target.namespace, target.name)
@@ -183,16 +193,22 @@ class Resources:
                 return await self.list(request, user, target)
             if method == "POST" and not target.name:
                 obj = _object_body(await _body(request), target)
-                return respond(await self.verbs.create(user, obj, dry_run=_dry_run(request)), 201)
+                dry_run = _dry_run(request)
+                return _checked(*await fieldvalidation.tolerant(
+                    fieldvalidation.mode(request.query), obj,
+                    lambda body: self.verbs.create(user, body, dry_run=dry_run)), code=201)
             if method == "PUT" and target.name:
                 obj = _object_body(await _body(request), target)
-                if target.subresource == "status":
-                    return respond(await self.verbs.update_status(user, obj, dry_run=_dry_run(request)))
-                return respond(await self.verbs.update(user, obj, dry_run=_dry_run(request)))
+                dry_run = _dry_run(request)
+                write = self.verbs.update_status if target.subresource == "status" else self.verbs.update
+                return _checked(*await fieldvalidation.tolerant(
+                    fieldvalidation.mode(request.query), obj, lambda body: write(user, body, dry_run=dry_run)))
             if method == "PATCH" and target.name:
                 return await self.patch(request, user, target)
             if method == "DELETE" and target.name and not target.subresource:
                 return await self.delete(request, user, target)
+            if method == "DELETE" and not target.name:
+                return await self.delete_collection(request, user, target)
             return respond(status.status(405, "MethodNotAllowed",
                                          f"the server does not allow this method on the requested resource: "
                                          f"{method} {request.path}"), 405)
@@ -208,13 +224,7 @@ class Resources:
     async def evict(self, request: web.Request, user: UserInfo, target: Target) -> web.Response:
         """POST pods/NAME/eviction with an Eviction (policy/v1): 201 and a Success Status, or the
         budget's refusal as 429 TooManyRequests (kubectl drain waits and tries again)."""
-        if "protobuf" in request.content_type:    # kubectl drain sends its Eviction so
-            try:
-                body = reviews.protobuf_eviction(await request.read())
-            except ValueError as exc:
-                raise BadRequest(f"the Eviction cannot be decoded: {exc}") from None
-        else:
-            body = await _body(request)
+        body = await _body(request)     # kubectl drain sends its Eviction as protobuf (protobuf.py)
         if not isinstance(body, dict) or body.get("kind", "Eviction") != "Eviction":
             raise BadRequest("the body must be an Eviction (policy/v1)")
         options = body.get("deleteOptions") or {}
@@ -348,8 +358,10 @@ class Resources:
                 obj = await self.verbs.patch(user, target.info.plural, target.namespace, target.name,
                                              lambda current: patches.merge_patch(current, change), dry_run=dry_run)
                 return respond(obj)
-            obj, result = await self.verbs.apply(user, manifest, dry_run=dry_run)
-            return respond(obj, 201 if result == "created" else 200)
+            (obj, result), warnings = await fieldvalidation.tolerant(
+                fieldvalidation.mode(request.query), manifest,
+                lambda body: self.verbs.apply(user, body, dry_run=dry_run))
+            return _checked(obj, warnings, code=201 if result == "created" else 200)
         if content_type not in (patches.MERGE_PATCH, patches.STRATEGIC, patches.JSON_PATCH):
             return respond(status.status(415, "UnsupportedMediaType",
                                          f"the body of the request was in an unknown format - accepted media types "
@@ -360,7 +372,8 @@ class Resources:
                                      subresource=target.subresource, dry_run=dry_run)
         return respond(obj)
 
-    async def delete(self, request: web.Request, user: UserInfo, target: Target) -> web.Response:
+    async def _delete_options(self, request: web.Request) -> tuple[dict[str, Any], int | None, str]:
+        """(DeleteOptions, gracePeriodSeconds, propagationPolicy) from the body or the query."""
         options = await _body(request) or {}
         if not isinstance(options, dict):
             raise BadRequest("the body of a delete must be DeleteOptions")
@@ -370,6 +383,20 @@ class Resources:
         propagation = options.get("propagationPolicy") or request.query.get("propagationPolicy", "")
         if options.get("orphanDependents") is True or request.query.get("orphanDependents") == "true":
             propagation = propagation or "Orphan"
+        return options, grace, propagation
+
+    async def delete_collection(self, request: web.Request, user: UserInfo, target: Target) -> web.Response:
+        """DELETE on a collection: the objects its selectors match, answered as the list of them."""
+        options, grace, propagation = await self._delete_options(request)
+        deleted = await self.verbs.delete_collection(
+            user, target.info.plural, target.namespace, request.query.get("labelSelector", ""),
+            request.query.get("fieldSelector", ""), propagation=propagation, grace_seconds=grace,
+            dry_run=_dry_run(request, options))
+        return respond({"kind": f"{target.info.kind}List", "apiVersion": target.info.api_version,
+                        "metadata": {}, "items": deleted})
+
+    async def delete(self, request: web.Request, user: UserInfo, target: Target) -> web.Response:
+        options, grace, propagation = await self._delete_options(request)
         preconditions = options.get("preconditions") or {}
         obj, finished = await self.verbs.delete(user, target.info.plural, target.namespace, target.name,
                                                 propagation=propagation, grace_seconds=grace,
@@ -380,6 +407,14 @@ class Resources:
             return respond(status.success({"name": target.name, "group": target.info.group,
                                            "kind": target.info.plural, "uid": meta.get("uid", "")}))
         return respond(obj, 200)
+
+
+def _checked(obj: Any, warnings: list[str], *, code: int = 200) -> web.Response:
+    """The written object, with a `Warning` header for each field fieldValidation=Warn dropped."""
+    response = respond(obj, code)
+    for name, value in fieldvalidation.warning_headers(warnings):
+        response.headers.add(name, value)
+    return response
 
 
 def _as_table(request: web.Request) -> bool:

@@ -32,9 +32,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from datetime import datetime, timezone
 from typing import Any, Awaitable, Mapping
 
+from api.timestamps import rfc3339
 from controlplane.client import ApiError, Client, Conflict, FailedPrecondition, NotFound
 from controlplane.client.events import WARNING, EventRecorder
 from controlplane.client.informer import Informer
@@ -58,10 +58,6 @@ def _key(obj: Mapping[str, Any]) -> Key:
 
 def _assigned(pod: Mapping[str, Any]) -> bool:
     return bool((pod.get("spec") or {}).get("nodeName"))
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _node_changed(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
@@ -151,7 +147,7 @@ class Scheduler:
 
     def _spawn(self, coro: Awaitable[Any], name: str) -> asyncio.Task:
         """Every background task goes through here: named, referenced, failures logged."""
-        task = asyncio.get_running_loop().create_task(coro, name=name)  # type: ignore[arg-type]
+        task: asyncio.Task[Any] = asyncio.get_running_loop().create_task(coro, name=name)  # type: ignore[arg-type]
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
         return task
@@ -209,7 +205,7 @@ class Scheduler:
             log.info("binding %s/%s to %s rejected: %s; retrying", namespace, name, result.node, exc.message)
             self._forget(qp)
             if isinstance(exc, FailedPrecondition):
-                self.recorder.event(info.pod, WARNING, "FailedScheduling", f"Binding rejected: {exc.message}")
+                self.recorder.event(dict(info.pod), WARNING, "FailedScheduling", f"Binding rejected: {exc.message}")
         except ApiError as exc:
             self.stats["bind_failures"] += 1
             log.warning("binding %s/%s to %s failed: %s; retrying", namespace, name, result.node, exc.message)
@@ -268,7 +264,7 @@ class Scheduler:
             condition = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message,
                          "lastProbeTime": None,
                          "lastTransitionTime": old.get("lastTransitionTime") if old and old.get("status") == "False"
-                         else _now()}
+                         else rfc3339()}
             condition = {k: v for k, v in condition.items() if v is not None}
             status["conditions"] = [c for c in conditions if c.get("type") != "PodScheduled"] + [condition]
             try:
