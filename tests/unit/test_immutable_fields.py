@@ -3,7 +3,11 @@
 import pytest
 
 from api.errors import ValidationFailed
-from controlplane.apiserver.strategy import strategy_for
+from controlplane.apiserver.strategy import DEFAULT, STRATEGIES
+
+
+def strategy_for(kind: str):
+    return STRATEGIES.get(kind, DEFAULT)
 
 
 def obj(kind: str, **spec) -> dict:
