@@ -1,5 +1,7 @@
 """Limits every component agrees on."""
 
+from collections.abc import Iterable
+
 # The largest object the API server stores (etcd's default request limit is 1.5 MiB).
 MAX_OBJECT_BYTES = 1536 * 1024
 
@@ -27,6 +29,7 @@ def nesting_depth(obj: object, limit: int = MAX_NESTING) -> int:
     deepest, stack = 0, [(obj, 1)]
     while stack:
         value, depth = stack.pop()
+        children: Iterable[object]
         if isinstance(value, dict):
             children = value.values()
         elif isinstance(value, list):

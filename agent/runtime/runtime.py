@@ -308,7 +308,7 @@ class Runtime:
         if record.state is not State.RUNNING:
             raise RuntimeError(f"container {id} is not running")
         if tty:
-            master, slave = container_pty(record.pid)
+            master, slave = container_pty(record.pid) if record.pid else pty.openpty()
             local, remote = [master], [slave]
         else:
             stdin_r, stdin_w = os.pipe()

@@ -14,6 +14,7 @@ copy of the edit in a file it names. An unchanged or empty file cancels the edit
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
 import subprocess
@@ -93,7 +94,7 @@ def edit(resources: tuple[str, ...], output: str) -> int:
     async def fetch(client: Client) -> dict[str, Any]:
         return await client.get(info.kind, name, ns)
 
-    async def save(client: Client, obj: dict[str, Any]) -> dict[str, Any]:
+    async def save(client: Client, *, obj: dict[str, Any]) -> dict[str, Any]:
         return await client.update(obj)
 
     original = s.run(fetch)
@@ -119,7 +120,7 @@ def edit(resources: tuple[str, ...], output: str) -> int:
             if meta.get("name") != name or obj.get("kind") != original.get("kind"):
                 raise CliError("the name and kind of the object cannot be changed in an edit")
             parse_object(obj)
-            s.run(lambda c: save(c, obj))
+            s.run(functools.partial(save, obj=obj))
         except ValidationFailed as exc:
             text = _with_errors(body, what, [str(e) for e in exc.errors] if hasattr(exc, "errors") else [str(exc)])
             continue

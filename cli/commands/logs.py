@@ -114,7 +114,7 @@ def logs(pod: str, container_arg: str | None, container: str, follow: bool, prev
     s = session()
     if container_arg:                       # kubectl's `logs POD CONTAINER`
         if container and container != container_arg:
-            raise CliError(f"only one of -c or an inline [CONTAINER] arg is allowed")
+            raise CliError("only one of -c or an inline [CONTAINER] arg is allowed")
         container = container_arg
     since_seconds = parse_duration(since) if since else 0
 

@@ -261,7 +261,7 @@ def test_wait_for_condition_jsonpath_and_delete(ctl, ns, api_server):
     fails(ctl("wait", "--for=condition=Ready", "pod/none", "-n", ns, "--timeout=2s"), "NotFound")
     ok(ctl("run", "busybox1", "--image=busybox:1.36", "-n", ns))
     r = ctl("wait", "--for=condition=Ready", "pod/busybox1", "-n", ns, "--timeout=1s")
-    fails(r, f"timed out waiting for the condition on pods/busybox1")
+    fails(r, "timed out waiting for the condition on pods/busybox1")
 
     async def set_ready() -> None:
         from controlplane.client import Client
