@@ -7,6 +7,7 @@ kubectl prints them. Several objects print as one `kind: List`.
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 import yaml
@@ -51,3 +52,17 @@ def without_managed_fields(obj: dict[str, Any]) -> dict[str, Any]:
 
 def as_list(items: list[dict[str, Any]]) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "List", "items": items, "metadata": {"resourceVersion": ""}}
+
+
+def print_object(info: ResourceInfo, obj: dict[str, Any], output: str | None) -> bool:
+    """Print one written object as `-o yaml|json|name` asks; False (nothing printed) without -o."""
+    if output == "yaml":
+        text = to_yaml(obj)
+    elif output == "json":
+        text = to_json(obj)
+    elif output == "name":
+        text = to_name(info, obj) + "\n"
+    else:
+        return False
+    sys.stdout.write(text)
+    return True

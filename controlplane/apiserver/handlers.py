@@ -18,7 +18,7 @@ import uuid
 from typing import Any, Awaitable, Callable
 
 from api.errors import FieldError, ValidationFailed
-from api.limits import MAX_OBJECT_BYTES
+from api.limits import MAX_NESTING, MAX_OBJECT_BYTES, nesting_depth
 from api.registry import ResourceInfo, lookup, lookup_kind, parse_object
 from api.selectors import parse_field_selector, parse_label_selector
 from controlplane.apiserver import apply as apply_merge, fieldmanager
@@ -53,11 +53,18 @@ def now_rfc3339(delta_seconds: float = 0) -> str:
     return _last_stamp[1]
 
 
+TOO_DEEP = f"the object nests maps and lists more than {MAX_NESTING} levels deep"
+
+
 def decode_object(raw: bytes) -> dict[str, Any]:
     try:
         obj = json.loads(raw)
     except ValueError as exc:
         raise ValidationFailed(FieldError("", f"the object is not valid JSON: {exc}")) from None
+    except RecursionError:                  # nested beyond what the decoder follows
+        raise ValidationFailed(FieldError("", TOO_DEEP)) from None
+    if nesting_depth(obj) > MAX_NESTING:
+        raise ValidationFailed(FieldError("", TOO_DEEP))
     if not isinstance(obj, dict):
         raise ValidationFailed(FieldError("", "the object must be a JSON object"))
     return obj
