@@ -193,13 +193,6 @@ class Verbs:
                     raise
         raise Conflict(f'{info.qualified_plural} "{name}" kept changing during the patch; try again')
 
-
-def _without_times(obj: dict[str, Any]) -> dict[str, Any]:
-    """The object without its managers' timestamps (an apply that changes nothing else writes nothing)."""
-    meta = dict(obj.get("metadata") or {})
-    meta["managedFields"] = [{k: v for k, v in e.items() if k != "time"} for e in meta.get("managedFields") or []]
-    return {**obj, "metadata": meta}
-
     def logs(self, user: UserInfo, request: pb.LogsRequest) -> AsyncIterator[pb.LogChunk]:
         """A container's log, relayed from its node's agent, once `get pods/log` is allowed."""
         self.check(user, "get", "pods", request.namespace, request.pod, subresource="log")
@@ -231,3 +224,10 @@ def _without_times(obj: dict[str, Any]) -> dict[str, Any]:
         """One forwarded connection whose first message names the pod and port, relayed to its
         node's agent once `create pods/portforward` is allowed."""
         return self._stream(user, requests, "portforward", proxy.port_forward)
+
+
+def _without_times(obj: dict[str, Any]) -> dict[str, Any]:
+    """The object without its managers' timestamps (an apply that changes nothing else writes nothing)."""
+    meta = dict(obj.get("metadata") or {})
+    meta["managedFields"] = [{k: v for k, v in e.items() if k != "time"} for e in meta.get("managedFields") or []]
+    return {**obj, "metadata": meta}
