@@ -8,7 +8,7 @@ for every other write), each with the set of fields it owns as a `fieldsV1` tree
         'k:{"name":"web"}': {.: {}, f:name: {}, f:image: {}}}}}}
 
 `f:<field>` is a map field, `k:<json of the merge key>` an item of a list that merges by
-key (the strategic merge keys of rest/patch.py: containers by name, ...), `v:<json>` an item
+key (the strategic merge keys of apiserver/patch.py: containers by name, ...), `v:<json>` an item
 of a set-like list of scalars (finalizers), and `.` the list item itself. Other lists are
 atomic: owned whole. Internally a field set is a set of paths, tuples of those elements:
 the leaves, and each keyed or set item.
@@ -33,7 +33,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from controlplane.rest import patch as patches
+from controlplane.apiserver import patch as patches
 from controlplane.storage import Conflict
 
 Path = tuple[str, ...]

@@ -176,8 +176,8 @@ class ApiService(pb_grpc.ApiServicer):
 
     @_unary
     async def Patch(self, request: pb.PatchRequest, context: Any) -> pb.ObjectResponse:
-        """The REST front's PATCH (controlplane/rest/patch.py), for `ctl patch`, `label`, `annotate`, ..."""
-        from controlplane.rest import patch as patches
+        """The PATCH formats (controlplane/apiserver/patch.py, shared with the REST front), for `ctl patch`, `label`, `annotate`, ..."""
+        from controlplane.apiserver import patch as patches
         content_type = PATCH_TYPES.get(request.patch_type or "strategic")
         if content_type is None:
             raise ValidationFailed(FieldError("type", f'Unsupported value: "{request.patch_type}": supported '

@@ -38,7 +38,8 @@ from api.limits import MAX_OBJECT_BYTES
 from api.registry import ResourceInfo
 from controlplane.apiserver.verbs import Verbs
 from controlplane.auth.identity import UserInfo
-from controlplane.rest import discovery, fieldvalidation, patch as patches, protobuf, scale, status, streams, table as tables
+from controlplane.apiserver import patch as patches
+from controlplane.rest import discovery, fieldvalidation, protobuf, scale, status, streams, table as tables
 from controlplane.storage.watch_cache import BOOKMARK, Subscription, chunks
 from protos import skiff_pb2 as pb
 
