@@ -141,6 +141,11 @@ class NodeAgent:
         return {"kubernetes.io/hostname": self.config.node_name, "kubernetes.io/os": "linux",
                 "kubernetes.io/arch": arch(), **self.config.labels}
 
+    def annotations(self) -> dict[str, str]:
+        """Where the built-in local-path provisioner puts this node's volumes (agent/localpath.py)."""
+        from agent.localpath import ROOT_ANNOTATION
+        return {ROOT_ANNOTATION: str(self.config.local_path_dir)}
+
     def conditions(self) -> list[dict[str, str]]:
         now = now_seconds()
         mem = meminfo()
@@ -190,7 +195,7 @@ class NodeAgent:
         """Create the Node, or take over an existing one with our labels and taints."""
         name = self.config.node_name
         node = {"apiVersion": "v1", "kind": "Node",
-                "metadata": {"name": name, "labels": self.labels()},
+                "metadata": {"name": name, "labels": self.labels(), "annotations": self.annotations()},
                 "spec": {"taints": [dict(t) for t in self.config.taints]} if self.config.taints else {},
                 "status": self.status()}
         backoff = 0.2
@@ -204,6 +209,8 @@ class NodeAgent:
                 except AlreadyExists:
                     current = await self.client.get("nodes", name)
                     current["metadata"]["labels"] = {**(current["metadata"].get("labels") or {}), **self.labels()}
+                    current["metadata"]["annotations"] = {**(current["metadata"].get("annotations") or {}),
+                                                          **self.annotations()}
                     spec = current.setdefault("spec", {})
                     if self.config.taints:
                         keys = {(t["key"], t.get("effect")) for t in self.config.taints}

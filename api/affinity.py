@@ -177,6 +177,9 @@ def _check_term(term: NodeSelectorTerm, path: str) -> list[FieldError]:
             + _check_requirements(term.match_fields, f"{path}.matchFields", fields=True))
 
 
+check_node_selector_term = _check_term  # PersistentVolume nodeAffinity (api/storage.py)
+
+
 def _check_weight(weight: int, path: str) -> list[FieldError]:
     return [] if 1 <= weight <= 100 else [invalid(path, weight, "must be in the range 1-100")]
 

@@ -158,6 +158,16 @@ async def ensure_namespaces(handlers: Handlers) -> None:
                 await asyncio.sleep(0.2)
 
 
+async def ensure_default_storage_class(handlers: Handlers) -> None:
+    """The built-in `local-path` StorageClass, made at start when missing (changes to it are kept)."""
+    from controlplane.controllers.localpath import default_storage_class
+    from controlplane.storage import AlreadyExists
+    try:
+        await handlers.create(default_storage_class())
+    except AlreadyExists:
+        pass
+
+
 async def ensure_default_policy(handlers: Handlers) -> None:
     """The default RBAC roles and bindings (controlplane/auth/bootstrap.py), as every start."""
     from controlplane.auth.bootstrap import ensure_default_policy as ensure
@@ -328,6 +338,7 @@ async def serve(args: argparse.Namespace) -> int:
     await handlers.start_caches()
     await ensure_namespaces(handlers)
     await ensure_default_policy(handlers)
+    await ensure_default_storage_class(handlers)
     await server.start()
     if rest is not None:
         log.info("Kubernetes REST API (kubectl) on https://%s%s", ",".join(args.rest_addresses),

@@ -295,6 +295,57 @@ COLUMNS: dict[str, list[Column]] = {
 COLUMNS["ClusterRoleBinding"] = COLUMNS["RoleBinding"]
 
 
+# ---- storage and StatefulSets (api/storage.py, api/statefulset.py) ----
+
+_ACCESS_MODES = {"ReadWriteOnce": "RWO", "ReadOnlyMany": "ROX", "ReadWriteMany": "RWX", "ReadWriteOncePod": "RWOP"}
+
+
+def _access_modes(path: str) -> Callable[[Obj, datetime], str]:
+    return lambda o, _: ",".join(_ACCESS_MODES.get(m, m) for m in get(o, path, []) or [])
+
+
+def _pv_claim(pv: Obj, _now: datetime) -> str:
+    ref = get(pv, "spec.claimRef")
+    return f"{ref.get('namespace', '')}/{ref.get('name', '')}" if ref else ""
+
+
+def _class_name(sc: Obj, _now: datetime) -> str:
+    default = get(sc, "metadata.annotations", {}).get("storageclass.kubernetes.io/is-default-class") == "true"
+    return name(sc, _now) + (" (default)" if default else "")
+
+
+def _revision_owner(cr: Obj, _now: datetime) -> str:
+    for ref in get(cr, "metadata.ownerReferences", []) or []:
+        if ref.get("controller"):
+            group = ref.get("apiVersion", "").split("/")[0] if "/" in ref.get("apiVersion", "") else ""
+            return f"{ref.get('kind', '').lower()}{'.' + group if group else ''}/{ref.get('name', '')}"
+    return ""
+
+
+_UNSET = Column("VOLUMEATTRIBUTESCLASS", lambda o, _: "<unset>")
+COLUMNS.update({
+    "StatefulSet": [NAME, Column("READY", _ratio("status.readyReplicas", "spec.replicas")), AGE, *WORKLOAD_WIDE],
+    "PersistentVolume": [NAME, Column("CAPACITY", _f("spec.capacity.storage")),
+                         Column("ACCESS MODES", _access_modes("spec.accessModes")),
+                         Column("RECLAIM POLICY", _f("spec.persistentVolumeReclaimPolicy", "Retain")),
+                         Column("STATUS", _f("status.phase")), Column("CLAIM", _pv_claim),
+                         Column("STORAGECLASS", _f("spec.storageClassName")), _UNSET,
+                         Column("REASON", _f("status.reason")), AGE,
+                         Column("VOLUMEMODE", _f("spec.volumeMode", "Filesystem"), wide=True)],
+    "PersistentVolumeClaim": [NAME, Column("STATUS", _f("status.phase")), Column("VOLUME", _f("spec.volumeName")),
+                              Column("CAPACITY", _f("status.capacity.storage")),
+                              Column("ACCESS MODES", _access_modes("status.accessModes")),
+                              Column("STORAGECLASS", _f("spec.storageClassName")), _UNSET, AGE,
+                              Column("VOLUMEMODE", _f("spec.volumeMode", "Filesystem"), wide=True)],
+    "StorageClass": [Column("NAME", _class_name), Column("PROVISIONER", _f("provisioner")),
+                     Column("RECLAIMPOLICY", _f("reclaimPolicy", "Delete")),
+                     Column("VOLUMEBINDINGMODE", _f("volumeBindingMode", "Immediate")),
+                     Column("ALLOWVOLUMEEXPANSION", lambda o, _: str(bool(get(o, "allowVolumeExpansion"))).lower()),
+                     AGE],
+    "ControllerRevision": [NAME, Column("CONTROLLER", _revision_owner), Column("REVISION", _f("revision")), AGE],
+})
+
+
 def columns_for(kind: str, *, wide: bool = False) -> list[Column]:
     return [c for c in COLUMNS.get(kind, [NAME, AGE]) if wide or not c.wide]
 

@@ -39,7 +39,9 @@ class AccessControl:
     def __init__(self, handlers: "Handlers", *, token_key: ec.EllipticCurvePrivateKey | None = None):
         self.handlers = handlers
         self.rbac = rbac.RBACAuthorizer({kind: handlers.cache(lookup(kind)) for kind in rbac.KINDS})
-        self.node = NodeAuthorizer(handlers.cache(lookup("pods")))
+        for plural in ("persistentvolumes", "persistentvolumeclaims"):   # the Node authorizer reads them
+            handlers.cache(lookup(plural))
+        self.node = NodeAuthorizer(handlers.cache(lookup("pods")), lookup=self.cached)
         self.chain = Chain(rbac.PrivilegedGroups(MASTERS), self.node, self.rbac)
         from controlplane.admission.limitrange import LimitRangeAdmission
         from controlplane.admission.quota import QuotaAdmission

@@ -86,7 +86,8 @@ CLUSTER_ROLES: dict[str, list[dict[str, Any]]] = {
     "system:basic-user": [rule(["authorization.k8s.io"], ["selfsubjectaccessreviews", "selfsubjectrulesreviews"],
                                ["create"])],
     "system:kube-scheduler": [
-        rule([""], ["pods", "nodes", "namespaces", "services", "persistentvolumeclaims"], READ),
+        rule([""], ["pods", "nodes", "namespaces", "services", "persistentvolumeclaims", "persistentvolumes"], READ),
+        rule(["storage.k8s.io"], ["storageclasses"], READ),
         rule([""], ["pods/binding"], ["create"]),
         rule([""], ["pods/status"], ["update", "patch"]),
         rule([""], ["pods"], ["delete"]),   # preemption

@@ -44,4 +44,8 @@ def default_controllers(settings: ControllerSettings) -> list[Controller]:
     controllers.append(EndpointSliceController(settings))
     from controlplane.controllers.endpoints import EndpointsController
     controllers.append(EndpointsController(settings))
+    from controlplane.controllers.statefulset import StatefulSetController
+    controllers.append(StatefulSetController(settings))
+    from controlplane.controllers.persistentvolume import PersistentVolumeController
+    controllers.append(PersistentVolumeController(settings))
     return controllers

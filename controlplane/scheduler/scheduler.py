@@ -32,15 +32,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from typing import Any, Awaitable, Mapping
+from typing import Any, Awaitable, Callable, Mapping
 
 from api.timestamps import rfc3339
+from api.volumebinding import claim_names
 from controlplane.client import ApiError, Client, Conflict, FailedPrecondition, NotFound
 from controlplane.client.events import WARNING, EventRecorder
 from controlplane.client.informer import Informer
 from controlplane.scheduler.algorithm import ScheduleResult, SchedulingAlgorithm
 from controlplane.scheduler.binder import BatchBinder
-from controlplane.scheduler.cache import Cache, is_terminal
+from controlplane.scheduler.cache import Cache, VolumeFacts, is_terminal
 from controlplane.scheduler.config import SchedulerConfig
 from controlplane.scheduler.framework import FitError
 from controlplane.scheduler.nodeinfo import Key, PodInfo
@@ -85,6 +86,7 @@ class Scheduler:
         self.nodes = Informer(client, "nodes")
         self.pods = Informer(client, "pods")
         self.namespaces = Informer(client, "namespaces")
+        self.storage = [Informer(client, plural) for plural in VolumeFacts.PLURALS]   # VolumeBinding's
         self.recorder = EventRecorder(client, component=COMPONENT)  # drops events beyond 1000 pending, as
         # kube-scheduler's broadcaster does: events are best effort, binds are not
         self.stats = {"scheduled": 0, "unschedulable": 0, "bind_failures": 0}
@@ -109,9 +111,11 @@ class Scheduler:
         self.namespaces.add_handlers(on_add=self.cache.set_namespace, on_update=self._on_namespace_update,
                                      on_delete=lambda ns: self.cache.remove_namespace(_key(ns)[1]))
         self.pods.add_handlers(on_add=self._on_pod_add, on_update=self._on_pod_update, on_delete=self._on_pod_delete)
-        for informer in (self.namespaces, self.nodes, self.pods):
+        for informer in self.storage:
+            self._watch_storage(informer)
+        for informer in (self.namespaces, self.nodes, self.pods, *self.storage):
             self._informer_tasks.append(self._spawn(informer.run(), f"scheduler-informer-{informer.kind}"))
-        for informer in (self.namespaces, self.nodes, self.pods):
+        for informer in (self.namespaces, self.nodes, self.pods, *self.storage):
             await informer.wait_synced(timeout)
         log.info("scheduler %s started: %d nodes, %d pods to schedule, seed %d (set `seed` in the config to replay)",
                  self.config.scheduler_name, len(self.cache.node_list()), len(self.queue), self.seed)
@@ -323,6 +327,24 @@ class Scheduler:
 
     def _on_node_delete(self, node: dict[str, Any]) -> None:
         self.cache.remove_node(_key(node)[1])
+
+    def _watch_storage(self, informer: Informer) -> None:
+        changed = self._storage_event(informer.kind)
+
+        def on_update(_old: dict[str, Any], new: dict[str, Any]) -> None:
+            changed(new)
+
+        def on_delete(obj: dict[str, Any]) -> None:
+            self.cache.volume_facts.remove(informer.kind, obj)
+        informer.add_handlers(on_add=changed, on_update=on_update, on_delete=on_delete)
+
+    def _storage_event(self, plural: str) -> Callable[[dict[str, Any]], None]:
+        """A claim, volume or class changed: note it; pods waiting on volumes may fit now."""
+        def handle(obj: dict[str, Any]) -> None:
+            self.cache.volume_facts.set(plural, obj)
+            if self.queue.has_unschedulable:
+                self.queue.move_all_to_active_or_backoff(lambda qp: bool(claim_names(qp.pod)))
+        return handle
 
     def _on_namespace_update(self, old: dict[str, Any], new: dict[str, Any]) -> None:
         self.cache.set_namespace(new)

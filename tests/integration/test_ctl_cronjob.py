@@ -10,16 +10,13 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from typing import Any, AsyncIterator, Iterator
 
-import pytest
 
 from agent.hollow_status import EXIT_AFTER
-from controlplane.client import Client
 from controlplane.controllers.cronjob import CronJobController
 from controlplane.controllers.job import JobController
 from controlplane.controllers.settings import ControllerSettings
-from hollow_harness import controllers, hollow_nodes, private_control_plane, scheduling, until
+from hollow_harness import controllers, hollow_nodes, scheduling, until
 from procs import Ctl
 
 SETTINGS = ControllerSettings(job_backoff_seconds=0.2)
@@ -48,21 +45,6 @@ spec:
             - date; echo Hello from the Kubernetes cluster
           restartPolicy: OnFailure
 """
-
-
-@pytest.fixture(scope="module")
-def api(etcd, tmp_path_factory) -> Iterator[Any]:
-    cp = private_control_plane(tmp_path_factory.mktemp("cronjob"), etcd.endpoint)
-    try:
-        yield cp
-    finally:
-        cp.stop()
-
-
-@pytest.fixture
-async def c(api) -> AsyncIterator[Client]:
-    async with Client(api.address, credentials=api.credentials, timeout=10) as client:
-        yield client
 
 
 async def test_every_minute_cronjob_through_ctl(api, c, tmp_path):
