@@ -23,16 +23,16 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from typing import Any, AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 
-from controlplane.client import Client, TooManyRequests
+from controlplane.client import TooManyRequests
 from controlplane.controllers.deployment import DeploymentController
 from controlplane.controllers.disruption import DisruptionController
 from controlplane.controllers.replicaset import ReplicaSetController
 from controlplane.controllers.settings import ControllerSettings
-from hollow_harness import controllers, hollow_nodes, private_control_plane, scheduling, until
+from hollow_harness import controllers, hollow_nodes, scheduling, until
 from procs import REPO, Ctl
 
 SETTINGS = ControllerSettings()
@@ -70,21 +70,6 @@ spec:
         image: busybox:1.36
         command: ["sleep", "3600"]
 """
-
-
-@pytest.fixture(scope="module")
-def api(etcd, tmp_path_factory) -> Iterator[Any]:
-    cp = private_control_plane(tmp_path_factory.mktemp("drain"), etcd.endpoint)
-    try:
-        yield cp
-    finally:
-        cp.stop()
-
-
-@pytest.fixture
-async def c(api) -> AsyncIterator[Client]:
-    async with Client(api.address, credentials=api.credentials, timeout=10) as client:
-        yield client
 
 
 def _ready(p: dict) -> bool:
