@@ -141,12 +141,15 @@ def _downward_payload(pod: dict[str, Any], source: dict[str, Any], *, node: dict
 # ---- hostPath ----
 
 def check_host_path(path: str, host_type: str) -> None:
-    """Kubernetes' hostPath type check (and the creation *OrCreate asks for); raises ValueError."""
+    """Kubernetes' hostPath type check (and the creation *OrCreate asks for); raises ValueError
+    naming the node's path. An unset type makes a missing directory, as containerd does."""
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
         mode = None
-    if host_type == "DirectoryOrCreate" and mode is None:
+    if host_type in ("DirectoryOrCreate", "") and mode is None:
+        # "" checks nothing in Kubernetes, but containerd (and Docker) make a missing bind
+        # source as a directory; without it the mount would fail naming the container's path.
         os.makedirs(path, mode=0o755, exist_ok=True)
         return
     if host_type == "FileOrCreate" and mode is None:

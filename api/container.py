@@ -17,6 +17,7 @@ from typing import Literal, Optional
 from pydantic import Field, model_validator
 
 from api.base import ApiModel
+from api.imagereference import InvalidReference, default_pull_policy, normalize_reference
 from api.downward import ENV_FIELD_PATHS, ObjectFieldSelector, ResourceFieldSelector, check_field_ref, \
     check_resource_field_ref
 from api.errors import FieldError, duplicate, invalid, not_found, required
@@ -166,16 +167,6 @@ class SecurityContext(ApiModel):
     seccomp_profile: Optional[SeccompProfile] = Field(None, description="Seccomp filter; overrides the pod's.")
 
 
-def default_pull_policy(image: str) -> str:
-    """Kubernetes' default: Always for `:latest` or an untagged, undigested image; else IfNotPresent."""
-    name, _, digest = image.partition("@")
-    last = name.rsplit("/", 1)[-1]
-    tag = last.partition(":")[2]
-    if tag == "latest" or (not tag and not digest):
-        return "Always"
-    return "IfNotPresent"
-
-
 class Container(ApiModel):
     """A container of a pod."""
 
@@ -306,6 +297,11 @@ def check_container(c: Container, path: str, *, volume_names: set[str], init: bo
         errors.append(required(f"{path}.image"))
     elif c.image != c.image.strip():
         errors.append(invalid(f"{path}.image", c.image, "must not have leading or trailing whitespace"))
+    else:
+        try:       # kubelet's InvalidImageName, found here rather than retried on a node forever
+            normalize_reference(c.image)
+        except InvalidReference as exc:
+            errors.append(invalid(f"{path}.image", c.image, str(exc).split(": ", 1)[-1]))
     errors += _check_ports(c.ports or [], f"{path}.ports")
     errors += _check_env(c.env or [], f"{path}.env")
     errors += _check_env_from(c.env_from or [], f"{path}.envFrom")
@@ -319,7 +315,17 @@ def check_container(c: Container, path: str, *, volume_names: set[str], init: bo
             errors.append(required(f"{path}.volumeMounts[{i}].mountPath"))
         elif mount.mount_path in mount_paths:
             errors.append(invalid(f"{path}.volumeMounts[{i}].mountPath", mount.mount_path, "must be unique"))
+        elif not mount.mount_path.startswith("/"):
+            errors.append(invalid(f"{path}.volumeMounts[{i}].mountPath", mount.mount_path, "must be an absolute path"))
+        elif ".." in mount.mount_path.split("/"):
+            errors.append(invalid(f"{path}.volumeMounts[{i}].mountPath", mount.mount_path, "must not contain '..'"))
         mount_paths.add(mount.mount_path)
+        if mount.sub_path:
+            # Kubernetes' validateLocalDescendingPath: inside the volume, never above it.
+            if mount.sub_path.startswith("/"):
+                errors.append(invalid(f"{path}.volumeMounts[{i}].subPath", mount.sub_path, "must be a relative path"))
+            elif ".." in mount.sub_path.replace("\\", "/").split("/"):
+                errors.append(invalid(f"{path}.volumeMounts[{i}].subPath", mount.sub_path, "must not contain '..'"))
     for attr, field_name, kind in (("liveness_probe", "livenessProbe", "liveness"),
                                    ("readiness_probe", "readinessProbe", "readiness"),
                                    ("startup_probe", "startupProbe", "startup")):

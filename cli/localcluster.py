@@ -37,7 +37,7 @@ removes its containers, cgroups, mounts and pod network, and the LAN goes.
 
 from __future__ import annotations
 
-import asyncio
+import errno
 import hashlib
 import os
 import shutil
@@ -57,6 +57,8 @@ from controlplane.client import Client, Credentials, kubeconfig
 
 DEFAULT_DIR = Path("~/.skiff/cluster")
 SOURCE_ROOT = Path(__file__).resolve().parent.parent  # the directory holding cli/, controlplane/, api/
+REGISTRY_BINARY = "/usr/bin/docker-registry"     # Debian's docker-registry (distribution 2.x), for `up --registry`
+REGISTRY_PORT = 5000
 
 
 @dataclass(frozen=True)
@@ -143,12 +145,13 @@ def free_port() -> int:
 
 
 def port_in_use(host: str, port: int) -> bool:
+    """Something listens on HOST:PORT (an address not made yet, as the LAN's before `up`, is free)."""
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
-        except OSError:
-            return True
+        except OSError as exc:
+            return exc.errno != errno.EADDRNOTAVAIL
     return False
 
 
@@ -162,7 +165,7 @@ class LocalCluster:
         self.state_file = self.root / "cluster.yaml"
 
     def components(self, *, host: str, port: int, nodes: list[str], lan: Lan | None,
-                   dns_upstreams: list[str] | None = None) -> list[Component]:
+                   dns_upstreams: list[str] | None = None, registries: Path | None = None) -> list[Component]:
         """What `up` starts, in order: the control plane, then one agent per node, each
         inside its node's network namespace, with cgroups and state named after the
         cluster directory and the node."""
@@ -189,7 +192,8 @@ class LocalCluster:
                  "--node-name", node, "--node-ip", node_ip, "--state-dir", str(agent_state),
                  "--cgroup-parent", f"{self.cgroup_parent}-{node}", "--listen", f"{node_ip}:10250",
                  "--cluster-cidr", POD_RANGE,
-                 *(["--dns-upstream", ",".join(dns_upstreams)] if dns_upstreams else [])],
+                 *(["--dns-upstream", ",".join(dns_upstreams)] if dns_upstreams else []),
+                 *(["--registries-config", str(registries)] if registries else [])],
                 marker=str(agent_state)))
         return out
 
@@ -243,6 +247,28 @@ class LocalCluster:
                                     cwd=self.root, env={**_env(), **(extra_env or {})}, start_new_session=True)
         self._record_pid(component, proc.pid)
         return proc
+
+    def registry_address(self) -> str | None:
+        """HOST:PORT of the cluster's own registry (`up --registry`), if it has one."""
+        return self._state().get("registry")
+
+    def registry_component(self, listen_host: str) -> tuple[Component, str]:
+        """Debian's docker-registry (distribution 2.x) on LISTEN_HOST:5000, storage in the cluster
+        directory: images pushed there (`skopeo copy ... docker://HOST:5000/app:latest`) are
+        pulled by the agents, `:latest` included (imagePullPolicy Always)."""
+        if not Path(REGISTRY_BINARY).exists():
+            raise CliError(f"--registry needs {REGISTRY_BINARY}: apt-get install docker-registry")
+        address = f"{listen_host}:{REGISTRY_PORT}"
+        if port_in_use(listen_host, REGISTRY_PORT):
+            raise CliError(f"--registry: {address} is already in use")
+        directory = self.root / "registry"
+        directory.mkdir(parents=True, exist_ok=True)
+        config = directory / "config.yml"
+        config.write_text("version: 0.1\nlog: {level: warn, accesslog: {disabled: true}}\n"
+                          f"storage: {{filesystem: {{rootdirectory: {directory / 'storage'}}}, "
+                          f"delete: {{enabled: true}}}}\n"
+                          f"http: {{addr: '{address}', secret: {os.urandom(16).hex()}}}\n")
+        return Component("registry", [REGISTRY_BINARY, "serve", str(config)], marker=str(config)), address
 
     def _join(self, agents: list[Component]) -> list[tuple[Component, dict[str, str]]]:
         """The agents' command lines with the cluster's CA hash, and a join token in their
@@ -328,8 +354,8 @@ class LocalCluster:
     def node_names(self) -> list[str]:
         return list(self._state().get("nodes") or [])
 
-    def start(self, *, host: str, port: int, nodes: int, timeout: float,
-              dns_upstreams: list[str] | None = None) -> tuple[str, list[Started]]:
+    def start(self, *, host: str, port: int, nodes: int, timeout: float, dns_upstreams: list[str] | None = None,
+              registries: dict | None = None, registry: bool = False) -> tuple[str, list[Started]]:
         """Start every component detached and wait until the API server answers
         (and, with nodes, until every node is Ready)."""
         if port_in_use(host, port):
@@ -340,12 +366,28 @@ class LocalCluster:
         server = f"{host}:{port}"
         names = [f"node-{i}" for i in range(1, nodes + 1)] if os.geteuid() == 0 else []
         lan = Lan.for_directory(self.root) if names else None
-        components = self.components(host=host, port=port, nodes=names, lan=lan, dns_upstreams=dns_upstreams)
+        registries_file = None
+        registry_component, registry_address = None, ""
+        if registry:
+            registry_component, registry_address = self.registry_component(lan.host_ip if lan else host)
+            address = registry_address
+            # plain http to the cluster's own registry (agent/images/mirrors.py: `insecure`)
+            registries = dict(registries or {})
+            registries.setdefault("configs", {}).setdefault(address, {})["insecure"] = True
+        if registries:      # every agent reads the same mirrors file (agent/images/mirrors.py)
+            self.root.mkdir(parents=True, exist_ok=True)
+            registries_file = self.root / "registries.yaml"
+            registries_file.write_text(yaml.safe_dump(registries, sort_keys=False))
+        components = self.components(host=host, port=port, nodes=names, lan=lan, dns_upstreams=dns_upstreams,
+                                     registries=registries_file)
+        if registry_component is not None:   # started with the agents, stopped and restarted like them
+            components.append(registry_component)
         for d in (self.pids, self.logs):
             d.mkdir(parents=True, exist_ok=True)
         self.state_file.write_text(yaml.safe_dump({
             "server": server,
             **({"lan": lan.record(), "nodes": names} if lan else {}),
+            **({"registry": registry_address} if registry_address else {}),
             "components": [{"name": c.name, "argv": c.argv, "marker": c.marker} for c in components]},
             sort_keys=False))
         started: list[Started] = []
@@ -482,17 +524,10 @@ def _env() -> dict[str, str]:
                                                                    os.environ.get("PYTHONPATH")]))}
 
 
-_check_loop: asyncio.AbstractEventLoop | None = None
-
-
 def _run_check(check) -> bool:
-    """Run one readiness check on the one event loop every check of this process shares: `up` polls
-    many times, and grpc.aio, whose poller outlives a loop closed by `asyncio.run`, would print
-    "Event loop is closed" tracebacks into the user's terminal."""
-    global _check_loop
-    if _check_loop is None:
-        _check_loop = asyncio.new_event_loop()
-    return _check_loop.run_until_complete(check())
+    """Run one readiness check on the process's one event loop (`up` polls many times)."""
+    from cli.session import run_async
+    return run_async(check())
 
 
 def nodes_ready(server: str, names: list[str], credentials: Credentials) -> bool:

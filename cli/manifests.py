@@ -9,6 +9,11 @@ YAML is read strictly, as kubectl's strict validation does: a key given twice
 in one mapping is an error, and dates stay strings (they are Kubernetes
 timestamps, not Python datetimes). Syntax errors carry the file and line:
 `error parsing web.yaml: line 4: mapping values are not allowed here`.
+
+Limits are checked while reading, before the work they bound: a source larger
+than MAX_MANIFEST_BYTES is refused from its size (stdin after reading one byte
+more), a document nested deeper than MAX_NESTING as the parser descends, and a
+document larger than an object may be before it is turned into Python values.
 """
 
 from __future__ import annotations
@@ -21,8 +26,10 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence, TextIO
 
 import yaml
+from yaml.composer import ComposerError
 from yaml.constructor import ConstructorError
 
+from api.limits import MAX_MANIFEST_BYTES, MAX_NESTING, MAX_OBJECT_BYTES, nesting_depth
 from cli.errors import CliError
 
 EXTENSIONS = (".yaml", ".yml", ".json")
@@ -30,7 +37,20 @@ STDIN = "STDIN"
 
 
 class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate keys and keeps timestamps as strings."""
+    """SafeLoader that rejects duplicate keys, keeps timestamps as strings and stops
+    descending past MAX_NESTING levels."""
+
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        self._depth += 1
+        try:
+            if self._depth > MAX_NESTING:
+                raise ComposerError(None, None, f"maps and lists nest more than {MAX_NESTING} levels deep",
+                                    self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
@@ -108,6 +128,10 @@ def parse_yaml(text: str, source: str) -> list[Document]:
             node = loader.get_node()
             if node is None:
                 continue
+            span = node.end_mark.index - node.start_mark.index
+            if span > 2 * MAX_OBJECT_BYTES:     # YAML's punctuation and indentation: JSON is smaller
+                raise CliError(f"{source}:{node.start_mark.line + 1}: the document is {span} bytes; an object may "
+                               f"be at most {MAX_OBJECT_BYTES} bytes (1.5 MiB)")
             data = loader.construct_document(node)
             if data is None:
                 continue
@@ -124,8 +148,13 @@ def parse_json(text: str, source: str) -> list[Document]:
         return []
     try:
         data = json.loads(text)
+        too_deep = nesting_depth(data) > MAX_NESTING
     except json.JSONDecodeError as exc:
         raise CliError(f"error parsing {source}: line {exc.lineno}: {exc.msg}") from None
+    except RecursionError:
+        too_deep = True
+    if too_deep:
+        raise CliError(f"error parsing {source}: maps and lists nest more than {MAX_NESTING} levels deep")
     return _expand(Document(source, 1, data))
 
 
@@ -151,10 +180,18 @@ def _files_in(directory: Path, recursive: bool) -> list[Path]:
     return sorted(p for p in pattern if p.is_file() and p.suffix.lower() in EXTENSIONS)
 
 
+def _too_large(source: str, size: str) -> str:
+    return (f"{source} is {size} larger than ctl reads from one source ({MAX_MANIFEST_BYTES} bytes, "
+            f"{MAX_MANIFEST_BYTES // 1024 // 1024} MiB); split it into several files")
+
+
 def read_source(name: str, *, recursive: bool = False, stdin: TextIO | None = None) -> list[Document]:
     """The documents of one `-f` argument."""
     if name == "-":
-        return parse_yaml((stdin or sys.stdin).read(), STDIN)
+        text = (stdin or sys.stdin).read(MAX_MANIFEST_BYTES + 1)
+        if len(text) > MAX_MANIFEST_BYTES:
+            raise CliError(_too_large(STDIN, "more than"))
+        return parse_yaml(text, STDIN)
     path = Path(name)
     if not path.exists():
         raise CliError(f'the path "{name}" does not exist')
@@ -162,6 +199,9 @@ def read_source(name: str, *, recursive: bool = False, stdin: TextIO | None = No
     docs: list[Document] = []
     for file in files:
         try:
+            size = file.stat().st_size
+            if size > MAX_MANIFEST_BYTES:
+                raise CliError(_too_large(str(file), f"{size} bytes,"))
             text = file.read_text()
         except (OSError, UnicodeDecodeError) as exc:
             raise CliError(f"cannot read {file}: {getattr(exc, 'strerror', None) or exc}") from None

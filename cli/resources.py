@@ -72,3 +72,11 @@ def parse_targets(args: Sequence[str], *, verb: str = "get") -> list[Target]:
             if info not in infos:
                 infos.append(info)
     return [Target(info, list(args[1:])) for info in infos]
+
+
+def single_target(args: Sequence[str], *, verb: str) -> tuple[ResourceInfo, str]:
+    """Exactly one object, `KIND NAME` or `KIND/NAME` (edit, patch)."""
+    targets = parse_targets(args, verb=verb)
+    if len(targets) != 1 or len(targets[0].names) != 1:
+        raise CliError(f"{verb} takes exactly one object: KIND NAME or KIND/NAME")
+    return targets[0].info, targets[0].names[0]

@@ -4,7 +4,8 @@ Global options may be given before or after the command (`ctl -n dev get pods`
 and `ctl get pods -n dev` both work, as with kubectl): each command carries
 them, and their callbacks store the values on the `Session` that click keeps
 as the context object. `Session.run` opens a `controlplane.client.Client` for
-one command and runs a coroutine with it under `asyncio.run`.
+one command and runs a coroutine with it on the process's one event loop
+(`run_async`).
 """
 
 from __future__ import annotations
@@ -60,11 +61,26 @@ class Session:
             raise CliError(f"{source}: {exc}") from None
 
     def run(self, fn: Callable[[Client], Awaitable[T]]) -> T:
-        """Run `fn(client)` on a fresh event loop; the client is closed afterwards."""
+        """Run `fn(client)` on the process's event loop; the client is closed afterwards."""
         async def main() -> T:
             async with self.client() as c:
                 return await fn(c)
-        return asyncio.run(main())
+        return run_async(main())
+
+
+_loop: asyncio.AbstractEventLoop | None = None
+
+
+def run_async(coro: Awaitable[T]) -> T:
+    """Run a coroutine on the one event loop every async step of this process shares, never
+    closed: grpc.aio's poller outlives a loop that `asyncio.run` closes, and a second
+    `asyncio.run` in one command (edit reads, then writes; `cluster up` polls) printed
+    "Exception in callback PollerCompletionQueue._handle_events ... Event loop is closed"."""
+    global _loop
+    if _loop is None or _loop.is_closed():
+        _loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(_loop)
+    return _loop.run_until_complete(coro)
 
 
 def session() -> Session:

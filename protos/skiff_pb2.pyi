@@ -76,6 +76,24 @@ class UpdateRequest(_message.Message):
     dry_run: bool
     def __init__(self, object: _Optional[bytes] = ..., dry_run: _Optional[bool] = ...) -> None: ...
 
+class PatchRequest(_message.Message):
+    __slots__ = ("kind", "namespace", "name", "patch_type", "patch", "dry_run", "subresource")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PATCH_TYPE_FIELD_NUMBER: _ClassVar[int]
+    PATCH_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    SUBRESOURCE_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    namespace: str
+    name: str
+    patch_type: str
+    patch: bytes
+    dry_run: bool
+    subresource: str
+    def __init__(self, kind: _Optional[str] = ..., namespace: _Optional[str] = ..., name: _Optional[str] = ..., patch_type: _Optional[str] = ..., patch: _Optional[bytes] = ..., dry_run: _Optional[bool] = ..., subresource: _Optional[str] = ...) -> None: ...
+
 class DeleteRequest(_message.Message):
     __slots__ = ("kind", "namespace", "name", "propagation_policy", "grace_period_seconds", "dry_run", "resource_version")
     KIND_FIELD_NUMBER: _ClassVar[int]

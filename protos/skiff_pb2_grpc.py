@@ -64,6 +64,11 @@ class ApiStub:
                 request_serializer=skiff__pb2.UpdateRequest.SerializeToString,
                 response_deserializer=skiff__pb2.ObjectResponse.FromString,
                 _registered_method=True)
+        self.Patch = channel.unary_unary(
+                '/skiff.v1.Api/Patch',
+                request_serializer=skiff__pb2.PatchRequest.SerializeToString,
+                response_deserializer=skiff__pb2.ObjectResponse.FromString,
+                _registered_method=True)
         self.Delete = channel.unary_unary(
                 '/skiff.v1.Api/Delete',
                 request_serializer=skiff__pb2.DeleteRequest.SerializeToString,
@@ -203,6 +208,15 @@ class ApiServicer:
 
     def UpdateStatus(self, request, context):
         """Replace status only (the status subresource).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Patch(self, request, context):
+        """Kubernetes' PATCH of the stored object (`ctl patch`, `label`, `annotate`, `taint`, `set image`):
+        strategic merge, JSON merge (RFC 7386) or JSON patch (RFC 6902), applied on the server
+        and written as an update of the version it was made from (read and patched again on a race).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -382,6 +396,11 @@ def add_ApiServicer_to_server(servicer, server):
             'UpdateStatus': grpc.unary_unary_rpc_method_handler(
                     servicer.UpdateStatus,
                     request_deserializer=skiff__pb2.UpdateRequest.FromString,
+                    response_serializer=skiff__pb2.ObjectResponse.SerializeToString,
+            ),
+            'Patch': grpc.unary_unary_rpc_method_handler(
+                    servicer.Patch,
+                    request_deserializer=skiff__pb2.PatchRequest.FromString,
                     response_serializer=skiff__pb2.ObjectResponse.SerializeToString,
             ),
             'Delete': grpc.unary_unary_rpc_method_handler(
@@ -646,6 +665,33 @@ class Api:
             target,
             '/skiff.v1.Api/UpdateStatus',
             skiff__pb2.UpdateRequest.SerializeToString,
+            skiff__pb2.ObjectResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Patch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/skiff.v1.Api/Patch',
+            skiff__pb2.PatchRequest.SerializeToString,
             skiff__pb2.ObjectResponse.FromString,
             options,
             channel_credentials,

@@ -34,11 +34,13 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import fcntl
 import json
 import os
 import pty
 import shutil
 import signal as signals
+import struct
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -54,6 +56,27 @@ from agent.runtime.state import State, StateRecord
 
 KILL_TIMEOUT = 10.0      # how long a SIGKILLed container may take to be reaped and recorded
 
+
+
+TIOCSPTLCK, TIOCGPTPEER = 0x40045431, 0x5441
+
+
+def container_pty(pid: int) -> tuple[int, int]:
+    """A terminal for `exec -t` from the container's own devpts (its /dev/pts/ptmx, reached
+    through /proc/<pid>/root), so that inside it `tty` prints /dev/pts/N; a pty of the
+    host's devpts would be "not a tty" there. Falls back to the host's when the container
+    has no devpts of its own."""
+    try:
+        master = os.open(f"/proc/{pid}/root/dev/pts/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError:
+        return pty.openpty()
+    try:
+        fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))          # unlockpt
+        slave = fcntl.ioctl(master, TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError:
+        os.close(master)
+        return pty.openpty()
+    return master, slave
 
 class Runtime:
     def __init__(self, root: Path, *, cgroups, forkserver_python: str = sys.executable,
@@ -285,7 +308,7 @@ class Runtime:
         if record.state is not State.RUNNING:
             raise RuntimeError(f"container {id} is not running")
         if tty:
-            master, slave = pty.openpty()
+            master, slave = container_pty(record.pid) if record.pid else pty.openpty()
             local, remote = [master], [slave]
         else:
             stdin_r, stdin_w = os.pipe()

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import signal as signals
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -95,15 +94,17 @@ def advance(record: StateRecord, to: State, **changes: Any) -> StateRecord:
 
 
 def exit_outcome(*, code: int | None, signal: int | None, oom_kills: int) -> tuple[int, str]:
-    """(exit code, reason) Kubernetes-style: 128+n for signal n; OOMKilled when the
-    process died of SIGKILL and the cgroup's OOM-kill count went up while it ran."""
+    """(exit code, reason) Kubernetes-style: 128+n for signal n; OOMKilled whenever the
+    container's cgroup saw an OOM kill while it ran, as containerd reports it — also when the
+    OOM killer took a child and the main process then exited 137, 1 or even 0 (a learner
+    needs that word more than the exit status)."""
+    exit_code = 128 + signal if signal is not None else code
+    assert exit_code is not None
+    if oom_kills > 0:
+        return exit_code, "OOMKilled"
     if signal is not None:
-        exit_code = 128 + signal
-        if signal == signals.SIGKILL and oom_kills > 0:
-            return exit_code, "OOMKilled"
         return exit_code, "Error"
-    assert code is not None
-    return code, "Completed" if code == 0 else "Error"
+    return exit_code, "Completed" if exit_code == 0 else "Error"
 
 
 def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> None:

@@ -11,8 +11,11 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import click
+import yaml
 
 from api.ipport import parse_ip_port
 from cli import config
@@ -57,8 +60,17 @@ dir_option = click.option("--dir", "directory", default=str(DEFAULT_DIR), show_d
 @click.option("--dns-upstream", "dns_upstreams", multiple=True, metavar="IP[:PORT]",
               help="Resolver the nodes' cluster DNS forwards names outside the cluster to (repeatable); "
                    "default: the nameservers of /etc/resolv.conf.")
+@click.option("--registry-mirror", "registry_mirrors", multiple=True, metavar="HOST=URL",
+              help="Pull HOST's images from URL first (repeatable; HOST * for every registry), e.g. "
+                   "docker.io=http://198.18.0.1:5000; an http:// URL is allowed for that mirror.")
+@click.option("--registries-config", type=click.Path(dir_okay=False, exists=True), default=None, metavar="FILE",
+              help="A registries.yaml (k3s' format: mirrors, configs) given to every node agent.")
+@click.option("--registry", is_flag=True,
+              help="Also run a registry for the cluster (Debian's docker-registry) on the LAN's host address, "
+                   "port 5000, that the nodes pull from over plain http: push images there, :latest included.")
 @global_options
-def up(directory: str, port: int, nodes: int, timeout: float, dns_upstreams: tuple[str, ...]) -> int:
+def up(directory: str, port: int, nodes: int, timeout: float, dns_upstreams: tuple[str, ...],
+       registry_mirrors: tuple[str, ...], registries_config: str | None, registry: bool) -> int:
     """Start a control plane (API server + embedded etcd, scheduler, controllers) and, as root,
     NODES agents on a virtual LAN; point the client config at it."""
     local = LocalCluster(directory)
@@ -84,8 +96,10 @@ def up(directory: str, port: int, nodes: int, timeout: float, dns_upstreams: tup
             parse_ip_port(upstream, default_port=53)
         except ValueError as exc:
             raise CliError(f"--dns-upstream: {exc}") from None
+    registries = registries_document(registries_config, registry_mirrors)
     server, started = local.start(host="127.0.0.1", port=port, nodes=nodes, timeout=timeout,
-                                  dns_upstreams=list(dns_upstreams) or None)
+                                  dns_upstreams=list(dns_upstreams) or None, registries=registries,
+                                  registry=registry)
     path = config.config_path(session().config_flag)
     admin = config.read_raw(local.admin_config)
     config.add_cluster(path, local_entry(admin, server))
@@ -93,11 +107,39 @@ def up(directory: str, port: int, nodes: int, timeout: float, dns_upstreams: tup
         click.echo(f"started {s.component.name} (pid {s.pid}), log {local.logs / (s.component.name + '.log')}")
     if lan := local.lan():
         click.echo(f"nodes {', '.join(local.node_names())} on LAN {lan.subnet} (bridge {lan.bridge})")
+    if address := local.registry_address():
+        click.echo(f"registry at {address} (plain http): push with `skopeo copy --dest-tls-verify=false "
+                   f"oci-archive:app.tar docker://{address}/app:latest`, then use image {address}/app")
     click.echo(f"cluster is up: API server at {server}, state in {local.root}")
     click.echo(f"client config {path}: context {CONTEXT} (admin credential, TLS) is current; "
                f"try: ctl get namespaces")
     _kubectl_hint(local)
     return 0
+
+
+def registries_document(path: str | None, mirrors: tuple[str, ...]) -> dict | None:
+    """The registries file the agents get: FILE's content, with each --registry-mirror added
+    to its `mirrors` (an http:// mirror marked insecure under `configs`, as the user asked
+    for plain http by writing it). The agents validate the whole file when they start."""
+    doc: dict = {}
+    if path:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise CliError(f"--registries-config {path}: {getattr(exc, 'strerror', None) or exc}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise CliError(f"--registries-config {path}: must be a mapping with mirrors: and configs:")
+        doc = loaded or {}
+    for spec in mirrors:
+        host, sep, url = spec.partition("=")
+        parts = urlsplit(url)
+        if not sep or not host or parts.scheme not in ("http", "https") or not parts.netloc:
+            raise CliError(f"--registry-mirror {spec!r}: expected HOST=URL, e.g. docker.io=http://198.18.0.1:5000")
+        mirror = doc.setdefault("mirrors", {}).setdefault(host, {})
+        mirror.setdefault("endpoint", []).append(url.rstrip("/"))
+        if parts.scheme == "http":
+            doc.setdefault("configs", {}).setdefault(parts.netloc, {})["insecure"] = True
+    return doc or None
 
 
 def _kubectl_hint(local: LocalCluster) -> None:

@@ -100,6 +100,7 @@ async def pick_pod(c: Client, namespace: str, target: str) -> str:
 
 @click.command()
 @click.argument("pod")
+@click.argument("container_arg", required=False, metavar="[CONTAINER]")
 @click.option("-c", "--container", default="", help="Container name (needed when the pod has several).")
 @click.option("-f", "--follow", is_flag=True, help="Keep streaming new lines.")
 @click.option("-p", "--previous", is_flag=True, help="The previous instance of a restarted container.")
@@ -107,10 +108,14 @@ async def pick_pod(c: Client, namespace: str, target: str) -> str:
 @click.option("--since", "since", default=None, metavar="DURATION", help="Only lines newer than this (5s, 2m, 1h).")
 @click.option("--timestamps", is_flag=True, help="Prefix each line with its RFC3339 timestamp.")
 @global_options
-def logs(pod: str, container: str, follow: bool, previous: bool, tail: int, since: str | None,
+def logs(pod: str, container_arg: str | None, container: str, follow: bool, previous: bool, tail: int, since: str | None,
          timestamps: bool) -> int:
     """Print the logs of a container in a pod (or in a pod of deploy/NAME, rs/, job/, ds/, svc/)."""
     s = session()
+    if container_arg:                       # kubectl's `logs POD CONTAINER`
+        if container and container != container_arg:
+            raise CliError("only one of -c or an inline [CONTAINER] arg is allowed")
+        container = container_arg
     since_seconds = parse_duration(since) if since else 0
 
     async def stream(c: Client) -> None:

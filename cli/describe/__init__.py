@@ -3,6 +3,7 @@
     writer.py   the indenting tab writer, Labels/Annotations lines and the Events table
     pod.py      describe pod, following kubectl's describePod
     service.py  describe service, following kubectl's describeService (with its EndpointSlices)
+    secret.py   describe secret: sizes, never values (kubectl's describeSecret)
     generic.py  every other kind
 
 Every layout ends with the object's Events, oldest first:
@@ -21,6 +22,7 @@ from typing import Any
 from api.registry import ResourceInfo
 from cli.describe.generic import describe_generic
 from cli.describe.pod import describe_pod
+from cli.describe.secret import describe_secret
 from cli.describe.service import describe_service
 from cli.describe.writer import event_age, sort_events
 
@@ -34,4 +36,6 @@ def describe(info: ResourceInfo, obj: dict[str, Any], events: list[dict[str, Any
         return describe_pod(obj, events, at=at)
     if info.kind == "Service":
         return describe_service(obj, related or [], events, at=at)
+    if info.kind == "Secret":
+        return describe_secret(obj)
     return describe_generic(info, obj, events, at=at)

@@ -7,7 +7,7 @@ picks fields for `-o jsonpath=...` and `-o custom-columns=...`, and
 `formats.py` parses `-o` and prints a batch of objects in the chosen format.
 """
 
-from cli.printers.structured import as_list, to_json, to_name, to_yaml
+from cli.printers.structured import as_list, print_object, to_json, to_name, to_yaml
 from cli.printers.table import Table
 
-__all__ = ["Table", "as_list", "to_json", "to_name", "to_yaml"]
+__all__ = ["Table", "as_list", "print_object", "to_json", "to_name", "to_yaml"]

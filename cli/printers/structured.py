@@ -7,6 +7,7 @@ kubectl prints them. Several objects print as one `kind: List`.
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 import yaml
@@ -41,5 +42,27 @@ def to_name(info: ResourceInfo, obj: dict[str, Any]) -> str:
     return f"{info.qualified}/{(obj.get('metadata') or {}).get('name', '')}"
 
 
+def without_managed_fields(obj: dict[str, Any]) -> dict[str, Any]:
+    """The object without `metadata.managedFields`, which kubectl too hides unless --show-managed-fields."""
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict) or "managedFields" not in meta:
+        return obj
+    return {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
+
+
 def as_list(items: list[dict[str, Any]]) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "List", "items": items, "metadata": {"resourceVersion": ""}}
+
+
+def print_object(info: ResourceInfo, obj: dict[str, Any], output: str | None) -> bool:
+    """Print one written object as `-o yaml|json|name` asks; False (nothing printed) without -o."""
+    if output == "yaml":
+        text = to_yaml(obj)
+    elif output == "json":
+        text = to_json(obj)
+    elif output == "name":
+        text = to_name(info, obj) + "\n"
+    else:
+        return False
+    sys.stdout.write(text)
+    return True

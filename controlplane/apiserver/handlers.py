@@ -18,10 +18,10 @@ import uuid
 from typing import Any, Awaitable, Callable
 
 from api.errors import FieldError, ValidationFailed
-from api.limits import MAX_OBJECT_BYTES
+from api.limits import MAX_NESTING, MAX_OBJECT_BYTES, nesting_depth
 from api.registry import ResourceInfo, lookup, lookup_kind, parse_object
 from api.selectors import parse_field_selector, parse_label_selector
-from controlplane.apiserver import apply as apply_merge
+from controlplane.apiserver import apply as apply_merge, fieldmanager
 from controlplane.apiserver.binding import Allocations, bind_pod
 from controlplane.apiserver.errors import FailedPrecondition, NotFoundError
 from controlplane.apiserver.events import EventLeases, scheduled_event
@@ -53,11 +53,18 @@ def now_rfc3339(delta_seconds: float = 0) -> str:
     return _last_stamp[1]
 
 
+TOO_DEEP = f"the object nests maps and lists more than {MAX_NESTING} levels deep"
+
+
 def decode_object(raw: bytes) -> dict[str, Any]:
     try:
         obj = json.loads(raw)
     except ValueError as exc:
         raise ValidationFailed(FieldError("", f"the object is not valid JSON: {exc}")) from None
+    except RecursionError:                  # nested beyond what the decoder follows
+        raise ValidationFailed(FieldError("", TOO_DEEP)) from None
+    if nesting_depth(obj) > MAX_NESTING:
+        raise ValidationFailed(FieldError("", TOO_DEEP))
     if not isinstance(obj, dict):
         raise ValidationFailed(FieldError("", "the object must be a JSON object"))
     return obj
@@ -264,7 +271,8 @@ class Handlers:
 
     # -- update ------------------------------------------------------------------
 
-    async def update(self, obj: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+    async def update(self, obj: dict[str, Any], *, dry_run: bool = False,
+                     writer: fieldmanager.Writer | None = None) -> dict[str, Any]:
         info = lookup_kind(str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
         namespace = self._namespace_of(info, obj)
         name = _meta(obj).get("name") or ""
@@ -280,6 +288,7 @@ class Handlers:
         strategy = self.strategy(info.kind)
         strategy.prepare_for_update(current, out)   # first: what it keeps is no change of spec
         self._carry_server_fields(info, current, out)
+        fieldmanager.on_update(current, out, writer, now_rfc3339())
         strategy.validate_update(current, out)
         if self.admission is not None:
             await self.admission("UPDATE", info, out, current, dry_run=dry_run)

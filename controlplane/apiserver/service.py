@@ -15,6 +15,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 import grpc
 
 from api.errors import FieldError, ValidationFailed
+from api.limits import MAX_NESTING, nesting_depth
 from api.registry import all_resources, lookup
 from controlplane.apiserver import proxy, requeststream
 from controlplane.auth.authz import Attributes, Forbidden
@@ -28,6 +29,10 @@ from controlplane.apiserver.verbs import Verbs
 from controlplane.storage.watch_cache import Event, Subscription, chunks
 from protos import skiff_pb2 as pb
 from protos import skiff_pb2_grpc as pb_grpc
+
+# `ctl patch --type` → the PATCH content type it stands for (kubectl's names).
+PATCH_TYPES = {"strategic": "application/strategic-merge-patch+json", "merge": "application/merge-patch+json",
+               "json": "application/json-patch+json"}
 
 VERSION = "0.1.0"
 IMAGES_GROUP = "skiff.io"
@@ -167,6 +172,27 @@ class ApiService(pb_grpc.ApiServicer):
     async def UpdateStatus(self, request: pb.UpdateRequest, context: Any) -> pb.ObjectResponse:
         obj = await self.verbs.update_status(self.user_of(context), decode_object(request.object),
                                              dry_run=request.dry_run)
+        return pb.ObjectResponse(object=dumps(obj))
+
+    @_unary
+    async def Patch(self, request: pb.PatchRequest, context: Any) -> pb.ObjectResponse:
+        """The PATCH formats (controlplane/apiserver/patch.py, shared with the REST front), for `ctl patch`, `label`, `annotate`, ..."""
+        from controlplane.apiserver import patch as patches
+        content_type = PATCH_TYPES.get(request.patch_type or "strategic")
+        if content_type is None:
+            raise ValidationFailed(FieldError("type", f'Unsupported value: "{request.patch_type}": supported '
+                                                      f'values: "json", "merge", "strategic"'))
+        try:
+            body = json.loads(request.patch)
+        except ValueError as exc:
+            raise ValidationFailed(FieldError("", f"the patch is not valid JSON: {exc}")) from None
+        except RecursionError:
+            raise ValidationFailed(FieldError("", f"the patch nests more than {MAX_NESTING} levels deep")) from None
+        if nesting_depth(body) > MAX_NESTING:
+            raise ValidationFailed(FieldError("", f"the patch nests more than {MAX_NESTING} levels deep"))
+        obj = await self.verbs.patch(self.user_of(context), request.kind, request.namespace, request.name,
+                                     lambda current: patches.apply_patch(content_type, current, body),
+                                     subresource=request.subresource, dry_run=request.dry_run)
         return pb.ObjectResponse(object=dumps(obj))
 
     @_unary

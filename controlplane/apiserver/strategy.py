@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from api.errors import FieldError, ValidationFailed
+from api.errors import FieldError, ValidationFailed, invalid
 from controlplane.storage.store import Claims
 
 if TYPE_CHECKING:
@@ -163,11 +163,35 @@ class EventStrategy(Strategy):
     expires = True
 
 
+class ImmutableSpecFields(Strategy):
+    """Kubernetes' immutable spec fields of the workload kinds: a Deployment's, ReplicaSet's
+    or DaemonSet's `spec.selector` (apps/v1), a Job's `spec.selector` and `spec.template`.
+    Changing one would orphan the pods the old selector matched. A field not yet set may be
+    set once (a Job's selector and template labels, filled in from its uid)."""
+
+    def __init__(self, kind: str, fields: tuple[str, ...]):
+        self.kind = kind
+        self.fields = fields
+
+    def validate_update(self, old: dict[str, Any], new: dict[str, Any]) -> None:
+        old_spec, new_spec = old.get("spec") or {}, new.get("spec") or {}
+        if self.kind == "Job" and not old_spec.get("selector"):
+            return                      # not yet defaulted: the selector and its labels come now
+        errors = [invalid(f"spec.{f}", new_spec.get(f), "field is immutable") for f in self.fields
+                  if f in old_spec and new_spec.get(f) != old_spec.get(f)]
+        if errors:
+            raise ValidationFailed(errors, kind=self.kind, name=(new.get("metadata") or {}).get("name", ""))
+
+
 STRATEGIES: dict[str, Strategy] = {
     "Pod": PodStrategy(),
     "Node": NodeStrategy(),
     "Namespace": NamespaceStrategy(),
     "Event": EventStrategy(),
+    "Deployment": ImmutableSpecFields("Deployment", ("selector",)),
+    "ReplicaSet": ImmutableSpecFields("ReplicaSet", ("selector",)),
+    "DaemonSet": ImmutableSpecFields("DaemonSet", ("selector",)),
+    "Job": ImmutableSpecFields("Job", ("selector", "template")),
 }
 DEFAULT = Strategy()
 

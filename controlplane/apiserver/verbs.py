@@ -13,12 +13,13 @@ from __future__ import annotations
 import json
 from typing import Any, AsyncIterator, Callable
 
+from api.errors import FieldError, ValidationFailed
 from api.registry import ResourceInfo, lookup, lookup_kind
-from controlplane.apiserver import eviction, proxy
-from controlplane.apiserver.handlers import Handlers
+from controlplane.apiserver import eviction, fieldmanager, proxy
+from controlplane.apiserver.handlers import Handlers, now_rfc3339
 from controlplane.auth.access import AccessControl
 from controlplane.auth.identity import UserInfo
-from controlplane.storage import Conflict, NotFound
+from controlplane.storage import AlreadyExists, Conflict, NotFound
 from controlplane.storage.watch_cache import Event, Subscription
 from protos import skiff_pb2 as pb
 
@@ -57,12 +58,44 @@ class Verbs:
 
     async def apply(self, user: UserInfo, manifest: dict[str, Any], *,
                     dry_run: bool = False) -> tuple[dict[str, Any], str]:
-        # Apply patches the live object, or creates it: patch always, create too when it is absent.
-        self.check_object(user, "patch", manifest)
-        info, namespace, name = _object_place(manifest)
+        self.check_apply(user, manifest)
+        return await self.h.apply(manifest, dry_run=dry_run)
+
+    def check_apply(self, user: UserInfo, obj: dict[str, Any]) -> tuple[ResourceInfo, str, str]:
+        """Apply patches the live object, or creates it: patch always, create too when it is absent."""
+        self.check_object(user, "patch", obj)
+        info, namespace, name = _object_place(obj)
         if self.access.cached(info.plural, namespace, name) is None:
             self.access.check(user, "create", info, namespace, name)
-        return await self.h.apply(manifest, dry_run=dry_run)
+        return info, namespace, name
+
+    async def server_side_apply(self, user: UserInfo, config: dict[str, Any], *, manager: str, force: bool = False,
+                                dry_run: bool = False) -> tuple[dict[str, Any], str]:
+        """Kubernetes' server-side apply (fieldmanager.py): `config` is merged into the live object
+        (or creates it) as `manager`'s, refused with ApplyConflict on fields other managers own
+        unless `force`. Authorized as `apply`. Returns (object, "created"|"configured"|"unchanged")."""
+        info, namespace, name = self.check_apply(user, config)
+        if not manager:
+            raise ValidationFailed(FieldError("fieldManager", "is required for apply requests"), kind=info.kind)
+        for _attempt in range(PATCH_ATTEMPTS):
+            try:
+                live = await self.h.get(info.plural, namespace, name)
+            except NotFound:
+                try:
+                    new = fieldmanager.apply(None, config, manager=manager, force=force, now=now_rfc3339())
+                    return await self.h.create(new, dry_run=dry_run), "created"
+                except AlreadyExists:
+                    continue
+            new = fieldmanager.apply(live, config, manager=manager, force=force, now=now_rfc3339())
+            if _without_times(new) == _without_times(live):
+                return live, "unchanged"
+            new["metadata"]["resourceVersion"] = (live.get("metadata") or {}).get("resourceVersion")
+            try:
+                return await self.h.update(new, dry_run=dry_run,
+                                           writer=fieldmanager.Writer(manager, applied=True)), "configured"
+            except Conflict:
+                continue
+        raise Conflict(f'{info.qualified_plural} "{name}" kept changing during apply; try again')
 
     async def create(self, user: UserInfo, obj: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
         self.check_object(user, "create", obj)
@@ -78,9 +111,11 @@ class Verbs:
         self.check(user, "list", kind, namespace, field_selector=field_selector, all_namespaces=True)
         return await self.h.list_raw(kind, namespace, label_selector, field_selector)
 
-    async def update(self, user: UserInfo, obj: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+    async def update(self, user: UserInfo, obj: dict[str, Any], *, dry_run: bool = False,
+                     manager: str = "") -> dict[str, Any]:
+        """`manager`: the field manager the update is recorded for (objects with managedFields only)."""
         self.check_object(user, "update", obj)
-        return await self.h.update(obj, dry_run=dry_run)
+        return await self.h.update(obj, dry_run=dry_run, writer=fieldmanager.Writer(manager) if manager else None)
 
     async def update_status(self, user: UserInfo, obj: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
         self.check_object(user, "update", obj, subresource="status")
@@ -127,7 +162,7 @@ class Verbs:
 
     async def patch(self, user: UserInfo, kind: str, namespace: str, name: str,
                     change: Callable[[dict[str, Any]], dict[str, Any]], *, subresource: str = "",
-                    dry_run: bool = False, verb: str = "patch") -> dict[str, Any]:
+                    dry_run: bool = False, verb: str = "patch", manager: str = "") -> dict[str, Any]:
         """Kubernetes' PATCH: `change` makes the new object of the stored one, which is then
         written as an update (of the status, for the `status` subresource) against the version
         it was made from. Another writer in between: read and patch again. A patch that pins a
@@ -151,7 +186,8 @@ class Verbs:
             try:
                 if status:
                     return await self.h.update_status(new, dry_run=dry_run)
-                return await self.h.update(new, dry_run=dry_run)
+                return await self.h.update(new, dry_run=dry_run, writer=fieldmanager.Writer(
+                    manager, subresource=subresource) if manager else None)
             except Conflict:
                 if pinned and pinned != current_version:
                     raise
@@ -188,3 +224,10 @@ class Verbs:
         """One forwarded connection whose first message names the pod and port, relayed to its
         node's agent once `create pods/portforward` is allowed."""
         return self._stream(user, requests, "portforward", proxy.port_forward)
+
+
+def _without_times(obj: dict[str, Any]) -> dict[str, Any]:
+    """The object without its managers' timestamps (an apply that changes nothing else writes nothing)."""
+    meta = dict(obj.get("metadata") or {})
+    meta["managedFields"] = [{k: v for k, v in e.items() if k != "time"} for e in meta.get("managedFields") or []]
+    return {**obj, "metadata": meta}

@@ -207,6 +207,14 @@ class Client:
                                  pb.UpdateRequest(object=_encode(obj), dry_run=dry_run))
         return self._out(type(obj) if _is_model(obj) else None, reply.object)
 
+    async def patch(self, kind: Kind, name: str, namespace: str, patch: Any, *, patch_type: str = "strategic",
+                    dry_run: bool = False, subresource: str = "") -> dict[str, Any]:
+        """Kubernetes' PATCH: `patch` (a dict, or a list for patch_type "json") applied on the server."""
+        request = pb.PatchRequest(kind=_kind_name(kind), namespace=namespace, name=name, patch_type=patch_type,
+                                  patch=json.dumps(patch).encode(), dry_run=dry_run, subresource=subresource)
+        reply = await self._call(self.stub.Patch, request)
+        return json.loads(reply.object)
+
     async def update_status(self, obj: dict[str, Any] | M, *, dry_run: bool = False) -> Any:
         reply = await self._verb("update_status", self.stub.UpdateStatus,
                                  pb.UpdateRequest(object=_encode(obj), dry_run=dry_run))

@@ -6,7 +6,9 @@
 GET (one object; a list as a `<Kind>List`, with labelSelector, fieldSelector, limit and
 continue; `watch=1`: a stream of `{"type", "object"}` lines), POST (create), PUT (update,
 or update of the status), PATCH (merge, strategic merge and JSON patch — patch.py — and
-server-side apply, `application/apply-patch+yaml`, which is Skiff's apply) and DELETE
+server-side apply, `application/apply-patch+yaml`, with field managers and conflicts:
+controlplane/apiserver/fieldmanager.py; updates and patches are recorded for their
+`fieldManager`) and DELETE
 (DeleteOptions from the body or the query; on a collection URL, deletecollection). `dryRun=All` is honoured everywhere;
 `fieldValidation` on create, update and apply (fieldvalidation.py).
 
@@ -36,7 +38,8 @@ from api.limits import MAX_OBJECT_BYTES
 from api.registry import ResourceInfo
 from controlplane.apiserver.verbs import Verbs
 from controlplane.auth.identity import UserInfo
-from controlplane.rest import discovery, fieldvalidation, patch as patches, protobuf, scale, status, streams, table as tables
+from controlplane.apiserver import patch as patches
+from controlplane.rest import discovery, fieldvalidation, protobuf, scale, status, streams, table as tables
 from controlplane.storage.watch_cache import BOOKMARK, Subscription, chunks
 from protos import skiff_pb2 as pb
 
@@ -200,9 +203,12 @@ class Resources:
             if method == "PUT" and target.name:
                 obj = _object_body(await _body(request), target)
                 dry_run = _dry_run(request)
-                write = self.verbs.update_status if target.subresource == "status" else self.verbs.update
-                return _checked(*await fieldvalidation.tolerant(
-                    fieldvalidation.mode(request.query), obj, lambda body: write(user, body, dry_run=dry_run)))
+                manager = _manager(request)
+                if target.subresource == "status":
+                    write = lambda body: self.verbs.update_status(user, body, dry_run=dry_run)  # noqa: E731
+                else:
+                    write = lambda body: self.verbs.update(user, body, dry_run=dry_run, manager=manager)  # noqa: E731
+                return _checked(*await fieldvalidation.tolerant(fieldvalidation.mode(request.query), obj, write))
             if method == "PATCH" and target.name:
                 return await self.patch(request, user, target)
             if method == "DELETE" and target.name and not target.subresource:
@@ -272,7 +278,8 @@ class Resources:
             change = lambda current: scale.with_replicas(  # noqa: E731
                 current, patches.apply_patch(content_type, scale.to_scale(current), body))
         obj = await self.verbs.patch(user, plural, target.namespace, target.name, change, subresource="scale",
-                                     dry_run=_dry_run(request), verb="update" if request.method == "PUT" else "patch")
+                                     dry_run=_dry_run(request), verb="update" if request.method == "PUT" else "patch",
+                                     manager=_manager(request))
         return respond(scale.to_scale(obj))
 
     async def list(self, request: web.Request, user: UserInfo, target: Target) -> web.Response:
@@ -349,18 +356,10 @@ class Resources:
             if target.subresource:
                 raise BadRequest("server-side apply of a subresource is not supported")
             manifest = _object_body(body, target)
-            if set(manifest) <= {"apiVersion", "kind", "metadata"}:
-                # Metadata only — what kubectl sends to move `last-applied` into managed fields after a
-                # server-side apply: its labels and annotations are merged into the live object (Skiff
-                # keeps no managed fields; a whole-object apply would drop the unnamed fields).
-                meta = manifest["metadata"]
-                change = {"metadata": {k: meta[k] for k in ("labels", "annotations") if isinstance(meta.get(k), dict)}}
-                obj = await self.verbs.patch(user, target.info.plural, target.namespace, target.name,
-                                             lambda current: patches.merge_patch(current, change), dry_run=dry_run)
-                return respond(obj)
+            manager, force = request.query.get("fieldManager", ""), _flag(request, "force")
             (obj, result), warnings = await fieldvalidation.tolerant(
                 fieldvalidation.mode(request.query), manifest,
-                lambda body: self.verbs.apply(user, body, dry_run=dry_run))
+                lambda body: self.verbs.server_side_apply(user, body, manager=manager, force=force, dry_run=dry_run))
             return _checked(obj, warnings, code=201 if result == "created" else 200)
         if content_type not in (patches.MERGE_PATCH, patches.STRATEGIC, patches.JSON_PATCH):
             return respond(status.status(415, "UnsupportedMediaType",
@@ -369,7 +368,7 @@ class Resources:
                                          f"{patches.APPLY_PATCH}"), 415)
         obj = await self.verbs.patch(user, target.info.plural, target.namespace, target.name,
                                      lambda current: patches.apply_patch(content_type, current, body),
-                                     subresource=target.subresource, dry_run=dry_run)
+                                     subresource=target.subresource, dry_run=dry_run, manager=_manager(request))
         return respond(obj)
 
     async def _delete_options(self, request: web.Request) -> tuple[dict[str, Any], int | None, str]:
@@ -415,6 +414,12 @@ def _checked(obj: Any, warnings: list[str], *, code: int = 200) -> web.Response:
     for name, value in fieldvalidation.warning_headers(warnings):
         response.headers.add(name, value)
     return response
+
+
+def _manager(request: web.Request) -> str:
+    """The field manager an update is recorded for: `?fieldManager=`, else, as Kubernetes
+    does, the User-Agent up to its first `/` (`kubectl/v1.32.4 (...)` -> `kubectl`)."""
+    return (request.query.get("fieldManager") or request.headers.get("User-Agent", "").split("/")[0])[:128]
 
 
 def _as_table(request: web.Request) -> bool:

@@ -14,6 +14,7 @@ import grpc
 
 from api.errors import ValidationFailed
 from controlplane.apiserver.errors import status_or_internal
+from controlplane.apiserver.fieldmanager import ApplyConflict
 from controlplane.auth.authn import AuthenticationError
 
 # gRPC code -> (HTTP status, Kubernetes reason)
@@ -67,6 +68,8 @@ def of_exception(exc: BaseException, *, kind: str = "", name: str = "", group: s
         details["kind"] = kind
     if group:
         details["group"] = group
+    if isinstance(exc, ApplyConflict):
+        details["causes"] = exc.causes
     if isinstance(exc, ValidationFailed):
         # Kubernetes' Invalid names the kind and the object's name (kubectl prints `The Deployment "web" is invalid`).
         if exc.kind:

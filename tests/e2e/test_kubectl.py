@@ -286,10 +286,36 @@ spec:
   - name: sh
     image: %(image)s
     command: ["sleep", "3600"]
-    volumeMounts: [{name: kubectl, mountPath: /usr/local/bin/kubectl, readOnly: true}]
+    volumeMounts:
+    - {name: kubectl, mountPath: /usr/local/bin/kubectl, readOnly: true}
+    - {name: libs, mountPath: /lib/x86_64-linux-gnu, readOnly: true}
+    - {name: loader, mountPath: /lib64, readOnly: true}
+    - {name: python, mountPath: %(python_home)s, readOnly: true}
+    - {name: venv, mountPath: %(venv)s, readOnly: true}
   volumes:
   - name: kubectl
     hostPath: {path: %(kubectl)s, type: File}
+  - name: libs
+    hostPath: {path: /lib/x86_64-linux-gnu, type: Directory}
+  - name: loader
+    hostPath: {path: /lib64, type: Directory}
+  - name: python
+    hostPath: {path: %(python_home)s, type: Directory}
+  - name: venv
+    hostPath: {path: %(venv)s, type: Directory}
+"""
+# The Python `kubernetes` client (PyPI) inside the pod, with its in-cluster configuration: the
+# ServiceAccount token and CA mounted at the standard path, KUBERNETES_SERVICE_HOST/PORT.
+IN_POD_CLIENT = """
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+config.load_incluster_config()
+try:
+    pods = client.CoreV1Api().list_namespaced_pod("in-cluster")
+except ApiException as exc:
+    print("refused", exc.status, exc.reason)
+else:
+    print("listed", *sorted(p.metadata.name for p in pods.items))
 """
 VIEW_BINDING = """
 apiVersion: rbac.authorization.k8s.io/v1
@@ -301,22 +327,28 @@ subjects: [{kind: ServiceAccount, name: reader, namespace: in-cluster}]
 
 
 def test_in_cluster_client_with_its_service_account(kubectl: Kubectl) -> None:
-    # The pod's images hold no Python (they are built from busybox-static), so the in-cluster
-    # client is kubectl itself (client-go's in-cluster config: KUBERNETES_SERVICE_HOST/PORT, the
-    # mounted ServiceAccount token and CA), a static binary mounted from this machine.
+    # Two in-cluster clients no one here wrote, each with its library's in-cluster configuration
+    # (KUBERNETES_SERVICE_HOST/PORT, the mounted ServiceAccount token and CA): client-go (kubectl,
+    # a static binary) and the Python `kubernetes` client. The pod's image is busybox-static, so
+    # this machine's interpreter, its shared libraries and the venv are mounted read-only.
     real = str(Path(shutil.which("kubectl") or "kubectl").resolve())
-    kubectl("apply", "-f", "-", input=IN_CLUSTER % {"image": OLD, "kubectl": real})
+    python_home = str(Path(os.path.realpath(sys.executable)).parent.parent)   # the base interpreter's prefix
+    kubectl("apply", "-f", "-", input=IN_CLUSTER % {"image": OLD, "kubectl": real, "python_home": python_home,
+                                                      "venv": sys.prefix})
     try:
         kubectl("wait", "-n", "in-cluster", "--for=condition=Ready", "pod/asker", "--timeout=120s", timeout=150)
         ask = ("exec", "-n", "in-cluster", "asker", "--", "kubectl", "get", "pods", "-o", "name")
+        ask_python = ("exec", "-n", "in-cluster", "asker", "--", f"{sys.prefix}/bin/python", "-c", IN_POD_CLIENT)
         refused = kubectl(*ask, check=False)
         assert refused.returncode == 1
         assert ('pods is forbidden: User "system:serviceaccount:in-cluster:reader" cannot list resource "pods"'
                 in refused.stderr), refused.stderr
+        assert kubectl(*ask_python, timeout=60).stdout.strip() == "refused 403 Forbidden"
         kubectl("apply", "-f", "-", input=VIEW_BINDING)
         listed = wait_for(lambda: (lambda r: r if r.returncode == 0 else None)(kubectl(*ask, check=False)),
                           timeout=30, what="the pod listing its namespace once bound to view")
         assert listed.stdout.split() == ["pod/asker"]
+        assert kubectl(*ask_python, timeout=60).stdout.strip() == "listed asker"
     finally:
         kubectl("delete", "namespace", "in-cluster", "--wait=false", check=False)
 

@@ -155,5 +155,13 @@ async def test_history_limits_keep_the_newest_finished_jobs(client, namespace):
             await finish(client, namespace, f"hist-{m + i}", "Failed" if i in (0, 1) else "Complete")
         want = [f"hist-{m + 1}", f"hist-{m + 3}", f"hist-{m + 4}"]
         await until(lambda: _has(client, namespace, want), message="history trimmed to 2 complete + 1 failed")
-        cj = await client.get("cronjobs", "hist", namespace)
-        assert cj["status"].get("lastSuccessfulTime") and not cj["status"].get("active")
+        # The controller trims the history before it writes the status (as Kubernetes' does), so
+        # the status is waited for: no active Job, the last success at the newest completion.
+        newest = (await client.get("jobs", f"hist-{m + 4}", namespace))["status"]["completionTime"]
+
+        async def status_caught_up() -> Obj | None:
+            status = (await client.get("cronjobs", "hist", namespace)).get("status") or {}
+            return status if status.get("lastSuccessfulTime") == newest and not status.get("active") else None
+        status = await until(status_caught_up, message="status: no active Job, lastSuccessfulTime of the newest")
+        assert status["lastScheduleTime"] == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(first + 240))
+        assert await jobs_of(client, namespace) == sorted(want)

@@ -5,6 +5,9 @@ TooManyRequests, "Cannot evict pod as it would violate the pod's disruption budg
 says so and retries, until the first pod's replacement is Ready on the other node; then it is
 evicted and the node is drained. Hollow nodes play the agents (their pods become Ready); the
 scheduler and the ReplicaSet, Deployment and disruption controllers run in-process.
+The node the replacements go to is held dead (a hollow node stops reporting pods) until the
+drain has printed the refusal, then revived: without that hold a fast replacement could become
+Ready before the second eviction, and the refusal this test is about would not happen.
 The real kubectl then drains the other node the same way through the REST front (POST
 pods/NAME/eviction, which answers the refusal as a 429 Status)."""
 
@@ -15,23 +18,25 @@ import json
 import os
 import ssl
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
 import uuid
-from typing import Any, AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 
-from controlplane.client import Client, TooManyRequests
+from controlplane.client import TooManyRequests
 from controlplane.controllers.deployment import DeploymentController
 from controlplane.controllers.disruption import DisruptionController
 from controlplane.controllers.replicaset import ReplicaSetController
 from controlplane.controllers.settings import ControllerSettings
-from hollow_harness import controllers, hollow_nodes, private_control_plane, scheduling, until
-from procs import Ctl
+from hollow_harness import controllers, hollow_nodes, scheduling, until
+from procs import REPO, Ctl
 
 SETTINGS = ControllerSettings()
+VIOLATION = "Cannot evict pod as it would violate the pod's disruption budget."
 
 PDB = """\
 apiVersion: policy/v1
@@ -67,21 +72,6 @@ spec:
 """
 
 
-@pytest.fixture(scope="module")
-def api(etcd, tmp_path_factory) -> Iterator[Any]:
-    cp = private_control_plane(tmp_path_factory.mktemp("drain"), etcd.endpoint)
-    try:
-        yield cp
-    finally:
-        cp.stop()
-
-
-@pytest.fixture
-async def c(api) -> AsyncIterator[Client]:
-    async with Client(api.address, credentials=api.credentials, timeout=10) as client:
-        yield client
-
-
 def _ready(p: dict) -> bool:
     return any(x.get("type") == "Ready" and x.get("status") == "True"
                for x in (p.get("status") or {}).get("conditions") or [])
@@ -98,7 +88,7 @@ async def test_drain_waits_for_the_budget_then_finishes(api, c):
     prefix = f"dr{uuid.uuid4().hex[:4]}"
     first, second = f"{prefix}-0", f"{prefix}-1"
     ctls = [ReplicaSetController(SETTINGS), DeploymentController(SETTINGS), DisruptionController(SETTINGS)]
-    async with hollow_nodes(c, 2, prefix=prefix), controllers(c, ctls, SETTINGS), scheduling(c):
+    async with hollow_nodes(c, 2, prefix=prefix) as cluster, controllers(c, ctls, SETTINGS), scheduling(c):
         await run("cordon", second)          # both replicas land on the first node
         await run("apply", "-n", ns, "-f", "-", stdin=DEPLOYMENT)
 
@@ -118,9 +108,11 @@ async def test_drain_waits_for_the_budget_then_finishes(api, c):
         assert got[1].split()[:4] == ["zk-pdb", "1", "N/A", "1"]
 
         started = time.monotonic()
-        drained = await run("drain", first, "--timeout", "90s", "--grace-period", "0", timeout=150)
+        drained = await _drain_held_until_refused(
+            [sys.executable, "-m", "cli.main", "drain", first, "--timeout", "90s", "--grace-period", "0",
+             "--server", api.address], env=ctl.env, hold=cluster, node=second)
         assert drained.returncode == 0, drained.stderr
-        assert ("Cannot evict pod as it would violate the pod's disruption budget." in drained.stderr), drained.stderr
+        assert VIOLATION in drained.stderr, drained.stderr
         assert 'error when evicting pods/"zk-' in drained.stderr and "(will retry after 5s)" in drained.stderr
         assert drained.stdout.strip().endswith(f"node/{first} drained")
         assert time.monotonic() - started < 90
@@ -131,11 +123,11 @@ async def test_drain_waits_for_the_budget_then_finishes(api, c):
         # The real kubectl drains the other node back through the REST front's eviction (protobuf).
         await run("uncordon", first)
         await until(lambda: _allowed(budget, 1), timeout=30, what="both replicas Ready again")
-        kubectl = await asyncio.to_thread(
-            subprocess.run, ["kubectl", "drain", second, "--timeout=90s", "--grace-period=0"],
-            capture_output=True, text=True, timeout=150, env={**os.environ, "KUBECONFIG": str(api.kubeconfig)})
+        kubectl = await _drain_held_until_refused(
+            ["kubectl", "drain", second, "--timeout=90s", "--grace-period=0"],
+            env={**os.environ, "KUBECONFIG": str(api.kubeconfig)}, hold=cluster, node=first)
         assert kubectl.returncode == 0, kubectl.stderr + kubectl.stdout
-        assert "Cannot evict pod as it would violate the pod's disruption budget." in kubectl.stderr, kubectl.stderr
+        assert VIOLATION in kubectl.stderr, kubectl.stderr
         assert f"node/{second} drained" in kubectl.stdout
         pods = (await c.list("pods", ns, label_selector="app=zookeeper")).items
         live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
@@ -143,6 +135,9 @@ async def test_drain_waits_for_the_budget_then_finishes(api, c):
 
         # The REST front answers a refusal as a 429 Status: use the one allowance up, then ask.
         await until(lambda: _allowed(budget, 1), timeout=30, what="both replicas Ready again")
+        # Both replicas run on the first node now; it stops reporting, so the victim's replacement
+        # cannot become Ready (and give the allowance back) before the refusals below.
+        cluster.kill(first)
         victim = next(p["metadata"]["name"] for p in (await c.list("pods", ns, label_selector="app=zookeeper")).items
                       if not p["metadata"].get("deletionTimestamp") and _ready(p))
         await c.evict(victim, ns)
@@ -156,6 +151,44 @@ async def test_drain_waits_for_the_budget_then_finishes(api, c):
         code, body = await asyncio.to_thread(_rest_evict, api, ns, other)
         assert code == 429 and body["reason"] == "TooManyRequests", body
         assert "Cannot evict pod as it would violate the pod's disruption budget." in body["message"]
+
+
+async def _drain_held_until_refused(command: list[str], *, env: dict[str, str], hold: Any,
+                                    node: str) -> subprocess.CompletedProcess:
+    """Run a drain while hollow node `node` (where the evicted pods' replacements go) is dead,
+    so no replacement is Ready and the budget refuses the second eviction; revive the node
+    once the drain has printed the refusal, so the replacement comes up and the drain ends."""
+    hold.kill(node)
+    proc = await asyncio.create_subprocess_exec(*command, cwd=REPO, env=env, stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    stderr: list[str] = []
+    refused = asyncio.Event()
+
+    async def read_stderr() -> None:
+        assert proc.stderr is not None
+        async for line in proc.stderr:
+            stderr.append(line.decode())
+            if VIOLATION in stderr[-1]:
+                refused.set()
+    stdout = asyncio.create_task(proc.stdout.read())
+    reader = asyncio.create_task(read_stderr())
+    seen = asyncio.create_task(refused.wait())
+    try:
+        # Until the refusal is printed, or the drain ends without one (the assertions then say so).
+        await asyncio.wait({seen, reader}, timeout=90, return_when=asyncio.FIRST_COMPLETED)
+        hold.revive(node)
+        returncode = await asyncio.wait_for(proc.wait(), timeout=150)
+        await reader
+        return subprocess.CompletedProcess(command, returncode, (await stdout).decode(), "".join(stderr))
+    finally:
+        seen.cancel()
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        for task in (stdout, reader):
+            task.cancel()
+        await asyncio.gather(stdout, reader, seen, return_exceptions=True)
 
 
 async def _allowed(budget: Any, n: int) -> bool:

@@ -281,3 +281,24 @@ def test_bad_config_file_is_refused_with_the_field(tmp_path):
                              "--config", str(config)], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "scoreWeights" in result.stderr and "unknown score plugin 'Nope'" in result.stderr
+
+
+async def test_pods_without_requests_spread_as_nonzero_requests(api):
+    """Issue 15: 18 pods that request nothing, on three equal nodes. Kubernetes scores each as
+    100m CPU / 200Mi (NonZeroRequests), so they spread instead of piling on one node."""
+    for i in range(3):
+        await make_node(api, f"plain-{i}", cpu="4", memory="8Gi")
+    bare = [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"bare-{i}", "namespace": "default"},
+             "spec": {"containers": [{"name": "main", "image": "busybox:1.36"}]}} for i in range(18)]
+    async with scheduling(api):
+        for p in bare:
+            await api.create(p)
+
+        async def placed() -> dict[str, int] | None:
+            pods = [p for p in (await api.list("pods", "default")).items if p["metadata"]["name"].startswith("bare-")]
+            nodes = [p["spec"].get("nodeName") for p in pods]
+            if len(nodes) < 18 or not all(nodes):
+                return None
+            return {n: nodes.count(n) for n in set(nodes)}
+        counts = await eventually(placed, timeout=60, what="18 pods bound")
+    assert max(counts.values()) - min(counts.values()) <= 2 and len(counts) == 3, counts

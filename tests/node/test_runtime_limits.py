@@ -45,3 +45,12 @@ async def test_pids_limit_contains_a_fork_bomb(pods, runtime, runtime_cgroups) -
     status = await runtime.stop_container(spec.id, grace_seconds=0)
     assert status.state == "exited"
     assert runtime_cgroups.procs(f"pod-{sandbox.pod_uid}/{spec.name}") == []
+
+
+async def test_child_oom_kill_is_reported_as_oomkilled(pods, runtime_cgroups) -> None:
+    """Issue 15: the OOM killer takes a child, the shell goes on and exits 0; containerd (and so
+    Kubernetes) still says OOMKilled, because the container's cgroup saw an OOM kill."""
+    sandbox = await pods.sandbox()
+    ran = await pods.run(sandbox, ["sh", "-c", "tail /dev/zero; exit 0"],
+                         resources=Resources(memory_limit_bytes=32 * MI), timeout=60)
+    assert (ran.status.exit_code, ran.status.reason, ran.status.oom_killed) == (0, "OOMKilled", True)

@@ -33,10 +33,12 @@ def test_transition_table(source: State, target: State) -> None:
 @pytest.mark.parametrize("code, signal, oom_kills, expected", [
     (0, None, 0, (0, "Completed")),
     (3, None, 0, (3, "Error")),
-    (0, None, 1, (0, "Completed")),          # an OOM kill of a child the process survived
+    (0, None, 1, (0, "OOMKilled")),          # a child OOM-killed, the process went on: containerd's word
+    (137, None, 1, (137, "OOMKilled")),      # a shell reporting its child's SIGKILL
+    (1, None, 1, (1, "OOMKilled")),
     (None, 9, 0, (137, "Error")),
     (None, 9, 1, (137, "OOMKilled")),
-    (None, 15, 1, (143, "Error")),
+    (None, 15, 1, (143, "OOMKilled")),
 ])
 def test_exit_outcome(code, signal, oom_kills, expected) -> None:
     assert state.exit_outcome(code=code, signal=signal, oom_kills=oom_kills) == expected

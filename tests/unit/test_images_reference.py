@@ -56,7 +56,7 @@ def test_invalid(ref: str, problem: str) -> None:
     ("busybox:latest", "Always"),
     ("busybox:1.36", "IfNotPresent"),
     (f"busybox@{DIGEST}", "IfNotPresent"),
-    (f"busybox:latest@{DIGEST}", "IfNotPresent"),
+    (f"busybox:latest@{DIGEST}", "Always"),       # Kubernetes looks at the tag only (SetDefaults_Container)
     ("host:5000/app", "Always"),
 ])
 def test_default_pull_policy(image: str, policy: str) -> None:

@@ -1,11 +1,11 @@
-"""The REST API's patch formats (controlplane/rest/patch.py) as Kubernetes applies them."""
+"""The REST API's patch formats (controlplane/apiserver/patch.py) as Kubernetes applies them."""
 
 from __future__ import annotations
 
 import pytest
 
 from api.errors import ValidationFailed
-from controlplane.rest.patch import JSON_PATCH, MERGE_PATCH, STRATEGIC, apply_patch
+from controlplane.apiserver.patch import JSON_PATCH, MERGE_PATCH, STRATEGIC, apply_patch
 
 LIVE = {"spec": {"replicas": 2, "template": {"spec": {
     "containers": [{"name": "web", "image": "nginx:1", "ports": [{"containerPort": 80}],
