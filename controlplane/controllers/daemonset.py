@@ -25,9 +25,9 @@ from typing import Any, Callable
 
 from controlplane.client import NotFound
 from controlplane.controllers.daemonset_plan import new_pod, plan
-from controlplane.controllers.manager import Context, QueueController
-from controlplane.controllers.owned import POD_BY_CONTROLLER, Expectations, OwnedPodEvents, add_pod_indexes
-from controlplane.controllers.podcontrol import create_pods, delete_pods
+from controlplane.controllers.manager import Context
+from controlplane.controllers.owned import POD_BY_CONTROLLER
+from controlplane.controllers.podcontrol import PodOwnerController, create_pods, delete_pods
 from controlplane.controllers.settings import ControllerSettings
 
 log = logging.getLogger(__name__)
@@ -42,23 +42,18 @@ def _node_facts(node: Obj) -> tuple:
     return ((node.get("metadata") or {}).get("labels"), spec.get("taints"), spec.get("unschedulable"), ready)
 
 
-class DaemonSetController(QueueController):
+class DaemonSetController(PodOwnerController):
+    owner_kind = "DaemonSet"
+
     def __init__(self, settings: ControllerSettings | None = None, *, clock: Callable[[], float] = time.time):
-        super().__init__(name="daemonset")
-        self.settings = settings or ControllerSettings()
-        self.workers = self.settings.workers
-        self.clock = clock
-        self.expectations = Expectations()
+        super().__init__("daemonset", settings, clock=clock)
 
     def setup(self, ctx: Context) -> None:
         super().setup(ctx)
         self.daemonsets = ctx.informers.get("DaemonSet")
         self.nodes = ctx.informers.get("Node")
-        self.pods = ctx.informers.get("Pod")
-        add_pod_indexes(self.pods)
         self.daemonsets.add_handlers(on_add=self._ds_event, on_update=lambda _o, new: self._ds_event(new),
                                      on_delete=self._ds_event)
-        OwnedPodEvents("DaemonSet", self.queue.add, self.expectations).register(self.pods)
         self.nodes.add_handlers(on_add=lambda _n: self._all(), on_delete=lambda _n: self._all(),
                                 on_update=lambda old, new: _node_facts(old) != _node_facts(new) and self._all())
 

@@ -26,14 +26,17 @@ import logging
 import time
 from typing import Any, Callable
 
+from api.nodelease import now_micro, parse_time
 from controlplane.client import Conflict, NotFound
 from controlplane.client.events import NORMAL, WARNING
 from controlplane.controllers import job_rules as rules
-from controlplane.controllers.manager import Context, QueueController
-from api.nodelease import now_micro, parse_time
-from controlplane.controllers.owned import (POD_BY_CONTROLLER, Expectations, OwnedPodEvents, add_pod_indexes,
-                                            is_ready, owner_reference)
-from controlplane.controllers.podcontrol import create_pods, delete_pods
+from controlplane.controllers.manager import Context
+from controlplane.controllers.owned import (
+    POD_BY_CONTROLLER,
+    is_ready,
+    owner_reference,
+)
+from controlplane.controllers.podcontrol import PodOwnerController, create_pods, delete_pods
 from controlplane.controllers.settings import ControllerSettings
 
 log = logging.getLogger(__name__)
@@ -71,22 +74,17 @@ def _newest_first(pod: Obj) -> float:
     return -(parse_time(pod["metadata"].get("creationTimestamp")) or 0.0)
 
 
-class JobController(QueueController):
+class JobController(PodOwnerController):
+    owner_kind = "Job"
+
     def __init__(self, settings: ControllerSettings | None = None, *, clock: Callable[[], float] = time.time):
-        super().__init__(name="job")
-        self.settings = settings or ControllerSettings()
-        self.workers = self.settings.workers
-        self.clock = clock
-        self.expectations = Expectations()
+        super().__init__("job", settings, clock=clock)
 
     def setup(self, ctx: Context) -> None:
         super().setup(ctx)
         self.jobs = ctx.informers.get("Job")
-        self.pods = ctx.informers.get("Pod")
-        add_pod_indexes(self.pods)
         self.jobs.add_handlers(on_add=self._job_event, on_update=lambda _o, new: self._job_event(new),
                                on_delete=self._job_event)
-        OwnedPodEvents("Job", self.queue.add, self.expectations).register(self.pods)
 
     def _job_event(self, job: Obj) -> None:
         self.queue.add((job["metadata"].get("namespace", ""), job["metadata"]["name"]))

@@ -26,12 +26,22 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import time
 from typing import Any, Callable, Hashable, Mapping
 
 from api.nodelease import parse_time
 from controlplane.client import ApiError, NotFound
 from controlplane.client.events import NORMAL, WARNING
-from controlplane.controllers.owned import Expectations, owner_reference, phase, ready_since
+from controlplane.controllers.manager import Context, QueueController
+from controlplane.controllers.owned import (
+    Expectations,
+    OwnedPodEvents,
+    add_pod_indexes,
+    owner_reference,
+    phase,
+    ready_since,
+)
+from controlplane.controllers.settings import ControllerSettings
 
 Obj = Mapping[str, Any]
 DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
@@ -127,3 +137,25 @@ def pods_to_delete(pods: list[Obj], count: int) -> list[Obj]:
     if count <= 0:
         return []
     return sorted(pods, key=deletion_rank)[:count]
+
+
+class PodOwnerController(QueueController):
+    """Base for a controller that creates and deletes its own pods (DaemonSet, Job, StatefulSet):
+    settings, clock and Expectations; setup() gets the pods informer (`self.pods`, with owned.py's
+    indexes) and wakes the owner named `owner_kind` on its pods' events (owned.OwnedPodEvents)."""
+
+    owner_kind = ""
+
+    def __init__(self, name: str, settings: ControllerSettings | None = None, *, clock: Callable[[], float] = time.time):
+        super().__init__(name=name)
+        self.settings = settings or ControllerSettings()
+        self.workers = self.settings.workers
+        self.clock = clock
+        self.expectations = Expectations()
+
+    def setup(self, ctx: Context) -> None:
+        super().setup(ctx)
+        self.pods = ctx.informers.get("Pod")
+        add_pod_indexes(self.pods)
+        self.pod_events = OwnedPodEvents(self.owner_kind, self.queue.add, self.expectations)
+        self.pod_events.register(self.pods)

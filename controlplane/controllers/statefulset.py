@@ -22,10 +22,12 @@ from typing import Any, Callable
 
 from controlplane.client import AlreadyExists, ApiError, Conflict, NotFound
 from controlplane.client.events import NORMAL, WARNING
-from controlplane.controllers.manager import Context, QueueController
-from controlplane.controllers.owned import POD_BY_CONTROLLER, Expectations, OwnedPodEvents, add_pod_indexes, \
-    controller_of
-from controlplane.controllers.podcontrol import delete_pods
+from controlplane.controllers.manager import Context
+from controlplane.controllers.owned import (
+    POD_BY_CONTROLLER,
+    controller_of,
+)
+from controlplane.controllers.podcontrol import PodOwnerController, delete_pods
 from controlplane.controllers.settings import ControllerSettings
 from controlplane.controllers.statefulset_plan import plan, revisions_to_prune
 
@@ -40,26 +42,20 @@ def _owner_uid(obj: Obj) -> list[str]:
     return [ref["uid"]] if ref and ref.get("uid") else []
 
 
-class StatefulSetController(QueueController):
+class StatefulSetController(PodOwnerController):
+    owner_kind = "StatefulSet"
+
     def __init__(self, settings: ControllerSettings | None = None, *, clock: Callable[[], float] = time.time):
-        super().__init__(name="statefulset")
-        self.settings = settings or ControllerSettings()
-        self.workers = self.settings.workers
-        self.clock = clock
-        self.expectations = Expectations()
+        super().__init__("statefulset", settings, clock=clock)
 
     def setup(self, ctx: Context) -> None:
         super().setup(ctx)
         self.sets = ctx.informers.get("StatefulSet")
-        self.pods = ctx.informers.get("Pod")
         self.claims = ctx.informers.get("PersistentVolumeClaim")
         self.revisions = ctx.informers.get("ControllerRevision")
-        add_pod_indexes(self.pods)
         self.revisions.add_index(REVISION_BY_OWNER, _owner_uid)
         self.sets.add_handlers(on_add=self._set_event, on_update=lambda _o, new: self._set_event(new),
                                on_delete=self._set_event)
-        self.pod_events = OwnedPodEvents("StatefulSet", self.queue.add, self.expectations)
-        self.pod_events.register(self.pods)
         self.revisions.add_handlers(on_add=self._owned_event, on_update=lambda _o, new: self._owned_event(new),
                                     on_delete=self._owned_event)
         self.claims.add_handlers(on_delete=self._claim_deleted)
