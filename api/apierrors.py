@@ -32,6 +32,8 @@ class ApiError(Exception):
             self.status = status
 
 
+# One class per status, alike by design (the `duplicates` tool pairs them by shape): callers
+# catch them by name, as client-go's apierrors.IsNotFound and friends test them.
 class NotFound(ApiError):
     status = "NOT_FOUND"
 
