@@ -80,6 +80,12 @@ class TooManyRequests(ApiError):
     status = "RESOURCE_EXHAUSTED"
 
 
+class RequestEntityTooLarge(ApiError):
+    """A request over the message size limit (HTTP 413). gRPC says RESOURCE_EXHAUSTED for it too,
+    so it is told from TooManyRequests by gRPC's own wording ("... larger than max ...")."""
+    status = "RESOURCE_EXHAUSTED"
+
+
 class InternalError(ApiError):
     status = "INTERNAL"
 
@@ -91,4 +97,6 @@ BY_STATUS: dict[str, type[ApiError]] = {cls.status: cls for cls in (
 
 def error_for(status: str, message: str) -> ApiError:
     """The ApiError subclass for a status name (ApiError itself for the others)."""
+    if status == "RESOURCE_EXHAUSTED" and "larger than max" in (message or ""):
+        return RequestEntityTooLarge(message, status)
     return BY_STATUS.get(status, ApiError)(message or status, status)

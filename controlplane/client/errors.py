@@ -10,11 +10,11 @@ from __future__ import annotations
 import grpc
 
 from api.apierrors import (AlreadyExists, ApiError, Conflict, FailedPrecondition, Forbidden, Invalid, NotFound,
-                           TooManyRequests, TooOld, Unauthenticated, Unavailable)
+                           RequestEntityTooLarge, TooManyRequests, TooOld, Unauthenticated, Unavailable)
 from api.apierrors import error_for as _error_for_status
 
 __all__ = ["ApiError", "NotFound", "AlreadyExists", "Conflict", "Invalid", "FailedPrecondition", "Forbidden",
-           "TooOld", "Unavailable", "Unauthenticated", "TooManyRequests", "error_for", "from_rpc_error",
+           "TooOld", "Unavailable", "Unauthenticated", "TooManyRequests", "RequestEntityTooLarge", "error_for", "from_rpc_error",
            "grpc_code"]
 
 

@@ -109,7 +109,7 @@ async def test_a_request_over_the_message_limit_fails_alone(api_server, namespac
         stream = c._requests._stream
         huge = configmap("huge", namespace, blob="x" * (9 * 1024 * 1024))   # over the server's 8 MiB a message
         big, small = await asyncio.gather(outcome(c.create(huge)), c.create(configmap("small", namespace)))
-        assert big[0] == "ApiError" and "larger than max" in big[1]
+        assert big[0] == "RequestEntityTooLarge" and "larger than max" in big[1]
         assert small["metadata"]["name"] == "small"
         assert c._requests._stream is stream and not stream.broken
 
