@@ -260,9 +260,9 @@ class Resources:
                 meta["remainingItemCount"] = rest
             items = page
         if _as_table(request):
-            objects = [json.loads(i) for i in items]
-            return respond(tables.table(info.kind, objects, resource_version=meta.pop("resourceVersion"),
-                                        include=_include(request), extra_meta=meta))
+            return web.Response(body=tables.table_bytes(info.kind, items, resource_version=meta.pop("resourceVersion"),
+                                                        include=_include(request), extra_meta=meta),
+                                content_type=JSON)
         head = json.dumps({"kind": f"{info.kind}List", "apiVersion": info.api_version, "metadata": meta},
                           separators=(",", ":"))[:-1]
         body = head.encode() + b',"items":[' + b",".join(items) + b"]}"
