@@ -125,26 +125,29 @@ class RowCache:
         partial = _row_object(obj, include)
         tail = b"]}" if partial is None else \
             b'],"object":' + (raw if include == "Object" else _encode(partial)) + b"}"
-        row = _Row(cells, get(obj, "metadata.creationTimestamp"), tail, obj if moving else None)
+        created = get(obj, "metadata.creationTimestamp")   # since() reads only a string: the rest are alike
+        row = _Row(cells, created if isinstance(created, str) else None, tail, obj if moving else None)
         if len(self.rows) >= self.size:
             for key in list(itertools.islice(self.rows, len(self.rows) // 2 + 1)):
                 del self.rows[key]
         self.rows[(kind, include, raw)] = row
         return row
 
-    def row(self, kind: str, columns: list[Column], raw: bytes, at: dt.datetime, include: str) -> bytes:
+    def row(self, kind: str, columns: list[Column], raw: bytes, at: dt.datetime, include: str,
+            ages: dict[Any, bytes]) -> bytes:
+        """The row's JSON at `at`; `ages`: the AGE cells computed so far at `at`, by creation time
+        (objects made in a burst share their second, so a list computes few)."""
         row = self.rows.get((kind, include, raw))
         if row is None:
             row = self._make(kind, columns, raw, at, include)
         if row.obj is not None:   # a cell besides AGE moves with the clock: the whole row afresh
             return b'{"cells":' + _encode(_cells(columns, row.obj, at))[:-1] + row.tail
-        age = None
         parts = []
         for cell in row.cells:
             if cell is None:
-                if age is None:
-                    age = _encode(since(row.created, at) or "<none>")
-                cell = age
+                cell = ages.get(row.created)
+                if cell is None:
+                    cell = ages[row.created] = _encode(since(row.created, at) or "<none>")
             parts.append(cell)
         return b'{"cells":[' + b",".join(parts) + row.tail
 
@@ -161,5 +164,6 @@ def table_bytes(kind: str, raws: Iterable[bytes], *, resource_version: str = "",
     meta.update(extra_meta or {})
     head = _encode({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": meta,
                     "columnDefinitions": _definitions(kind)})[:-1]
-    rows = b",".join(cache.row(kind, columns, raw, at, include) for raw in raws)
+    ages: dict[Any, bytes] = {}
+    rows = b",".join(cache.row(kind, columns, raw, at, include, ages) for raw in raws)
     return head + b',"rows":[' + rows + b"]}"
