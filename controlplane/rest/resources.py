@@ -14,7 +14,7 @@ API and the gRPC API check and do the same. Errors are `Status` objects (status.
 
 `limit`/`continue` page through the list in key order (namespace, name): the continue
 token holds the offset and the list's revision, and the next page is cut from the same list
-while it is kept (ListSnapshots: a minute; one revision across the pages, as in Kubernetes),
+while it is kept (ListSnapshots: 30 s; one revision across the pages, as in Kubernetes),
 else from a new read (an object created or deleted in between can then shift the rest by one).
 """
 
@@ -422,7 +422,7 @@ def _continue_token(token: str) -> tuple[int, int]:
 
 
 class ListSnapshots:
-    """The lists being paged through (`limit`/`continue`), kept a short while, so the pages of one
+    """The lists being paged through (`limit`/`continue`), kept for TTL seconds, so the pages of one
     list are cut from the one list the first page read — the same revision throughout, as in
     Kubernetes, and one read instead of one per page (`kubectl get` of 5,000 objects asks for 10
     pages). Keyed by (resource, namespace, label selector, field selector, revision): a page is
@@ -431,28 +431,34 @@ class ListSnapshots:
     and cut at the token's offset: an object created or deleted in between then shifts the
     rest by one. Only references to the watch cache's encoded objects are held."""
 
-    TTL = 60.0
-    SIZE = 16
+    TTL = 30.0
+    SIZE = 16            # lists
+    ITEMS = 100_000      # objects in all of them: what a changed object's old version may be held for
 
     def __init__(self, clock: Any = time.monotonic):
         self.clock = clock
         self.lists: dict[tuple[Any, ...], tuple[float, list[bytes]]] = {}
+        self.items = 0
 
     def get(self, key: tuple[Any, ...]) -> list[bytes] | None:
         entry = self.lists.get(key)
         if entry is None:
             return None
         if self.clock() - entry[0] > self.TTL:
-            del self.lists[key]
+            self._drop(key)
             return None
         return entry[1]
 
     def put(self, key: tuple[Any, ...], items: list[bytes]) -> None:
-        if key in self.lists:
+        if key in self.lists or len(items) > self.ITEMS:
             return
         now = self.clock()
         for old in [k for k, (t, _) in self.lists.items() if now - t > self.TTL]:
-            del self.lists[old]
-        while len(self.lists) >= self.SIZE:
-            del self.lists[next(iter(self.lists))]
+            self._drop(old)
+        while self.lists and (len(self.lists) >= self.SIZE or self.items + len(items) > self.ITEMS):
+            self._drop(next(iter(self.lists)))
         self.lists[key] = (now, items)
+        self.items += len(items)
+
+    def _drop(self, key: tuple[Any, ...]) -> None:
+        self.items -= len(self.lists.pop(key)[1])
