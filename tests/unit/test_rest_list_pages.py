@@ -20,6 +20,7 @@ def test_kept_lists_expire_and_stay_within_their_bounds() -> None:
     assert kept.get(("pods", "b")) is None and kept.items == 0
     kept.put(("pods", "c"), [b"{}"] * 11)          # bigger than the bound: not kept at all
     assert kept.get(("pods", "c")) is None
+    kept.ITEMS = 1000
     for i in range(kept.SIZE + 3):
         kept.put(("pods", str(i)), [b"{}"])
     assert len(kept.lists) == kept.SIZE
