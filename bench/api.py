@@ -131,9 +131,10 @@ def _channel(address: str) -> Any:
                                                               ("grpc.max_receive_message_length", 64 * 1024 * 1024)])
 
 
-def _clients(address: str, count: int) -> list[Any]:
+def _clients(address: str, count: int, *, request_stream: bool = True) -> list[Any]:
     from controlplane.client import Client
-    return [Client(address, channel=_channel(address), timeout=10) for _ in range(count)]
+    return [Client(address, channel=_channel(address), timeout=10, request_stream=request_stream)
+            for _ in range(count)]
 
 
 def _run_in_process(results: Any, work: Callable[[], Awaitable[dict[str, Any]]]) -> None:
@@ -165,10 +166,12 @@ async def _open_loop(*, rate: float, seconds: float, index: int, procs: int,
 
 
 def create_worker(*, address: str, namespace: str, clients: int, index: int, seconds: float, gate: StartGate,
-                  results: Any) -> None:
+                  results: Any, unary: bool = False) -> None:
+    """`clients` clients creating pods back to back, over request streams (or with `unary`, a gRPC
+    call per create, as a plain gRPC client sends them)."""
     async def work() -> dict[str, Any]:
         from controlplane.client import ApiError
-        conns = _clients(address, max(1, math.ceil(clients / 10)))
+        conns = _clients(address, max(1, math.ceil(clients / 10)), request_stream=not unary)
         for c in conns:
             await c.get("namespaces", namespace)  # connected and warm
         latencies: list[float] = []
@@ -612,9 +615,10 @@ def cpu_per_request(cpu_percent: dict[str, float], per_second: float) -> dict[st
 
 
 def run_create(cl: Cluster, s: Settings, *, profile_to: Path | None, native: bool = False, rest: bool = False,
-               namespace: str = "bench-create") -> dict[str, Any]:
-    """Scenario 1 over gRPC (request streams, as controlplane.client sends), or with `rest` through
-    the Kubernetes REST API (an HTTPS request per create, as kubectl and client-go send)."""
+               unary: bool = False, namespace: str = "bench-create") -> dict[str, Any]:
+    """Scenario 1 over gRPC (request streams, as controlplane.client sends; with `unary` a call per
+    create), or with `rest` through the Kubernetes REST API (an HTTPS request per create, as kubectl
+    and client-go send)."""
     make_namespace(cl.api.address, namespace)
     shares = split(s.create_clients, s.load_procs)
     gate, results = StartGate(len(shares)), SPAWN.Queue()
@@ -624,6 +628,9 @@ def run_create(cl: Cluster, s: Settings, *, profile_to: Path | None, native: boo
         url = f"{'http' if cl.api.insecure else 'https'}://127.0.0.1:{cl.api.rest_port}"
         for kw in kwargs:
             kw["url"] = url
+    elif unary:
+        for kw in kwargs:
+            kw["unary"] = True
     profile: Profile | None = None
     with worker_processes(rest_create_worker if rest else create_worker, kwargs) as procs:
         gate.wait_ready(procs, timeout=60, what="the create load processes to connect")
@@ -644,7 +651,8 @@ def run_create(cl: Cluster, s: Settings, *, profile_to: Path | None, native: boo
     for r in out:
         errors.update(r["errors"])
     rate = created / elapsed
-    result = {"api": "REST (HTTPS request per create)" if rest else "gRPC (request streams)",
+    result = {"api": "REST (HTTPS request per create)" if rest else
+              "gRPC (a call per create)" if unary else "gRPC (request streams)",
               "clients": s.create_clients, "load_processes": len(shares), "seconds": round(elapsed, 2),
               "created": created, "errors": sum(errors.values()), "error_samples": dict(errors.most_common(3)),
               "creates_per_second": round(rate, 1),
@@ -866,6 +874,12 @@ def summary(data: dict[str, Any]) -> str:
         for i, x in enumerate(r["per_round"]):
             lines.append(f"   round {i + 1}: {x['rest']} vs {x['grpc']} = {x['ratio']}x; API server CPU per create "
                          f"{x['rest_api_server_cpu_ms']} vs {x['grpc_api_server_cpu_ms']} ms")
+        u = r.get("vs_grpc_unary")
+        if u:
+            lines.append(f"   (against a gRPC call per create: {u['rest']} vs {u['grpc_unary']} = {u['ratio']}x; "
+                         f"API server CPU per create " + ", ".join(
+                             f"{x['rest_api_server_cpu_ms']} vs {x['grpc_unary_api_server_cpu_ms']} ms"
+                             for x in u["per_round"]) + ")")
         lines.append("")
     c = data.get("create_throughput")
     if c:
@@ -1003,16 +1017,22 @@ def main(argv: list[str] | None = None) -> int:
             if rounds > 1:
                 data["mixed_load_rounds"] = runs[main_side]["mixed"]
         if "rest" in only:
-            apis: dict[str, list[dict[str, Any]]] = {"grpc": [], "rest": []}
+            # REST against gRPC as Skiff's client sends it (request streams: the goal's comparison),
+            # and against a gRPC call per create (what any other gRPC client sends), for reference.
+            apis: dict[str, list[dict[str, Any]]] = {"grpc": [], "rest": [], "grpc_unary": []}
             for r in range(rounds):
-                for api in (("grpc", "rest") if r % 2 == 0 else ("rest", "grpc")):
+                order = ("grpc", "rest", "grpc_unary")
+                for api in (order if r % 2 == 0 else order[::-1]):
                     # --profile with --only rest: py-spy on the first REST run
                     rest_profile = (profile_to.with_name(profile_to.name.replace("create", "rest-create"))
                                     if profile_to is not None and "create" not in only and (r, api) == (0, "rest")
                                     else None)
                     apis[api].append(run_create(cl, s, profile_to=rest_profile, native=args.profile == "native",
-                                                rest=api == "rest", namespace=f"bench-{api}-{r}"))
+                                                rest=api == "rest", unary=api == "grpc_unary",
+                                                namespace=f"bench-{api.replace('_', '-')}-{r}"))
             data["rest_vs_grpc"] = {**rate_ratio(apis["rest"], apis["grpc"], GOAL_REST_RATIO, ("rest", "grpc")),
+                                    "vs_grpc_unary": rate_ratio(apis["rest"], apis["grpc_unary"], GOAL_REST_RATIO,
+                                                                ("rest", "grpc_unary")),
                                     "runs": apis}
         if "fanout" in only:
             data["watch_fanout"] = {"kubelet": run_fanout(cl, s, shape="kubelet"),
