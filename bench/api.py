@@ -3,9 +3,11 @@
     .venv/bin/python bench/api.py              # the figures in docs/PERFORMANCE.md (about 2 minutes)
     .venv/bin/python bench/api.py --profile    # also sample the API server with py-spy during scenario 1
     .venv/bin/python bench/api.py --quick      # 1 s per scenario, 50 watchers: checks the script works
-    .venv/bin/python bench/api.py --only create --only mixed --compare-insecure
-                                               # the cost of TLS: the same two scenarios against a
-                                               # second API server run with --insecure, same run
+    .venv/bin/python bench/api.py --only create --only mixed --compare-insecure --as-editor --rounds 2
+                                               # the cost of TLS and RBAC: the same two scenarios against
+                                               # a second API server run with --insecure, both up
+                                               # throughout, alternating which goes first each round
+    .venv/bin/python bench/api.py --only rest  # creates/s through the Kubernetes REST API vs gRPC
 
 It starts its own etcd (data in a temp dir on disk) and its own `skiff-controlplane`
 without scheduler and controllers, so only the API server is measured; see
@@ -32,6 +34,10 @@ certificate, as users run it (`--insecure`: plain text throughout). The load com
    run of one verb at a time, and of a bare gRPC call to a server that does nothing:
    the floor every request pays in gRPC's Python layer before any of our code runs (in plain
    text: the API server's figures include TLS, the floor's do not).
+5. REST: scenario 1 through the Kubernetes REST API (controlplane/rest: each client POSTs on
+   its own keep-alive HTTPS connection, one request at a time, as kubectl and client-go do),
+   against scenario 1 over gRPC on the same server in the same run — request streams (what
+   controlplane.client sends; issue 14's goal: REST >= 0.7x) and a gRPC call per create.
 
 Results go to bench/results/api.json and are summarised on stdout.
 """
