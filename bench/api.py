@@ -609,6 +609,14 @@ def use_editor(cl: Cluster) -> None:
     time.sleep(0.5)   # the API server's RBAC index follows its watch caches within milliseconds
 
 
+def settle(clusters: list[Cluster]) -> None:
+    """Wait (up to 20 s) until the API servers and etcds of `clusters` are idle."""
+    try:
+        wait_until_idle([p for c in clusters for p in (c.api.pid, c.etcd.proc.pid)], below_percent=10, timeout=20)
+    except TimeoutError:
+        pass   # a busy machine: run anyway (the load average is in the results)
+
+
 def split(total: int, parts: int) -> list[int]:
     """total as `parts` near-equal whole numbers (dropping zeros)."""
     return [n for n in (total // parts + (1 if i < total % parts else 0) for i in range(parts)) if n]
@@ -1008,6 +1016,9 @@ def main(argv: list[str] | None = None) -> int:
             for r in range(rounds):
                 sides = [(main_side, cl)] + ([("insecure", plain_cl)] if plain_cl is not None else [])
                 for side, c in (sides if r % 2 == 0 else sides[::-1]):
+                    # Each run starts once every server of the comparison has absorbed the last run
+                    # (its etcd's commits, its collector): leftovers must not land on the next side.
+                    settle([x for _, x in sides])
                     if scenario == "create":
                         out = run_create(c, s, profile_to=profile_to if (r, side) == (0, main_side) else None,
                                          native=args.profile == "native", namespace=f"bench-create-{r}")
@@ -1029,6 +1040,7 @@ def main(argv: list[str] | None = None) -> int:
             for r in range(rounds):
                 order = ("grpc", "rest", "grpc_unary")
                 for api in (order if r % 2 == 0 else order[::-1]):
+                    settle([cl])
                     # --profile with --only rest: py-spy on the first REST run
                     rest_profile = (profile_to.with_name(profile_to.name.replace("create", "rest-create"))
                                     if profile_to is not None and "create" not in only and (r, api) == (0, "rest")
