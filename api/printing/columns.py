@@ -296,3 +296,10 @@ COLUMNS["ClusterRoleBinding"] = COLUMNS["RoleBinding"]
 
 def columns_for(kind: str, *, wide: bool = False) -> list[Column]:
     return [c for c in COLUMNS.get(kind, [NAME, AGE]) if wide or not c.wide]
+
+
+# CronJob, HorizontalPodAutoscaler, PodDisruptionBudget, ResourceQuota, LimitRange: their own module,
+# which uses the helpers above (hence imported last).
+from api.printing.workload_policy import COLUMNS as _MORE  # noqa: E402
+
+COLUMNS.update(_MORE)

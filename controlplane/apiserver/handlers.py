@@ -92,8 +92,8 @@ class Handlers:
         self.scheduler_config: Any = None  # scheduler weights for SchedulePreview (None: defaults)
         # Admission (controlplane/auth/admission.py): called with ("CREATE" or "UPDATE", info, the
         # object about to be written, the stored one) before every create and update; raises to refuse.
-        self.admission: Callable[[str, ResourceInfo, dict[str, Any], dict[str, Any] | None],
-                                 Awaitable[None]] | None = None
+        # Keyword dry_run: the write will not happen (quota checks but does not charge).
+        self.admission: Callable[..., Awaitable[None]] | None = None
 
     # -- plumbing ------------------------------------------------------------------
 
@@ -186,7 +186,7 @@ class Handlers:
         strategy = self.strategy(info.kind)
         strategy.prepare_for_create(out)
         if self.admission is not None:
-            await self.admission("CREATE", info, out, None)
+            await self.admission("CREATE", info, out, None, dry_run=dry_run)
         for _attempt in range(RESERVE_ATTEMPTS):
             written, reservation = await strategy.reserve(out, None)
             ok = False
@@ -289,7 +289,7 @@ class Handlers:
         self._carry_server_fields(info, current, out)
         strategy.validate_update(current, out)
         if self.admission is not None:
-            await self.admission("UPDATE", info, out, current)
+            await self.admission("UPDATE", info, out, current, dry_run=dry_run)
         value = self._encode(info, out)
         if dry_run:
             return out
@@ -486,7 +486,7 @@ class Handlers:
                 return live, "unchanged"
             strategy.validate_update(live, out)
             if self.admission is not None:
-                await self.admission("UPDATE", info, out, live)
+                await self.admission("UPDATE", info, out, live, dry_run=dry_run)
             if dry_run:
                 return out, "configured"
             try:

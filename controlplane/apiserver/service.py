@@ -178,6 +178,13 @@ class ApiService(pb_grpc.ApiServicer):
         return pb.DeleteResponse(object=dumps(obj), finished=finished)
 
     @_unary
+    async def Evict(self, request: pb.EvictRequest, context: Any) -> pb.ObjectResponse:
+        grace = request.grace_period_seconds if request.HasField("grace_period_seconds") else None
+        obj = await self.verbs.evict(self.user_of(context), request.namespace, request.name, grace_seconds=grace,
+                                     dry_run=request.dry_run)
+        return pb.ObjectResponse(object=dumps(obj))
+
+    @_unary
     async def Bind(self, request: pb.BindRequest, context: Any) -> pb.ObjectResponse:
         self._check(context, "create", "pods", request.namespace, request.name, subresource="binding")
         obj = await self.h.bind(request.namespace, request.name, request.node_name, uid=request.uid,

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any, AsyncIterator, Callable
 
 from api.registry import ResourceInfo, lookup, lookup_kind
-from controlplane.apiserver import proxy
+from controlplane.apiserver import eviction, proxy
 from controlplane.apiserver.handlers import Handlers
 from controlplane.auth.access import AccessControl
 from controlplane.auth.identity import UserInfo
@@ -91,6 +91,13 @@ class Verbs:
         self.check(user, "delete", kind, namespace, name)
         return await self.h.delete(kind, namespace, name, propagation=propagation, grace_seconds=grace_seconds,
                                    dry_run=dry_run, resource_version=resource_version)
+
+    async def evict(self, user: UserInfo, namespace: str, name: str, *, grace_seconds: int | None = None,
+                    dry_run: bool = False) -> dict[str, Any]:
+        """The pods/eviction subresource (eviction.py): delete unless a disruption budget forbids it now."""
+        self.check(user, "create", "pods", namespace, name, subresource="eviction")
+        return await eviction.evict(self.h, namespace or "default", name, grace_seconds=grace_seconds,
+                                    dry_run=dry_run)
 
     async def watch(self, user: UserInfo, kind: str, namespace: str, label_selector: str = "",
                     field_selector: str = "", resource_version: str = "") -> tuple[Subscription, list[Event]]:

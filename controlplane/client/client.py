@@ -224,6 +224,16 @@ class Client:
         reply = await self._verb("delete", self.stub.Delete, request)
         return self._out(kind, reply.object), reply.finished
 
+    async def evict(self, name: str, namespace: str = "", *, grace_seconds: int | None = None,
+                    dry_run: bool = False) -> dict[str, Any]:
+        """The pods/eviction subresource: delete the pod unless its PodDisruptionBudget forbids
+        it now (TooManyRequests: try again later). Returns the pod as last seen."""
+        request = pb.EvictRequest(namespace=namespace, name=name, dry_run=dry_run)
+        if grace_seconds is not None:
+            request.grace_period_seconds = grace_seconds
+        reply = await self._call(self.stub.Evict, request)
+        return json.loads(reply.object)
+
     async def bind(self, namespace: str, name: str, node_name: str, *, uid: str = "",
                    resource_version: str = "", scheduled_event: str = "", event_source: str = "") -> dict[str, Any]:
         """Bind the pod to the node. With scheduled_event, the server also records the pod's

@@ -24,6 +24,8 @@ class ControllerSettings:
     # Pod network: each node gets a /node_cidr_mask_size of cluster_cidr as spec.podCIDR.
     cluster_cidr: str = "10.244.0.0/16"
     node_cidr_mask_size: int = 24
+    # HorizontalPodAutoscaler: seconds between looks at each HPA (Kubernetes: 15 s).
+    hpa_sync_seconds: float = 15.0
     # Workers per controller.
     workers: int = 4
 
@@ -38,9 +40,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cluster-cidr", default=d.cluster_cidr, help="the pod network; each node gets a slice")
     p.add_argument("--node-cidr-mask-size", type=int, default=d.node_cidr_mask_size,
                    help="prefix length of each node's podCIDR")
+    p.add_argument("--horizontal-pod-autoscaler-sync-period", type=float, default=d.hpa_sync_seconds,
+                   help="seconds between looks at each HorizontalPodAutoscaler")
 
 
 def from_args(args: argparse.Namespace) -> ControllerSettings:
     return ControllerSettings(node_monitor_grace_seconds=args.node_monitor_grace,
                               pod_eviction_seconds=args.pod_eviction_timeout,
-                              cluster_cidr=args.cluster_cidr, node_cidr_mask_size=args.node_cidr_mask_size)
+                              cluster_cidr=args.cluster_cidr, node_cidr_mask_size=args.node_cidr_mask_size,
+                              hpa_sync_seconds=args.horizontal_pod_autoscaler_sync_period)

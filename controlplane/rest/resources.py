@@ -36,7 +36,7 @@ from api.limits import MAX_OBJECT_BYTES
 from api.registry import ResourceInfo
 from controlplane.apiserver.verbs import Verbs
 from controlplane.auth.identity import UserInfo
-from controlplane.rest import discovery, patch as patches, scale, status, table as tables
+from controlplane.rest import discovery, patch as patches, reviews, scale, status, table as tables
 from controlplane.storage.watch_cache import BOOKMARK, Subscription, chunks
 from protos import skiff_pb2 as pb
 
@@ -72,7 +72,7 @@ def parse_path(parts: list[str]) -> Target:
     subresource = rest[2] if len(rest) > 2 else ""
     if subresource and not ((subresource == "status" and info.has_status)
                             or (subresource == "scale" and scale.scalable(info))
-                            or (subresource == "log" and info.kind == "Pod")):
+                            or (subresource in ("log", "eviction") and info.kind == "Pod")):
         raise NotServed()
     return Target(info, namespace, name, subresource)
 
@@ -172,6 +172,8 @@ class Resources:
                 return await self.scale(request, user, target)
             if target.subresource == "log" and method == "GET":
                 return await self.log(request, user, target)
+            if target.subresource == "eviction" and method == "POST":
+                return await self.evict(request, user, target)
             if method == "GET":
                 if target.name and not _flag(request, "watch"):
                     obj = await self.verbs.get(user, target.info.plural, target.namespace, target.name)
@@ -204,6 +206,25 @@ class Resources:
             return respond(status.status(413, "RequestEntityTooLarge", str(exc)), 413)
         except Exception as exc:
             return failure(exc, target)
+
+    async def evict(self, request: web.Request, user: UserInfo, target: Target) -> web.Response:
+        """POST pods/NAME/eviction with an Eviction (policy/v1): 201 and a Success Status, or the
+        budget's refusal as 429 TooManyRequests (kubectl drain waits and tries again)."""
+        if "protobuf" in request.content_type:    # kubectl drain sends its Eviction so
+            try:
+                body = reviews.protobuf_eviction(await request.read())
+            except ValueError as exc:
+                raise BadRequest(f"the Eviction cannot be decoded: {exc}") from None
+        else:
+            body = await _body(request)
+        if not isinstance(body, dict) or body.get("kind", "Eviction") != "Eviction":
+            raise BadRequest("the body must be an Eviction (policy/v1)")
+        options = body.get("deleteOptions") or {}
+        grace = options.get("gracePeriodSeconds")
+        await self.verbs.evict(user, target.namespace, target.name,
+                               grace_seconds=int(grace) if grace is not None else None,
+                               dry_run=_dry_run(request, options))
+        return respond({**status.success({"name": target.name, "kind": "pods"}), "code": 201}, 201)
 
     async def log(self, request: web.Request, user: UserInfo, target: Target) -> web.StreamResponse:
         """`kubectl logs`: the agent's stream as text/plain; an error before the first byte is a Status."""

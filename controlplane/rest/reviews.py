@@ -43,15 +43,18 @@ def _varint(data: bytes, at: int) -> tuple[int, int]:
         shift += 7
 
 
-def _fields(data: bytes) -> dict[int, bytes]:
-    """The length-delimited fields of a protobuf message (the last of each number); varints skipped."""
-    out: dict[int, bytes] = {}
+def _fields(data: bytes, *, varints: bool = False) -> dict[int, Any]:
+    """The length-delimited fields of a protobuf message (the last of each number) as bytes; varints
+    skipped, or with `varints` kept as ints."""
+    out: dict[int, Any] = {}
     at = 0
     while at < len(data):
         key, at = _varint(data, at)
         number, wire = key >> 3, key & 7
         if wire == 0:
-            _, at = _varint(data, at)
+            value, at = _varint(data, at)
+            if varints:
+                out[number] = value
         elif wire == 2:
             size, at = _varint(data, at)
             out[number] = data[at:at + size]
@@ -72,6 +75,20 @@ def _protobuf_spec(body: bytes) -> dict[str, Any]:
     attributes = _fields(spec[1])
     return {"resourceAttributes": {name: attributes[n].decode() for n, name in _RESOURCE_ATTRIBUTES.items()
                                    if n in attributes}}
+
+
+def protobuf_eviction(body: bytes) -> dict[str, Any]:
+    """A protobuf Eviction (policy/v1, as `kubectl drain` sends it) as its JSON: only
+    deleteOptions.gracePeriodSeconds (DeleteOptions field 1) is read; the pod comes from the URL."""
+    if not body.startswith(MAGIC):
+        raise ValueError("not Kubernetes' protobuf envelope")
+    raw = _fields(_fields(body[len(MAGIC):]).get(2, b""))       # Unknown.raw: the Eviction
+    options = _fields(raw.get(2, b""), varints=True)              # Eviction.deleteOptions
+    out: dict[str, Any] = {"apiVersion": "policy/v1", "kind": "Eviction", "deleteOptions": {}}
+    if 1 in options:
+        grace = options[1]
+        out["deleteOptions"]["gracePeriodSeconds"] = grace - (1 << 64) if grace >= 1 << 63 else grace
+    return out
 
 
 def decode_spec(body: bytes, content_type: str) -> dict[str, Any]:

@@ -27,6 +27,7 @@ _BY_CODE: dict[grpc.StatusCode, tuple[int, str]] = {
     grpc.StatusCode.UNAUTHENTICATED: (401, "Unauthorized"),
     grpc.StatusCode.OUT_OF_RANGE: (410, "Expired"),
     grpc.StatusCode.UNAVAILABLE: (503, "ServiceUnavailable"),
+    grpc.StatusCode.RESOURCE_EXHAUSTED: (429, "TooManyRequests"),
     grpc.StatusCode.INTERNAL: (500, "InternalError"),
 }
 
