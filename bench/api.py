@@ -171,6 +171,32 @@ async def _open_loop(*, rate: float, seconds: float, index: int, procs: int,
     return lags
 
 
+async def _create_load(*, clients: int, seconds: float, gate: StartGate,
+                       create: Callable[[int, int], Awaitable["str | None"]]) -> dict[str, Any]:
+    """`clients` tasks, each calling create(client, n) back to back from the gate's go until
+    `seconds` have passed; create returns None, or the error's text."""
+    latencies: list[float] = []
+    errors: collections.Counter[str] = collections.Counter()
+    gate.arrive()
+    await gate.wait_for_go()
+    start = time.monotonic()
+    deadline = start + seconds
+
+    async def one_client(i: int) -> None:
+        n = 0
+        while time.monotonic() < deadline:
+            t = time.monotonic()
+            error = await create(i, n)
+            if error is None:
+                latencies.append(time.monotonic() - t)
+            else:
+                errors[error] += 1
+            n += 1
+    await asyncio.gather(*(one_client(i) for i in range(clients)))
+    return {"created": len(latencies), "elapsed": time.monotonic() - start, "latencies": latencies,
+            "errors": dict(errors)}
+
+
 def create_worker(*, address: str, namespace: str, clients: int, index: int, seconds: float, gate: StartGate,
                   results: Any, unary: bool = False) -> None:
     """`clients` clients creating pods back to back, over request streams (or with `unary`, a gRPC
@@ -180,28 +206,17 @@ def create_worker(*, address: str, namespace: str, clients: int, index: int, sec
         conns = _clients(address, max(1, math.ceil(clients / 10)), request_stream=not unary)
         for c in conns:
             await c.get("namespaces", namespace)  # connected and warm
-        latencies: list[float] = []
-        errors: collections.Counter[str] = collections.Counter()
-        gate.arrive()
-        await gate.wait_for_go()
-        start = time.monotonic()
-        deadline = start + seconds
 
-        async def one_client(i: int) -> None:
-            conn, n = conns[i % len(conns)], 0
-            while time.monotonic() < deadline:
-                t = time.monotonic()
-                try:
-                    await conn.create(bench_pod(f"c{index}-{i}-{n}", namespace))
-                    latencies.append(time.monotonic() - t)
-                except ApiError as exc:
-                    errors[exc.message[:120]] += 1
-                n += 1
-        await asyncio.gather(*(one_client(i) for i in range(clients)))
-        elapsed = time.monotonic() - start
+        async def create(i: int, n: int) -> str | None:
+            try:
+                await conns[i % len(conns)].create(bench_pod(f"c{index}-{i}-{n}", namespace))
+                return None
+            except ApiError as exc:
+                return exc.message[:120]
+        out = await _create_load(clients=clients, seconds=seconds, gate=gate, create=create)
         for c in conns:
             await c.close()
-        return {"created": len(latencies), "elapsed": elapsed, "latencies": latencies, "errors": dict(errors)}
+        return out
     _run_in_process(results, work)
 
 
@@ -235,6 +250,7 @@ def rest_create_worker(*, address: str, url: str, namespace: str, clients: int, 
         session = aiohttp.ClientSession(connector=connector)
         endpoint = f"{url}/api/v1/namespaces/{namespace}/pods"
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
+
         async def warm() -> None:
             async with session.get(f"{url}/api/v1/namespaces/{namespace}") as response:
                 if response.status != 200:
@@ -242,30 +258,18 @@ def rest_create_worker(*, address: str, url: str, namespace: str, clients: int, 
         # One connection per client, each connected (TLS handshake done) and warm before the start, as
         # the gRPC load's channels are.
         await asyncio.gather(*(warm() for _ in range(clients)))
-        latencies: list[float] = []
-        errors: collections.Counter[str] = collections.Counter()
-        gate.arrive()
-        await gate.wait_for_go()
-        start = time.monotonic()
-        deadline = start + seconds
 
-        async def one_client(i: int) -> None:
-            n = 0
-            while time.monotonic() < deadline:
-                body = json.dumps(bench_pod(f"r{index}-{i}-{n}", namespace)).encode()
-                t = time.monotonic()
-                async with session.post(endpoint, data=body, headers=headers) as response:
-                    answer = await response.read()
-                    if response.status == 201:
-                        json.loads(answer)   # decoded, as the gRPC Client decodes its reply
-                        latencies.append(time.monotonic() - t)
-                    else:
-                        errors[f"{response.status}: {answer[:120].decode(errors='replace')}"] += 1
-                n += 1
-        await asyncio.gather(*(one_client(i) for i in range(clients)))
-        elapsed = time.monotonic() - start
+        async def create(i: int, n: int) -> str | None:
+            body = json.dumps(bench_pod(f"r{index}-{i}-{n}", namespace)).encode()
+            async with session.post(endpoint, data=body, headers=headers) as response:
+                answer = await response.read()
+            if response.status != 201:
+                return f"{response.status}: {answer[:120].decode(errors='replace')}"
+            json.loads(answer)   # decoded, as the gRPC Client decodes its reply
+            return None
+        out = await _create_load(clients=clients, seconds=seconds, gate=gate, create=create)
         await session.close()
-        return {"created": len(latencies), "elapsed": elapsed, "latencies": latencies, "errors": dict(errors)}
+        return out
     _run_in_process(results, work)
 
 
