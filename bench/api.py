@@ -867,6 +867,17 @@ def tls_ratios(tls: dict[str, list[dict[str, Any]]], plain: dict[str, list[dict[
     return out
 
 
+def _ratio_lines(title: str, r: dict[str, Any], names: tuple[str, str]) -> list[str]:
+    """A rate_ratio() as text: the pooled ratio against its goal, then each round."""
+    a, b = names
+    out = [f"{title}: creates/s {r[a]} vs {r[b]} = {r['ratio']}x over {r['rounds']} round(s) "
+           f"(goal >= {r['goal']}x: {_mark(r['goal_met'])})"]
+    for i, x in enumerate(r["per_round"]):
+        out.append(f"   round {i + 1}: {x[a]} vs {x[b]} = {x['ratio']}x; API server CPU per create "
+                   f"{x[f'{a}_api_server_cpu_ms']} vs {x[f'{b}_api_server_cpu_ms']} ms")
+    return out
+
+
 def summary(data: dict[str, Any]) -> str:
     lines = [f"API server benchmark, {data['date']} on {data['machine']['os']}, {data['machine']['cores']} cores, "
              f"load average at start {data['machine']['load_average_at_start']}; {data.get('transport', '')}", ""]
@@ -874,11 +885,7 @@ def summary(data: dict[str, Any]) -> str:
     if r:
         c = r.get("creates_per_second")
         if c:
-            lines.append(f"0. TLS vs --insecure: creates/s {c['tls']} vs {c['insecure']} = {c['ratio']}x over "
-                         f"{c['rounds']} round(s) (goal >= {GOAL_TLS_RATIO}x: {_mark(r.get('goal_met', False))})")
-            for i, x in enumerate(c["per_round"]):
-                lines.append(f"   round {i + 1}: {x['tls']} vs {x['insecure']} = {x['ratio']}x; API server CPU per "
-                             f"create {x['tls_api_server_cpu_ms']} vs {x['insecure_api_server_cpu_ms']} ms")
+            lines += _ratio_lines("0. TLS vs --insecure", c, ("tls", "insecure"))
         for verb, v in (r.get("mixed_p99_ms") or {}).items():
             lines.append(f"   mixed {verb} p99: {v['tls']} ms with TLS, {v['insecure']} ms insecure")
         if r.get("mixed_cpu_ms_per_request"):
@@ -887,17 +894,10 @@ def summary(data: dict[str, Any]) -> str:
         lines.append("")
     r = data.get("rest_vs_grpc")
     if r:
-        lines.append(f"5. REST vs gRPC: creates/s {r['rest']} vs {r['grpc']} = {r['ratio']}x over {r['rounds']} "
-                     f"round(s) (goal >= {GOAL_REST_RATIO}x: {_mark(r['goal_met'])})")
-        for i, x in enumerate(r["per_round"]):
-            lines.append(f"   round {i + 1}: {x['rest']} vs {x['grpc']} = {x['ratio']}x; API server CPU per create "
-                         f"{x['rest_api_server_cpu_ms']} vs {x['grpc_api_server_cpu_ms']} ms")
-        u = r.get("vs_grpc_unary")
-        if u:
-            lines.append(f"   (against a gRPC call per create: {u['rest']} vs {u['grpc_unary']} = {u['ratio']}x; "
-                         f"API server CPU per create " + ", ".join(
-                             f"{x['rest_api_server_cpu_ms']} vs {x['grpc_unary_api_server_cpu_ms']} ms"
-                             for x in u["per_round"]) + ")")
+        lines += _ratio_lines("5. REST vs gRPC", r, ("rest", "grpc"))
+        if r.get("vs_grpc_unary"):
+            lines += _ratio_lines("   (for reference) REST vs a gRPC call per create", r["vs_grpc_unary"],
+                                  ("rest", "grpc_unary"))
         lines.append("")
     c = data.get("create_throughput")
     if c:
