@@ -3,9 +3,11 @@
     .venv/bin/python bench/api.py              # the figures in docs/PERFORMANCE.md (about 2 minutes)
     .venv/bin/python bench/api.py --profile    # also sample the API server with py-spy during scenario 1
     .venv/bin/python bench/api.py --quick      # 1 s per scenario, 50 watchers: checks the script works
-    .venv/bin/python bench/api.py --only create --only mixed --compare-insecure
-                                               # the cost of TLS: the same two scenarios against a
-                                               # second API server run with --insecure, same run
+    .venv/bin/python bench/api.py --only create --only mixed --compare-insecure --as-editor --rounds 2
+                                               # the cost of TLS and RBAC: the same two scenarios against
+                                               # a second API server run with --insecure, both up
+                                               # throughout, alternating which goes first each round
+    .venv/bin/python bench/api.py --only rest  # creates/s through the Kubernetes REST API vs gRPC
 
 It starts its own etcd (data in a temp dir on disk) and its own `skiff-controlplane`
 without scheduler and controllers, so only the API server is measured; see
@@ -32,6 +34,10 @@ certificate, as users run it (`--insecure`: plain text throughout). The load com
    run of one verb at a time, and of a bare gRPC call to a server that does nothing:
    the floor every request pays in gRPC's Python layer before any of our code runs (in plain
    text: the API server's figures include TLS, the floor's do not).
+5. REST: scenario 1 through the Kubernetes REST API (controlplane/rest: each client POSTs on
+   its own keep-alive HTTPS connection, one request at a time, as kubectl and client-go do),
+   against scenario 1 over gRPC on the same server in the same run — request streams (what
+   controlplane.client sends; issue 14's goal: REST >= 0.7x) and a gRPC call per create.
 
 Results go to bench/results/api.json and are summarised on stdout.
 """
@@ -46,6 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a scri
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
 import collections  # noqa: E402
+import contextlib  # noqa: E402
 import copy  # noqa: E402
 import itertools  # noqa: E402
 import json  # noqa: E402
@@ -72,7 +79,9 @@ SENT = "bench.skiff.dev/sent"
 # The server writes compact JSON, so the annotation reads "key":"value" with no spaces.
 SENT_PATTERN = re.compile(rb'"bench\.skiff\.dev/sent":"([0-9.]+)"')
 VERBS = ("create", "update", "get")
-SCENARIOS = ("create", "mixed", "fanout", "cost")
+SCENARIOS = ("create", "mixed", "fanout", "cost", "rest")
+GOAL_REST_RATIO = 0.7          # issue 14: creates/s through REST >= 0.7x through gRPC, same run
+GOAL_TLS_RATIO = 0.9           # issue 11: creates/s with TLS + authorization >= 0.9x --insecure, same run
 
 
 @dataclass
@@ -128,9 +137,10 @@ def _channel(address: str) -> Any:
                                                               ("grpc.max_receive_message_length", 64 * 1024 * 1024)])
 
 
-def _clients(address: str, count: int) -> list[Any]:
+def _clients(address: str, count: int, *, request_stream: bool = True) -> list[Any]:
     from controlplane.client import Client
-    return [Client(address, channel=_channel(address), timeout=10) for _ in range(count)]
+    return [Client(address, channel=_channel(address), timeout=10, request_stream=request_stream)
+            for _ in range(count)]
 
 
 def _run_in_process(results: Any, work: Callable[[], Awaitable[dict[str, Any]]]) -> None:
@@ -161,35 +171,105 @@ async def _open_loop(*, rate: float, seconds: float, index: int, procs: int,
     return lags
 
 
+async def _create_load(*, clients: int, seconds: float, gate: StartGate,
+                       create: Callable[[int, int], Awaitable["str | None"]]) -> dict[str, Any]:
+    """`clients` tasks, each calling create(client, n) back to back from the gate's go until
+    `seconds` have passed; create returns None, or the error's text."""
+    latencies: list[float] = []
+    errors: collections.Counter[str] = collections.Counter()
+    gate.arrive()
+    await gate.wait_for_go()
+    start = time.monotonic()
+    deadline = start + seconds
+
+    async def one_client(i: int) -> None:
+        n = 0
+        while time.monotonic() < deadline:
+            t = time.monotonic()
+            error = await create(i, n)
+            if error is None:
+                latencies.append(time.monotonic() - t)
+            else:
+                errors[error] += 1
+            n += 1
+    await asyncio.gather(*(one_client(i) for i in range(clients)))
+    return {"created": len(latencies), "elapsed": time.monotonic() - start, "latencies": latencies,
+            "errors": dict(errors)}
+
+
 def create_worker(*, address: str, namespace: str, clients: int, index: int, seconds: float, gate: StartGate,
-                  results: Any) -> None:
+                  results: Any, unary: bool = False) -> None:
+    """`clients` clients creating pods back to back, over request streams (or with `unary`, a gRPC
+    call per create, as a plain gRPC client sends them)."""
     async def work() -> dict[str, Any]:
         from controlplane.client import ApiError
-        conns = _clients(address, max(1, math.ceil(clients / 10)))
+        conns = _clients(address, max(1, math.ceil(clients / 10)), request_stream=not unary)
         for c in conns:
             await c.get("namespaces", namespace)  # connected and warm
-        latencies: list[float] = []
-        errors: collections.Counter[str] = collections.Counter()
-        gate.arrive()
-        await gate.wait_for_go()
-        start = time.monotonic()
-        deadline = start + seconds
 
-        async def one_client(i: int) -> None:
-            conn, n = conns[i % len(conns)], 0
-            while time.monotonic() < deadline:
-                t = time.monotonic()
-                try:
-                    await conn.create(bench_pod(f"c{index}-{i}-{n}", namespace))
-                    latencies.append(time.monotonic() - t)
-                except ApiError as exc:
-                    errors[exc.message[:120]] += 1
-                n += 1
-        await asyncio.gather(*(one_client(i) for i in range(clients)))
-        elapsed = time.monotonic() - start
+        async def create(i: int, n: int) -> str | None:
+            try:
+                await conns[i % len(conns)].create(bench_pod(f"c{index}-{i}-{n}", namespace))
+                return None
+            except ApiError as exc:
+                return exc.message[:120]
+        out = await _create_load(clients=clients, seconds=seconds, gate=gate, create=create)
         for c in conns:
             await c.close()
-        return {"created": len(latencies), "elapsed": elapsed, "latencies": latencies, "errors": dict(errors)}
+        return out
+    _run_in_process(results, work)
+
+
+def _rest_ssl(address: str) -> Any:
+    """The TLS context of a REST client with the same credential as the gRPC load (None: plain http)."""
+    import ssl
+    import tempfile
+    from bench.common import credentials_for
+    creds = credentials_for(address)
+    if creds.insecure:
+        return None
+    context = ssl.create_default_context(cadata=creds.ca.decode())
+    with tempfile.TemporaryDirectory() as tmp:   # ssl loads a key pair from files only
+        cert, key = Path(tmp) / "client.crt", Path(tmp) / "client.key"
+        cert.write_bytes(creds.cert)
+        key.touch(mode=0o600)
+        key.write_bytes(creds.key)
+        context.load_cert_chain(str(cert), str(key))
+    return context
+
+
+def rest_create_worker(*, address: str, url: str, namespace: str, clients: int, index: int, seconds: float,
+                       gate: StartGate, results: Any) -> None:
+    """As create_worker, through the Kubernetes REST API: each client POSTs pods back to back on its
+    own keep-alive HTTPS connection, as a kubectl or client-go process does (one request at a time
+    on an HTTP/1.1 connection)."""
+    async def work() -> dict[str, Any]:
+        import aiohttp
+        context = _rest_ssl(address)
+        connector = aiohttp.TCPConnector(limit=0, ssl=context if context is not None else False)
+        session = aiohttp.ClientSession(connector=connector)
+        endpoint = f"{url}/api/v1/namespaces/{namespace}/pods"
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+
+        async def warm() -> None:
+            async with session.get(f"{url}/api/v1/namespaces/{namespace}") as response:
+                if response.status != 200:
+                    raise RuntimeError(f"REST API: GET namespace answered {response.status}: {await response.text()}")
+        # One connection per client, each connected (TLS handshake done) and warm before the start, as
+        # the gRPC load's channels are.
+        await asyncio.gather(*(warm() for _ in range(clients)))
+
+        async def create(i: int, n: int) -> str | None:
+            body = json.dumps(bench_pod(f"r{index}-{i}-{n}", namespace)).encode()
+            async with session.post(endpoint, data=body, headers=headers) as response:
+                answer = await response.read()
+            if response.status != 201:
+                return f"{response.status}: {answer[:120].decode(errors='replace')}"
+            json.loads(answer)   # decoded, as the gRPC Client decodes its reply
+            return None
+        out = await _create_load(clients=clients, seconds=seconds, gate=gate, create=create)
+        await session.close()
+        return out
     _run_in_process(results, work)
 
 
@@ -533,6 +613,14 @@ def use_editor(cl: Cluster) -> None:
     time.sleep(0.5)   # the API server's RBAC index follows its watch caches within milliseconds
 
 
+def settle(clusters: list[Cluster]) -> None:
+    """Wait (up to 20 s) until the API servers and etcds of `clusters` are idle."""
+    try:
+        wait_until_idle([p for c in clusters for p in (c.api.pid, c.etcd.proc.pid)], below_percent=10, timeout=20)
+    except TimeoutError:
+        pass   # a busy machine: run anyway (the load average is in the results)
+
+
 def split(total: int, parts: int) -> list[int]:
     """total as `parts` near-equal whole numbers (dropping zeros)."""
     return [n for n in (total // parts + (1 if i < total % parts else 0) for i in range(parts)) if n]
@@ -544,15 +632,25 @@ def cpu_per_request(cpu_percent: dict[str, float], per_second: float) -> dict[st
             if per_second > 0 and pct == pct}
 
 
-def run_create(cl: Cluster, s: Settings, *, profile_to: Path | None, native: bool = False) -> dict[str, Any]:
-    namespace = "bench-create"
+def run_create(cl: Cluster, s: Settings, *, profile_to: Path | None, native: bool = False, rest: bool = False,
+               unary: bool = False, namespace: str = "bench-create") -> dict[str, Any]:
+    """Scenario 1 over gRPC (request streams, as controlplane.client sends; with `unary` a call per
+    create), or with `rest` through the Kubernetes REST API (an HTTPS request per create, as kubectl
+    and client-go send)."""
     make_namespace(cl.api.address, namespace)
     shares = split(s.create_clients, s.load_procs)
     gate, results = StartGate(len(shares)), SPAWN.Queue()
     kwargs = [dict(address=cl.api.address, namespace=namespace, clients=n, index=i, seconds=s.create_seconds,
                    gate=gate, results=results) for i, n in enumerate(shares)]
+    if rest:
+        url = f"{'http' if cl.api.insecure else 'https'}://127.0.0.1:{cl.api.rest_port}"
+        for kw in kwargs:
+            kw["url"] = url
+    elif unary:
+        for kw in kwargs:
+            kw["unary"] = True
     profile: Profile | None = None
-    with worker_processes(create_worker, kwargs) as procs:
+    with worker_processes(rest_create_worker if rest else create_worker, kwargs) as procs:
         gate.wait_ready(procs, timeout=60, what="the create load processes to connect")
         meter = CpuMeter({"api-server": cl.api.pid, "etcd": cl.etcd.proc.pid,
                           **{f"load-{i}": p.pid for i, p in enumerate(procs)}})
@@ -571,7 +669,9 @@ def run_create(cl: Cluster, s: Settings, *, profile_to: Path | None, native: boo
     for r in out:
         errors.update(r["errors"])
     rate = created / elapsed
-    result = {"clients": s.create_clients, "load_processes": len(shares), "seconds": round(elapsed, 2),
+    result = {"api": "REST (HTTPS request per create)" if rest else
+              "gRPC (a call per create)" if unary else "gRPC (request streams)",
+              "clients": s.create_clients, "load_processes": len(shares), "seconds": round(elapsed, 2),
               "created": created, "errors": sum(errors.values()), "error_samples": dict(errors.most_common(3)),
               "creates_per_second": round(rate, 1),
               "latency_ms": percentiles([x for r in out for x in r["latencies"]]), "cpu_percent": cpu,
@@ -584,9 +684,8 @@ def run_create(cl: Cluster, s: Settings, *, profile_to: Path | None, native: boo
     return result
 
 
-def run_mixed(cl: Cluster, s: Settings) -> dict[str, Any]:
+def run_mixed(cl: Cluster, s: Settings, namespace: str = "bench-mixed") -> dict[str, Any]:
     """The headline rate, then a short sweep of lower rates: where does p99 <= 25 ms hold?"""
-    namespace = "bench-mixed"
     make_namespace(cl.api.address, namespace)
     procs_n = s.load_procs
     phases = [(s.mixed_rate, s.mixed_seconds)] + [(rate, s.sweep_seconds) for rate in s.sweep_rates]
@@ -731,17 +830,51 @@ def _mark(ok: bool) -> str:
     return "met" if ok else "MISSED"
 
 
-def tls_ratios(tls: dict[str, Any], plain: dict[str, Any]) -> dict[str, Any]:
-    """TLS against --insecure: the create rate's ratio (goal >= 0.9) and each verb's mixed p99."""
-    out: dict[str, Any] = {"goal_create_rate_ratio": 0.9}
-    if "create_throughput" in plain and "create_throughput" in tls:
-        a, b = tls["create_throughput"]["creates_per_second"], plain["create_throughput"]["creates_per_second"]
-        out["creates_per_second"] = {"tls": a, "insecure": b, "ratio": round(a / b, 3) if b else None}
-        out["goal_met"] = bool(b) and a / b >= 0.9
-    if "mixed_load" in plain and "mixed_load" in tls:
-        out["mixed_p99_ms"] = {verb: {"tls": tls["mixed_load"]["verbs"][verb]["latency_ms"].get("p99"),
-                                      "insecure": v["latency_ms"].get("p99")}
-                               for verb, v in plain["mixed_load"]["verbs"].items()}
+def pooled_rate(runs: list[dict[str, Any]]) -> float:
+    """Creates per second over several runs of scenario 1: all created / all their seconds."""
+    seconds = sum(r["seconds"] for r in runs)
+    return round(sum(r["created"] for r in runs) / seconds, 1) if seconds else 0.0
+
+
+def rate_ratio(a_runs: list[dict[str, Any]], b_runs: list[dict[str, Any]], goal: float,
+               names: tuple[str, str]) -> dict[str, Any]:
+    """Side a's creates/s against side b's, pooled over the rounds (which alternate which side goes
+    first), with each round's own ratio."""
+    a, b = pooled_rate(a_runs), pooled_rate(b_runs)
+    per_round = [round(x["creates_per_second"] / y["creates_per_second"], 3) if y["creates_per_second"] else None
+                 for x, y in zip(a_runs, b_runs)]
+    return {names[0]: a, names[1]: b, "ratio": round(a / b, 3) if b else None, "rounds": len(a_runs),
+            "per_round": [{names[0]: x["creates_per_second"], names[1]: y["creates_per_second"], "ratio": r,
+                           f"{names[0]}_api_server_cpu_ms": x["cpu_ms_per_create"].get("api-server"),
+                           f"{names[1]}_api_server_cpu_ms": y["cpu_ms_per_create"].get("api-server")}
+                          for x, y, r in zip(a_runs, b_runs, per_round)],
+            "goal": goal, "goal_met": bool(b) and a / b >= goal}
+
+
+def tls_ratios(tls: dict[str, list[dict[str, Any]]], plain: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """TLS against --insecure: the create rate's ratio (goal >= 0.9) and each verb's mixed p99, each round."""
+    out: dict[str, Any] = {"goal_create_rate_ratio": GOAL_TLS_RATIO}
+    if plain.get("create") and tls.get("create"):
+        out["creates_per_second"] = rate_ratio(tls["create"], plain["create"], GOAL_TLS_RATIO, ("tls", "insecure"))
+        out["goal_met"] = out["creates_per_second"]["goal_met"]
+    if plain.get("mixed") and tls.get("mixed"):
+        out["mixed_p99_ms"] = {verb: {"tls": [m["verbs"][verb]["latency_ms"].get("p99") for m in tls["mixed"]],
+                                      "insecure": [m["verbs"][verb]["latency_ms"].get("p99") for m in plain["mixed"]]}
+                               for verb in VERBS}
+        out["mixed_cpu_ms_per_request"] = {
+            "tls": [m["cpu_ms_per_request"].get("api-server") for m in tls["mixed"]],
+            "insecure": [m["cpu_ms_per_request"].get("api-server") for m in plain["mixed"]]}
+    return out
+
+
+def _ratio_lines(title: str, r: dict[str, Any], names: tuple[str, str]) -> list[str]:
+    """A rate_ratio() as text: the pooled ratio against its goal, then each round."""
+    a, b = names
+    out = [f"{title}: creates/s {r[a]} vs {r[b]} = {r['ratio']}x over {r['rounds']} round(s) "
+           f"(goal >= {r['goal']}x: {_mark(r['goal_met'])})"]
+    for i, x in enumerate(r["per_round"]):
+        out.append(f"   round {i + 1}: {x[a]} vs {x[b]} = {x['ratio']}x; API server CPU per create "
+                   f"{x[f'{a}_api_server_cpu_ms']} vs {x[f'{b}_api_server_cpu_ms']} ms")
     return out
 
 
@@ -752,10 +885,19 @@ def summary(data: dict[str, Any]) -> str:
     if r:
         c = r.get("creates_per_second")
         if c:
-            lines.append(f"0. TLS vs --insecure: creates/s {c['tls']} vs {c['insecure']} = {c['ratio']}x "
-                         f"(goal >= 0.9x: {_mark(r.get('goal_met', False))})")
+            lines += _ratio_lines("0. TLS vs --insecure", c, ("tls", "insecure"))
         for verb, v in (r.get("mixed_p99_ms") or {}).items():
             lines.append(f"   mixed {verb} p99: {v['tls']} ms with TLS, {v['insecure']} ms insecure")
+        if r.get("mixed_cpu_ms_per_request"):
+            v = r["mixed_cpu_ms_per_request"]
+            lines.append(f"   mixed API server CPU per request: {v['tls']} ms with TLS, {v['insecure']} ms insecure")
+        lines.append("")
+    r = data.get("rest_vs_grpc")
+    if r:
+        lines += _ratio_lines("5. REST vs gRPC", r, ("rest", "grpc"))
+        if r.get("vs_grpc_unary"):
+            lines += _ratio_lines("   (for reference) REST vs a gRPC call per create", r["vs_grpc_unary"],
+                                  ("rest", "grpc_unary"))
         lines.append("")
     c = data.get("create_throughput")
     if c:
@@ -829,6 +971,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--as-editor", action="store_true",
                    help="run the load as a user with the `edit` role (RBAC decides every request) instead of "
                         "the administrator (system:masters, authorized at once)")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="run create and mixed (and rest) this many times, alternating which side of a comparison "
+                        "goes first; ratios are pooled over the rounds (with --compare-insecure both servers run "
+                        "throughout, so each pair of runs sees the same machine)")
     p.add_argument("--only", choices=SCENARIOS, action="append",
                    help="run only this scenario (repeatable; for investigation: the JSON then lacks the others)")
     return p.parse_args(argv)
@@ -858,30 +1004,76 @@ def main(argv: list[str] | None = None) -> int:
     data["transport"] = "plain text (--insecure)" if args.insecure else "TLS, client certificate"
     if args.as_editor:
         data["caller"] = f"{EDITOR} (edit role through RBAC)"
-    with cluster(extra_args=base_args + (["--insecure"] if args.insecure else [])) as cl:
+    compare = args.compare_insecure and not args.insecure
+    rounds = max(1, args.rounds)
+    runs: dict[str, dict[str, list[dict[str, Any]]]] = {"tls": {}, "insecure": {}}
+    with contextlib.ExitStack() as stack:
+        cl = stack.enter_context(cluster(extra_args=base_args + (["--insecure"] if args.insecure else [])))
         if args.as_editor and not args.insecure:
             use_editor(cl)
+        # The --insecure server for the comparison runs alongside, so each pair of runs sees the same machine.
+        plain_cl = stack.enter_context(cluster(extra_args=base_args + ["--insecure"])) if compare else None
+        main_side = "insecure" if args.insecure else "tls"
+        for scenario in ("create", "mixed"):
+            if scenario not in only:
+                continue
+            for r in range(rounds):
+                sides = [(main_side, cl)] + ([("insecure", plain_cl)] if plain_cl is not None else [])
+                for side, c in (sides if r % 2 == 0 else sides[::-1]):
+                    # Each run starts once every server of the comparison has absorbed the last run
+                    # (its etcd's commits, its collector): leftovers must not land on the next side.
+                    settle([x for _, x in sides])
+                    if scenario == "create":
+                        out = run_create(c, s, profile_to=profile_to if (r, side) == (0, main_side) else None,
+                                         native=args.profile == "native", namespace=f"bench-create-{r}")
+                    else:
+                        out = run_mixed(c, s, namespace=f"bench-mixed-{r}")
+                    runs[side].setdefault(scenario, []).append(out)
         if "create" in only:
-            data["create_throughput"] = run_create(cl, s, profile_to=profile_to, native=args.profile == "native")
+            data["create_throughput"] = runs[main_side]["create"][0]
+            if rounds > 1:
+                data["create_throughput_rounds"] = runs[main_side]["create"]
         if "mixed" in only:
-            data["mixed_load"] = run_mixed(cl, s)
+            data["mixed_load"] = runs[main_side]["mixed"][0]
+            if rounds > 1:
+                data["mixed_load_rounds"] = runs[main_side]["mixed"]
+        if "rest" in only:
+            # REST against gRPC as Skiff's client sends it (request streams: the goal's comparison),
+            # and against a gRPC call per create (what any other gRPC client sends), for reference.
+            apis: dict[str, list[dict[str, Any]]] = {"grpc": [], "rest": [], "grpc_unary": []}
+            for r in range(rounds):
+                order = ("grpc", "rest", "grpc_unary")
+                for api in (order if r % 2 == 0 else order[::-1]):
+                    settle([cl])
+                    # --profile with --only rest: py-spy on the first REST run
+                    rest_profile = (profile_to.with_name(profile_to.name.replace("create", "rest-create"))
+                                    if profile_to is not None and "create" not in only and (r, api) == (0, "rest")
+                                    else None)
+                    apis[api].append(run_create(cl, s, profile_to=rest_profile, native=args.profile == "native",
+                                                rest=api == "rest", unary=api == "grpc_unary",
+                                                namespace=f"bench-{api.replace('_', '-')}-{r}"))
+            data["rest_vs_grpc"] = {**rate_ratio(apis["rest"], apis["grpc"], GOAL_REST_RATIO, ("rest", "grpc")),
+                                    "vs_grpc_unary": rate_ratio(apis["rest"], apis["grpc_unary"], GOAL_REST_RATIO,
+                                                                ("rest", "grpc_unary")),
+                                    "runs": apis}
         if "fanout" in only:
             data["watch_fanout"] = {"kubelet": run_fanout(cl, s, shape="kubelet"),
                                     "broadcast": run_fanout(cl, s, shape="broadcast")}
         if "cost" in only:
             data["cost"] = run_cost(cl, s)
-    if args.compare_insecure and not args.insecure:
-        data["insecure"] = plain = {}
-        with cluster(extra_args=base_args + ["--insecure"]) as cl:
-            if "create" in only:
-                plain["create_throughput"] = run_create(cl, s, profile_to=None)
-            if "mixed" in only:
-                plain["mixed_load"] = run_mixed(cl, s)
-        data["tls_vs_insecure"] = tls_ratios(data, plain)
+    if compare:
+        data["insecure"] = {"create_throughput" if k == "create" else "mixed_load": v[0]
+                            for k, v in runs["insecure"].items()}
+        if rounds > 1:
+            data["insecure"].update({f"{k}_rounds": v for k, v in runs["insecure"].items()})
+        data["tls_vs_insecure"] = tls_ratios(runs["tls"], runs["insecure"])
+    data["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     data["wall_seconds"] = round(time.monotonic() - t0, 1)
     goals = {"create_throughput": ("create_throughput", "goal_met"), "mixed_load_p99": ("mixed_load", "goal_met"),
              "watch_fanout_kubelet_p99": ("watch_fanout", "kubelet", "goal_met"),
-             "watch_fanout_broadcast_p99": ("watch_fanout", "broadcast", "goal_met")}
+             "watch_fanout_broadcast_p99": ("watch_fanout", "broadcast", "goal_met"),
+             "tls_vs_insecure_create_ratio": ("tls_vs_insecure", "goal_met"),
+             "rest_vs_grpc_create_ratio": ("rest_vs_grpc", "goal_met")}
     data["goals"] = {}
     for name, path_in_data in goals.items():
         node: Any = data

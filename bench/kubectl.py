@@ -11,7 +11,8 @@ controllers), creates the pods through gRPC, then measures:
    start-up: Go's kubectl about 0.1 s, Python's ctl more), median of the runs;
 2. the server's side alone, from this process: one list of every pod over gRPC (the
    Client's `list`, items decoded) and over REST (an HTTPS GET with the admin's client
-   certificate, aiohttp, the body decoded), median of the runs.
+   certificate, aiohttp, the body decoded), and the Table pages of 500 that `kubectl get pods`
+   asks for (limit/continue), median of the runs.
 
 Results go to bench/results/kubectl.json and are summarised on stdout.
 """
@@ -33,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import REPO, cluster, connect, machine_info, write_results  # noqa: E402
 
+TABLE_ACCEPT = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json"
 POD = {"apiVersion": "v1", "kind": "Pod",
        "spec": {"containers": [{"name": "c", "image": "busybox:1.36", "command": ["sleep", "3600"]}]}}
 
@@ -63,7 +65,7 @@ async def server_side(address: str, rest_url: str, state_dir: Path, namespace: s
     import aiohttp
     context = ssl.create_default_context(cafile=str(state_dir / "pki" / "ca.crt"))
     context.load_cert_chain(str(state_dir / "pki" / "admin.crt"), str(state_dir / "pki" / "admin.key"))
-    grpc_times, rest_times = [], []
+    grpc_times, rest_times, table_times = [], [], []
     async with connect(address) as client, aiohttp.ClientSession() as session:
         for _ in range(runs):
             started = time.monotonic()
@@ -74,7 +76,20 @@ async def server_side(address: str, rest_url: str, state_dir: Path, namespace: s
                 assert response.status == 200
                 await response.json()   # decoded, as the gRPC Client decodes its items
             rest_times.append(time.monotonic() - started)
-    return {"grpc_list_s": statistics.median(grpc_times), "rest_list_s": statistics.median(rest_times)}
+            # What `kubectl get pods` asks for, without kubectl: Table pages of 500, one after another.
+            started, token = time.monotonic(), ""
+            while True:
+                async with session.get(f"{rest_url}/api/v1/namespaces/{namespace}/pods",
+                                       params={"limit": "500", **({"continue": token} if token else {})},
+                                       headers={"Accept": TABLE_ACCEPT}, ssl=context) as response:
+                    assert response.status == 200
+                    page = await response.json()
+                token = page["metadata"].get("continue", "")
+                if not token:
+                    break
+            table_times.append(time.monotonic() - started)
+    return {"grpc_list_s": statistics.median(grpc_times), "rest_list_s": statistics.median(rest_times),
+            "rest_table_pages_s": statistics.median(table_times)}
 
 
 def main() -> None:

@@ -76,14 +76,25 @@ class Authenticator:
         raise AuthenticationError(NO_CREDENTIAL)
 
     def from_certificate(self, pem: bytes) -> UserInfo | None:
-        """The identity in a client certificate the cluster CA signed; None for any other."""
+        """The identity in a client certificate (PEM, as gRPC gives it) the cluster CA signed; None for any other."""
         try:
             return self._by_cert[pem]
         except KeyError:
-            pass
+            return self._identify(pem, certs.load_cert)
+
+    def from_der(self, der: bytes) -> UserInfo | None:
+        """As from_certificate, for a certificate in DER (as Python's ssl gives it: the REST API)."""
+        try:
+            return self._by_cert[der]
+        except KeyError:
+            return self._identify(der, x509.load_der_x509_certificate)
+
+    def _identify(self, encoded: bytes, load: Callable[[bytes], x509.Certificate]) -> UserInfo | None:
+        """Parse and check a certificate, and remember the outcome under its exact bytes (PEM and
+        DER never collide: one starts with '-----', the other with a DER SEQUENCE)."""
         user = None
         try:
-            cert = certs.load_cert(pem)
+            cert = load(encoded)
         except ValueError:
             cert = None
         if cert is not None and certs.issued_by(cert, self.ca_cert):
@@ -92,7 +103,7 @@ class Authenticator:
                 user = UserInfo(who.name, _with_authenticated(who.groups))
         if len(self._by_cert) >= CACHE_SIZE:
             self._by_cert.clear()
-        self._by_cert[pem] = user
+        self._by_cert[encoded] = user
         return user
 
     def from_token(self, token: str) -> UserInfo:

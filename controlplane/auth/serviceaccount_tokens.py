@@ -13,8 +13,9 @@ like Kubernetes' bound ServiceAccount tokens:
 `ServiceAccountTokenAuthenticator` is the `Callable[[str], UserInfo | None]` the API server's
 authenticator list takes for bearer tokens: a token is accepted while its signature,
 issuer, audience and expiry hold *and* its pod and ServiceAccount still exist with the
-uids it names (so deleting the pod revokes the token, as in Kubernetes). The identity is
-`system:serviceaccount:<ns>:<sa>` in groups `system:serviceaccounts`,
+uids it names (so deleting the pod revokes the token, as in Kubernetes). A verified token's
+claims are cached until its expiry; the pod and ServiceAccount are looked up on every
+request. The identity is `system:serviceaccount:<ns>:<sa>` in groups `system:serviceaccounts`,
 `system:serviceaccounts:<ns>` and `system:authenticated`.
 """
 
@@ -37,6 +38,8 @@ ALGORITHM = "ES256"
 DEFAULT_SECONDS = 3600
 MIN_SECONDS, MAX_SECONDS = 600, 48 * 3600
 KEY_FILE = "sa.key"
+LEEWAY = 5                  # seconds of clock skew allowed on exp/nbf/iat
+TOKEN_CACHE_SIZE = 4096     # verified tokens remembered (see ServiceAccountTokenAuthenticator._claims)
 
 
 def load_or_create_key(state_dir: Path) -> ec.EllipticCurvePrivateKey:
@@ -93,14 +96,38 @@ class ServiceAccountTokenAuthenticator:
         self.issuer = issuer
         self.lookup = lookup
         self.audiences = audiences
+        self._verified: dict[str, tuple[float, dict[str, Any]]] = {}   # token → (valid until, claims)
 
-    def __call__(self, token: str) -> UserInfo | None:
+    def _claims(self, token: str) -> dict[str, Any] | None:
+        """The token's claims if its signature, issuer, audience and times hold. A token verified
+        once is remembered (by its whole text) until it expires, so a client sending it with every
+        request pays for the ECDSA check once; bounded at TOKEN_CACHE_SIZE tokens."""
+        now = self.issuer.clock()
+        known = self._verified.get(token)
+        if known is not None:
+            if now <= known[0]:
+                return known[1]
+            del self._verified[token]
         try:
             claims = jwt.decode(token, self.issuer.public, algorithms=[ALGORITHM], issuer=ISSUER,
                                 audience=list(self.audiences), options={"require": ["exp", "iat", "sub", "aud"]},
-                                leeway=5)
+                                leeway=LEEWAY)
         except jwt.PyJWTError:
             return None
+        valid_until = float(claims["exp"]) + LEEWAY
+        if now > valid_until:   # (PyJWT checked the system time; the issuer's clock is the one we keep)
+            return None
+        if len(self._verified) >= TOKEN_CACHE_SIZE:
+            self._verified.clear()
+        self._verified[token] = (valid_until, claims)
+        return claims
+
+    def __call__(self, token: str) -> UserInfo | None:
+        claims = self._claims(token)
+        if claims is None:
+            return None
+        # Checked on every request, cached token or not: deleting the pod or the ServiceAccount
+        # (or making a new one of the same name: another uid) revokes the token at once.
         bound = claims.get("kubernetes.io") or {}
         ns = bound.get("namespace") or ""
         sa, pod = bound.get("serviceaccount") or {}, bound.get("pod") or {}

@@ -68,11 +68,15 @@ def served(group: str, version: str) -> list[ResourceInfo]:
     return [i for i in all_resources() if i.group == group and i.version == version]
 
 
+_BY_PATH: dict[tuple[str, str, str], ResourceInfo] = {}
+
+
 def find(group: str, version: str, plural: str) -> ResourceInfo | None:
-    for info in served(group, version):
-        if info.plural == plural:
-            return info
-    return None
+    """The kind served at /{group}/{version}/{plural} (every request's URL asks: an index, built once —
+    the kinds are all registered when api.kinds is imported)."""
+    if not _BY_PATH:
+        _BY_PATH.update({(i.group, i.version, i.plural): i for i in all_resources()})
+    return _BY_PATH.get((group, version, plural))
 
 
 def resource_list(group: str, version: str) -> dict[str, Any] | None:

@@ -16,9 +16,9 @@ Each verb is the shared, authorized one (controlplane/apiserver/verbs.py), so th
 API and the gRPC API check and do the same. Errors are `Status` objects (status.py).
 
 `limit`/`continue` page through the list in key order (namespace, name): the continue
-token holds the offset, and the next page is cut from a new read (a list is not a
-snapshot across pages, unlike Kubernetes', which reads the pages at one etcd revision: an
-object created or deleted between two pages can shift the rest by one).
+token holds the offset and the list's revision, and the next page is cut from the same list
+while it is kept (ListSnapshots: 30 s; one revision across the pages, as in Kubernetes),
+else from a new read (an object created or deleted in between can then shift the rest by one).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import asyncio
 import base64
 import binascii
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -164,6 +165,7 @@ class Resources:
         self.verbs = verbs
         self.stopping = stopping
         self.watches: set[Subscription] = set()   # ended by stop(), so a shutdown does not wait for watchers
+        self.snapshots = ListSnapshots()           # lists being paged through
 
     def stop(self) -> None:
         self.stopping.set()
@@ -284,23 +286,31 @@ class Resources:
 
     async def list(self, request: web.Request, user: UserInfo, target: Target) -> web.Response:
         info = target.info
-        items, revision = await self.verbs.list_raw(user, info.plural, target.namespace,
-                                                    request.query.get("labelSelector", ""),
-                                                    request.query.get("fieldSelector", ""))
-        meta: dict[str, Any] = {"resourceVersion": str(revision)}
+        labels, fields = request.query.get("labelSelector", ""), request.query.get("fieldSelector", "")
         limit = _int_query(request, "limit")
-        start = _continue_offset(request.query.get("continue", ""))
+        start, at = _continue_token(request.query.get("continue", ""))
+        key = (info.plural, target.namespace, labels, fields, at)
+        items = None
+        if at:   # a later page: of the first page's list, while it is kept
+            self.verbs.check(user, "list", info.plural, target.namespace, field_selector=fields, all_namespaces=True)
+            items = self.snapshots.get(key)
+            revision = at
+        if items is None:
+            items, revision = await self.verbs.list_raw(user, info.plural, target.namespace, labels, fields)
+        meta: dict[str, Any] = {"resourceVersion": str(revision)}
         if limit or start:   # the items come in key order (namespace, name), as etcd lists them
             page = items[start:start + limit] if limit else items[start:]
             rest = len(items) - start - len(page)
             if limit and rest > 0:
-                meta["continue"] = base64.urlsafe_b64encode(json.dumps({"start": start + limit}).encode()).decode()
+                self.snapshots.put((*key[:4], revision), items)
+                meta["continue"] = base64.urlsafe_b64encode(
+                    json.dumps({"start": start + limit, "rv": revision}).encode()).decode()
                 meta["remainingItemCount"] = rest
             items = page
         if _as_table(request):
-            objects = [json.loads(i) for i in items]
-            return respond(tables.table(info.kind, objects, resource_version=meta.pop("resourceVersion"),
-                                        include=_include(request), extra_meta=meta))
+            return web.Response(body=tables.table_bytes(info.kind, items, resource_version=meta.pop("resourceVersion"),
+                                                        include=_include(request), extra_meta=meta),
+                                content_type=JSON)
         head = json.dumps({"kind": f"{info.kind}List", "apiVersion": info.api_version, "metadata": meta},
                           separators=(",", ":"))[:-1]
         body = head.encode() + b',"items":[' + b",".join(items) + b"]}"
@@ -458,10 +468,58 @@ def _int_query(request: web.Request, name: str) -> int:
     return value
 
 
-def _continue_offset(token: str) -> int:
+def _continue_token(token: str) -> tuple[int, int]:
+    """(the offset of the next item, the revision of the list it continues; 0 if none was given)."""
     if not token:
-        return 0
+        return 0, 0
     try:
-        return int(json.loads(base64.urlsafe_b64decode(token.encode()))["start"])
-    except (ValueError, KeyError, TypeError, binascii.Error):
+        decoded = json.loads(base64.urlsafe_b64decode(token.encode()))
+        start, revision = int(decoded["start"]), int(decoded.get("rv") or 0)
+    except (ValueError, KeyError, TypeError, AttributeError, binascii.Error):
         raise ValidationFailed(FieldError("continue", "the continue token is not valid")) from None
+    if start < 0 or revision < 0:
+        raise ValidationFailed(FieldError("continue", "the continue token is not valid"))
+    return start, revision
+
+
+class ListSnapshots:
+    """The lists being paged through (`limit`/`continue`), kept for TTL seconds, so the pages of one
+    list are cut from the one list the first page read — the same revision throughout, as in
+    Kubernetes, and one read instead of one per page (`kubectl get` of 5,000 objects asks for 10
+    pages). Keyed by (resource, namespace, label selector, field selector, revision): a page is
+    only ever cut from the list its own request names, and each page's request is authorized as
+    a list. A list no longer kept (older than TTL, or pushed out by newer ones) is read afresh
+    and cut at the token's offset: an object created or deleted in between then shifts the
+    rest by one. Only references to the watch cache's encoded objects are held."""
+
+    TTL = 30.0
+    SIZE = 16            # lists
+    ITEMS = 100_000      # objects in all of them: what a changed object's old version may be held for
+
+    def __init__(self, clock: Any = time.monotonic):
+        self.clock = clock
+        self.lists: dict[tuple[Any, ...], tuple[float, list[bytes]]] = {}
+        self.items = 0
+
+    def get(self, key: tuple[Any, ...]) -> list[bytes] | None:
+        entry = self.lists.get(key)
+        if entry is None:
+            return None
+        if self.clock() - entry[0] > self.TTL:
+            self._drop(key)
+            return None
+        return entry[1]
+
+    def put(self, key: tuple[Any, ...], items: list[bytes]) -> None:
+        if key in self.lists or len(items) > self.ITEMS:
+            return
+        now = self.clock()
+        for old in [k for k, (t, _) in self.lists.items() if now - t > self.TTL]:
+            self._drop(old)
+        while self.lists and (len(self.lists) >= self.SIZE or self.items + len(items) > self.ITEMS):
+            self._drop(next(iter(self.lists)))
+        self.lists[key] = (now, items)
+        self.items += len(items)
+
+    def _drop(self, key: tuple[Any, ...]) -> None:
+        self.items -= len(self.lists.pop(key)[1])

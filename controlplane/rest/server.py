@@ -63,7 +63,7 @@ class RestApi:
         ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
         der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
         if der:
-            user = self.authenticator.from_certificate(ssl.DER_cert_to_PEM_cert(der).encode())
+            user = self.authenticator.from_der(der)
             if user is not None:
                 return user
         token = bearer_token([("authorization", request.headers["Authorization"])]) \

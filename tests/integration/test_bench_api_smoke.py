@@ -48,7 +48,13 @@ def test_quick_run_writes_every_figure(tmp_path: Path) -> None:
     assert data["watch_fanout"]["kubelet"]["watchers"] == 50
 
     assert set(data["goals"]) == {"create_throughput", "mixed_load_p99", "watch_fanout_kubelet_p99",
-                                  "watch_fanout_broadcast_p99"}
+                                  "watch_fanout_broadcast_p99", "tls_vs_insecure_create_ratio",
+                                  "rest_vs_grpc_create_ratio"}
+
+    rest = data["rest_vs_grpc"]   # creates through the Kubernetes REST API vs gRPC, same server
+    assert rest["rest"] > 0 and rest["grpc"] > 0 and rest["ratio"] > 0, rest
+    assert rest["runs"]["rest"][0]["errors"] == 0, rest["runs"]["rest"][0]["error_samples"]
+    assert "5. REST vs gRPC: creates/s" in done.stdout
 
     assert data["transport"] == "TLS, client certificate"
     ratio = data["tls_vs_insecure"]

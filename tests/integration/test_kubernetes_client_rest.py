@@ -86,3 +86,34 @@ async def test_delete_collection_by_label(api_server: ControlPlane, namespace: s
     await asyncio.to_thread(core.delete_collection_namespaced_config_map, namespace, label_selector="tier=x")
     left = await asyncio.to_thread(core.list_namespaced_config_map, namespace, label_selector="tier")
     assert [c.metadata.name for c in left.items] == ["c"]
+
+
+async def test_the_pages_of_a_list_are_cut_from_one_list(api_server: ControlPlane, client: Any,
+                                                         namespace: str) -> None:
+    """limit/continue: every page comes from the list the first page read (its revision), so
+    objects created or deleted while a client pages through neither shift nor repeat items; a
+    continue token names its list, so used on another namespace it reads that one."""
+    for name in "abcde":
+        await client.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": namespace}})
+    core = k8s.CoreV1Api(admin_api(api_server))
+    first = await asyncio.to_thread(core.list_namespaced_config_map, namespace, limit=2)
+    assert [c.metadata.name for c in first.items] == ["a", "b"] and first.metadata.remaining_item_count == 3
+    await client.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a0", "namespace": namespace}})
+    await client.delete("configmaps", "d", namespace)
+    names, token = ["a", "b"], first.metadata._continue
+    while token:
+        page = await asyncio.to_thread(core.list_namespaced_config_map, namespace, limit=2, _continue=token)
+        assert page.metadata.resource_version == first.metadata.resource_version
+        names += [c.metadata.name for c in page.items]
+        token = page.metadata._continue
+    assert names == ["a", "b", "c", "d", "e"]
+    fresh = await asyncio.to_thread(core.list_namespaced_config_map, namespace)
+    assert [c.metadata.name for c in fresh.items] == ["a", "a0", "b", "c", "e"]
+
+    other = f"{namespace}-o"
+    await client.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": other}})
+    for name in ("x", "y", "z"):
+        await client.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": other}})
+    page = await asyncio.to_thread(core.list_namespaced_config_map, other, limit=2, _continue=first.metadata._continue)
+    assert [c.metadata.name for c in page.items] == ["z"]
+    await client.delete("namespaces", other)
