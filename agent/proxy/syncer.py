@@ -7,9 +7,10 @@ Services into one nft transaction at a time:
 - the first pass, and any pass after a failed one, is a full sync: the whole table
   from the current objects, replacing the old table atomically (transaction.full_script);
 - every other pass recomputes only the dirty Services' fragments and applies what differs
-  from what was applied (transaction.update_script) - other Services' chains and elements
-  are not touched, so the cost of a change does not grow with the number of Services
-  (apart from nft reading the table back, see nft.py);
+  from what was applied (transaction.update_ops), as one nf_tables netlink batch written
+  without nft (nft.py, netlink.py) - other Services' chains and elements are not touched
+  and nothing is read back, so the cost of a change hardly grows with the number of
+  Services (the kernel still checks the table's jumps for loops on each commit);
 - changes that arrive while a transaction runs are batched into the next one;
 - every `check_interval` seconds it asks whether the table is still there (someone may
   have run `nft flush ruleset` or deleted it) and does a full sync if not; every
@@ -34,7 +35,7 @@ from .conntrack import StaleFlow, delete_flows
 from .model import ServicePort, service_key, service_ports, slice_service_key
 from .nft import Nft
 from .ruleset import TABLE, Fragment, Ruleset, fragment
-from .transaction import full_script, hairpin_script, update_script
+from .transaction import full_script, hairpin_ops, update_ops
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str]
@@ -184,11 +185,11 @@ class ServiceProxy:
             counts.update(new[1].hairpin if new else ())
         before = {ip for ip, n in self._hairpin.items() if n > 0}
         after = {ip for ip, n in counts.items() if n > 0}
-        lines = update_script(self.table, changes)
-        lines += hairpin_script(self.table, added=sorted(after - before), removed=sorted(before - after))
-        if lines:
+        ops = update_ops(changes)
+        ops += hairpin_ops(added=sorted(after - before), removed=sorted(before - after))
+        if ops:
             started = time.perf_counter()
-            await self.nft.run("\n".join(lines) + "\n")
+            await self.nft.apply(self.table, ops)
             self.nft_seconds.append(time.perf_counter() - started)
         previous = {key: self._applied[key] for key in dirty if key in self._applied}
         for key, new in desired.items():
