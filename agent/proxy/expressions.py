@@ -21,7 +21,9 @@ from __future__ import annotations
 import ipaddress
 import struct
 import sys
-from dataclasses import dataclass
+import functools
+from dataclasses import dataclass, field
+from typing import Callable
 
 from .netlink import NF_DROP, NFT_GOTO, expression, string, u32, value, verdict
 
@@ -50,19 +52,25 @@ class EncodingError(ValueError):
 
 @dataclass(frozen=True)
 class Piece:
+    """Part of a rule: its text, and how to encode it (called only when the rule is sent by netlink:
+    a full sync builds every rule of the table, and needs only their text)."""
     text: str
-    expressions: bytes
+    encode: Callable[[], bytes] = field(compare=False, repr=False)
 
 
 class Rule(str):
     """A rule's nft text, carrying the same rule as netlink expressions (`expressions`)."""
 
-    expressions: bytes
+    pieces: tuple[Piece, ...]
 
     def __new__(cls, *pieces: Piece) -> "Rule":
         rule = super().__new__(cls, " ".join(p.text for p in pieces if p.text))
-        rule.expressions = b"".join(p.expressions for p in pieces)
+        rule.pieces = pieces
         return rule
+
+    @functools.cached_property
+    def expressions(self) -> bytes:
+        return b"".join(p.encode() for p in self.pieces)
 
 
 def rule_expressions(rule: str) -> bytes:
@@ -94,6 +102,7 @@ def _verdict(code: int, chain: str = "") -> bytes:
 
 # ---- pieces ----------------------------------------------------------------------------------
 
+@functools.lru_cache(maxsize=64)
 def saddr_in(cidr: str, *, negate: bool = False) -> Piece:
     """`ip saddr CIDR` / `ip saddr != CIDR`: as nft does, a byte-aligned prefix compares only its
     bytes; any other is masked first."""
@@ -107,70 +116,82 @@ def saddr_in(cidr: str, *, negate: bool = False) -> Piece:
                    + expression("bitwise", u32(1, REG_1), u32(2, REG_1), u32(3, 4),
                                 value(4, network.netmask.packed), value(5, bytes(4)))
                    + _cmp(op, network.network_address.packed))
-    return Piece(f"ip saddr {'!= ' if negate else ''}{cidr}", encoded)
+    return Piece(f"ip saddr {'!= ' if negate else ''}{cidr}", lambda: encoded)
 
 
+@functools.lru_cache(maxsize=64)
 def mark_or(mask: str) -> Piece:
     """`meta mark set meta mark | MASK`."""
     bits = int(mask, 0)
-    return Piece(f"meta mark set meta mark | {mask}",
-                 expression("meta", u32(2, META_MARK), u32(1, REG_1))
-                 + expression("bitwise", u32(1, REG_1), u32(2, REG_1), u32(3, 4),
-                              value(4, struct.pack(_HOST + "I", ~bits & 0xFFFFFFFF)),
-                              value(5, struct.pack(_HOST + "I", bits)))
-                 + expression("meta", u32(2, META_MARK), u32(3, REG_1)))
+
+    def encode() -> bytes:
+        return (expression("meta", u32(2, META_MARK), u32(1, REG_1))
+                + expression("bitwise", u32(1, REG_1), u32(2, REG_1), u32(3, 4),
+                             value(4, struct.pack(_HOST + "I", ~bits & 0xFFFFFFFF)),
+                             value(5, struct.pack(_HOST + "I", bits)))
+                + expression("meta", u32(2, META_MARK), u32(3, REG_1)))
+    return Piece(f"meta mark set meta mark | {mask}", encode)
 
 
+@functools.lru_cache(maxsize=1024)
 def numgen_mod(count: int) -> Piece:
     """`numgen random mod COUNT == 0`: true once in COUNT."""
-    return Piece(f"numgen random mod {count} == 0",
-                 expression("numgen", u32(1, REG_1), u32(2, count), u32(3, NUMGEN_RANDOM), u32(4, 0))
-                 + _cmp(CMP_EQ, struct.pack(_HOST + "I", 0)))
+    def encode() -> bytes:
+        return (expression("numgen", u32(1, REG_1), u32(2, count), u32(3, NUMGEN_RANDOM), u32(4, 0))
+                + _cmp(CMP_EQ, struct.pack(_HOST + "I", 0)))
+    return Piece(f"numgen random mod {count} == 0", encode)
 
 
+@functools.lru_cache(maxsize=16)
 def l4proto(protocol: str) -> Piece:
     """`meta l4proto tcp`."""
     if protocol not in PROTOCOL_NUMBERS:
         raise EncodingError(f"unknown protocol {protocol!r}")
-    return Piece(f"meta l4proto {protocol}",
-                 expression("meta", u32(2, META_L4PROTO), u32(1, REG_1))
-                 + _cmp(CMP_EQ, bytes([PROTOCOL_NUMBERS[protocol]])))
+
+    def encode() -> bytes:
+        return (expression("meta", u32(2, META_L4PROTO), u32(1, REG_1))
+                + _cmp(CMP_EQ, bytes([PROTOCOL_NUMBERS[protocol]])))
+    return Piece(f"meta l4proto {protocol}", encode)
 
 
 def dnat(ip: str, port: int) -> Piece:
     """`dnat ip to IP:PORT`."""
-    return Piece(f"dnat ip to {ip}:{port}",
-                 _immediate(REG_1, ipaddress.IPv4Address(ip).packed)
-                 + _immediate(REG_2, struct.pack(">H", port))
-                 + expression("nat", u32(1, NAT_DNAT), u32(2, 2), u32(3, REG_1), u32(5, REG_2),
-                              u32(7, NAT_RANGE_PROTO_SPECIFIED)))
+    def encode() -> bytes:
+        return (_immediate(REG_1, ipaddress.IPv4Address(ip).packed)
+                + _immediate(REG_2, struct.pack(">H", port))
+                + expression("nat", u32(1, NAT_DNAT), u32(2, 2), u32(3, REG_1), u32(5, REG_2),
+                             u32(7, NAT_RANGE_PROTO_SPECIFIED)))
+    return Piece(f"dnat ip to {ip}:{port}", encode)
 
 
 def saddr_lookup(set_name: str) -> Piece:
     """`ip saddr @SET`."""
-    return Piece(f"ip saddr @{set_name}", _payload_saddr(4) + expression("lookup", u32(2, REG_1), string(1, set_name)))
+    def encode() -> bytes:
+        return _payload_saddr(4) + expression("lookup", u32(2, REG_1), string(1, set_name))
+    return Piece(f"ip saddr @{set_name}", encode)
 
 
 def update_saddr(set_name: str) -> Piece:
     """`update @SET { ip saddr }`: the client into a dynamic set (its timeout restarts)."""
-    return Piece(f"update @{set_name} {{ ip saddr }}",
-                 _payload_saddr(4) + expression("dynset", u32(4, REG_1), u32(3, DYNSET_UPDATE),
-                                                string(1, set_name)))
+    def encode() -> bytes:
+        return _payload_saddr(4) + expression("dynset", u32(4, REG_1), u32(3, DYNSET_UPDATE), string(1, set_name))
+    return Piece(f"update @{set_name} {{ ip saddr }}", encode)
 
 
 def fib_saddr_local() -> Piece:
     """`fib saddr type local`: the packet comes from an address of this node."""
-    return Piece("fib saddr type local",
-                 expression("fib", u32(3, FIB_F_SADDR), u32(2, FIB_RESULT_ADDRTYPE), u32(1, REG_1))
-                 + _cmp(CMP_EQ, struct.pack(_HOST + "I", RTN_LOCAL)))
+    def encode() -> bytes:
+        return (expression("fib", u32(3, FIB_F_SADDR), u32(2, FIB_RESULT_ADDRTYPE), u32(1, REG_1))
+                + _cmp(CMP_EQ, struct.pack(_HOST + "I", RTN_LOCAL)))
+    return Piece("fib saddr type local", encode)
 
 
 def goto(chain: str) -> Piece:
-    return Piece(f"goto {chain}", _verdict(NFT_GOTO, chain))
+    return Piece(f"goto {chain}", lambda: _verdict(NFT_GOTO, chain))
 
 
 def drop() -> Piece:
-    return Piece("drop", _verdict(NF_DROP))
+    return Piece("drop", lambda: _verdict(NF_DROP))
 
 
 # ---- sets and elements -----------------------------------------------------------------------
