@@ -134,6 +134,46 @@ class Server:
             self.proc = None
 
 
+class StallProbe:
+    """A thread that asks to wake every millisecond and records how late it woke: the machine's own
+    stalls (a vCPU descheduled by the hypervisor, a core held by others), seen in the same round as
+    the server's latencies. With `realtime` it runs at SCHED_FIFO 1, as the server and dnsperf do.
+    The main thread meanwhile only waits for dnsperf, so the probe does not compete for the GIL."""
+
+    PERIOD = 0.001
+
+    def __init__(self, *, realtime: bool) -> None:
+        import threading
+        self.realtime = realtime
+        self.late: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="stall-probe", daemon=True)
+
+    def _run(self) -> None:
+        if self.realtime:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))      # this thread only
+        clock, sleep, late = time.monotonic, time.sleep, self.late
+        while not self._stop.is_set():
+            before = clock()
+            sleep(self.PERIOD)
+            late.append(clock() - before - self.PERIOD)
+
+    def __enter__(self) -> "StallProbe":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def summary(self) -> dict[str, float | int]:
+        late = sorted(self.late) or [0.0]
+        return {"wakeups": len(self.late), "late_p99_ms": round(late[int(len(late) * 0.99)] * 1000, 2),
+                "late_max_ms": round(late[-1] * 1000, 2),
+                "stalls_over_5_ms": sum(1 for x in late if x > 0.005),
+                "stalled_ms_total": round(sum(x for x in late if x > 0.005) * 1000, 1)}
+
+
 def dnsperf(port: int, queries: Path, *, seconds: float, rate: int | None = None,
             verbose: bool = False, realtime: bool = False) -> tuple[dict[str, float], list[float]]:
     argv = (["chrt", "--fifo", "1"] if realtime else []) + ["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", str(queries), "-l", str(seconds), "-t", "2"]
@@ -165,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=8.0, help="per measurement")
     p.add_argument("--rounds", type=int, default=3, help="throughput rounds per server, alternating")
     p.add_argument("--rate", type=int, default=1000, help="queries/s of the fixed-rate latency run")
+    p.add_argument("--latency-seconds", type=float, default=None,
+                   help="length of each fixed-rate round (default: --seconds)")
     p.add_argument("--realtime", action="store_true",
                    help="run the fixed-rate latency rounds with the server and dnsperf at SCHED_FIFO priority 1 "
                         "(root): the server's own latency, without the wait for a core behind other processes")
@@ -172,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--no-answer-cache", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    args.latency_seconds = args.latency_seconds or args.seconds
     if args.serve:
         asyncio.run(serve(args.services, not args.no_answer_cache))
         return 0
@@ -221,17 +264,20 @@ def main(argv: list[str] | None = None) -> int:
                 if args.realtime:
                     os.sched_setscheduler(server.proc.pid, os.SCHED_FIFO, os.sched_param(1))
                 try:
-                    stats, latencies = dnsperf(server.port, queries, seconds=args.seconds, rate=args.rate,
-                                               verbose=True, realtime=args.realtime)
+                    with StallProbe(realtime=args.realtime) as probe:
+                        stats, latencies = dnsperf(server.port, queries, seconds=args.latency_seconds,
+                                                   rate=args.rate, verbose=True, realtime=args.realtime)
                 finally:
                     if args.realtime:
                         os.sched_setscheduler(server.proc.pid, os.SCHED_OTHER, os.sched_param(0))
                 stats.update(percentiles(latencies))
                 stats["load_average"] = round(os.getloadavg()[0], 2)
+                stats["machine_stalls"] = probe.summary()
                 results["fixed_rate"].setdefault(label, []).append(stats)
                 print(f"round {round_ + 1} {args.rate}/s {label:24} p50 {stats.get('p50')} ms  "
                       f"p99 {stats.get('p99')} ms  max {stats.get('max')} ms  lost {stats['lost']}  "
-                      f"load {stats['load_average']}", flush=True)
+                      f"load {stats['load_average']}  probe: {stats['machine_stalls']['stalls_over_5_ms']} stalls "
+                      f"> 5 ms, longest {stats['machine_stalls']['late_max_ms']} ms", flush=True)
     finally:
         for server in servers.values():
             server.stop()
@@ -250,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         "cpus": os.cpu_count(), "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "settings": {"services": args.services, "seconds": args.seconds, "rounds": args.rounds, "rate": args.rate,
-                     "realtime": args.realtime},
+                     "latency_seconds": args.latency_seconds, "realtime": args.realtime},
         "summary": summary, "results": results}, indent=2) + "\n")
     return 0
 

@@ -35,7 +35,7 @@ from .conntrack import StaleFlow, delete_flows
 from .model import ServicePort, service_key, service_ports, slice_service_key
 from .nft import Nft
 from .ruleset import TABLE, Fragment, Ruleset, fragment
-from .transaction import full_script, hairpin_ops, update_ops
+from .transaction import Op, full_script, hairpin_ops, update_ops
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str]
@@ -121,16 +121,26 @@ class ServiceProxy:
 
     # -- computing ----------------------------------------------------------------------------
 
-    def _desired(self, key: Key) -> tuple[list[ServicePort], Fragment] | None:
-        service = self.services.get(key)
-        if service is None:
-            return None
-        ports = service_ports(service, self.slices.get(key, {}).values())
-        return ports, fragment(ports, node_name=self.node_name, cluster_cidr=self.cluster_cidr)
+    def _snapshot(self, keys: Iterable[Key]) -> dict[Key, tuple[dict[str, Any] | None, list[dict[str, Any]]]]:
+        """The objects of `keys` as they are now, for computing off the event loop (the informers keep
+        changing self.services and self.slices on it meanwhile)."""
+        return {key: (self.services.get(key), list(self.slices.get(key, {}).values())) for key in keys}
+
+    def _desired(self, snapshot: dict[Key, tuple[dict[str, Any] | None, list[dict[str, Any]]]]
+                 ) -> dict[Key, tuple[list[ServicePort], Fragment] | None]:
+        """Pure: each Service's ports and fragment (None: not there)."""
+        out: dict[Key, tuple[list[ServicePort], Fragment] | None] = {}
+        for key, (service, slices) in snapshot.items():
+            if service is None:
+                out[key] = None
+                continue
+            ports = service_ports(service, slices)
+            out[key] = ports, fragment(ports, node_name=self.node_name, cluster_cidr=self.cluster_cidr)
+        return out
 
     def ruleset(self) -> Ruleset:
         """The whole desired table (for tests and the full sync)."""
-        return Ruleset.build(d[1] for key in self.services if (d := self._desired(key)) is not None)
+        return Ruleset.build(d[1] for d in self._desired(self._snapshot(self.services)).values() if d is not None)
 
     # -- applying -----------------------------------------------------------------------------
 
@@ -158,11 +168,20 @@ class ServiceProxy:
         for callback in self.on_programmed:
             callback(list(dirty), done)
 
+    # The rules are computed on the worker thread (self.nft.call), not on the event loop: for a
+    # full sync of 1,000 Services that is most of a second, which the agent's other work - its
+    # cluster DNS answers among it - would otherwise wait for.
+
+    def _plan_full(self, snapshot: dict[Key, tuple[dict[str, Any] | None, list[dict[str, Any]]]]
+                   ) -> tuple[dict[Key, tuple[list[ServicePort], Fragment]], Ruleset, str]:
+        desired = {key: d for key, d in self._desired(snapshot).items() if d is not None}
+        ruleset = Ruleset.build(fragment_ for _, fragment_ in desired.values())
+        return desired, ruleset, full_script(self.table, ruleset, cluster_cidr=self.cluster_cidr)
+
     async def _sync_full(self) -> None:
         previous = self._applied
-        desired = {key: d for key in self.services if (d := self._desired(key)) is not None}
-        ruleset = Ruleset.build(fragment_ for _, fragment_ in desired.values())
-        await self.nft.run(full_script(self.table, ruleset, cluster_cidr=self.cluster_cidr))
+        desired, ruleset, script = await self.nft.call(self._plan_full, self._snapshot(self.services))
+        await self.nft.run(script)
         self._applied = desired
         self._hairpin = collections.Counter(ip for _, part in desired.values() for ip in part.hairpin)
         self._full = False
@@ -172,21 +191,28 @@ class ServiceProxy:
         if previous:      # at start nothing is known of the flows: leave them (they may be fine)
             await self._forget_flows(set(previous) | set(desired), previous, desired)
 
-    async def _sync_changes(self, dirty: dict[Key, float]) -> None:
-        if not dirty:
-            return
-        desired = {key: self._desired(key) for key in dirty}
+    def _plan_changes(self, snapshot: dict[Key, tuple[dict[str, Any] | None, list[dict[str, Any]]]]
+                      ) -> tuple[dict[Key, tuple[list[ServicePort], Fragment] | None], list[Op],
+                                 collections.Counter[str]]:
+        """The dirty Services' new state, the ops from what was applied to it, and how many Services
+        list each hairpin address more (or fewer) than before. Reads self._applied and self._hairpin,
+        which only sync() changes, after this returns."""
+        desired = self._desired(snapshot)
         changes = []
-        counts = collections.Counter(self._hairpin)
+        delta: collections.Counter[str] = collections.Counter()
         for key, new in desired.items():
             old = self._applied.get(key)
             changes.append((old[1] if old else None, new[1] if new else None))
-            counts.subtract(old[1].hairpin if old else ())
-            counts.update(new[1].hairpin if new else ())
-        before = {ip for ip, n in self._hairpin.items() if n > 0}
-        after = {ip for ip, n in counts.items() if n > 0}
-        ops = update_ops(changes)
-        ops += hairpin_ops(added=sorted(after - before), removed=sorted(before - after))
+            delta.subtract(old[1].hairpin if old else ())
+            delta.update(new[1].hairpin if new else ())
+        added = sorted(ip for ip, d in delta.items() if d > 0 and self._hairpin[ip] <= 0)
+        removed = sorted(ip for ip, d in delta.items() if d < 0 and self._hairpin[ip] + d <= 0)
+        return desired, update_ops(changes) + hairpin_ops(added=added, removed=removed), delta
+
+    async def _sync_changes(self, dirty: dict[Key, float]) -> None:
+        if not dirty:
+            return
+        desired, ops, delta = await self.nft.call(self._plan_changes, self._snapshot(dirty))
         if ops:
             started = time.perf_counter()
             await self.nft.apply(self.table, ops)
@@ -197,7 +223,12 @@ class ServiceProxy:
                 self._applied.pop(key, None)
             else:
                 self._applied[key] = new
-        self._hairpin = collections.Counter({ip: n for ip, n in counts.items() if n > 0})
+        for ip, d in delta.items():
+            count = self._hairpin[ip] + d
+            if count > 0:
+                self._hairpin[ip] = count
+            else:
+                self._hairpin.pop(ip, None)
         await self._forget_flows(set(dirty), previous, {k: v for k, v in desired.items() if v is not None})
 
     async def _forget_flows(self, keys: Iterable[Key], old: dict[Key, tuple[list[ServicePort], Fragment]],
