@@ -11,6 +11,8 @@ Services as plain Kubernetes dicts), dnsmasq from a hosts file (`--no-daemon --p
 --addn-hosts FILE --no-resolv --no-hosts`). The load comes from dnsperf (C, so the
 generator is not the bottleneck), asking every name in turn:
 
+0. warm-up: --warmup seconds of the same questions to each server, not counted (Skiff's
+   answer cache, dnsmasq's own structures and the page cache see every name once first).
 1. throughput: queries/s with up to 100 queries outstanding for --seconds, and the
    server's CPU meanwhile (% of one core, and µs per answer: steadier on a busy machine). Servers alternate over --rounds rounds, so
    background load on a shared machine hits them alike; the best round of each counts.
@@ -23,6 +25,9 @@ generator is not the bottleneck), asking every name in turn:
    neighbours' load more than the server). With --realtime (root) those rounds run the server
    and dnsperf at SCHED_FIFO priority 1: the server's own latency, not its wait for a core
    behind everyone else's processes (at 1,000 queries/s either server needs ~1.5 % of a core).
+   Each of these rounds runs a stall probe alongside (a thread at the same priority waking every
+   millisecond, `StallProbe`): how late it woke says whether the machine itself stalled in that
+   round (a vCPU descheduled by the hypervisor shows as ~100 ms for every process at once).
 
 Goal (issue 12): Skiff >= 0.5x dnsmasq's queries/s; p99 <= 2 ms at 1,000 queries/s.
 Every process is started here and stopped by PID, also on failure.
@@ -205,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=8.0, help="per measurement")
     p.add_argument("--rounds", type=int, default=3, help="throughput rounds per server, alternating")
     p.add_argument("--rate", type=int, default=1000, help="queries/s of the fixed-rate latency run")
+    p.add_argument("--warmup", type=float, default=2.0,
+                   help="seconds of queries (every name at least once) sent to each server before measuring")
     p.add_argument("--latency-seconds", type=float, default=None,
                    help="length of each fixed-rate round (default: --seconds)")
     p.add_argument("--realtime", action="store_true",
@@ -243,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
             server.start()
             if server.answers(name_of(args.services - 1)) != cluster_ip(args.services - 1):
                 raise RuntimeError(f"{server.label} answers {name_of(args.services - 1)} wrongly")
+            if args.warmup:        # every name asked at least once before anything is measured, each server alike
+                dnsperf(server.port, queries, seconds=args.warmup, rate=max(args.rate, args.services))
         for round_ in range(args.rounds):
             for label, server in servers.items():
                 meter = CpuMeter({"server": server.proc.pid})
@@ -288,7 +297,11 @@ def main(argv: list[str] | None = None) -> int:
                "ratio_skiff_to_dnsmasq": round(best["skiff"] / best["dnsmasq"], 2),
                "ratio_no_cache_to_dnsmasq": round(best["skiff, no answer cache"] / best["dnsmasq"], 2),
                f"p99_ms_at_{args.rate}_per_second": {k: min(r.get("p99", float("inf")) for r in v)
-                                                      for k, v in results["fixed_rate"].items()}}
+                                                      for k, v in results["fixed_rate"].items()},
+               # every round's p99 with the longest stall the probe saw in that round, for each server
+               f"rounds_p99_ms_and_machine_stall_ms": {
+                   k: [(r.get("p99"), r["machine_stalls"]["late_max_ms"]) for r in v]
+                   for k, v in results["fixed_rate"].items()}}
     print(json.dumps(summary, indent=2))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps({
@@ -296,7 +309,8 @@ def main(argv: list[str] | None = None) -> int:
         "cpus": os.cpu_count(), "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "settings": {"services": args.services, "seconds": args.seconds, "rounds": args.rounds, "rate": args.rate,
-                     "latency_seconds": args.latency_seconds, "realtime": args.realtime},
+                     "latency_seconds": args.latency_seconds, "warmup": args.warmup,
+                     "realtime": args.realtime},
         "summary": summary, "results": results}, indent=2) + "\n")
     return 0
 

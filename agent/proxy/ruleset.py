@@ -34,12 +34,12 @@ connection costs one hash lookup in a verdict map whatever the number of Service
 rest of the connection is conntrack's. Unlike it, the endpoint choice is a rule per
 endpoint in the Service's chain, each taken with the chance that makes the choice
 uniform (as kube-proxy's iptables mode does with `-m statistic`), rather than a chain per
-endpoint reached through an anonymous `numgen random mod N vmap`: every nft call first
-reads the table back into nft's cache, and anonymous maps (sets, with their elements)
-make that ten times slower than rules do - measured with 1,000 Services x 10 endpoints,
-about 20 ms against 2 ms per transaction (docs/PERFORMANCE.md). The cost of a new
-connection grows with the endpoints of its own Service (at most one rule each), never
-with the number of Services.
+endpoint reached through an anonymous `numgen random mod N vmap`. That choice was made when
+nft wrote every change and first read the table back into its cache, anonymous sets with
+all their elements (about 20 ms against 2 ms per transaction with 1,000 Services x 10
+endpoints, docs/PERFORMANCE.md); changes now go as netlink batches without nft (nft.py),
+and the rules stayed. The cost of a new connection grows with the endpoints of its own
+Service (at most one rule each), never with the number of Services.
 Endpoint chains exist only for `sessionAffinity: ClientIP`, where each endpoint keeps a
 dynamic set of the clients it served (`update @aff-… { ip saddr }`, with the Service's
 timeout) and the Service's chain sends a known client back to its endpoint first.
