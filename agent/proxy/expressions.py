@@ -52,10 +52,14 @@ class EncodingError(ValueError):
 
 @dataclass(frozen=True)
 class Piece:
-    """Part of a rule: its text, and how to encode it (called only when the rule is sent by netlink:
-    a full sync builds every rule of the table, and needs only their text)."""
+    """Part of a rule: its text, and how to encode it (called only when the rule is sent by netlink,
+    once per piece: a full sync builds every rule of the table, and needs only their text)."""
     text: str
     encode: Callable[[], bytes] = field(compare=False, repr=False)
+
+    @functools.cached_property
+    def expressions(self) -> bytes:
+        return self.encode()
 
 
 class Rule(str):
@@ -70,7 +74,7 @@ class Rule(str):
 
     @functools.cached_property
     def expressions(self) -> bytes:
-        return b"".join(p.encode() for p in self.pieces)
+        return b"".join(p.expressions for p in self.pieces)
 
 
 def rule_expressions(rule: str) -> bytes:
@@ -154,14 +158,21 @@ def l4proto(protocol: str) -> Piece:
     return Piece(f"meta l4proto {protocol}", encode)
 
 
+@functools.lru_cache(maxsize=16384)
 def dnat(ip: str, port: int) -> Piece:
     """`dnat ip to IP:PORT`."""
     def encode() -> bytes:
         return (_immediate(REG_1, ipaddress.IPv4Address(ip).packed)
                 + _immediate(REG_2, struct.pack(">H", port))
-                + expression("nat", u32(1, NAT_DNAT), u32(2, 2), u32(3, REG_1), u32(5, REG_2),
-                             u32(7, NAT_RANGE_PROTO_SPECIFIED)))
+                + _dnat_registers())
     return Piece(f"dnat ip to {ip}:{port}", encode)
+
+
+@functools.cache
+def _dnat_registers() -> bytes:
+    """The nat expression itself: DNAT to the address in register 1 and the port in register 2."""
+    return expression("nat", u32(1, NAT_DNAT), u32(2, 2), u32(3, REG_1), u32(5, REG_2),
+                      u32(7, NAT_RANGE_PROTO_SPECIFIED))
 
 
 def saddr_lookup(set_name: str) -> Piece:
@@ -178,6 +189,7 @@ def update_saddr(set_name: str) -> Piece:
     return Piece(f"update @{set_name} {{ ip saddr }}", encode)
 
 
+@functools.cache
 def fib_saddr_local() -> Piece:
     """`fib saddr type local`: the packet comes from an address of this node."""
     def encode() -> bytes:
@@ -186,10 +198,12 @@ def fib_saddr_local() -> Piece:
     return Piece("fib saddr type local", encode)
 
 
+@functools.lru_cache(maxsize=16384)
 def goto(chain: str) -> Piece:
     return Piece(f"goto {chain}", lambda: _verdict(NFT_GOTO, chain))
 
 
+@functools.cache
 def drop() -> Piece:
     return Piece("drop", lambda: _verdict(NF_DROP))
 

@@ -87,12 +87,16 @@ class NetlinkError(NetworkError):
 
 # ---- attributes ------------------------------------------------------------------------------
 
+_HEADER = struct.Struct("=HH")
+_PADDING = (b"", b"\0\0\0", b"\0\0", b"\0")
+
+
 def attr(kind: int, payload: bytes) -> bytes:
     """One netlink attribute: length, type, payload, padded to 4 bytes."""
     length = 4 + len(payload)
     if length > 0xFFFF:
         raise NetlinkError(f"netlink attribute {kind} too long ({length} bytes)")
-    return struct.pack("=HH", length, kind) + payload + b"\0" * (-length % 4)
+    return _HEADER.pack(length, kind) + payload + _PADDING[length & 3]
 
 
 def nest(kind: int, *children: bytes) -> bytes:
@@ -101,7 +105,7 @@ def nest(kind: int, *children: bytes) -> bytes:
 
 def u32(kind: int, value: int) -> bytes:
     """nf_tables' integer attributes are big-endian."""
-    return attr(kind, struct.pack(">I", value & 0xFFFFFFFF))
+    return _HEADER.pack(8, kind) + (value & 0xFFFFFFFF).to_bytes(4, "big")
 
 
 def u64(kind: int, value: int) -> bytes:
