@@ -53,6 +53,7 @@ sys.path.insert(0, str(REPO / "tests"))           # the virtual LAN harness
 
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
+import contextlib  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import platform  # noqa: E402
@@ -61,7 +62,7 @@ import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from ipaddress import IPv4Address  # noqa: E402
-from typing import Any  # noqa: E402
+from typing import Any, AsyncIterator  # noqa: E402
 
 from agent.proxy import ServiceProxy  # noqa: E402
 from agent.proxy.nft import Nft  # noqa: E402
@@ -187,10 +188,34 @@ def connection_cost(lab: Lab, node: Any, proxy: ServiceProxy, args: argparse.Nam
             "program_seconds": {k: [round(x, 2) for x in v] for k, v in program_s.items()}}
 
 
+@contextlib.asynccontextmanager
+async def informed(client: Any, proxy: ServiceProxy, node: Any) -> AsyncIterator[None]:
+    """`proxy` fed by real informers on services and endpointslices and syncing (in full once both
+    listed) for the body of the block; afterwards its table deleted and it closed."""
+    from controlplane.client.informer import Informer
+    services, slices = Informer(client, "services"), Informer(client, "endpointslices")
+    proxy.watch(services, slices)
+
+    async def synced() -> None:
+        await services.wait_synced(timeout=None)
+        await slices.wait_synced(timeout=None)
+    tasks = [asyncio.create_task(services.run()), asyncio.create_task(slices.run()),
+             asyncio.create_task(proxy.run(ready=synced))]
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        try:
+            node.call(proxy.delete_table())
+        finally:
+            node.call(proxy.close())
+
+
 async def api_latency(address: str, node: Any, args: argparse.Namespace) -> dict[str, Any]:
     """Write -> informer -> proxy -> nft commit, through a real API server (a loop of this machine's
     namespace; the proxy's nft thread lives in the node's)."""
-    from controlplane.client.informer import Informer
     proxy = ServiceProxy(node_name="a", cluster_cidr=CLUSTER_CIDR, table="skiff-proxy-api", check_interval=3600)
     node.call(proxy.nft.call(lambda: None))
     async with connect(address, timeout=30) as client:   # TLS, the admin credential (bench/common.py)
@@ -207,8 +232,6 @@ async def api_latency(address: str, node: Any, args: argparse.Namespace) -> dict
                                                  **made})
         await asyncio.gather(*(make(i) for i in range(args.api_services)))
         create_seconds = time.perf_counter() - started
-        services, slice_informer = Informer(client, "services"), Informer(client, "endpointslices")
-        proxy.watch(services, slice_informer)
         programmed: dict[tuple[str, str], asyncio.Future] = {}
 
         def done(keys: list[tuple[str, str]], when: float) -> None:
@@ -217,13 +240,7 @@ async def api_latency(address: str, node: Any, args: argparse.Namespace) -> dict
                 if future is not None and not future.done():
                     future.set_result(when)
         proxy.on_programmed.append(done)
-
-        async def ready() -> None:
-            await services.wait_synced(timeout=None)
-            await slice_informer.wait_synced(timeout=None)
-        tasks = [asyncio.create_task(services.run()), asyncio.create_task(slice_informer.run()),
-                 asyncio.create_task(proxy.run(ready=ready))]
-        try:
+        async with informed(client, proxy, node):
             deadline = time.monotonic() + 600
             while (proxy.full_syncs == 0 or proxy._dirty or proxy.busy) and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
@@ -240,14 +257,6 @@ async def api_latency(address: str, node: Any, args: argparse.Namespace) -> dict
                 committed = await asyncio.wait_for(future, 30)
                 latencies.append(committed - t0)
                 await asyncio.sleep(args.interval)
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            try:
-                node.call(proxy.delete_table())
-            finally:
-                node.call(proxy.close())
     return {"services": args.api_services, "endpoints_per_service": args.endpoints,
             "create_seconds": round(create_seconds, 1), "latency_ms": percentiles(latencies)}
 
@@ -256,7 +265,6 @@ async def e2e_latency(address: str, node: Any, args: argparse.Namespace) -> dict
     """The whole path: a pod's status turns Ready (or not) through the API, as the agent's prober writes
     it -> the EndpointSlice controller -> the slice -> the proxy's informer -> its nft commit."""
     from bench import endpointslices as es
-    from controlplane.client.informer import Informer
     proxy = ServiceProxy(node_name="a", cluster_cidr=CLUSTER_CIDR, table="skiff-proxy-e2e", check_interval=3600,
                          flush_conntrack=False)
     node.call(proxy.nft.call(lambda: None))          # its worker thread starts in the node's namespace
@@ -275,8 +283,6 @@ async def e2e_latency(address: str, node: Any, args: argparse.Namespace) -> dict
                 {**pods[name], "status": es.status(es.ip_of(int(i), int(j)), ready[name])})
         await es.bounded(100, (set_status(name) for name in pods))
         create_seconds = time.perf_counter() - started
-        services, slices = Informer(client, "services"), Informer(client, "endpointslices")
-        proxy.watch(services, slices)
         waiting: dict[tuple[str, str], tuple[str, bool, asyncio.Future]] = {}
 
         def done(keys: list[tuple[str, str]], when: float) -> None:
@@ -289,13 +295,7 @@ async def e2e_latency(address: str, node: Any, args: argparse.Namespace) -> dict
                     if not future.done():
                         future.set_result(when)
         proxy.on_programmed.append(done)
-
-        async def synced() -> None:
-            await services.wait_synced(timeout=None)
-            await slices.wait_synced(timeout=None)
-        tasks = [asyncio.create_task(services.run()), asyncio.create_task(slices.run()),
-                 asyncio.create_task(proxy.run(ready=synced))]
-        try:
+        async with informed(client, proxy, node):
             deadline = time.monotonic() + 900
             want = args.e2e_services * args.endpoints
             while sum(len(e.usable_endpoints()) for ports, _ in proxy._applied.values() for e in ports) < want:
@@ -318,14 +318,6 @@ async def e2e_latency(address: str, node: Any, args: argparse.Namespace) -> dict
                 from_sent.append(committed - sent)
                 from_written.append(max(0.0, committed - written))
                 await asyncio.sleep(args.interval)
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            try:
-                node.call(proxy.delete_table())
-            finally:
-                node.call(proxy.close())
     return {"services": args.e2e_services, "endpoints_per_service": args.endpoints, "writer": proxy.nft.writer,
             "setup_seconds": round(create_seconds, 1), "initial_programming_seconds": round(converge_seconds, 1),
             "latency_from_status_written_ms": percentiles(from_written),
