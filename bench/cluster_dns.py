@@ -25,9 +25,9 @@ generator is not the bottleneck), asking every name in turn:
    neighbours' load more than the server). With --realtime (root) those rounds run the server
    and dnsperf at SCHED_FIFO priority 1: the server's own latency, not its wait for a core
    behind everyone else's processes (at 1,000 queries/s either server needs ~1.5 % of a core).
-   Each of these rounds runs a stall probe alongside (a thread at the same priority waking every
-   millisecond, `StallProbe`): how late it woke says whether the machine itself stalled in that
-   round (a vCPU descheduled by the hypervisor shows as ~100 ms for every process at once).
+   Each of these rounds runs a stall probe alongside (a thread per CPU at the same priority, waking
+   every millisecond, `StallProbe`): how late they woke says whether the machine itself stalled in
+   that round (a vCPU descheduled by the hypervisor shows as ~100 ms for whatever runs on it).
 
 Goal (issue 12): Skiff >= 0.5x dnsmasq's queries/s; p99 <= 2 ms at 1,000 queries/s.
 Every process is started here and stopped by PID, also on failure.
@@ -140,43 +140,49 @@ class Server:
 
 
 class StallProbe:
-    """A thread that asks to wake every millisecond and records how late it woke: the machine's own
-    stalls (a vCPU descheduled by the hypervisor, a core held by others), seen in the same round as
-    the server's latencies. With `realtime` it runs at SCHED_FIFO 1, as the server and dnsperf do.
-    The main thread meanwhile only waits for dnsperf, so the probe does not compete for the GIL."""
+    """Threads, one pinned to each CPU, that ask to wake every millisecond and record how late they
+    woke: the machine's own stalls (a vCPU descheduled by the hypervisor, a core held by others),
+    seen in the same round as the server's latencies. With `realtime` they run at SCHED_FIFO 1, as
+    the server and dnsperf do. The main thread meanwhile only waits for dnsperf, so the probes do
+    not compete with it for the GIL (nor, sleeping almost always, with anything for a core)."""
 
     PERIOD = 0.001
 
     def __init__(self, *, realtime: bool) -> None:
         import threading
         self.realtime = realtime
-        self.late: list[float] = []
+        self.late: dict[int, list[float]] = {cpu: [] for cpu in sorted(os.sched_getaffinity(0))}
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="stall-probe", daemon=True)
+        self._threads = [threading.Thread(target=self._run, args=(cpu,), name=f"stall-probe-{cpu}", daemon=True)
+                         for cpu in self.late]
 
-    def _run(self) -> None:
+    def _run(self, cpu: int) -> None:
+        os.sched_setaffinity(0, {cpu})                                        # this thread only
         if self.realtime:
-            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))      # this thread only
-        clock, sleep, late = time.monotonic, time.sleep, self.late
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
+        clock, sleep, late = time.monotonic, time.sleep, self.late[cpu]
         while not self._stop.is_set():
             before = clock()
             sleep(self.PERIOD)
             late.append(clock() - before - self.PERIOD)
 
     def __enter__(self) -> "StallProbe":
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        self._thread.join(5)
+        for thread in self._threads:
+            thread.join(5)
 
-    def summary(self) -> dict[str, float | int]:
-        late = sorted(self.late) or [0.0]
-        return {"wakeups": len(self.late), "late_p99_ms": round(late[int(len(late) * 0.99)] * 1000, 2),
-                "late_max_ms": round(late[-1] * 1000, 2),
-                "stalls_over_5_ms": sum(1 for x in late if x > 0.005),
-                "stalled_ms_total": round(sum(x for x in late if x > 0.005) * 1000, 1)}
+    def summary(self) -> dict[str, Any]:
+        every = sorted(x for late in self.late.values() for x in late) or [0.0]
+        return {"wakeups": len(every), "late_p99_ms": round(every[int(len(every) * 0.99)] * 1000, 2),
+                "late_max_ms": round(every[-1] * 1000, 2),
+                "late_max_ms_per_cpu": {cpu: round(max(late, default=0.0) * 1000, 2)
+                                        for cpu, late in self.late.items()},
+                "stalls_over_5_ms": sum(1 for x in every if x > 0.005)}
 
 
 def dnsperf(port: int, queries: Path, *, seconds: float, rate: int | None = None,
