@@ -50,16 +50,24 @@ class EncodingError(ValueError):
     pass
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Piece:
     """Part of a rule: its text, and how to encode it (called only when the rule is sent by netlink,
-    once per piece: a full sync builds every rule of the table, and needs only their text)."""
+    and once per text: a full sync builds every rule of the table, and needs only their text).
+    Slots, no per-object dict: a table of 1,000 Services holds tens of thousands of these, and
+    every object with a dict is more work for each of Python's full garbage collections."""
     text: str
     encode: Callable[[], bytes] = field(compare=False, repr=False)
 
-    @functools.cached_property
+    @property
     def expressions(self) -> bytes:
-        return self.encode()
+        return _encoded(self)
+
+
+@functools.lru_cache(maxsize=65536)
+def _encoded(piece: Piece) -> bytes:
+    """A piece's encoding, by its text (equal pieces are equal text)."""
+    return piece.encode()
 
 
 class Rule(str):
