@@ -4,12 +4,12 @@
   so applied over an existing table (an agent restart, a resync after an error) it
   replaces it in the same transaction: packets see the old table or the new one,
   never none, and Services keep answering while the agent starts.
-- `update_script`: only what differs between two fragments of one Service (or between
-  nothing and a fragment): new chains and sets first, then changed chains rewritten
+- `update_ops` (`update_script`: the same as text): only what differs between two fragments
+  of one Service (or between nothing and a fragment): new chains and sets first, then changed chains rewritten
   (`flush chain` + its rules), map elements deleted / added, and last the chains and
   sets nobody refers to any more - in that order so every reference is valid at each
   step and the kernel accepts the transaction.
-- `hairpin_script`: elements of the hairpin set in and out.
+- `hairpin_ops`: elements of the hairpin set in and out.
 
 The incremental ones are lists of `Op`s (`update_ops`, `hairpin_ops`) written either as nft
 commands (`Op.text`, for libnftables) or into one netlink batch (`batch`, for
@@ -144,10 +144,6 @@ def hairpin_ops(*, added: Iterable[str], removed: Iterable[str]) -> list[Op]:
 def update_script(table: str, changes: Iterable[tuple[Fragment | None, Fragment | None]]) -> list[str]:
     """update_ops as nft commands."""
     return _texts(table, update_ops(changes))
-
-
-def hairpin_script(table: str, *, added: Iterable[str], removed: Iterable[str]) -> list[str]:
-    return _texts(table, hairpin_ops(added=added, removed=removed))
 
 
 def batch(table: str, ops: Iterable[Op]) -> Batch:
