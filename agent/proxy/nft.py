@@ -118,7 +118,8 @@ class Nft:
         self._netlink: NftNetlink | None = None
         self.writer = "netlink" if use_netlink else "libnftables" if use_library else "nft"   # of the last apply
 
-    def _run(self, script: str) -> str:
+    def run_now(self, script: str) -> str:
+        """`run`, blocking: on the worker thread only (inside `call`)."""
         if self._use_library and self._library is None:
             try:
                 self._library = _Library()
@@ -132,9 +133,10 @@ class Nft:
     async def run(self, script: str) -> str:
         if not script:
             return ""
-        return await self._worker.run(self._run, script)
+        return await self._worker.run(self.run_now, script)
 
-    def _apply(self, table: str, ops: list[Op]) -> None:
+    def apply_now(self, table: str, ops: list[Op]) -> None:
+        """`apply`, blocking: on the worker thread only (inside `call`)."""
         if self._use_netlink:
             try:
                 encoded = batch(table, ops)
@@ -154,14 +156,14 @@ class Nft:
                         raise NftError(str(exc)) from None
                     self.writer = "netlink"
                     return
-        self._run("\n".join(op.text(table) for op in ops) + "\n")
+        self.run_now("\n".join(op.text(table) for op in ops) + "\n")
         self.writer = "libnftables" if self._library is not None else "nft"
 
     async def apply(self, table: str, ops: list[Op]) -> None:
         """An incremental transaction (transaction.update_ops) on `ip table`: written straight as one
         nf_tables netlink batch (netlink.py: no nft, no cache read), else as nft text."""
         if ops:
-            await self._worker.run(self._apply, table, ops)
+            await self._worker.run(self.apply_now, table, ops)
 
     async def table_exists(self, name: str) -> bool:
         """Whether table `ip name` exists, asked over netlink directly (pyroute2): `nft list tables`
@@ -170,7 +172,8 @@ class Nft:
         return await self._worker.run(_ip_table_exists, name)
 
     async def call(self, fn, /, *args):  # type: ignore[no-untyped-def]
-        """Run another blocking function (conntrack cleanup) on the same thread, in the same namespace."""
+        """Run another blocking function (computing the rules, conntrack cleanup) on the same thread, in
+        the same namespace; it may use run_now and apply_now."""
         return await self._worker.run(fn, *args)
 
     async def close(self) -> None:

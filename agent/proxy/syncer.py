@@ -178,10 +178,15 @@ class ServiceProxy:
         ruleset = Ruleset.build(fragment_ for _, fragment_ in desired.values())
         return desired, ruleset, full_script(self.table, ruleset, cluster_cidr=self.cluster_cidr)
 
+    def _write_full(self, snapshot: dict[Key, tuple[dict[str, Any] | None, list[dict[str, Any]]]]
+                    ) -> tuple[dict[Key, tuple[list[ServicePort], Fragment]], Ruleset]:
+        desired, ruleset, script = self._plan_full(snapshot)
+        self.nft.run_now(script)
+        return desired, ruleset
+
     async def _sync_full(self) -> None:
         previous = self._applied
-        desired, ruleset, script = await self.nft.call(self._plan_full, self._snapshot(self.services))
-        await self.nft.run(script)
+        desired, ruleset = await self.nft.call(self._write_full, self._snapshot(self.services))
         self._applied = desired
         self._hairpin = collections.Counter(ip for _, part in desired.values() for ip in part.hairpin)
         self._full = False
@@ -209,14 +214,20 @@ class ServiceProxy:
         removed = sorted(ip for ip, d in delta.items() if d < 0 and self._hairpin[ip] + d <= 0)
         return desired, update_ops(changes) + hairpin_ops(added=added, removed=removed), delta
 
+    def _write_changes(self, snapshot: dict[Key, tuple[dict[str, Any] | None, list[dict[str, Any]]]]
+                       ) -> tuple[dict[Key, tuple[list[ServicePort], Fragment] | None], collections.Counter[str]]:
+        """Planned and written in one trip to the worker thread (each trip is a wake-up to wait for)."""
+        desired, ops, delta = self._plan_changes(snapshot)
+        if ops:
+            started = time.perf_counter()
+            self.nft.apply_now(self.table, ops)
+            self.nft_seconds.append(time.perf_counter() - started)
+        return desired, delta
+
     async def _sync_changes(self, dirty: dict[Key, float]) -> None:
         if not dirty:
             return
-        desired, ops, delta = await self.nft.call(self._plan_changes, self._snapshot(dirty))
-        if ops:
-            started = time.perf_counter()
-            await self.nft.apply(self.table, ops)
-            self.nft_seconds.append(time.perf_counter() - started)
+        desired, delta = await self.nft.call(self._write_changes, self._snapshot(dirty))
         previous = {key: self._applied[key] for key in dirty if key in self._applied}
         for key, new in desired.items():
             if new is None:
