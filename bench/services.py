@@ -54,6 +54,7 @@ sys.path.insert(0, str(REPO / "tests"))           # the virtual LAN harness
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
 import contextlib  # noqa: E402
+import gc  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import platform  # noqa: E402
@@ -110,6 +111,9 @@ async def programming_latency(proxy: ServiceProxy, args: argparse.Namespace) -> 
     await proxy.sync()
     full_seconds = time.perf_counter() - started
     task = asyncio.get_running_loop().create_task(proxy.run())
+    pauses: list[float] = []
+    watch_gc = _full_collections(pauses)
+    gc.callbacks.append(watch_gc)
     try:
         rng = random.Random(1)
         ready = {i: [True] * args.endpoints for i in range(args.services)}
@@ -131,14 +135,29 @@ async def programming_latency(proxy: ServiceProxy, args: argparse.Namespace) -> 
         await _drained(proxy)
         burst = list(proxy.latencies)
     finally:
+        gc.callbacks.remove(watch_gc)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-    return {"writer": proxy.nft.writer, "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+    return {"writer": proxy.nft.writer, "full_garbage_collections_ms": [round(x * 1000) for x in pauses], "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
             "services": args.services, "endpoints_per_service": args.endpoints,
             "full_sync_seconds": round(full_seconds, 2), "full_syncs": proxy.full_syncs,
             "one_change_every_s": args.interval, "latency_ms": percentiles(single),
             "nft_transaction_ms": percentiles(nft_single),
             "burst": {"changes": args.burst, "latency_ms": percentiles(burst)}}
+
+
+def _full_collections(pauses: list[float]) -> Any:
+    """A gc callback noting how long each full (generation 2) collection stopped the process."""
+    started = [0.0]
+
+    def callback(phase: str, info: dict[str, int]) -> None:
+        if info.get("generation") != 2:
+            return
+        if phase == "start":
+            started[0] = time.perf_counter()
+        else:
+            pauses.append(time.perf_counter() - started[0])
+    return callback
 
 
 async def _drained(proxy: ServiceProxy) -> None:
