@@ -76,7 +76,54 @@ def services(count: int) -> list[dict[str, Any]]:
 
 # -- the Skiff server process (python bench/cluster_dns.py --serve) ---------------------------------
 
-async def serve(count: int, answer_cache: bool) -> None:
+PROXY_TABLE = "skiff-dnsbench-proxy"
+
+
+async def proxy_churn(netns: str, ready: asyncio.Event) -> None:
+    """What else an agent's event loop does, in the DNS server's loop: a real ServiceProxy with
+    1,000 Services x 10 endpoints programmed (its nftables table in namespace `netns`, not this
+    machine's), then one endpoint flipping ready/not ready every 50 ms, as bench/services.py."""
+    import random
+    from agent.network.netns import in_netns
+    from agent.proxy import ServiceProxy
+    proxy = ServiceProxy(node_name="a", cluster_cidr="198.19.0.0/16", table=PROXY_TABLE, check_interval=3600,
+                         flush_conntrack=False)
+
+    def endpoint_slice(i: int, ready: list[bool]) -> dict[str, Any]:
+        return {"addressType": "IPv4",
+                "metadata": {"namespace": "default", "name": f"web-{i}-x",
+                             "labels": {"kubernetes.io/service-name": f"web-{i}"}},
+                "endpoints": [{"addresses": [f"198.19.{128 + (i * 10 + j) // 250}.{(i * 10 + j) % 250 + 1}"],
+                               "nodeName": f"n{j}", "conditions": {"ready": r}} for j, r in enumerate(ready)],
+                "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]}
+    with in_netns(f"/run/netns/{netns}"):
+        await proxy.nft.call(lambda: None)        # its worker thread starts (and stays) in that namespace
+    task: asyncio.Task[None] | None = None
+    try:
+        states = {i: [True] * 10 for i in range(1000)}
+        for i, service in enumerate(services(1000)):
+            proxy.service_changed(service)
+            proxy.slice_changed(endpoint_slice(i, states[i]))
+        await proxy.sync()
+        task = asyncio.create_task(proxy.run())
+        ready.set()
+        rng = random.Random(1)
+        while True:
+            i, j = rng.randrange(1000), rng.randrange(10)
+            states[i][j] = not states[i][j]
+            proxy.slice_changed(endpoint_slice(i, states[i]))
+            await asyncio.sleep(0.05)
+    finally:
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        try:
+            await proxy.delete_table()
+        finally:
+            await proxy.close()
+
+
+async def serve(count: int, answer_cache: bool, proxy_netns: str | None = None) -> None:
     from agent.dns.answer import ZoneAnswerer
     from agent.dns.forward import Forwarder
     from agent.dns.records import RecordIndex
@@ -92,8 +139,18 @@ async def serve(count: int, answer_cache: bool) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    churn: asyncio.Task[None] | None = None
+    if proxy_netns:
+        churning = asyncio.Event()
+        churn = asyncio.create_task(proxy_churn(proxy_netns, churning))
+        await asyncio.wait([churn, asyncio.create_task(churning.wait())], return_when=asyncio.FIRST_COMPLETED)
+        if churn.done():
+            churn.result()                       # raises what went wrong
     print(f"ready {server.port}", flush=True)
     await stop.wait()
+    if churn is not None:
+        churn.cancel()
+        await asyncio.gather(churn, return_exceptions=True)
     await server.close()
 
 
@@ -226,10 +283,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--output", type=Path, default=RESULTS_DIR / "cluster_dns.json")
     p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--no-answer-cache", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--proxy-netns", help=argparse.SUPPRESS)
+    p.add_argument("--proxy-churn", action="store_true",
+                   help="also measure Skiff's server with a service proxy at work in its event loop, as in the "
+                        "agent (1,000 Services programmed, 20 endpoint changes/s; root: the proxy's table is in "
+                        "a network namespace of its own)")
     args = p.parse_args(argv)
     args.latency_seconds = args.latency_seconds or args.seconds
     if args.serve:
-        asyncio.run(serve(args.services, not args.no_answer_cache))
+        asyncio.run(serve(args.services, not args.no_answer_cache, args.proxy_netns))
         return 0
     for tool, package in (("dnsmasq", "dnsmasq-base"), ("dnsperf", "dnsperf")):
         if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
@@ -249,6 +311,11 @@ def main(argv: list[str] | None = None) -> int:
                                       "--bind-interfaces", f"--addn-hosts={hosts}", "--no-resolv", "--no-hosts",
                                       "--conf-file=/dev/null", "--user=root", "--pid-file="], port),
     }
+    proxy_netns = f"skiff-dnsbench-{os.getpid()}" if args.proxy_churn else None
+    if proxy_netns:
+        subprocess.run(["ip", "netns", "add", proxy_netns], check=True)
+        servers["skiff, proxy churn in its loop"] = Server("skiff, proxy churn in its loop",
+                                                           [*me, "--proxy-netns", proxy_netns], None)
     load_before = os.getloadavg()
     results: dict[str, Any] = {"throughput": {}, "fixed_rate": {}}
     try:
@@ -297,6 +364,8 @@ def main(argv: list[str] | None = None) -> int:
         for server in servers.values():
             server.stop()
         shutil.rmtree(work, ignore_errors=True)
+        if proxy_netns:
+            subprocess.run(["ip", "netns", "del", proxy_netns], check=False)
     best = {label: max(r["queries_per_second"] for r in runs) for label, runs in results["throughput"].items()}
     cpu = {label: min(r["server_cpu_us_per_query"] for r in runs) for label, runs in results["throughput"].items()}
     summary = {"best_queries_per_second": best, "least_server_cpu_us_per_query": cpu,
