@@ -138,7 +138,8 @@ async def programming_latency(proxy: ServiceProxy, args: argparse.Namespace) -> 
         gc.callbacks.remove(watch_gc)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-    return {"writer": proxy.nft.writer, "full_garbage_collections_ms": [round(x * 1000) for x in pauses], "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+    return {"writer": proxy.nft.writer, "full_garbage_collections_ms": [round(x * 1000) for x in pauses],
+            "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
             "services": args.services, "endpoints_per_service": args.endpoints,
             "full_sync_seconds": round(full_seconds, 2), "full_syncs": proxy.full_syncs,
             "one_change_every_s": args.interval, "latency_ms": percentiles(single),
