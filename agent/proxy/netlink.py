@@ -265,6 +265,8 @@ class NftNetlink:
         """Apply `batch` as one transaction; raises NetlinkError (nothing applied) if the kernel refused it."""
         if not batch.messages:
             return
+        if self._seq + len(batch) + 3 > 0xFFFFFFFF:
+            self._seq = 0                # sequence numbers are 32 bits; answers are matched within a batch
         first = self._seq + 1
         datagram, last = batch.encode(first)
         self._seq = last + 1
