@@ -34,6 +34,7 @@ from agent.envs import ConfigError
 from agent.runtime import Runtime
 from agent.service import AgentServer, AgentService
 from agent.volumes import VolumeManager
+from agent import localpath
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,8 @@ class Agent:
                                               interval=config.image_gc_interval_seconds,
                                               high_percent=config.image_gc_high_percent,
                                               low_percent=config.image_gc_low_percent)
-        self.volumes = VolumeManager(config.pods_dir)
+        self.volumes = VolumeManager(config.pods_dir, claims=localpath.getter(self.client))
+        self.local_path = localpath.LocalPathSweeper(config.local_path_dir, localpath.getter(self.client))
         self.node = NodeAgent(self.client, config, cgroup_version=detect(config.cgroup_root),
                               images=lambda: self.images.node_images())
         # Events are deduplicated per (pod, reason, message) so a repeat bumps `count`; only this
@@ -188,6 +190,7 @@ class Agent:
                  asyncio.create_task(self.pods.run(), name="pods-informer"),
                  asyncio.create_task(self.image_gc.run(), name="image-gc"),
                  asyncio.create_task(self.storage.run(), name="ephemeral-storage"),
+                 asyncio.create_task(self.local_path.run(), name="local-path-sweep"),
                  asyncio.create_task(self.services.run(), name="services-informer"),
                  asyncio.create_task(self._after_services_listed(), name="services-listed")]
         if self.proxy is not None or self.network is not None:    # the proxy or cluster DNS reads slices

@@ -87,6 +87,11 @@ class AgentConfig:
         return self.state_dir / "network"
 
     @property
+    def local_path_dir(self) -> Path:
+        """The directories of local-path PersistentVolumes on this node (agent/localpath.py)."""
+        return self.state_dir / "local-path"
+
+    @property
     def logs_dir(self) -> Path:
         return self.state_dir / "logs"
 

@@ -2,16 +2,24 @@
 
     python -m agent.hollow --server 127.0.0.1:6443 --nodes 100      (command line: agent/hollow_cli.py)
 
-A hollow node is not a runtime and never runs a container. It does exactly what
-the control plane can see of an agent, through the same API:
+A hollow node never runs a process. As kubemark runs the real kubelet on a fake
+runtime, each hollow node runs the agent's real pod logic - `PodSyncer`
+(agent/podsync.py: admission, init containers, restart policy and CrashLoopBackOff,
+graceful termination, the pod status it writes, its events) - on a `FakeRuntime`
+(agent/fakeruntime.py) whose containers are records in memory, so figures measured
+with hollow nodes exercise the agent's code, not a copy of it. What lies outside the
+pod logic is simulated: images are always present (FakeImages), volumes are named but
+never made, pod IPs come from 198.19.0.0/16, probes answer at once (Ready, unless the
+pod says otherwise), and no ServiceAccount token is requested. Through the API it:
 
 - registers a Node (capacity, allocatable, Ready condition, an InternalIP from
   198.18.0.0/16, nodeInfo.containerRuntimeVersion `hollow://0.1`, label
   skiff.io/hollow=true);
-- renews a Lease per node in namespace skiff-node-lease;
-- reports the pods bound to it Running and Ready, finishes their graceful
-  deletions (delete with grace 0, as a real agent does once its containers
-  stopped), and ends pods whose annotations ask for it (agent/hollow_status.py);
+- renews a Lease per node in namespace skiff-node-lease (its own batched loop below, with the
+  rules of api/nodelease.py the agent shares; not agent/node.py's one-loop-per-node code, which
+  would be 5,000 timers);
+- syncs the pods bound to it with PodSyncer; their containers exit when the pod's
+  annotations ask for it (agent/hollow_status.py), init containers at once;
 - can be killed (`kill(name)`: stops renewing and reporting — a dead machine),
   revived, told to report NotReady, and nodes can join and leave.
 
@@ -39,25 +47,27 @@ import collections
 import heapq
 import logging
 import time
+from pathlib import Path
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any, Hashable
 
-from agent.hollow_status import (exit_plan, finished_status, node_conditions, node_ip, node_object, outcome,
-                                 pod_ip, reported_running, running_status)
+from agent.config import AgentConfig
+from agent.fakeruntime import FakeImages, FakeRuntime, Program
+from agent.hollow_status import exit_plan, node_conditions, node_ip, node_object, pod_ip, wants_ready
+from agent.podstate import PodState
+from agent.podsync import DONE, PodSyncer
+from agent.runtime.specs import ContainerSpec, Mount
 from controlplane.client import AlreadyExists, ApiError, Client, Conflict, NotFound
+from controlplane.client.events import EventRecorder
 from controlplane.client.informer import Informer
 from controlplane.client.workqueue import WorkQueue, run_workers
+from api.timestamps import rfc3339
 from api.nodelease import (LEASE_NAMESPACE, lease_duration_seconds, lease_renew_interval,
                                                now_micro)
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 ZONE_LABEL = "topology.kubernetes.io/zone"
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass
@@ -69,17 +79,59 @@ class HollowNode:
     ready: bool = True
     lease: Obj | None = None
     registered: bool = False
+    syncer: PodSyncer | None = None    # the agent's pod logic for this node, on its own FakeRuntime
 
 
-@dataclass
-class PodRun:
-    """A pod's "containers" on a hollow node: when they started, how often they restarted."""
+class HollowVolumes:
+    """Volumes on a hollow node: named, never made (no process would read them)."""
 
-    started: float                     # loop time
-    started_stamp: str
-    ip: str
-    restarts: int = 0
-    last_exit: int | None = None
+    ROOT = Path("/nonexistent/skiff-hollow-volumes")
+
+    async def setup(self, pod: Obj, **_: Any) -> dict[str, Path]:
+        uid = pod["metadata"].get("uid", "")
+        return {v["name"]: self.ROOT / uid / v["name"] for v in (pod.get("spec") or {}).get("volumes") or []}
+
+    async def setup_files(self, pod: Obj, name: str, files: dict[str, bytes]) -> Path:
+        return self.ROOT / pod["metadata"].get("uid", "") / name
+
+    def mounts_for(self, container: Obj, volume_paths: dict[str, Path]) -> list[Mount]:
+        return []
+
+    async def teardown(self, pod_uid: str) -> None:
+        return None
+
+    def list_pod_dirs(self) -> list[str]:
+        return []
+
+
+class HollowNetwork:
+    """Pod addresses from 198.19.0.0/16 (agent/hollow_status.py), one per pod, kept until it is gone."""
+
+    def __init__(self) -> None:
+        self._next = 0
+        self.ips: dict[str, str] = {}
+
+    async def attach(self, pod: Obj, netns_path: Path) -> str:
+        uid = pod["metadata"].get("uid", "")
+        if uid not in self.ips:
+            self.ips[uid] = pod_ip(self._next)
+            self._next += 1
+        return self.ips[uid]
+
+    async def detach(self, pod_uid: str) -> None:
+        self.ips.pop(pod_uid, None)
+
+
+class HollowProbes:
+    """Probes on a hollow node answer at once: ready, unless the pod's annotation says
+    `hollow.skiff.io/ready: "false"`; hooks succeed."""
+
+    def start(self, pod: Obj, container: Obj, cid: str, state: PodState) -> None:
+        state.ready[container["name"]] = wants_ready(pod)
+        state.started[container["name"]] = True
+
+    async def run_hook(self, hook: Obj, **_: Any) -> tuple[bool, str]:
+        return True, ""
 
 
 @dataclass
@@ -101,10 +153,15 @@ class HollowCluster:
 
     def __post_init__(self) -> None:
         self.nodes: dict[str, HollowNode] = {}
-        self.runs: dict[str, PodRun] = {}          # pod uid -> run
+        self.pods_by_uid: dict[str, Obj] = {}      # the pods bound to these nodes
+        self.pod_nodes: dict[str, str] = {}        # pod uid -> node it runs on (also after the pod is gone)
         self.registered = asyncio.Event()
         self._next_index = self.start_index
-        self._pod_ips = 0
+        self.images = FakeImages()
+        self.network = HollowNetwork()
+        self.probes = HollowProbes()
+        self.volumes = HollowVolumes()
+        self.recorder = EventRecorder(self.client, component="skiff-agent", host=self.prefix)
         self._renewals: list[tuple[float, str]] = []   # heap of (loop time due, node)
         self._wake = asyncio.Event()
         self._limit = asyncio.Semaphore(self.concurrency)
@@ -159,6 +216,7 @@ class HollowCluster:
             index = self._next_index
             self._next_index += 1
             node = HollowNode(name=f"{self.prefix}-{index}", index=index, ip=node_ip(index))
+            node.syncer = self._syncer(node)
             self.nodes[node.name] = node
             new.append(node)
         await asyncio.gather(*(self._register(n) for n in new))
@@ -214,7 +272,7 @@ class HollowCluster:
 
     async def _register(self, node: HollowNode) -> None:
         obj = node_object(node.name, ip=node.ip, cpu=self.cpu, memory=self.memory, pods=self.pods,
-                          labels=self.node_labels(node), taints=self.taints, now=_now())
+                          labels=self.node_labels(node), taints=self.taints, now=rfc3339())
         async with self._limit:
             try:
                 await self.client.create(obj)
@@ -295,15 +353,39 @@ class HollowCluster:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    # -- reporting ------------------------------------------------------------------------
+    # -- the pods: the agent's PodSyncer on a FakeRuntime ---------------------------------
+
+    def _syncer(self, node: HollowNode) -> PodSyncer:
+        config = AgentConfig(node_name=node.name, node_ip=node.ip, max_pods=self.pods, network=False,
+                             state_dir=Path("/nonexistent/skiff-hollow") / node.name)
+        return PodSyncer(client=self.client, config=config, runtime=FakeRuntime(program=self._program),
+                         images=self.images, volumes=self.volumes, recorder=self.recorder,  # type: ignore[arg-type]
+                         node_ip=node.ip, pod_lookup=self.pods_by_uid.get, trigger=self._trigger,
+                         network=self.network, probes=self.probes, service_account_tokens=False)
+
+    def _program(self, spec: ContainerSpec) -> Program:
+        """What a container on a hollow node does: init containers finish at once; the others run
+        until stopped, or exit as the pod's annotations say (agent/hollow_status.py)."""
+        pod = self.pods_by_uid.get(spec.pod_uid) or {}
+        if any(c.get("name") == spec.name for c in (pod.get("spec") or {}).get("initContainers") or []):
+            return Program(exit_after=0.0)
+        plan = exit_plan(pod)
+        return Program() if plan is None else Program(exit_after=plan.after_seconds, exit_code=plan.code)
+
+    def _trigger(self, uid: str) -> None:
+        self.queue.add(("pod", uid))
 
     def _pod_event(self, pod: Obj) -> None:
         if (pod.get("spec") or {}).get("nodeName") in self.nodes:
-            meta = pod["metadata"]
-            self.queue.add(("pod", meta.get("namespace", ""), meta["name"]))
+            uid = pod["metadata"]["uid"]
+            self.pods_by_uid[uid] = pod
+            self.pod_nodes[uid] = pod["spec"]["nodeName"]
+            self._trigger(uid)
 
     def _pod_deleted(self, pod: Obj) -> None:
-        self.runs.pop((pod.get("metadata") or {}).get("uid", ""), None)
+        uid = (pod.get("metadata") or {}).get("uid", "")
+        if self.pods_by_uid.pop(uid, None) is not None:
+            self._trigger(uid)
 
     def _node_event(self, node: Obj) -> None:
         if node["metadata"]["name"] in self.nodes:
@@ -312,15 +394,15 @@ class HollowCluster:
     def _queue_pods(self, node_name: str) -> None:
         if not self.report_pods:
             return
-        for pod in self.pod_informer.store.values():
-            if pod["spec"].get("nodeName") == node_name:
-                self._pod_event(pod)
+        for uid, name in list(self.pod_nodes.items()):
+            if name == node_name:
+                self._trigger(uid)
 
     async def _reconcile(self, key: Hashable) -> float | None:
         assert isinstance(key, tuple)
         if key[0] == "node":
             return await self._sync_node(key[1])
-        return await self._sync_pod(key[1], key[2])
+        return await self._sync_pod(key[1])
 
     async def _sync_node(self, name: str) -> float | None:
         """Post Ready=True (or False, if told so) when the Node says otherwise, e.g. after
@@ -333,7 +415,7 @@ class HollowCluster:
         conditions = (obj.get("status") or {}).get("conditions") or []
         if any(c.get("type") == "Ready" and c.get("status") == want for c in conditions):
             return None
-        updated = {**obj, "status": {**obj.get("status", {}), "conditions": node_conditions(node.ready, _now())}}
+        updated = {**obj, "status": {**obj.get("status", {}), "conditions": node_conditions(node.ready, rfc3339())}}
         try:
             await self.client.update_status(updated)
         except Conflict:
@@ -342,55 +424,17 @@ class HollowCluster:
             pass
         return None
 
-    async def _sync_pod(self, namespace: str, name: str) -> float | None:
-        pod = self.pod_informer.get(namespace, name)
-        if pod is None:
+    async def _sync_pod(self, uid: str) -> float | None:
+        """One sync of the pod by its node's PodSyncer (the queue never runs one key twice at once,
+        as the agent's pod workers never do). A dead node does nothing."""
+        node = self.nodes.get(self.pod_nodes.get(uid, ""))
+        if node is None or node.syncer is None or not node.alive:
             return None
-        node = self.nodes.get(pod["spec"].get("nodeName", ""))
-        if node is None or not node.alive:
+        result = await node.syncer.sync(uid)
+        if result == DONE:
+            self.pod_nodes.pop(uid, None)
             return None
-        meta = pod["metadata"]
-        try:
-            if meta.get("deletionTimestamp"):
-                await self.client.delete("pods", name, namespace, grace_seconds=0)
-                self.runs.pop(meta.get("uid", ""), None)
-                return None
-            return await self._report(pod, node)
-        except NotFound:
-            return None
-        except Conflict:
-            return 0.05  # our cache is behind; look again shortly
-
-    async def _report(self, pod: Obj, node: HollowNode) -> float | None:
-        if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
-            return None
-        loop = asyncio.get_running_loop()
-        uid = pod["metadata"].get("uid", "")
-        run = self.runs.get(uid)
-        if run is None:
-            ip = node.ip if pod["spec"].get("hostNetwork") else pod_ip(self._pod_ips)
-            self._pod_ips += 1
-            run = self.runs[uid] = PodRun(started=loop.time(), started_stamp=_now(), ip=ip)
-        plan = exit_plan(pod)
-        remaining = None
-        if plan is not None:
-            remaining = run.started + plan.after_seconds - loop.time()
-            if remaining <= 0:
-                result = outcome(pod["spec"].get("restartPolicy"), plan.code)
-                if result != "restart":
-                    status = finished_status(pod, host_ip=node.ip, ip=run.ip, started=run.started_stamp, now=_now(),
-                                             code=plan.code, restarts=run.restarts)
-                    await self.client.update_status({**pod, "status": status})
-                    return None
-                run.restarts += 1
-                run.last_exit = plan.code
-                run.started, run.started_stamp = loop.time(), _now()
-                remaining = plan.after_seconds
-        if not reported_running(pod, host_ip=node.ip, restarts=run.restarts):
-            status = running_status(pod, host_ip=node.ip, ip=run.ip, started=run.started_stamp, now=_now(),
-                                    restarts=run.restarts, last_exit=run.last_exit)
-            await self.client.update_status({**pod, "status": status})
-        return remaining
+        return float(result) if isinstance(result, (int, float)) else None
 
 
 # -- command line: agent/hollow_cli.py --------------------------------------------------------

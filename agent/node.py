@@ -98,6 +98,7 @@ class NodeAgent:
         self.images = images
         self.node_ip = config.node_ip or route_address(config.server)
         self.registered = asyncio.Event()
+        self._lease: dict[str, Any] | None = None
 
     # -- what the node is ------------------------------------------------------------
 
@@ -139,6 +140,11 @@ class NodeAgent:
     def labels(self) -> dict[str, str]:
         return {"kubernetes.io/hostname": self.config.node_name, "kubernetes.io/os": "linux",
                 "kubernetes.io/arch": arch(), **self.config.labels}
+
+    def annotations(self) -> dict[str, str]:
+        """Where the built-in local-path provisioner puts this node's volumes (agent/localpath.py)."""
+        from agent.localpath import ROOT_ANNOTATION
+        return {ROOT_ANNOTATION: str(self.config.local_path_dir)}
 
     def conditions(self) -> list[dict[str, str]]:
         now = now_seconds()
@@ -189,7 +195,7 @@ class NodeAgent:
         """Create the Node, or take over an existing one with our labels and taints."""
         name = self.config.node_name
         node = {"apiVersion": "v1", "kind": "Node",
-                "metadata": {"name": name, "labels": self.labels()},
+                "metadata": {"name": name, "labels": self.labels(), "annotations": self.annotations()},
                 "spec": {"taints": [dict(t) for t in self.config.taints]} if self.config.taints else {},
                 "status": self.status()}
         backoff = 0.2
@@ -203,12 +209,18 @@ class NodeAgent:
                 except AlreadyExists:
                     current = await self.client.get("nodes", name)
                     current["metadata"]["labels"] = {**(current["metadata"].get("labels") or {}), **self.labels()}
+                    current["metadata"]["annotations"] = {**(current["metadata"].get("annotations") or {}),
+                                                          **self.annotations()}
                     spec = current.setdefault("spec", {})
                     if self.config.taints:
                         keys = {(t["key"], t.get("effect")) for t in self.config.taints}
                         spec["taints"] = [t for t in spec.get("taints") or [] if (t["key"], t.get("effect")) not in keys] \
                             + [dict(t) for t in self.config.taints]
                     current = await self.client.update(current)
+                    # A node coming back renews its Lease before it says Ready: the node lifecycle
+                    # controller would otherwise see Ready next to a Lease from before the outage,
+                    # mark the node Unknown again and keep it tainted until the next status post.
+                    await self.renew_lease()
                     current["status"] = self.status()
                     current = await self.client.update_status(current)
                     log.info("node %s already registered; updated it", name)
@@ -225,26 +237,30 @@ class NodeAgent:
         await asyncio.gather(self._lease_loop(), self._status_loop())
 
     async def _lease_loop(self) -> None:
-        name = self.config.node_name
-        lease = None
         while True:
-            try:
-                if lease is None:
-                    try:
-                        lease = await self.client.get("leases", name, LEASE_NAMESPACE)
-                    except NotFound:
-                        lease = await self.client.create({
-                            "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                            "metadata": {"name": name, "namespace": LEASE_NAMESPACE},
-                            "spec": {"holderIdentity": name, "renewTime": now_micro(), "acquireTime": now_micro(),
-                                     "leaseDurationSeconds": max(1, int(self.config.lease_renew_seconds * 4))}})
-                lease["spec"]["renewTime"] = now_micro()
-                lease["spec"]["holderIdentity"] = name
-                lease = await self.client.update(lease)
-            except ApiError as exc:
-                log.debug("lease renewal failed: %s", exc.message)
-                lease = None  # re-read next time (conflict, or the control plane was away)
+            await self.renew_lease()
             await asyncio.sleep(self.config.lease_renew_seconds)
+
+    async def renew_lease(self) -> None:
+        """Renew this node's Lease once (creating it if missing); a failure waits for the next beat."""
+        name = self.config.node_name
+        try:
+            if self._lease is None:
+                try:
+                    self._lease = await self.client.get("leases", name, LEASE_NAMESPACE)
+                except NotFound:
+                    self._lease = await self.client.create({
+                        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                        "metadata": {"name": name, "namespace": LEASE_NAMESPACE},
+                        "spec": {"holderIdentity": name, "renewTime": now_micro(), "acquireTime": now_micro(),
+                                 "leaseDurationSeconds": max(1, int(self.config.lease_renew_seconds * 4))}})
+            lease = self._lease
+            lease["spec"]["renewTime"] = now_micro()
+            lease["spec"]["holderIdentity"] = name
+            self._lease = await self.client.update(lease)
+        except ApiError as exc:
+            log.debug("lease renewal failed: %s", exc.message)
+            self._lease = None  # re-read next time (conflict, or the control plane was away)
 
     async def _status_loop(self) -> None:
         while True:

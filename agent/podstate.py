@@ -59,6 +59,7 @@ class PodState:
     admitted: bool = False            # counted against the node's pod capacity (kubelet admission)
     phase: str = ""                   # the phase last written (terminal pods free their capacity slot)
     eviction: str | None = None       # the ephemeral storage verdict to act on (agent/ephemeral.py)
+    oom_reported: set[str] = field(default_factory=set)   # container ids whose OOM kill has its event
 
     def latest(self, name: str) -> ContainerStatus | None:
         items = self.instances.get(name)

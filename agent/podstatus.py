@@ -10,17 +10,17 @@ The phase follows Kubernetes' rules (kubelet's getPhase).
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
+from api import timestamps
 from agent.podstate import PodState
 from agent.runtime.specs import ContainerStatus
 
 
 def rfc3339(t: datetime | None) -> str | None:
-    if t is None:
-        return None
-    return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """A container's time as the pod status shows it, or None when it has none."""
+    return None if t is None else timestamps.rfc3339(t)
 
 
 def terminated_state(s: ContainerStatus) -> dict[str, Any]:

@@ -29,11 +29,13 @@ from controlplane.client import ApiError, Client, NotFound
 from controlplane.client.events import NORMAL, WARNING, EventRecorder
 
 from agent import containerspec, envs, podstatus
+from api.timestamps import parse_rfc3339, rfc3339
 from agent.config import AgentConfig
 from agent.ephemeral import PodPaths
 from agent.images import ImageStore, PullError, RegistryAuth
 from agent.podstate import PodState, PullBackoff, container_id, parse_container_id
-from agent.runtime import Runtime, seccomp
+from agent.runtime import seccomp
+from agent.runtime.service import RuntimeService
 from agent.runtime.specs import ContainerNotFound, ContainerStatus, Mount, SandboxSpec, StartError
 from agent.serviceaccount import MOUNT_PATH, VOLUME_NAME, TokenFiles, account_name, has_own_mount, wants_token
 from agent.volumes import VolumeError, VolumeManager
@@ -47,25 +49,18 @@ OBJECT_CACHE_PRUNE_AT = 64
 Pod = dict[str, Any]
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _parse_time(text: str | None) -> float | None:
-    if not text:
-        return None
-    return datetime.strptime(text.rstrip("Z")[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
-
-
 class PodSyncer:
-    def __init__(self, *, client: Client, config: AgentConfig, runtime: Runtime, images: ImageStore,
+    def __init__(self, *, client: Client, config: AgentConfig, runtime: RuntimeService, images: ImageStore,
                  volumes: VolumeManager, recorder: EventRecorder, node_ip: str,
                  pod_lookup: Callable[[str], Pod | None], trigger: Callable[[str], None],
                  network: Any = None, probes: Any = None, cluster_ca: Callable[[], bytes | None] | None = None,
                  services: Callable[[], list[dict]] | None = None,
-                 resolv_conf: Callable[[Pod], Awaitable[str]] | None = None):
-        """cluster_ca: the cluster CA (PEM) for pods' ServiceAccount mounts (`ca.crt`), None with --insecure.
-        resolv_conf: the pod's /etc/resolv.conf text (agent/dns/node.py)."""
+                 resolv_conf: Callable[[Pod], Awaitable[str]] | None = None,
+                 service_account_tokens: bool = True):
+        """runtime: the real `agent.runtime.Runtime`, or `agent.fakeruntime.FakeRuntime` (hollow nodes, tests).
+        cluster_ca: the cluster CA (PEM) for pods' ServiceAccount mounts (`ca.crt`), None with --insecure.
+        resolv_conf: the pod's /etc/resolv.conf text (agent/dns/node.py).
+        service_account_tokens: False mounts no ServiceAccount token (hollow nodes: no process could read it)."""
         self.client = client
         self.config = config
         self.runtime = runtime
@@ -81,6 +76,7 @@ class PodSyncer:
         # until the agent's services informer has listed once, as the kubelet does.
         self.services = services
         self.resolv_conf = resolv_conf      # the pod's /etc/resolv.conf text (agent/dns/node.py)
+        self.service_account_tokens = service_account_tokens
         self.states: dict[str, PodState] = {}
         self._objects: dict[tuple[str, str, str], tuple[float, dict | None]] = {}
         self.node: dict[str, Any] | None = None
@@ -153,11 +149,11 @@ class PodSyncer:
         if state.eviction is not None and state.terminal_reason is None:
             await self._evict(pod, state)
         if not state.start_time:
-            state.start_time = (pod.get("status") or {}).get("startTime") or _now()
+            state.start_time = (pod.get("status") or {}).get("startTime") or rfc3339()
         wake: list[float] = []
         deadline = (pod.get("spec") or {}).get("activeDeadlineSeconds")
         if deadline is not None and state.terminal_reason is None:
-            started = _parse_time(state.start_time) or time.time()
+            started = parse_rfc3339(state.start_time) or time.time()
             left = started + deadline - time.time()
             if left <= 0:
                 state.terminal_reason = ("DeadlineExceeded", "Pod was active on the node longer than the "
@@ -337,6 +333,8 @@ class PodSyncer:
 
     async def _ensure_token(self, pod: Pod, state: PodState) -> None:
         """The ServiceAccount token mount (agent/serviceaccount.py), its token renewed when due."""
+        if not self.service_account_tokens:
+            return
         ns = pod["metadata"]["namespace"]
         account = await self._get_object("serviceaccounts", ns, account_name(pod))
         if account is None or not wants_token(pod, account):
@@ -395,12 +393,12 @@ class PodSyncer:
             latest = current
         if latest is not None and latest.state == "exited":
             self._stop_probers(state, latest.id)
-            if latest.reason == "OOMKilled" and not getattr(latest, "_reported", False):
+            if latest.reason == "OOMKilled" and latest.id not in state.oom_reported:
                 limit = ((container.get("resources") or {}).get("limits") or {}).get("memory", "?")
                 self.recorder.event(pod, WARNING, "OOMKilling",
                                     f"Memory cgroup out of memory: container {name} was killed "
                                     f"(memory limit {limit})")
-                setattr(latest, "_reported", True)
+                state.oom_reported.add(latest.id)
             if not self._wants_restart(pod, latest, init=init):
                 state.waiting.pop(name, None)
                 return
@@ -611,7 +609,7 @@ class PodSyncer:
     # -- status ------------------------------------------------------------------------
 
     async def _write_status(self, pod: Pod, state: PodState) -> None:
-        status = podstatus.pod_status(pod, state, host_ip=self.node_ip, now=_now())
+        status = podstatus.pod_status(pod, state, host_ip=self.node_ip, now=rfc3339())
         state.phase = status.get("phase") or ""
         if podstatus.comparable(status) == podstatus.comparable(state.last_status) and \
                 podstatus.comparable(status) == podstatus.comparable(pod.get("status")):

@@ -31,10 +31,6 @@ class PodWorkers:
             self._tasks[uid] = asyncio.get_running_loop().create_task(self._work(uid, event), name=f"pod-{uid}")
         event.set()
 
-    def trigger_all(self) -> None:
-        for uid in list(self._events):
-            self.trigger(uid)
-
     @property
     def uids(self) -> list[str]:
         return list(self._events)
@@ -43,9 +39,12 @@ class PodWorkers:
         timeout: float | None = None
         try:
             while True:
+                # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancellation that
+                # arrives as the event is set, and stop() then waits for a worker that never ends.
                 try:
-                    await asyncio.wait_for(event.wait(), timeout if timeout is not None else self.resync_seconds)
-                except asyncio.TimeoutError:
+                    async with asyncio.timeout(timeout if timeout is not None else self.resync_seconds):
+                        await event.wait()
+                except TimeoutError:
                     pass
                 event.clear()
                 try:

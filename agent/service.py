@@ -28,6 +28,9 @@ from protos import skiff_pb2_grpc as pb_grpc
 log = logging.getLogger(__name__)
 
 
+# How often a followed log checks whether its container still runs.
+EXIT_POLL_SECONDS = 0.5
+
 class AgentService(pb_grpc.AgentServicer):
     def __init__(self, *, runtime: Any, find_pod: Callable[[str, str], dict | None],
                  states: Callable[[], dict[str, PodState]], images: Any = None, node_name: str = "",
@@ -145,11 +148,25 @@ class AgentService(pb_grpc.AgentServicer):
             return
         stop = asyncio.Event()
         context.add_done_callback(lambda _: stop.set())
-        async for data in logreader.read_logs(path, tail=None if request.tail_lines < 0 else request.tail_lines,
-                                              since_seconds=request.since_seconds or None,
-                                              timestamps=request.timestamps,
-                                              follow=request.follow and status.state == "running", stop=stop):
-            yield pb.LogChunk(data=data)
+        follow = request.follow and status.state == "running"
+
+        async def until_exit() -> None:
+            """A followed log ends once its container is no longer running (as kubectl's `logs -f`)."""
+            while not stop.is_set():
+                latest = state.latest(name)
+                if latest is None or latest.id != status.id or latest.state != "running":
+                    stop.set()
+                    return
+                await asyncio.sleep(EXIT_POLL_SECONDS)
+        watcher = asyncio.create_task(until_exit()) if follow else None
+        try:
+            async for data in logreader.read_logs(path, tail=None if request.tail_lines < 0 else request.tail_lines,
+                                                  since_seconds=request.since_seconds or None,
+                                                  timestamps=request.timestamps, follow=follow, stop=stop):
+                yield pb.LogChunk(data=data)
+        finally:
+            if watcher is not None:
+                watcher.cancel()
 
     async def PortForward(self, requests: AsyncIterator[pb.PortForwardData],
                           context: grpc.aio.ServicerContext) -> AsyncIterator[pb.PortForwardData]:

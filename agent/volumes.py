@@ -8,6 +8,8 @@ idempotent. Each volume of the pod (api/volumes.py) becomes a host path:
     <root>/<pod-uid>/volumes/kubernetes.io~secret/<name>        the Secret's keys, on a tmpfs
     <root>/<pod-uid>/volumes/kubernetes.io~downward-api/<name>  pod fields as files
     hostPath                                                    the node's own path, after its type check
+    persistentVolumeClaim                                       its PersistentVolume's path (agent/localpath.py),
+                                                                then as a hostPath of the volume's type
 
 (the directory names are kubelet's). ConfigMap, Secret and downwardAPI content
 is (re)written with agent/atomic_writer.py whenever it changed, so running
@@ -44,6 +46,8 @@ from agent.containerspec import pod_memory_limit
 from agent.downward import DownwardError, field_value, find_container, resource_value
 from agent.runtime.specs import Mount
 from agent.tmpfs import is_mount_point, mount_tmpfs, mounts_under, unmount
+from agent.localpath import Getter, claim_volume
+from controlplane.client import ApiError
 
 log = logging.getLogger(__name__)
 
@@ -164,11 +168,33 @@ def check_host_path(path: str, host_type: str) -> None:
 # ---- the manager ----
 
 class VolumeManager:
-    def __init__(self, root: Path, *, use_tmpfs: bool | None = None) -> None:
+    def __init__(self, root: Path, *, use_tmpfs: bool | None = None, claims: Getter | None = None) -> None:
         """`root` holds one directory per pod. `use_tmpfs` (default: when running as root) mounts
-        tmpfs for memory-backed volumes and secrets; without it they are plain directories."""
+        tmpfs for memory-backed volumes and secrets; without it they are plain directories.
+        `claims` reads PersistentVolumeClaims and PersistentVolumes (None: such volumes fail)."""
         self.root = Path(root)
         self.use_tmpfs = os.geteuid() == 0 if use_tmpfs is None else use_tmpfs
+        self.claims = claims
+        self._claim_paths: dict[tuple[str, str], tuple[str, str]] = {}   # (pod uid, volume) -> (path, type)
+
+    async def _claim_volumes(self, pod: dict[str, Any]) -> list[dict[str, Any]]:
+        """The pod's volumes with each persistentVolumeClaim replaced by the hostPath of its volume
+        (resolved once per pod: a bound claim keeps its volume)."""
+        uid, namespace = (pod.get("metadata") or {}).get("uid", ""), (pod.get("metadata") or {}).get("namespace", "")
+        out = []
+        for volume in (pod.get("spec") or {}).get("volumes") or []:
+            claim = volume.get("persistentVolumeClaim")
+            if claim is None:
+                out.append(volume)
+                continue
+            key = (uid, volume["name"])
+            if key not in self._claim_paths:
+                if self.claims is None:
+                    raise ValueError("this node cannot read PersistentVolumeClaims")
+                self._claim_paths[key] = await claim_volume(namespace, claim["claimName"], self.claims)
+            path, host_type = self._claim_paths[key]
+            out.append({"name": volume["name"], "hostPath": {"path": path, "type": host_type}})
+        return out
 
     def volumes_dir(self, pod_uid: str) -> Path:
         if not pod_uid or "/" in pod_uid or pod_uid in (".", ".."):
@@ -185,7 +211,15 @@ class VolumeManager:
         uid = (pod.get("metadata") or {}).get("uid", "")
         volumes_dir = self.volumes_dir(uid)
         plans, errors = [], []
-        for volume in (pod.get("spec") or {}).get("volumes") or []:
+        volumes = (pod.get("spec") or {}).get("volumes") or []
+        if any(v.get("persistentVolumeClaim") is not None for v in volumes):
+            try:
+                volumes = await self._claim_volumes(pod)
+            except ApiError as e:
+                raise VolumeError(f"MountVolume.SetUp failed: cannot read the pod's claims: {e.message}") from None
+            except ValueError as e:
+                raise VolumeError(f"Unable to attach or mount volumes: {e}") from None
+        for volume in volumes:
             try:
                 plans.append(self._plan(pod, volume, volumes_dir, get_configmap=get_configmap,
                                         get_secret=get_secret, node=node))
@@ -335,6 +369,7 @@ class VolumeManager:
 
     async def teardown(self, pod_uid: str) -> None:
         """Unmount and delete the pod's volume directories (hostPath content is never touched)."""
+        self._claim_paths = {k: v for k, v in self._claim_paths.items() if k[0] != pod_uid}
         await asyncio.to_thread(self._teardown, pod_uid)
 
     def _teardown(self, pod_uid: str) -> None:

@@ -16,6 +16,7 @@ from pydantic import Field
 
 from api.base import ApiModel
 from api.errors import FieldError, ValidationFailed, duplicate, invalid, required, unsupported
+from api.taints import tolerates
 from api.meta import LabelSelector
 from api.selectors import DOES_NOT_EXIST, EXISTS, GT, IN, LT, NOT_IN, Requirement, check_label_key, \
     requirement_from_expression
@@ -131,14 +132,9 @@ class Toleration(ApiModel):
                                                                 "after the taint appears.")
 
     def tolerates(self, taint: TaintLike) -> bool:
-        """Kubernetes' ToleratesTaint."""
-        if self.effect and self.effect != taint.effect:
-            return False
-        if self.key and self.key != taint.key:
-            return False
-        if self.operator == "Exists":
-            return True
-        return (self.value or "") == (taint.value or "")
+        """Kubernetes' ToleratesTaint (api/taints.py)."""
+        return tolerates({"key": self.key, "operator": self.operator, "value": self.value, "effect": self.effect},
+                         {"key": taint.key, "value": taint.value, "effect": taint.effect})
 
 
 class TopologySpreadConstraint(ApiModel):
@@ -179,6 +175,9 @@ def _check_requirements(reqs: list[NodeSelectorRequirement] | None, path: str, *
 def _check_term(term: NodeSelectorTerm, path: str) -> list[FieldError]:
     return (_check_requirements(term.match_expressions, f"{path}.matchExpressions", fields=False)
             + _check_requirements(term.match_fields, f"{path}.matchFields", fields=True))
+
+
+check_node_selector_term = _check_term  # PersistentVolume nodeAffinity (api/storage.py)
 
 
 def _check_weight(weight: int, path: str) -> list[FieldError]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
 from api.errors import FieldError
 from api.registry import ResourceInfo, register
@@ -12,7 +12,7 @@ from api.resource import Resource
 _KEY_RE = re.compile(r"^[-._a-zA-Z0-9]+$")
 
 
-def check_data_keys(data: dict | None, path: str) -> list[FieldError]:
+def check_data_keys(data: dict[str, Any] | None, path: str) -> list[FieldError]:
     errors = []
     for key in data or {}:
         if not _KEY_RE.match(key) or len(key) > 253:

@@ -21,6 +21,7 @@ from api.downward import ENV_FIELD_PATHS, ObjectFieldSelector, ResourceFieldSele
     check_resource_field_ref
 from api.errors import FieldError, duplicate, invalid, not_found, required
 from api.fieldtypes import ResourceList, check_port_name, check_port_number, quantity_value
+from api.limits import MAX_BYTES, MAX_CPU_MILLIS
 from api.names import check_dns1123_label
 from api.probes import Lifecycle, Probe, check_lifecycle, check_probe
 
@@ -219,6 +220,12 @@ def _check_resource_list(resources: dict[str, str] | None, path: str) -> list[Fi
                                                           "(cpu, memory, ephemeral-storage) or fully qualified"))
         elif quantity_value(value) < 0:
             errors.append(invalid(f"{path}[{name}]", value, "must be greater than or equal to 0"))
+        elif name == "cpu" and quantity_value(value) * 1000 > MAX_CPU_MILLIS:
+            errors.append(invalid(f"{path}[{name}]", value, f"must be less than or equal to "
+                                                            f"{MAX_CPU_MILLIS // 1000} (cores a cgroup can be given)"))
+        elif name != "cpu" and quantity_value(value) > MAX_BYTES:
+            errors.append(invalid(f"{path}[{name}]", value, "must be less than or equal to 8Ei (2^63-1 bytes, "
+                                                            "the largest quantity a cgroup limit can hold)"))
     return errors
 
 
@@ -270,7 +277,7 @@ def _check_env_from(env_from: list[EnvFromSource], path: str) -> list[FieldError
     for i, source in enumerate(env_from):
         if (source.config_map_ref is None) == (source.secret_ref is None):
             errors.append(invalid(f"{path}[{i}]", "", "must specify exactly one of: `configMapRef` or `secretRef`"))
-        elif not (source.config_map_ref or source.secret_ref).name:
+        elif not getattr(source.config_map_ref or source.secret_ref, "name", None):
             errors.append(required(f"{path}[{i}].{'configMapRef' if source.config_map_ref else 'secretRef'}.name"))
     return errors
 

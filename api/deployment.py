@@ -14,6 +14,7 @@ from typing import Literal, Optional
 from pydantic import Field, model_validator
 
 from api.base import ApiModel
+from api.limits import MAX_REPLICAS
 from api.errors import FieldError, invalid
 from api.fieldtypes import IntOrString, check_int_or_percent, int_or_percent_value, resolve_int_or_percent
 from api.meta import LabelSelector
@@ -52,7 +53,7 @@ class DeploymentStrategy(ApiModel):
 class DeploymentSpec(ApiModel):
     """The desired state of a Deployment."""
 
-    replicas: int = Field(1, ge=0, description="Number of pods to run.")
+    replicas: int = Field(1, ge=0, le=MAX_REPLICAS, description="Number of pods to run.")
     selector: LabelSelector = Field(description="Label query for the Deployment's pods; must match the "
                                                 "template's labels.")
     template: PodTemplateSpec = Field(description="The pod to run; a change starts a rollout.")

@@ -47,7 +47,7 @@ def _quantity(value: Any) -> str:
         if isinstance(value, str):
             value = value.strip()
             quantity_value(value)
-            return value
+            return str(value)
         return canonical(value)
     except QuantityError as e:
         raise ValueError(str(e)) from None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import field_validator, model_validator
 
 from api.base import ApiModel
 from api.errors import ValidationFailed, as_pydantic_error
@@ -35,6 +35,19 @@ class OwnerReference(ApiModel):
     block_owner_deletion: Optional[bool] = None
 
 
+class ManagedFieldsEntry(ApiModel):
+    """Which fields one field manager owns (server-side apply; controlplane/apiserver/fieldmanager.py).
+    `fieldsV1` is Kubernetes' ownership tree: `f:<field>`, `k:{"<merge key>":...}` for a keyed
+    list item, `v:<json>` for a set item, `.` for the item itself."""
+    manager: Optional[str] = None
+    operation: Optional[str] = None          # Apply or Update
+    api_version: Optional[str] = None
+    time: Optional[str] = None
+    fields_type: Optional[str] = None        # FieldsV1
+    fields_v1: Optional[dict[str, Any]] = None
+    subresource: Optional[str] = None
+
+
 class ObjectMeta(ApiModel):
     name: Optional[str] = None
     generate_name: Optional[str] = None
@@ -49,6 +62,7 @@ class ObjectMeta(ApiModel):
     annotations: Optional[dict[str, str]] = None
     owner_references: Optional[list[OwnerReference]] = None
     finalizers: Optional[list[str]] = None
+    managed_fields: Optional[list[ManagedFieldsEntry]] = None
 
     @field_validator("labels")
     @classmethod

@@ -153,21 +153,21 @@ def check_pod_spec(spec: PodSpec, path: str) -> list[FieldError]:
                 if spec.host_network and port.host_port != port.container_port:
                     errors.append(invalid(f"{p}.ports[{j}].hostPort", port.host_port,
                                           "must match `containerPort` when `hostNetwork` is true"))
-                key = (port.host_port, port.protocol, port.host_ip or "")
-                if key in host_ports:
+                bound = (port.host_port, port.protocol, port.host_ip or "")
+                if bound in host_ports:
                     errors.append(duplicate(f"{p}.ports[{j}].hostPort", f"{port.host_port}/{port.protocol}"))
-                host_ports.add(key)
+                host_ports.add(bound)
     for key, value in (spec.node_selector or {}).items():
         if msg := check_label_key(key) or check_label_value(value):
             errors.append(FieldError(f"{path}.nodeSelector", msg))
     errors += check_dns(spec, path)
-    for field, value in (("hostname", spec.hostname), ("subdomain", spec.subdomain)):
-        if value and (msg := check_dns1123_label(value)):
-            errors.append(invalid(f"{path}.{field}", value, msg))
-    for field, value in (("serviceAccountName", spec.service_account_name), ("nodeName", spec.node_name),
-                         ("priorityClassName", spec.priority_class_name)):
-        if value and (msg := check_dns1123_subdomain(value)):
-            errors.append(invalid(f"{path}.{field}", value, msg))
+    for field, name in (("hostname", spec.hostname), ("subdomain", spec.subdomain)):
+        if name and (msg := check_dns1123_label(name)):
+            errors.append(invalid(f"{path}.{field}", name, msg))
+    for field, name in (("serviceAccountName", spec.service_account_name), ("nodeName", spec.node_name),
+                        ("priorityClassName", spec.priority_class_name)):
+        if name and (msg := check_dns1123_subdomain(name)):
+            errors.append(invalid(f"{path}.{field}", name, msg))
     for i, secret in enumerate(spec.image_pull_secrets or []):
         if not secret.name:
             errors.append(required(f"{path}.imagePullSecrets[{i}].name"))

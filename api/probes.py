@@ -87,7 +87,8 @@ class Lifecycle(ApiModel):
 
 
 def _check_handler(handler: Probe | LifecycleHandler, path: str) -> list[FieldError]:
-    actions = [("exec", handler.exec), ("httpGet", handler.http_get), ("tcpSocket", handler.tcp_socket)]
+    actions: list[tuple[str, object]] = [("exec", handler.exec), ("httpGet", handler.http_get),
+                                         ("tcpSocket", handler.tcp_socket)]
     if isinstance(handler, LifecycleHandler):
         actions.append(("sleep", handler.sleep))
     present = [(name, action) for name, action in actions if action is not None]

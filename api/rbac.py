@@ -12,7 +12,7 @@ Names may contain `:` (`system:node`), as Kubernetes' path-segment rule allows.
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
 from pydantic import Field
 
@@ -65,7 +65,7 @@ class RoleRef(ApiModel):
 
 
 class AggregationRule(ApiModel):
-    cluster_role_selectors: Optional[list[dict]] = None
+    cluster_role_selectors: Optional[list[dict[str, Any]]] = None
 
 
 def _check_rules(rules: list[PolicyRule] | None, *, cluster: bool) -> list[FieldError]:

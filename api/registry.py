@@ -125,14 +125,14 @@ def _message(err: Mapping[str, Any]) -> str:
     if kind in _MESSAGES:
         return _MESSAGES[kind]
     if kind == FIELD_ERROR_TYPE:
-        return err.get("msg", "invalid value")
+        return str(err.get("msg", "invalid value"))
     if kind == "literal_error":
         # ctx["expected"] reads "'Always', 'OnFailure' or 'Never'".
         return unsupported("", err.get("input"), _QUOTED.findall(str(ctx.get("expected", "")))).message
     if kind in _BOUNDS:
         key, text = _BOUNDS[kind]
         return invalid("", err.get("input"), text.format(ctx.get(key))).message
-    message = err.get("msg", "invalid value")
+    message = str(err.get("msg", "invalid value"))
     for prefix in ("Value error, ", "Assertion failed, "):
         if message.startswith(prefix):
             message = message[len(prefix):]

@@ -12,6 +12,7 @@ from typing import Literal, Optional
 from pydantic import Field
 
 from api.base import ApiModel
+from api.limits import MAX_REPLICAS
 from api.errors import FieldError
 from api.meta import LabelSelector
 from api.podstatus import ConditionStatus
@@ -23,7 +24,7 @@ from api.resource import Resource
 class ReplicaSetSpec(ApiModel):
     """The desired state of a ReplicaSet."""
 
-    replicas: int = Field(1, ge=0, description="Number of pods to run.")
+    replicas: int = Field(1, ge=0, le=MAX_REPLICAS, description="Number of pods to run.")
     min_ready_seconds: int = Field(0, ge=0, description="Seconds a pod must be ready before it counts as "
                                                         "available.")
     selector: LabelSelector = Field(description="Label query for the pods the ReplicaSet owns; must match "

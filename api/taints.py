@@ -34,17 +34,20 @@ Obj = Mapping[str, Any]
 
 
 def tolerates(toleration: Obj, taint: Obj) -> bool:
-    """Kubernetes' ToleratesTaint: effect (if set) and key (if set) must match; Exists
-    ignores the value, Equal (the default) compares it."""
+    """Kubernetes' ToleratesTaint, on dicts: effect (if set) and key (if set) must match; Exists
+    ignores the value, Equal (the default) compares it; any other operator tolerates nothing.
+    The one implementation: the scheduler's TaintToleration plugin and `api.affinity.Toleration`
+    use it."""
     effect = toleration.get("effect")
     if effect and effect != taint.get("effect"):
         return False
     key = toleration.get("key")
     if key and key != taint.get("key"):
         return False
-    if toleration.get("operator") == "Exists":
+    operator = toleration.get("operator") or "Equal"
+    if operator == "Exists":
         return True
-    return (toleration.get("value") or "") == (taint.get("value") or "")
+    return operator == "Equal" and (toleration.get("value") or "") == (taint.get("value") or "")
 
 
 def untolerated(taints: Iterable[Obj], tolerations: Iterable[Obj] | None, *,

@@ -2,7 +2,8 @@
 
 Each `Volume` has a name and exactly one source: an empty scratch directory
 (`emptyDir`), a directory of the node (`hostPath`), the keys of a ConfigMap or
-Secret as files, or pod facts as files (`downwardAPI`). As in Kubernetes, a
+Secret as files, pod facts as files (`downwardAPI`), or the PersistentVolume bound
+to a claim (`persistentVolumeClaim`, api/storage.py). As in Kubernetes, a
 volume that names no source becomes an emptyDir. The agent's volumes.py makes
 them real.
 """
@@ -66,6 +67,13 @@ class SecretVolumeSource(ApiModel):
     optional: Optional[bool] = Field(None, description="Whether the Secret or its keys may be missing.")
 
 
+class PersistentVolumeClaimVolumeSource(ApiModel):
+    """The volume bound to a PersistentVolumeClaim of the pod's namespace (api/storage.py)."""
+
+    claim_name: str = Field(description="Name of the PersistentVolumeClaim.")
+    read_only: Optional[bool] = Field(None, description="Mount read-only.")
+
+
 class DownwardAPIVolumeFile(ApiModel):
     """One file holding a pod field or a container resource value."""
 
@@ -83,7 +91,8 @@ class DownwardAPIVolumeSource(ApiModel):
 
 
 _SOURCES = (("emptyDir", "empty_dir"), ("hostPath", "host_path"), ("configMap", "config_map"),
-            ("secret", "secret"), ("downwardAPI", "downward_api"))
+            ("secret", "secret"), ("downwardAPI", "downward_api"),
+            ("persistentVolumeClaim", "persistent_volume_claim"))
 
 
 class Volume(ApiModel):
@@ -96,6 +105,8 @@ class Volume(ApiModel):
     secret: Optional[SecretVolumeSource] = Field(None, description="The keys of a Secret as files.")
     downward_api: Optional[DownwardAPIVolumeSource] = Field(None, alias="downwardAPI",
                                                             description="Pod fields as files.")
+    persistent_volume_claim: Optional[PersistentVolumeClaimVolumeSource] = Field(
+        None, description="The PersistentVolume bound to a claim.")
 
     @model_validator(mode="after")
     def _default_source(self) -> "Volume":
@@ -161,6 +172,10 @@ def check_volume(volume: Volume, path: str) -> list[FieldError]:
         errors += _check_mode(volume.secret.default_mode, f"{path}.secret.defaultMode")
     elif volume.downward_api is not None:
         errors += _check_downward_api(volume.downward_api, f"{path}.downwardAPI")
+    elif volume.persistent_volume_claim is not None:
+        claim = volume.persistent_volume_claim.claim_name
+        if msg := check_dns1123_subdomain(claim):
+            errors.append(invalid(f"{path}.persistentVolumeClaim.claimName", claim, msg))
     return errors
 
 
@@ -175,7 +190,7 @@ def _check_downward_api(source: DownwardAPIVolumeSource, path: str) -> list[Fiel
                                                         "must be specified"))
         elif item.field_ref is not None:
             errors += check_field_ref(item.field_ref, f"{item_path}.fieldRef", allowed=VOLUME_FIELD_PATHS)
-        else:
+        elif item.resource_field_ref is not None:
             errors += check_resource_field_ref(item.resource_field_ref, f"{item_path}.resourceFieldRef",
                                                need_container=True)
     return errors

@@ -6,7 +6,7 @@
     .venv/bin/python bench/failover.py --vm            # real agents on 2 qemu guests (bench/failover_vm.py)
 
 It starts its own etcd and `skiff-controlplane` with every default (scheduler,
-controllers, node lifecycle: Lease renewal 2 s, grace 8 s, eviction 5 s), then,
+controllers, node lifecycle: Lease renewal 2 s, grace 8 s, eviction when tainted), then,
 in this process, hollow nodes (agent/hollow.py) and a Deployment. Each trial
 kills the hollow node running the most pods of the Deployment (it stops renewing
 its Lease and reporting, like a machine that lost power) and records, from that
@@ -242,9 +242,12 @@ def main_vm(trials: int) -> None:
     s = out["summary"]
     print(f"\nnode failover, 2 qemu guests with real agents, {len(out['trials'])} power-off(s): "
           f"NotReady {s['notready']['median']:.1f}s, rebound elsewhere {s['rebound']['median']:.1f}s, "
+          + "".join(f"agent {step} {s['agent_' + step]['median']:.1f}s, " for step in ("pulled", "started")
+                    if "agent_" + step in s) +
           f"Running elsewhere {s['running']['median']:.1f}s median / {s['running']['max']:.1f}s max "
           f"(goal <= {GOAL_SECONDS:.0f}s: {'met' if s['goal_met'] else 'NOT met'}); load average at start "
           f"{out['machine']['load_average_at_start']}, at end {out['load_average_at_end']}")
+    print(f"NodeNotReady events per node {out['node_not_ready_events']}, power-offs {out['power_offs']}")
     print(f"results: {path}")
 
 

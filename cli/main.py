@@ -18,7 +18,7 @@ import click
 
 from api.errors import ValidationFailed
 from cli.commands import apply, cluster, delete, describe, diff, exec as exec_cmd, explain, get, image, logs, misc, nodes, rollout, scale
-from cli.commands import auth, configcmd, expose, portforward, schedule, top
+from cli.commands import auth, autoscale, configcmd, create_job, expose, portforward, schedule, top
 from cli.errors import CliError, print_error, report
 from cli.session import Session, global_options
 from controlplane.client import ApiError
@@ -38,10 +38,11 @@ def cli(ctx: click.Context) -> None:
     ctx.ensure_object(Session)
 
 
-for command in (apply.apply, apply.create, apply.replace, get.get, describe.describe, delete.delete, diff.diff,
+for command in (apply.apply, create_job.create, apply.replace, get.get, describe.describe, delete.delete, diff.diff,
                 explain.explain, misc.version, misc.api_resources, cluster.cluster, logs.logs, exec_cmd.exec_,
                 rollout.rollout, scale.scale, nodes.cordon, nodes.uncordon, nodes.drain, image.image, top.top,
-                schedule.schedule, auth.auth, configcmd.config_group, expose.expose, portforward.port_forward):
+                schedule.schedule, auth.auth, configcmd.config_group, expose.expose, portforward.port_forward,
+                autoscale.autoscale):
     cli.add_command(command)
 
 

@@ -158,6 +158,16 @@ async def ensure_namespaces(handlers: Handlers) -> None:
                 await asyncio.sleep(0.2)
 
 
+async def ensure_default_storage_class(handlers: Handlers) -> None:
+    """The built-in `local-path` StorageClass, made at start when missing (changes to it are kept)."""
+    from controlplane.controllers.localpath import default_storage_class
+    from controlplane.storage import AlreadyExists
+    try:
+        await handlers.create(default_storage_class())
+    except AlreadyExists:
+        pass
+
+
 async def ensure_default_policy(handlers: Handlers) -> None:
     """The default RBAC roles and bindings (controlplane/auth/bootstrap.py), as every start."""
     from controlplane.auth.bootstrap import ensure_default_policy as ensure
@@ -328,6 +338,7 @@ async def serve(args: argparse.Namespace) -> int:
     await handlers.start_caches()
     await ensure_namespaces(handlers)
     await ensure_default_policy(handlers)
+    await ensure_default_storage_class(handlers)
     await server.start()
     if rest is not None:
         log.info("Kubernetes REST API (kubectl) on https://%s%s", ",".join(args.rest_addresses),
@@ -337,8 +348,10 @@ async def serve(args: argparse.Namespace) -> int:
     tasks = [asyncio.create_task(compactor(handlers, args.compaction_interval), name="compactor")]
     # Pods reach the API servers where nodes do (--advertise-address; a local cluster's LAN address).
     advertised = security_mod.advertise_address(listen, args.advertise_address)
+    # Its port is the REST API's when that is served (in-cluster Kubernetes clients: KUBERNETES_SERVICE_HOST).
+    service_port = int((args.rest_addresses[0] if args.rest_addresses else advertised).rpartition(":")[2])
     kubernetes_service = KubernetesService(handlers, address=advertised.rpartition(":")[0].strip("[]"),
-                                           port=int(advertised.rpartition(":")[2]))
+                                           port=service_port)
     tasks.append(asyncio.create_task(kubernetes_service.run(), name="kubernetes-service"))
     if args.scheduler or args.controllers:
         elector = LeaderElector(client, key=f"{args.etcd_prefix}/_leader/controlplane".encode(),

@@ -84,12 +84,21 @@ def _write_config(path: Path, pki: ClusterPKI, server: str, user: str, pair: Key
                                             cert=pair.cert, key=pair.key))
 
 
+KUBERNETES_NAMES = ("kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local")
+
+
 def setup(state_dir: Path, listen: list[str], handlers: Handlers, args: argparse.Namespace) -> Security:
     pki = ClusterPKI.load_or_create(state_dir / "pki")
     # --tls-san: names every API server of an HA cluster shares (clients given several
     # servers check each one's certificate against the first server's name).
     extra = [f"{name}:0" for name in getattr(args, "tls_san", "").split(",") if name.strip()]
     extra += list(getattr(args, "rest_addresses", []))
+    # Pods reach the API through the `kubernetes` Service (its cluster IP, kubernetes.default.svc, ...),
+    # and in-cluster clients check the certificate against those names, as for kube-apiserver.
+    if getattr(args, "service_cluster_ip_range", ""):
+        from controlplane.apiserver.service_alloc import ServiceNetwork
+        extra.append(f"{ServiceNetwork(cluster_ip_range=args.service_cluster_ip_range).kubernetes_ip()}:0")
+    extra += [f"{name}:0" for name in KUBERNETES_NAMES]
     serving = pki.serving(listen + extra)
     server_credentials = grpc.ssl_server_credentials([(serving.key, serving.cert)],
                                                      root_certificates=pki.ca_pem + anonymous.CA,

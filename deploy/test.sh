@@ -7,6 +7,9 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 bash deploy/install.sh --test || exit 1
 
+# Static checks first (pyproject.toml configures each; deploy/lint.sh says what they hold).
+bash deploy/lint.sh || exit 1
+
 # pytest exits 5 when it collected no tests: that is a failure here, not a pass.
 .venv/bin/python -m pytest -q -p no:cacheprovider --durations=25 "${@:-tests}"
 code=$?

@@ -159,6 +159,11 @@ class ApiStub:
                 request_serializer=skiff__pb2.TokenRequestMessage.SerializeToString,
                 response_deserializer=skiff__pb2.TokenResponse.FromString,
                 _registered_method=True)
+        self.Evict = channel.unary_unary(
+                '/skiff.v1.Api/Evict',
+                request_serializer=skiff__pb2.EvictRequest.SerializeToString,
+                response_deserializer=skiff__pb2.ObjectResponse.FromString,
+                _registered_method=True)
 
 
 class ApiServicer:
@@ -338,6 +343,14 @@ class ApiServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Evict(self, request, context):
+        """The pods/eviction subresource: delete a pod only if its PodDisruptionBudget allows it
+        (RESOURCE_EXHAUSTED, Kubernetes' 429 TooManyRequests, when it does not). `ctl drain`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ApiServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -465,6 +478,11 @@ def add_ApiServicer_to_server(servicer, server):
                     servicer.TokenRequest,
                     request_deserializer=skiff__pb2.TokenRequestMessage.FromString,
                     response_serializer=skiff__pb2.TokenResponse.SerializeToString,
+            ),
+            'Evict': grpc.unary_unary_rpc_method_handler(
+                    servicer.Evict,
+                    request_deserializer=skiff__pb2.EvictRequest.FromString,
+                    response_serializer=skiff__pb2.ObjectResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1142,6 +1160,33 @@ class Api:
             '/skiff.v1.Api/TokenRequest',
             skiff__pb2.TokenRequestMessage.SerializeToString,
             skiff__pb2.TokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Evict(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/skiff.v1.Api/Evict',
+            skiff__pb2.EvictRequest.SerializeToString,
+            skiff__pb2.ObjectResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -11,7 +11,7 @@ import os
 import sys
 import uuid
 from pathlib import Path
-from typing import AsyncIterator, Iterator
+from typing import TYPE_CHECKING, AsyncIterator, Iterator
 
 import pytest
 
@@ -20,6 +20,10 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from procs import ControlPlane, Etcd  # noqa: E402
+
+if TYPE_CHECKING:   # imported where used: collecting unit tests needs neither
+    from controlplane.client import Client
+    from registry_fixture import LocalRegistry
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

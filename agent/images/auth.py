@@ -64,12 +64,6 @@ class RegistryAuth:
         return result
 
     @classmethod
-    def basic(cls, host: str, username: str, password: str) -> RegistryAuth:
-        auth = cls()
-        auth.add(host, Credential(username, password))
-        return auth
-
-    @classmethod
     def from_dockerconfigjson(cls, data: bytes | str, *, where: str = DOCKERCONFIGJSON_KEY) -> RegistryAuth:
         """Parse a Docker config.json ({"auths": {host: {"auth": base64(user:pass)}}})."""
         try:

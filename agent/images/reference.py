@@ -50,10 +50,6 @@ class Reference:
         """Registry host and repository, without tag or digest."""
         return f"{self.domain}/{self.repository}"
 
-    def with_digest(self, digest: str) -> Reference:
-        """The same repository pinned to `digest` (and without a tag)."""
-        return Reference(self.domain, self.repository, None, digest)
-
     def __str__(self) -> str:
         text = self.name
         if self.tag:

@@ -257,7 +257,7 @@ class NodeNetwork:
         ipr = self._host()
         name = host_link_name(uid)
         address = IPv4Interface(f"{ip}/{self.pod_cidr.prefixlen}")
-        for attempt in range(2):
+        for _attempt in range(2):
             created = create_pod_link(ipr, host_name=name, netns_path=netns_path,
                                       bridge_index=self._bridge_index, mtu=self.mtu)
             if not created:

@@ -1,8 +1,10 @@
 """Skiff's own container runtime: namespaces, cgroups and overlayfs, no Docker/containerd/runc.
 
-The agent uses `Runtime` (runtime.py) and the dataclasses of specs.py; the rest
-is how it works, one concept per module:
+The agent's pod logic uses the `RuntimeService` protocol (service.py), which `Runtime`
+(runtime.py) implements on the machine and agent/fakeruntime.py in memory, and the
+dataclasses of specs.py; the rest is how the real runtime works, one concept per module:
 
+- service.py         RuntimeService: the verbs the agent drives containers through (CRI's shape)
 - runtime.py         the asyncio API: sandboxes, containers, exec, status, re-adoption
 - specs.py           ContainerSpec, SandboxSpec, Mount, Sandbox, ContainerStatus, errors
 - plan.py            a spec resolved into the LaunchPlan the fork server carries out
@@ -26,6 +28,7 @@ is how it works, one concept per module:
 # side pulls in asyncio.
 _EXPORTS = {
     "Runtime": "agent.runtime.runtime",
+    "RuntimeService": "agent.runtime.service",
     "ExecProcess": "agent.runtime.execprocess",
     "ContainerNotFound": "agent.runtime.specs",
     "ContainerSpec": "agent.runtime.specs",
@@ -37,7 +40,7 @@ _EXPORTS = {
     "State": "agent.runtime.state",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = sorted(_EXPORTS)  # noqa: PLE0605 - names loaded on first use (below)
 
 
 def __getattr__(name: str):

@@ -144,7 +144,11 @@ async def wait_readable(fd: int, timeout: float | None) -> bool:
     """Wait until `fd` (a pidfd: the process exited) is readable; closes it. False on timeout."""
     loop = asyncio.get_running_loop()
     ready = loop.create_future()
-    loop.add_reader(fd, lambda: ready.done() or ready.set_result(None))
+
+    def readable() -> None:
+        if not ready.done():
+            ready.set_result(None)
+    loop.add_reader(fd, readable)
     try:
         await asyncio.wait_for(ready, timeout)
         return True

@@ -94,6 +94,7 @@ class ForkServer:
                 path.unlink()
 
     def serve_one(self) -> None:
+        assert self.listener is not None, "serve() opens the listener first"
         conn, _ = self.listener.accept()
         fds: list[int] = []
         try:
@@ -123,6 +124,7 @@ class ForkServer:
             if self.spare is None:
                 self.fork_spare()
             spare, self.spare = self.spare, None
+            assert spare is not None    # fork_spare() just made one
             try:
                 try:
                     sent = socket.send_fds(spare, [raw], [conn.fileno(), *fds])
@@ -145,7 +147,8 @@ class ForkServer:
                 ours.close()
                 os.setsid()
                 if os.fork() == 0:
-                    self.listener.close()
+                    if self.listener is not None:
+                        self.listener.close()
                     if self.spare is not None:
                         self.spare.close()
                     signal.signal(signal.SIGTERM, signal.SIG_DFL)

@@ -33,6 +33,7 @@ containers (their supervisors kept running). File work runs in threads
 from __future__ import annotations
 
 import asyncio
+import builtins
 import json
 import os
 import pty
@@ -41,6 +42,7 @@ import signal as signals
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from agent.cgroups.resources import Resources
 from agent.runtime import capabilities, linux, plan as plans, sandbox as sandboxes, seccomp, state
@@ -270,7 +272,7 @@ class Runtime:
             for n in range(launch["log_max_files"] + 1):
                 (log if n == 0 else log.with_name(f"{log.name}.{n}")).unlink(missing_ok=True)
 
-    async def exec(self, id: str, argv: list[str], *, tty: bool = False,
+    async def exec(self, id: str, argv: builtins.list[str], *, tty: bool = False,
                    env: dict[str, str] | None = None) -> ExecProcess:
         """Run `argv` inside a running container (its namespaces, cgroup, user and capabilities)."""
         if not argv or not all(isinstance(a, str) and a for a in argv):
@@ -290,7 +292,7 @@ class Runtime:
             stdout_r, stdout_w = os.pipe()
             stderr_r, stderr_w = os.pipe()
             local, remote = [stdin_w, stdout_r, stderr_r], [stdin_r, stdout_w, stderr_w]
-        request = {"op": "exec", "plan": launch, "pid": record.pid, "pid_start": record.pid_start,
+        request: dict[str, Any] = {"op": "exec", "plan": launch, "pid": record.pid, "pid_start": record.pid_start,
                    "args": list(argv), "env": {**launch["env"], **(env or {})}, "tty": tty}
         try:
             reader, writer = await self._forkserver.connect(request, remote)

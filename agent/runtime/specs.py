@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from agent.cgroups.devices import DEFAULT_ALLOWED, DeviceRule
 from agent.cgroups.resources import Resources
@@ -119,7 +120,7 @@ class ContainerSpec:
     rlimits: dict[str, tuple[int, int]] = field(default_factory=dict)   # "RLIMIT_NOFILE": (soft, hard)
     # Seccomp: "runtime/default" (seccomp_default.py), a Docker/OCI profile document, or None
     # for unconfined. Privileged containers are always unconfined.
-    seccomp: str | dict | None = "runtime/default"
+    seccomp: str | dict[str, Any] | None = "runtime/default"
     # Devices the container may mknod and open (agent/cgroups/devices.py); None: all of them.
     # Privileged containers always get all.
     devices: tuple[DeviceRule, ...] | None = DEFAULT_ALLOWED

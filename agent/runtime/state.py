@@ -33,6 +33,7 @@ import signal as signals
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
 from agent.runtime import linux
 
@@ -86,7 +87,7 @@ class StateRecord:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
-def advance(record: StateRecord, to: State, **changes: object) -> StateRecord:
+def advance(record: StateRecord, to: State, **changes: Any) -> StateRecord:
     """The record in state `to`, if the transition table allows it."""
     if to not in TRANSITIONS[record.state]:
         raise InvalidTransition(f"container {record.id}: cannot go from {record.state.value} to {to.value}")
@@ -117,6 +118,12 @@ def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, path)
+    if durable:     # the rename itself is durable only once the directory is (a tmpfs: free)
+        dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
 
 
 def save(path: Path, record: StateRecord, *, durable: bool = True) -> None:

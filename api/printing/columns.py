@@ -44,7 +44,7 @@ def num(obj: Obj, path: str) -> str:
 
 
 def name(obj: Obj, _now: datetime) -> str:
-    return get(obj, "metadata.name", "")
+    return str(get(obj, "metadata.name", ""))
 
 
 def age(obj: Obj, at: datetime) -> str:
@@ -128,7 +128,7 @@ def _job_duration(job: Obj, at: datetime) -> str:
 
 
 def _service_cluster_ip(svc: Obj, _now: datetime) -> str:
-    return get(svc, "spec.clusterIP", "")
+    return str(get(svc, "spec.clusterIP", ""))
 
 
 def _service_external_ip(svc: Obj, _now: datetime) -> str:
@@ -139,7 +139,7 @@ def _service_external_ip(svc: Obj, _now: datetime) -> str:
         external = [i for i in ingress if i] + external
         return ",".join(external) or "<pending>"
     if kind == "ExternalName":
-        return get(svc, "spec.externalName", "")
+        return str(get(svc, "spec.externalName", ""))
     return ",".join(external)
 
 
@@ -212,7 +212,7 @@ def event_first_seen(ev: Obj) -> Any:
 
 
 def _lease_holder(lease: Obj, _now: datetime) -> str:
-    return get(lease, "spec.holderIdentity", "")
+    return str(get(lease, "spec.holderIdentity", ""))
 
 
 def _data_count(obj: Obj, _now: datetime) -> str:
@@ -228,7 +228,8 @@ def _ratio(top: str, bottom: str) -> Callable[[Obj, datetime], str]:
     return lambda obj, _now: f"{get(obj, top, 0)}/{get(obj, bottom, 0)}"
 
 
-NAME, AGE = Column("NAME", name), Column("AGE", age)
+NAME: Column = Column("NAME", name)
+AGE: Column = Column("AGE", age)
 
 
 def _subjects(kind: str) -> Callable[[Obj, datetime], str]:
@@ -294,5 +295,63 @@ COLUMNS: dict[str, list[Column]] = {
 COLUMNS["ClusterRoleBinding"] = COLUMNS["RoleBinding"]
 
 
+# ---- storage and StatefulSets (api/storage.py, api/statefulset.py) ----
+
+_ACCESS_MODES = {"ReadWriteOnce": "RWO", "ReadOnlyMany": "ROX", "ReadWriteMany": "RWX", "ReadWriteOncePod": "RWOP"}
+
+
+def _access_modes(path: str) -> Callable[[Obj, datetime], str]:
+    return lambda o, _: ",".join(_ACCESS_MODES.get(m, m) for m in get(o, path, []) or [])
+
+
+def _pv_claim(pv: Obj, _now: datetime) -> str:
+    ref = get(pv, "spec.claimRef")
+    return f"{ref.get('namespace', '')}/{ref.get('name', '')}" if ref else ""
+
+
+def _class_name(sc: Obj, _now: datetime) -> str:
+    default = get(sc, "metadata.annotations", {}).get("storageclass.kubernetes.io/is-default-class") == "true"
+    return name(sc, _now) + (" (default)" if default else "")
+
+
+def _revision_owner(cr: Obj, _now: datetime) -> str:
+    for ref in get(cr, "metadata.ownerReferences", []) or []:
+        if ref.get("controller"):
+            group = ref.get("apiVersion", "").split("/")[0] if "/" in ref.get("apiVersion", "") else ""
+            return f"{ref.get('kind', '').lower()}{'.' + group if group else ''}/{ref.get('name', '')}"
+    return ""
+
+
+_UNSET = Column("VOLUMEATTRIBUTESCLASS", lambda o, _: "<unset>")
+COLUMNS.update({
+    "StatefulSet": [NAME, Column("READY", _ratio("status.readyReplicas", "spec.replicas")), AGE, *WORKLOAD_WIDE],
+    "PersistentVolume": [NAME, Column("CAPACITY", _f("spec.capacity.storage")),
+                         Column("ACCESS MODES", _access_modes("spec.accessModes")),
+                         Column("RECLAIM POLICY", _f("spec.persistentVolumeReclaimPolicy", "Retain")),
+                         Column("STATUS", _f("status.phase")), Column("CLAIM", _pv_claim),
+                         Column("STORAGECLASS", _f("spec.storageClassName")), _UNSET,
+                         Column("REASON", _f("status.reason")), AGE,
+                         Column("VOLUMEMODE", _f("spec.volumeMode", "Filesystem"), wide=True)],
+    "PersistentVolumeClaim": [NAME, Column("STATUS", _f("status.phase")), Column("VOLUME", _f("spec.volumeName")),
+                              Column("CAPACITY", _f("status.capacity.storage")),
+                              Column("ACCESS MODES", _access_modes("status.accessModes")),
+                              Column("STORAGECLASS", _f("spec.storageClassName")), _UNSET, AGE,
+                              Column("VOLUMEMODE", _f("spec.volumeMode", "Filesystem"), wide=True)],
+    "StorageClass": [Column("NAME", _class_name), Column("PROVISIONER", _f("provisioner")),
+                     Column("RECLAIMPOLICY", _f("reclaimPolicy", "Delete")),
+                     Column("VOLUMEBINDINGMODE", _f("volumeBindingMode", "Immediate")),
+                     Column("ALLOWVOLUMEEXPANSION", lambda o, _: str(bool(get(o, "allowVolumeExpansion"))).lower()),
+                     AGE],
+    "ControllerRevision": [NAME, Column("CONTROLLER", _revision_owner), Column("REVISION", _f("revision")), AGE],
+})
+
+
 def columns_for(kind: str, *, wide: bool = False) -> list[Column]:
     return [c for c in COLUMNS.get(kind, [NAME, AGE]) if wide or not c.wide]
+
+
+# CronJob, HorizontalPodAutoscaler, PodDisruptionBudget, ResourceQuota, LimitRange: their own module,
+# which uses the helpers above (hence imported last).
+from api.printing.workload_policy import COLUMNS as _MORE  # noqa: E402
+
+COLUMNS.update(_MORE)

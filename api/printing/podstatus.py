@@ -35,7 +35,7 @@ def _has_condition(status: dict[str, Any], type_: str) -> bool:
 
 def _terminated_reason(term: dict[str, Any], prefix: str = "") -> str:
     if term.get("reason"):
-        return prefix + term["reason"]
+        return prefix + str(term["reason"])
     if term.get("signal"):
         return f"{prefix}Signal:{term['signal']}"
     return f"{prefix}ExitCode:{term.get('exitCode', 0)}"
@@ -67,11 +67,11 @@ def pod_status(pod: dict[str, Any]) -> str:
         has_running = False
         for container in reversed(status.get("containerStatuses") or []):
             state = _dict(container.get("state"))
-            waiting, term = _dict(state.get("waiting")), state.get("terminated")
+            waiting, ended = _dict(state.get("waiting")), state.get("terminated")
             if waiting.get("reason"):
                 reason = waiting["reason"]
-            elif term is not None:
-                reason = _terminated_reason(_dict(term))
+            elif ended is not None:
+                reason = _terminated_reason(_dict(ended))
             elif container.get("ready") and state.get("running") is not None:
                 has_running = True
         if reason == "Completed" and has_running:

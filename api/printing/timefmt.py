@@ -6,7 +6,6 @@ precision falls as durations grow, so a column of ages stays short.
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timezone
 
 

@@ -18,6 +18,7 @@ from api.errors import ValidationFailed
 from api.selectors import parse_field_selector, parse_label_selector
 from cli.errors import CliError, report
 from cli.printers.formats import OutputFormat, RowPrinter
+from cli.printers.structured import without_managed_fields
 from cli.resources import Target, parse_targets
 from cli.session import global_options, session
 from controlplane.client import ApiError, Client, NotFound, TooOld
@@ -124,9 +125,10 @@ async def watch_changes(client: Client, target: Target, fmt: OutputFormat, *, al
 @click.option("-w", "--watch", is_flag=True, help="After listing, print every change until interrupted.")
 @click.option("--show-labels", is_flag=True, help="Add a LABELS column.")
 @click.option("--no-headers", is_flag=True, help="Print tables without their header line.")
+@click.option("--show-managed-fields", is_flag=True, help="Keep metadata.managedFields in yaml and json output.")
 @global_options
 def get(resources: tuple[str, ...], output: str | None, selector: str, field_selector: str, all_namespaces: bool,
-        watch: bool, show_labels: bool, no_headers: bool) -> int:
+        watch: bool, show_labels: bool, no_headers: bool, show_managed_fields: bool = False) -> int:
     """Show objects: a table per kind, or yaml, json, names or chosen fields."""
     fmt = OutputFormat.parse(output)
     targets = parse_targets(resources)
@@ -150,6 +152,8 @@ def get(resources: tuple[str, ...], output: str | None, selector: str, field_sel
                                             field_selector=field_selector))
     single = len(targets) == 1 and len(targets[0].names) == 1
     found = any(objects for _t, objects in results)
+    if fmt.is_document and not show_managed_fields:
+        results = [(t, [without_managed_fields(o) for o in objects]) for t, objects in results]
     if found or not (fmt.is_document and single):  # a lone NotFound prints no empty document
         click.echo(render(results, fmt, single=single, all_namespaces=all_namespaces, show_labels=show_labels,
                           no_headers=no_headers), nl=False)

@@ -9,10 +9,12 @@ not come back: pods no controller manages (use --force; they are lost),
 pods with emptyDir data (--delete-emptydir-data) and DaemonSet pods
 (--ignore-daemonsets leaves them, since their DaemonSet would put them right
 back — they tolerate the cordon). Finished pods go without asking. Evicting is
-a graceful delete (`--grace-period` overrides the pods' own); the controllers
-of the evicted pods create replacements on other nodes. `--timeout` bounds the
-wait (0, the default as in kubectl, waits as long as it takes).
-Skiff has no PodDisruptionBudgets yet, so eviction is a plain delete.
+through the Eviction subresource (`Client.evict`): a graceful delete
+(`--grace-period` overrides the pods' own) that a PodDisruptionBudget may refuse
+for now — drain then says so and tries again every 5 s, as kubectl does, while
+the controllers of the pods already evicted bring replacements up elsewhere.
+`--timeout` bounds the whole wait (0, the default as in kubectl, waits as long as
+it takes).
 """
 
 from __future__ import annotations
@@ -25,9 +27,11 @@ import click
 from cli.errors import CliError
 from cli.session import global_options, session
 from api.printing.timefmt import parse_duration
-from controlplane.client import Client, Conflict, NotFound
+from controlplane.client import Client, Conflict, NotFound, TooManyRequests
 
 Obj = dict[str, Any]
+# kubectl drain tries a refused eviction again after 5 s.
+EVICTION_RETRY_SECONDS = 5.0
 
 
 async def set_unschedulable(client: Client, name: str, value: bool, *, dry_run: bool = False) -> bool:
@@ -114,40 +118,54 @@ def classify(pods: list[Obj], *, force: bool, ignore_daemonsets: bool,
 
 
 async def evict_and_wait(client: Client, pods: list[Obj], *, grace: int | None, timeout: float,
-                         suffix: str) -> list[Obj]:
-    """Delete each pod (printing kubectl's lines), then wait until each is gone; returns the pods
-    still there at the deadline."""
-    pending: list[Obj] = []
-    for pod in pods:
-        click.echo(f"evicting pod {_ref(pod)}{suffix}")
-        if suffix:
-            continue
-        try:
-            await client.delete("pods", pod["metadata"]["name"], pod["metadata"].get("namespace", ""),
-                                grace_seconds=grace)
-        except NotFound:
-            pass
-        pending.append(pod)
+                         suffix: str, retry_seconds: float = EVICTION_RETRY_SECONDS) -> list[Obj]:
+    """Evict each pod through the Eviction subresource, all at once as kubectl does: a pod whose
+    PodDisruptionBudget refuses for now (TooManyRequests) is tried again every `retry_seconds`
+    with kubectl's line on stderr; then wait until each is gone. Returns the pods still there
+    (or never evicted) at the deadline."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout if timeout > 0 else None
-    delay = 0.05
-    while pending:
-        still = []
-        for pod in pending:
+
+    def left() -> float | None:
+        return None if deadline is None else max(0.0, deadline - loop.time())
+
+    async def one(pod: Obj) -> bool:
+        """True when the pod is gone."""
+        name, namespace = pod["metadata"]["name"], pod["metadata"].get("namespace", "")
+        click.echo(f"evicting pod {_ref(pod)}{suffix}")
+        if suffix:
+            return True
+        while True:
             try:
-                current = await client.get("pods", pod["metadata"]["name"], pod["metadata"].get("namespace", ""))
-                if current["metadata"].get("uid") == pod["metadata"].get("uid"):
-                    still.append(pod)
-                    continue
+                await client.evict(name, namespace, grace_seconds=grace)
+                break
             except NotFound:
-                pass
-            click.echo(f'pod/{pod["metadata"]["name"]} evicted')
-        pending = still
-        if not pending or (deadline is not None and loop.time() >= deadline):
-            break
-        await asyncio.sleep(delay if deadline is None else min(delay, max(0.0, deadline - loop.time())))
-        delay = min(delay * 2, 1.0)
-    return pending
+                break
+            except TooManyRequests as exc:
+                remaining = left()
+                if remaining is not None and remaining <= 0:
+                    return False
+                click.echo(f'error when evicting pods/"{name}" -n "{namespace}" (will retry after '
+                           f'{retry_seconds:g}s): {exc.message}', err=True)
+                await asyncio.sleep(retry_seconds if remaining is None else min(retry_seconds, remaining))
+        delay = 0.05
+        while True:
+            try:
+                current = await client.get("pods", name, namespace)
+                gone = current["metadata"].get("uid") != pod["metadata"].get("uid")
+            except NotFound:
+                gone = True
+            if gone:
+                click.echo(f"pod/{name} evicted")
+                return True
+            remaining = left()
+            if remaining is not None and remaining <= 0:
+                return False
+            await asyncio.sleep(delay if remaining is None else min(delay, remaining))
+            delay = min(delay * 2, 1.0)
+
+    done = await asyncio.gather(*(one(p) for p in pods))
+    return [pod for pod, ok in zip(pods, done) if not ok and not suffix]
 
 
 _node_args = [click.argument("names", nargs=-1, metavar="NODE"),

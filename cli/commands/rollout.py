@@ -1,4 +1,4 @@
-"""`ctl rollout`: watch, list, undo, restart, pause and resume the rollouts of Deployments.
+"""`ctl rollout`: watch, list, undo, restart, pause and resume the rollouts of Deployments (and StatefulSets).
 
     ctl rollout status deploy/web [--timeout 2m]    wait until the rollout is complete
     ctl rollout history deploy/web [--revision 2]   REVISION  CHANGE-CAUSE
@@ -13,7 +13,9 @@ annotation. As kubectl does, everything here happens on the client: `undo`
 copies an old ReplicaSet's template into the Deployment (the controller then
 makes that ReplicaSet the new one), `restart` stamps the template with
 `kubectl.kubernetes.io/restartedAt`, pause/resume flip spec.paused. `status`
-also follows DaemonSets; `restart` works on them too.
+also follows DaemonSets; `restart` works on them too. StatefulSets keep their history as ControllerRevisions
+(controlplane/controllers/statefulset_plan.py): `status`, `history`, `undo` and
+`restart` follow them as kubectl does.
 """
 
 from __future__ import annotations
@@ -120,6 +122,8 @@ def status_message(obj: Obj) -> tuple[str, bool]:
     meta, spec, status = obj.get("metadata") or {}, obj.get("spec") or {}, obj.get("status") or {}
     name = meta.get("name")
     observed = (status.get("observedGeneration") or 0) >= (meta.get("generation") or 0)
+    if obj.get("kind") == "StatefulSet":
+        return statefulset_status(obj)
     if obj.get("kind") == "DaemonSet":
         if not observed:
             return "Waiting for daemon set spec update to be observed...", False
@@ -150,6 +154,86 @@ def status_message(obj: Obj) -> tuple[str, bool]:
         return (f'Waiting for deployment "{name}" rollout to finish: {available} of {updated} updated replicas are '
                 f'available...'), False
     return f'deployment "{name}" successfully rolled out', True
+
+
+def statefulset_status(obj: Obj) -> tuple[str, bool]:
+    """kubectl's StatefulSetStatusViewer."""
+    meta, spec, status = obj.get("metadata") or {}, obj.get("spec") or {}, obj.get("status") or {}
+    strategy = spec.get("updateStrategy") or {}
+    if strategy.get("type", "RollingUpdate") != "RollingUpdate":
+        raise CliError("rollout status is only available for RollingUpdate strategy type")
+    if (status.get("observedGeneration") or 0) < (meta.get("generation") or 0):
+        return "Waiting for statefulset spec update to be observed...", False
+    replicas, ready = int(spec.get("replicas", 1)), status.get("readyReplicas") or 0
+    if ready < replicas:
+        return f"Waiting for {replicas - ready} pods to be ready...", False
+    partition = int((strategy.get("rollingUpdate") or {}).get("partition") or 0)
+    updated = status.get("updatedReplicas") or 0
+    if partition > 0:
+        if updated < replicas - partition:
+            return (f"Waiting for partitioned roll out to finish: {updated} out of {replicas - partition} new pods "
+                    f"have been updated..."), False
+        return f"partitioned roll out complete: {updated} new pods have been updated...", True
+    if status.get("updateRevision") != status.get("currentRevision"):
+        return (f"waiting for statefulset rolling update to complete {updated} pods at revision "
+                f"{status.get('updateRevision')}..."), False
+    return (f"statefulset rolling update complete {status.get('currentReplicas') or 0} pods at revision "
+            f"{status.get('currentRevision')}..."), True
+
+
+async def owned_revisions(client: Client, owner: Obj) -> list[Obj]:
+    """A StatefulSet's ControllerRevisions, by revision number (what kubectl's history reads)."""
+    meta = owner["metadata"]
+    items = (await client.list("ControllerRevision", meta.get("namespace", ""))).items
+    owned = [r for r in items if any(ref.get("controller") and ref.get("uid") == meta.get("uid")
+                                     for ref in (r.get("metadata") or {}).get("ownerReferences") or [])]
+    return sorted(owned, key=lambda r: int(r.get("revision") or 0))
+
+
+def _revision_template(revision: Obj) -> Obj:
+    return ((revision.get("data") or {}).get("spec") or {}).get("template") or {}
+
+
+async def statefulset_history(client: Client, info: ResourceInfo, name: str, namespace: str, revision: int) -> None:
+    sts = await client.get(info.kind, name, namespace)
+    revisions = await owned_revisions(client, sts)
+    if revision:
+        match = [r for r in revisions if int(r.get("revision") or 0) == revision]
+        if not match:
+            raise CliError(f"unable to find the specified revision {revision}")
+        click.echo(f"{label(info, name)} with revision #{revision}")
+        click.echo(describe_template(_revision_template(match[0])), nl=False)
+        return
+    click.echo(label(info, name))
+    w = TabWriter(min_width=0, padding=2)
+    w.write("REVISION\tCHANGE-CAUSE\n")
+    for r in revisions:
+        cause = ((r.get("metadata") or {}).get("annotations") or {}).get(CHANGE_CAUSE) or "<none>"
+        w.write(f"{int(r.get('revision') or 0)}\t{cause}\n")
+    click.echo(w.flush())
+
+
+async def statefulset_undo(client: Client, info: ResourceInfo, name: str, namespace: str, to_revision: int) -> None:
+    sts = await client.get(info.kind, name, namespace)
+    revisions = await owned_revisions(client, sts)
+    if to_revision:
+        source = next((r for r in revisions if int(r.get("revision") or 0) == to_revision), None)
+        if source is None:
+            raise CliError(f"unable to find specified revision {to_revision} in history")
+    elif len(revisions) < 2:
+        raise CliError(f'no rollout history found for statefulset "{name}"')
+    else:
+        source = revisions[-2]
+    template = _revision_template(source)
+    if template == sts["spec"]["template"]:
+        click.echo(f"{label(info, name)} skipped rollback (current template already matches revision "
+                   f"{source.get('revision')})")
+        return
+
+    def roll_back(obj: Obj) -> None:
+        obj["spec"]["template"] = copy.deepcopy(template)
+    await modify(client, info, name, namespace, roll_back)
+    click.echo(f"{label(info, name)} rolled back")
 
 
 async def follow_status(client: Client, info: ResourceInfo, name: str, namespace: str, *, watch: bool,
@@ -194,7 +278,7 @@ def status(resources: tuple[str, ...], watch: bool, timeout: str) -> int:
         seconds = parse_duration(timeout)
     except ValueError as exc:
         raise CliError(f"--timeout: {exc}") from None
-    found = targets(resources, verb="status", kinds=("Deployment", "DaemonSet"))
+    found = targets(resources, verb="status", kinds=("Deployment", "DaemonSet", "StatefulSet"))
     if len(found) != 1:
         raise CliError("rollout status takes exactly one object")
     (info, name), = found
@@ -241,11 +325,14 @@ def describe_template(template: Obj) -> str:
 @global_options
 def history(resources: tuple[str, ...], revision: int) -> int:
     """List a Deployment's revisions (REVISION, CHANGE-CAUSE)."""
-    found = targets(resources, verb="history", kinds=("Deployment",))
+    found = targets(resources, verb="history", kinds=("Deployment", "StatefulSet"))
     s = session()
 
     async def run(client: Client) -> int:
         for info, name in found:
+            if info.kind == "StatefulSet":
+                await statefulset_history(client, info, name, s.namespace, revision)
+                continue
             deployment = await client.get(info.kind, name, s.namespace)
             replicasets = await owned_replicasets(client, deployment)
             if revision:
@@ -291,11 +378,14 @@ def undo(resources: tuple[str, ...], to_revision: int) -> int:
     """Roll back to the pod template of a previous revision."""
     if to_revision < 0:
         raise CliError(f"--to-revision must be a revision number (>= 0), got {to_revision}")
-    found = targets(resources, verb="undo", kinds=("Deployment",))
+    found = targets(resources, verb="undo", kinds=("Deployment", "StatefulSet"))
     s = session()
 
     async def run(client: Client) -> int:
         for info, name in found:
+            if info.kind == "StatefulSet":
+                await statefulset_undo(client, info, name, s.namespace, to_revision)
+                continue
             deployment = await client.get(info.kind, name, s.namespace)
             if (deployment.get("spec") or {}).get("paused"):
                 raise CliError(f"you cannot rollback a paused deployment; resume it first with "
@@ -325,7 +415,7 @@ def undo(resources: tuple[str, ...], to_revision: int) -> int:
 @global_options
 def restart(resources: tuple[str, ...]) -> int:
     """Replace every pod (a new rollout of the same template)."""
-    found = targets(resources, verb="restart", kinds=("Deployment", "DaemonSet"))
+    found = targets(resources, verb="restart", kinds=("Deployment", "DaemonSet", "StatefulSet"))
     s = session()
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 

@@ -1,4 +1,4 @@
-"""`ctl scale`: set the replicas of Deployments and ReplicaSets.
+"""`ctl scale`: set the replicas of Deployments, ReplicaSets and StatefulSets.
 
     ctl scale deployment web --replicas=5
     ctl scale deploy/web rs/cache --replicas=0
@@ -23,7 +23,7 @@ from cli.resources import parse_targets
 from cli.session import global_options, session
 from controlplane.client import ApiError, Client, Conflict
 
-SCALABLE = ("Deployment", "ReplicaSet")
+SCALABLE = ("Deployment", "ReplicaSet", "StatefulSet")
 
 
 @click.command()
@@ -38,14 +38,14 @@ SCALABLE = ("Deployment", "ReplicaSet")
 @global_options
 def scale(resources: tuple[str, ...], replicas: int | None, current_replicas: int, resource_version: str,
           selector: str, all_: bool) -> int:
-    """Set a new size for Deployments or ReplicaSets."""
+    """Set a new size for Deployments, ReplicaSets or StatefulSets."""
     if replicas is None or replicas < 0:
         raise CliError("The --replicas=COUNT flag is required, and COUNT must be greater than or equal to 0")
     check_selectors(selector, "")
     targets = parse_targets(resources, verb="scale")
     for target in targets:
         if target.info.kind not in SCALABLE:
-            raise CliError(f"cannot scale {target.info.plural}: only deployments and replicasets have replicas")
+            raise CliError(f"cannot scale {target.info.plural}: only deployments, replicasets and statefulsets have replicas")
         if not target.names and not selector and not all_:
             raise CliError("resource(s) were provided, but no name was specified; give names, -l SELECTOR or --all")
         if target.names and (selector or all_):

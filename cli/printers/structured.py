@@ -41,5 +41,13 @@ def to_name(info: ResourceInfo, obj: dict[str, Any]) -> str:
     return f"{info.qualified}/{(obj.get('metadata') or {}).get('name', '')}"
 
 
+def without_managed_fields(obj: dict[str, Any]) -> dict[str, Any]:
+    """The object without `metadata.managedFields`, which kubectl too hides unless --show-managed-fields."""
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict) or "managedFields" not in meta:
+        return obj
+    return {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
+
+
 def as_list(items: list[dict[str, Any]]) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "List", "items": items, "metadata": {"resourceVersion": ""}}

@@ -6,5 +6,6 @@
 - `strategy`: what differs per kind (pods get a Pending status on create, are
   deleted gracefully, and keep most of their spec immutable).
 - `apply`: kubectl's three-way merge for `ctl apply`.
+- `fieldmanager`: managedFields and server-side apply (field owners, conflicts).
 - `events`: expiring Events via shared etcd leases.
 """

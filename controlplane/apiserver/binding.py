@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime, timezone
 from typing import Any, Callable
 
+from api.timestamps import rfc3339
 from api.requests import allocatable_dict, pod_requests_dict
 from controlplane.apiserver.errors import FailedPrecondition
 from controlplane.storage import Conflict, NotFound, Store, codec
@@ -93,10 +93,6 @@ def _live(entry: dict[str, Any], pods: WatchCache, store: Store) -> bool:
     return (pod.get("status") or {}).get("phase") not in TERMINAL
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def check_bindable(pod: dict[str, Any], *, uid: str, resource_version: str) -> None:
     meta = pod["metadata"]
     name = meta["name"]
@@ -118,7 +114,7 @@ def bound_copy(pod: dict[str, Any], node_name: str) -> dict[str, Any]:
     cached object, is not changed)."""
     status = dict(pod.get("status") or {})
     conditions = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
-    conditions.append({"type": "PodScheduled", "status": "True", "lastTransitionTime": _now()})
+    conditions.append({"type": "PodScheduled", "status": "True", "lastTransitionTime": rfc3339()})
     status["conditions"] = conditions
     return {**pod, "spec": {**(pod.get("spec") or {}), "nodeName": node_name}, "status": status}
 

@@ -5,7 +5,8 @@ name), ABORTED (a stale resourceVersion: "conflict"), INVALID_ARGUMENT (a bad
 object or request; each line names a field path), FAILED_PRECONDITION (the
 request is valid but the object's state forbids it: a terminating namespace,
 an already bound pod), OUT_OF_RANGE (watch from a resourceVersion too old),
-UNAVAILABLE (etcd cannot be reached).
+UNAVAILABLE (etcd cannot be reached), RESOURCE_EXHAUSTED (Kubernetes' 429 TooManyRequests:
+an eviction its disruption budget refuses for now).
 """
 
 from __future__ import annotations
@@ -32,6 +33,11 @@ class Invalid(ApiError):
 
 class NotFoundError(ApiError):
     code = grpc.StatusCode.NOT_FOUND
+
+
+class TooManyRequests(ApiError):
+    """Kubernetes' 429: try again later (an eviction a PodDisruptionBudget does not allow now)."""
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
 def status_of(exc: BaseException) -> tuple[grpc.StatusCode, str] | None:

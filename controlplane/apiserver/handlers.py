@@ -21,12 +21,12 @@ from api.errors import FieldError, ValidationFailed
 from api.limits import MAX_OBJECT_BYTES
 from api.registry import ResourceInfo, lookup, lookup_kind, parse_object
 from api.selectors import parse_field_selector, parse_label_selector
-from controlplane.apiserver import apply as apply_merge
+from controlplane.apiserver import apply as apply_merge, fieldmanager
 from controlplane.apiserver.binding import Allocations, bind_pod
 from controlplane.apiserver.errors import FailedPrecondition, NotFoundError
 from controlplane.apiserver.events import EventLeases, scheduled_event
 from controlplane.apiserver.service_alloc import ServiceNetwork
-from controlplane.apiserver.strategy import Reservation, Strategy, build_strategies
+from controlplane.apiserver.strategy import DEFAULT as DEFAULT_STRATEGY, Reservation, Strategy, build_strategies
 from controlplane.storage import AlreadyExists, Conflict, NotFound, Store, codec, keys
 from controlplane.storage.errors import ClaimsTaken
 from controlplane.storage.store import put
@@ -74,13 +74,6 @@ def _version(obj: dict[str, Any]) -> int:
     return int(_meta(obj).get("resourceVersion") or 0)
 
 
-def pending_finalizers(obj: dict[str, Any]) -> list[str]:
-    out = list(_meta(obj).get("finalizers") or [])
-    if obj.get("kind") == "Namespace":
-        out += list((obj.get("spec") or {}).get("finalizers") or [])
-    return out
-
-
 class Handlers:
     def __init__(self, store: Store, *, event_ttl_seconds: int = 3600, services: ServiceNetwork | None = None):
         self.store = store
@@ -92,13 +85,13 @@ class Handlers:
         self.scheduler_config: Any = None  # scheduler weights for SchedulePreview (None: defaults)
         # Admission (controlplane/auth/admission.py): called with ("CREATE" or "UPDATE", info, the
         # object about to be written, the stored one) before every create and update; raises to refuse.
-        self.admission: Callable[[str, ResourceInfo, dict[str, Any], dict[str, Any] | None],
-                                 Awaitable[None]] | None = None
+        # Keyword dry_run: the write will not happen (quota checks but does not charge).
+        self.admission: Callable[..., Awaitable[None]] | None = None
 
     # -- plumbing ------------------------------------------------------------------
 
     def strategy(self, kind: str) -> Strategy:
-        return self.strategies.get(kind) or Strategy()
+        return self.strategies.get(kind) or DEFAULT_STRATEGY
 
     async def start_caches(self, timeout: float = 30.0) -> None:
         """Start one watch cache per kind before serving, so that every resourceVersion a
@@ -113,7 +106,7 @@ class Handlers:
         cache = self.caches.get(info.plural)
         if cache is None:
             cache = WatchCache(self.store.client, prefix=self.store.prefix, plural=info.plural,
-                               index_field="spec.nodeName" if info.kind == "Pod" else None)
+                               index_field=self.strategy(info.kind).index_field)
             cache.start()
             self.caches[info.plural] = cache
         return cache
@@ -186,7 +179,7 @@ class Handlers:
         strategy = self.strategy(info.kind)
         strategy.prepare_for_create(out)
         if self.admission is not None:
-            await self.admission("CREATE", info, out, None)
+            await self.admission("CREATE", info, out, None, dry_run=dry_run)
         for _attempt in range(RESERVE_ATTEMPTS):
             written, reservation = await strategy.reserve(out, None)
             ok = False
@@ -198,7 +191,7 @@ class Handlers:
                     except NotFound:
                         return written
                     raise AlreadyExists(f'{info.qualified_plural} "{out_meta["name"]}" already exists')
-                lease = await self.events.lease_for_new_event() if info.kind == "Event" else None
+                lease = await self.events.lease_for_new_event() if strategy.expires else None
                 created = await self.store.create(info.plural, namespace, out_meta["name"], written, lease=lease,
                                                   value=value, claims=reservation.claims if reservation else None)
                 ok = True
@@ -271,7 +264,8 @@ class Handlers:
 
     # -- update ------------------------------------------------------------------
 
-    async def update(self, obj: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+    async def update(self, obj: dict[str, Any], *, dry_run: bool = False,
+                     writer: fieldmanager.Writer | None = None) -> dict[str, Any]:
         info = lookup_kind(str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
         namespace = self._namespace_of(info, obj)
         name = _meta(obj).get("name") or ""
@@ -287,9 +281,10 @@ class Handlers:
         strategy = self.strategy(info.kind)
         strategy.prepare_for_update(current, out)   # first: what it keeps is no change of spec
         self._carry_server_fields(info, current, out)
+        fieldmanager.on_update(current, out, writer, now_rfc3339())
         strategy.validate_update(current, out)
         if self.admission is not None:
-            await self.admission("UPDATE", info, out, current)
+            await self.admission("UPDATE", info, out, current, dry_run=dry_run)
         value = self._encode(info, out)
         if dry_run:
             return out
@@ -331,8 +326,8 @@ class Handlers:
     async def _write_update(self, info: ResourceInfo, namespace: str, name: str, out: dict[str, Any],
                             expected: int, *, current: dict[str, Any], value: bytes | None = None) -> dict[str, Any]:
         strategy = self.strategy(info.kind)
-        if _meta(out).get("deletionTimestamp") and not pending_finalizers(out) and \
-                not (info.kind == "Pod" and _meta(out).get("deletionGracePeriodSeconds")):
+        if _meta(out).get("deletionTimestamp") and not strategy.pending_finalizers(out) and \
+                not (strategy.confirmed_deletion and _meta(out).get("deletionGracePeriodSeconds")):
             # The last finalizer is gone: the deletion completes now.
             await self._delete_key(info, namespace, name, current, expected)
             return out
@@ -424,24 +419,23 @@ class Handlers:
         if propagation == "Orphan" and ORPHAN not in finalizers:
             finalizers.append(ORPHAN)
         grace = strategy.graceful_seconds(current, grace_seconds)
-        is_namespace = info.kind == "Namespace"
         marked = dict(current)
         marked["metadata"] = dict(meta)
         if finalizers:
             marked["metadata"]["finalizers"] = finalizers
-        if is_namespace:
-            marked["status"] = {**(current.get("status") or {}), "phase": "Terminating"}
+        strategy.mark_deleting(marked)
         if grace > 0:
             existing = meta.get("deletionGracePeriodSeconds")
             if existing is not None and existing <= grace:
                 return current, False  # already terminating at least as fast
             marked["metadata"]["deletionTimestamp"] = now_rfc3339(grace)
             marked["metadata"]["deletionGracePeriodSeconds"] = grace
-        elif finalizers or (is_namespace and pending_finalizers(current)):
+        elif finalizers or strategy.pending_finalizers(current):
             marked["metadata"].setdefault("deletionTimestamp", now_rfc3339())
-            marked["metadata"].pop("deletionGracePeriodSeconds", None) if info.kind != "Pod" else None
-            if info.kind == "Pod":
+            if strategy.confirmed_deletion:
                 marked["metadata"]["deletionGracePeriodSeconds"] = 0
+            else:
+                marked["metadata"].pop("deletionGracePeriodSeconds", None)
         else:
             if dry_run:
                 return current, True
@@ -451,7 +445,7 @@ class Handlers:
             return gone, True
         if dry_run:
             return marked, False
-        if info.kind == "Pod" and grace == 0 and not finalizers:
+        if strategy.confirmed_deletion and grace == 0 and not finalizers:
             rev = await self.store.delete(info.plural, ns, name, expected_version=version)
             return {**current, "metadata": {**meta, "resourceVersion": str(rev)}}, True
         return await self.store.update(info.plural, ns, name, marked, expected_version=version), False
@@ -486,7 +480,7 @@ class Handlers:
                 return live, "unchanged"
             strategy.validate_update(live, out)
             if self.admission is not None:
-                await self.admission("UPDATE", info, out, live)
+                await self.admission("UPDATE", info, out, live, dry_run=dry_run)
             if dry_run:
                 return out, "configured"
             try:

@@ -178,6 +178,13 @@ class ApiService(pb_grpc.ApiServicer):
         return pb.DeleteResponse(object=dumps(obj), finished=finished)
 
     @_unary
+    async def Evict(self, request: pb.EvictRequest, context: Any) -> pb.ObjectResponse:
+        grace = request.grace_period_seconds if request.HasField("grace_period_seconds") else None
+        obj = await self.verbs.evict(self.user_of(context), request.namespace, request.name, grace_seconds=grace,
+                                     dry_run=request.dry_run)
+        return pb.ObjectResponse(object=dumps(obj))
+
+    @_unary
     async def Bind(self, request: pb.BindRequest, context: Any) -> pb.ObjectResponse:
         self._check(context, "create", "pods", request.namespace, request.name, subresource="binding")
         obj = await self.h.bind(request.namespace, request.name, request.node_name, uid=request.uid,
@@ -252,29 +259,17 @@ class ApiService(pb_grpc.ApiServicer):
     async def Exec(self, requests: AsyncIterator[pb.ExecInput],
                    context: grpc.aio.ServicerContext) -> AsyncIterator[pb.ExecOutput]:
         try:
-            async for out in proxy.exec_(self.agents, self._authorized_stream(context, requests.__aiter__(), "exec")):
+            async for out in self.verbs.exec_(self.user_of(context), requests):
                 yield out
         except grpc.aio.AbortError:
             raise
         except Exception as exc:
             await _abort(context, exc)
 
-    async def _authorized_stream(self, context: Any, requests: AsyncIterator[Any],
-                                 subresource: str) -> AsyncIterator[Any]:
-        """An exec or port-forward stream, once its first message (which pod) passed
-        `create pods/<subresource>`."""
-        first = await anext(requests, None)
-        if first is not None and first.HasField("start"):
-            self._check(context, "create", "pods", first.start.namespace, first.start.pod, subresource=subresource)
-        if first is not None:
-            yield first
-        async for message in requests:
-            yield message
-
     async def PortForward(self, requests: AsyncIterator[pb.PortForwardData],
                           context: grpc.aio.ServicerContext) -> AsyncIterator[pb.PortForwardData]:
         try:
-            async for out in proxy.port_forward(self.agents, self._authorized_stream(context, requests.__aiter__(), "portforward")):
+            async for out in self.verbs.port_forward(self.user_of(context), requests):
                 yield out
         except grpc.aio.AbortError:
             raise

@@ -70,7 +70,7 @@ class ServiceReservation(Reservation):
             raise ValidationFailed(errors, kind="Service", name=self.holder.name)
 
     def finish(self, ok: bool) -> None:
-        for pool, value, _, requested in self.wants:
+        for pool, value, _, _requested in self.wants:
             pool.picking.discard(value)
             if ok:
                 pool.remember(value, self.holder)

@@ -34,8 +34,17 @@ class Reservation:
 
 
 class Strategy:
+    """What is particular to a kind in the generic verbs of handlers.py (Kubernetes' REST strategies)."""
+
     # Keep a status given on create (a registering node reports its status at once).
     keep_status_on_create = False
+    # The watch cache indexes the kind by this field (agents list "my pods" by spec.nodeName).
+    index_field: str | None = None
+    # Stored under a lease, so it expires (Events: --event-ttl).
+    expires = False
+    # Deletion is graceful: the object stays, with deletionGracePeriodSeconds, until whoever runs it
+    # confirms with a grace-0 delete (a pod's agent); finalizers alone do not complete it.
+    confirmed_deletion = False
 
     def prepare_for_create(self, obj: dict[str, Any]) -> None:
         if not self.keep_status_on_create:
@@ -62,12 +71,18 @@ class Strategy:
         """Seconds to wait before the object disappears; 0 deletes at once."""
         return 0
 
-    def initial_finalizers(self, obj: dict[str, Any]) -> list[str]:
-        """Finalizers the server adds when the object is deleted."""
-        return []
+    def pending_finalizers(self, obj: dict[str, Any]) -> list[str]:
+        """What must be finished before a deleted object may go."""
+        return list((obj.get("metadata") or {}).get("finalizers") or [])
+
+    def mark_deleting(self, obj: dict[str, Any]) -> None:
+        """Change the copy of a deleted object that is kept while it terminates (beyond deletionTimestamp)."""
 
 
 class PodStrategy(Strategy):
+    index_field = "spec.nodeName"
+    confirmed_deletion = True
+
     # Fields of a pod's spec that may change after creation (as in Kubernetes).
     MUTABLE = ("activeDeadlineSeconds", "tolerations", "terminationGracePeriodSeconds")
 
@@ -135,12 +150,17 @@ class NamespaceStrategy(Strategy):
         obj["status"] = {"phase": "Active"}
         obj.setdefault("spec", {})["finalizers"] = ["kubernetes"]
 
-    def initial_finalizers(self, obj: dict[str, Any]) -> list[str]:
-        return []
+    def pending_finalizers(self, obj: dict[str, Any]) -> list[str]:
+        """A namespace also waits for spec.finalizers ("kubernetes": its contents deleted)."""
+        return super().pending_finalizers(obj) + list((obj.get("spec") or {}).get("finalizers") or [])
+
+    def mark_deleting(self, obj: dict[str, Any]) -> None:
+        obj["status"] = {**(obj.get("status") or {}), "phase": "Terminating"}
 
 
 class EventStrategy(Strategy):
     keep_status_on_create = True
+    expires = True
 
 
 STRATEGIES: dict[str, Strategy] = {
@@ -152,11 +172,9 @@ STRATEGIES: dict[str, Strategy] = {
 DEFAULT = Strategy()
 
 
-def strategy_for(kind: str) -> Strategy:
-    return STRATEGIES.get(kind, DEFAULT)
-
-
 def build_strategies(store: "Store", network: "ServiceNetwork") -> dict[str, Strategy]:
     """One API server's strategies: the stateless ones, and those holding its allocators."""
     from controlplane.apiserver.service_strategy import ServiceStrategy
-    return {**STRATEGIES, "Service": ServiceStrategy(store, network)}
+    from controlplane.apiserver.stateful_strategy import PersistentVolumeClaimStrategy, StatefulSetStrategy
+    return {**STRATEGIES, "Service": ServiceStrategy(store, network),
+            "StatefulSet": StatefulSetStrategy(), "PersistentVolumeClaim": PersistentVolumeClaimStrategy()}

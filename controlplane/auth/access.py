@@ -39,9 +39,14 @@ class AccessControl:
     def __init__(self, handlers: "Handlers", *, token_key: ec.EllipticCurvePrivateKey | None = None):
         self.handlers = handlers
         self.rbac = rbac.RBACAuthorizer({kind: handlers.cache(lookup(kind)) for kind in rbac.KINDS})
-        self.node = NodeAuthorizer(handlers.cache(lookup("pods")))
+        for plural in ("persistentvolumes", "persistentvolumeclaims"):   # the Node authorizer reads them
+            handlers.cache(lookup(plural))
+        self.node = NodeAuthorizer(handlers.cache(lookup("pods")), lookup=self.cached)
         self.chain = Chain(rbac.PrivilegedGroups(MASTERS), self.node, self.rbac)
-        handlers.admission = Admission(self._namespace, self._stored_namespace)
+        from controlplane.admission.limitrange import LimitRangeAdmission
+        from controlplane.admission.quota import QuotaAdmission
+        handlers.admission = Admission(self._namespace, self._stored_namespace,
+                                       resources=[LimitRangeAdmission(handlers), QuotaAdmission(handlers)])
         if token_key is None:
             log.info("no ServiceAccount signing key given: using a new one (tokens die with this process)")
             token_key = ec.generate_private_key(ec.SECP256R1())

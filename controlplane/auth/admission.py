@@ -7,7 +7,10 @@ API server's Handlers make (Handlers.admission):
 1. NodeRestriction (node.py `admit_node_write`): a node may not set labels under
    `node-restriction.kubernetes.io/` on its own Node;
 2. Pod Security (podsecurity.py): a pod must meet its namespace's level; a Namespace's
-   `pod-security.kubernetes.io/enforce` label must name a level.
+   `pod-security.kubernetes.io/enforce` label must name a level;
+3. `resources`, the plugins about a namespace's resources, in order (controlplane/admission/):
+   LimitRange (fills default requests and limits, checks bounds), then ResourceQuota (refuses
+   what would go over a quota, else charges it; not on dry runs).
 
 Handlers do not know who is calling: the servicer records the caller in `REQUEST_USER`, a
 context variable that follows the request's task into the handler (each gRPC call and
@@ -32,15 +35,17 @@ REQUEST_USER: ContextVar[UserInfo | None] = ContextVar("skiff_request_user", def
 
 class Admission:
     def __init__(self, namespace: Callable[[str], Awaitable[Mapping[str, Any] | None]],
-                 fresh_namespace: Callable[[str], Awaitable[Mapping[str, Any] | None]] | None = None):
+                 fresh_namespace: Callable[[str], Awaitable[Mapping[str, Any] | None]] | None = None,
+                 resources: list[Callable[..., Awaitable[None]]] | None = None):
         """namespace(name): the Namespace object as stored (the watch cache's, else etcd's), or None.
         fresh_namespace(name): the same read from etcd, asked before a refusal, so a namespace
         relabelled a moment ago (the cache not there yet) is judged by its new level."""
         self.namespace = namespace
         self.fresh_namespace = fresh_namespace
+        self.resources = list(resources or [])
 
     async def __call__(self, operation: str, info: ResourceInfo, new: dict[str, Any],
-                       old: dict[str, Any] | None) -> None:
+                       old: dict[str, Any] | None, *, dry_run: bool = False) -> None:
         user = REQUEST_USER.get()
         if user is not None:
             admit_node_write(user, info.kind, new, old)
@@ -50,6 +55,8 @@ class Admission:
             errors = podsecurity.check_namespace_labels(new)
             if errors:
                 raise ValidationFailed(errors, kind="Namespace", name=(new.get("metadata") or {}).get("name", ""))
+        for plugin in self.resources:
+            await plugin(operation, info, new, old, dry_run=dry_run)
 
     async def _pod_security(self, operation: str, pod: dict[str, Any], old: dict[str, Any] | None) -> None:
         # As Kubernetes: an update is checked only when it changes the spec (pods' specs are

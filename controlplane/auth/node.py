@@ -10,7 +10,10 @@ Kubernetes (plugin/pkg/auth/authorizer/node), it may:
   update the status of pods bound to it;
 - get the Secrets, ConfigMaps, PersistentVolumeClaims and ServiceAccounts that a pod bound
   to it refers to, and request a ServiceAccount token for such a pod;
-- read Services, Endpoints and EndpointSlices (for a node proxy and DNS), and write Events.
+- read Services, Endpoints and EndpointSlices (for a node proxy and DNS), and write Events;
+- get a PersistentVolume that a claim its pods use is bound to, or that is pinned to it
+  (nodeAffinity), or that does not exist (the agent's local-path sweep asks about its
+  own directories, agent/localpath.py).
 
 Anything else gets no opinion here, with the rule that stopped it as the reason (RBAC may
 still grant it: Skiff binds nothing to nodes by default, so the request is refused with
@@ -28,6 +31,7 @@ from __future__ import annotations
 import collections
 from typing import Any, Callable, Iterator, Mapping
 
+from api.volumebinding import HOSTNAME_LABEL, volume_allows_node
 from controlplane.auth.authz import Attributes, Decision, Forbidden
 from controlplane.auth.identity import UserInfo
 
@@ -123,11 +127,15 @@ class PodGraph:
         return bool(counter) and counter.get(node, 0) > 0   # type: ignore[union-attr]
 
 
+Lookup = Callable[[str, str, str], "Mapping[str, Any] | None"]   # (plural, namespace, name) -> cached object
+
+
 class NodeAuthorizer:
-    def __init__(self, pods_cache: Any = None):
+    def __init__(self, pods_cache: Any = None, *, lookup: Lookup | None = None):
         """pods_cache: the API server's pods WatchCache (objects, on_event); None: feed `graph`
-        yourself (tests)."""
+        yourself (tests). lookup: cached PersistentVolumes and claims (None: no volume is reachable)."""
         self.graph = PodGraph()
+        self._lookup = lookup
         self._cache = pods_cache
         self._objects_id = None
         if pods_cache is not None:
@@ -184,6 +192,11 @@ class NodeAuthorizer:
             return True, ""
         if what in _READ_ANY and verb in READ and not a.subresource:
             return True, ""
+        if what == ("", "persistentvolumes") and verb == "get" and not a.subresource:
+            if self._volume_reachable(node, a.name):
+                return True, ""
+            return False, (f"no relationship found between node '{node}' and this object (no claim its pods "
+                           f"use is bound to persistentvolume \"{a.name}\", nor is it pinned to the node)")
         if what in _REFERENCED:
             if a.subresource == "token" and a.resource == "serviceaccounts" and verb == "create":
                 pass   # the pod the token is bound to is checked by the TokenRequest verb (check_token_pod)
@@ -195,6 +208,23 @@ class NodeAuthorizer:
                            f"(no pod bound to it uses {a.resource} \"{a.namespace}/{a.name}\")")
         return False, (f'node "{node}" may not {verb} {a.full_resource}{"." + a.group if a.group else ""}: the Node '
                        f'authorizer allows a node only its own Node and Lease, its pods, and what they use')
+
+    def _volume_reachable(self, node: str, name: str) -> bool:
+        if self._lookup is None:
+            return False
+        volume = self._lookup("persistentvolumes", "", name)
+        if volume is None:
+            return True     # nothing to read: the answer is NotFound
+        spec = volume.get("spec") or {}
+        if (spec.get("nodeAffinity") or {}).get("required") and \
+                volume_allows_node(volume, {HOSTNAME_LABEL: node}, node):
+            return True
+        ref = spec.get("claimRef") or {}
+        claim_ref = ("persistentvolumeclaims", ref.get("namespace") or "", ref.get("name") or "")
+        if not self.graph.refers(node, claim_ref):
+            return False
+        claim = self._lookup(*claim_ref)
+        return claim is not None and (claim.get("spec") or {}).get("volumeName") == name
 
     def _pods(self, node: str, a: Attributes) -> tuple[bool, str]:
         if a.verb in ("list", "watch") and not a.subresource:

@@ -8,7 +8,7 @@ back as `ApiError` subclasses named for what happened (NotFound, Conflict, ...).
 from controlplane.client.client import Client, ObjectList, WatchEvent
 from controlplane.client.credentials import Credentials
 from controlplane.client.errors import (AlreadyExists, ApiError, Conflict, FailedPrecondition, Forbidden, Invalid,
-                                        NotFound, TooOld, Unauthenticated, Unavailable)
+                                        NotFound, TooManyRequests, TooOld, Unauthenticated, Unavailable)
 
 __all__ = ["Client", "ObjectList", "WatchEvent", "ApiError", "NotFound", "AlreadyExists", "Conflict", "Invalid",
-           "FailedPrecondition", "Forbidden", "TooOld", "Unavailable", "Unauthenticated", "Credentials"]
+           "FailedPrecondition", "Forbidden", "TooManyRequests", "TooOld", "Unavailable", "Unauthenticated", "Credentials"]

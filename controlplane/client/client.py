@@ -11,7 +11,7 @@ import asyncio
 import json
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, TypeVar, Union, overload
+from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, TypeVar, Union
 
 import grpc
 
@@ -24,6 +24,7 @@ from protos import skiff_pb2_grpc as pb_grpc
 
 if TYPE_CHECKING:
     from api.resource import Resource
+    from controlplane.client.execstream import ExecSession
 
 # The object model (pydantic, every kind's model: about 12 MiB) is imported only by a
 # caller that uses it — passes a model class or instance. Processes that handle plain
@@ -223,6 +224,16 @@ class Client:
             request.grace_period_seconds = grace_seconds
         reply = await self._verb("delete", self.stub.Delete, request)
         return self._out(kind, reply.object), reply.finished
+
+    async def evict(self, name: str, namespace: str = "", *, grace_seconds: int | None = None,
+                    dry_run: bool = False) -> dict[str, Any]:
+        """The pods/eviction subresource: delete the pod unless its PodDisruptionBudget forbids
+        it now (TooManyRequests: try again later). Returns the pod as last seen."""
+        request = pb.EvictRequest(namespace=namespace, name=name, dry_run=dry_run)
+        if grace_seconds is not None:
+            request.grace_period_seconds = grace_seconds
+        reply = await self._call(self.stub.Evict, request)
+        return json.loads(reply.object)
 
     async def bind(self, namespace: str, name: str, node_name: str, *, uid: str = "",
                    resource_version: str = "", scheduled_event: str = "", event_source: str = "") -> dict[str, Any]:

@@ -54,8 +54,13 @@ class Unauthenticated(ApiError):
     code = grpc.StatusCode.UNAUTHENTICATED
 
 
+class TooManyRequests(ApiError):
+    """Try again later: an eviction that a PodDisruptionBudget does not allow now (HTTP 429)."""
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
 _BY_CODE = {cls.code: cls for cls in (NotFound, AlreadyExists, Conflict, Invalid, FailedPrecondition, TooOld,
-                                      Unavailable, Unauthenticated, Forbidden)}
+                                      Unavailable, Unauthenticated, Forbidden, TooManyRequests)}
 
 
 def error_for(code: grpc.StatusCode, message: str) -> ApiError:

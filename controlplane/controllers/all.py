@@ -30,10 +30,22 @@ def default_controllers(settings: ControllerSettings) -> list[Controller]:
     controllers.append(DaemonSetController(settings))
     from controlplane.controllers.job import JobController
     controllers.append(JobController(settings))
+    from controlplane.controllers.cronjob import CronJobController
+    controllers.append(CronJobController(settings))
+    from controlplane.controllers.resourcequota import ResourceQuotaController
+    controllers.append(ResourceQuotaController(settings))
+    from controlplane.controllers.disruption import DisruptionController
+    controllers.append(DisruptionController(settings))
+    from controlplane.controllers.podautoscaler import HorizontalPodAutoscalerController
+    controllers.append(HorizontalPodAutoscalerController(settings))
     from controlplane.controllers.serviceaccount import ServiceAccountsController
     controllers.append(ServiceAccountsController(settings))
     from controlplane.controllers.endpointslice import EndpointSliceController
     controllers.append(EndpointSliceController(settings))
     from controlplane.controllers.endpoints import EndpointsController
     controllers.append(EndpointsController(settings))
+    from controlplane.controllers.statefulset import StatefulSetController
+    controllers.append(StatefulSetController(settings))
+    from controlplane.controllers.persistentvolume import PersistentVolumeController
+    controllers.append(PersistentVolumeController(settings))
     return controllers

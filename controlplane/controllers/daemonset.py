@@ -28,8 +28,7 @@ from controlplane.client import ApiError, Conflict, NotFound
 from controlplane.client.events import NORMAL, WARNING
 from controlplane.controllers.daemonset_plan import new_pod, plan
 from controlplane.controllers.manager import Context, QueueController
-from controlplane.controllers.owned import (POD_BY_CONTROLLER, Expectations, add_pod_indexes, controller_of,
-                                            is_terminating)
+from controlplane.controllers.owned import POD_BY_CONTROLLER, Expectations, OwnedPodEvents, add_pod_indexes
 from controlplane.controllers.settings import ControllerSettings
 
 log = logging.getLogger(__name__)
@@ -62,7 +61,7 @@ class DaemonSetController(QueueController):
         add_pod_indexes(self.pods)
         self.daemonsets.add_handlers(on_add=self._ds_event, on_update=lambda _o, new: self._ds_event(new),
                                      on_delete=self._ds_event)
-        self.pods.add_handlers(on_add=self._pod_added, on_update=self._pod_updated, on_delete=self._pod_deleted)
+        OwnedPodEvents("DaemonSet", self.queue.add, self.expectations).register(self.pods)
         self.nodes.add_handlers(on_add=lambda _n: self._all(), on_delete=lambda _n: self._all(),
                                 on_update=lambda old, new: _node_facts(old) != _node_facts(new) and self._all())
 
@@ -74,28 +73,6 @@ class DaemonSetController(QueueController):
     def _all(self) -> None:
         for ds in self.daemonsets.store.values():
             self._ds_event(ds)
-
-    def _owner_key(self, pod: Obj) -> Key | None:
-        ref = controller_of(pod)
-        if ref is None or ref.get("kind") != "DaemonSet":
-            return None
-        return pod["metadata"].get("namespace", ""), ref.get("name", "")
-
-    def _pod_added(self, pod: Obj) -> None:
-        if (key := self._owner_key(pod)) is not None:
-            self.expectations.creation_observed(key)
-            self.queue.add(key)
-
-    def _pod_updated(self, old: Obj, new: Obj) -> None:
-        if (key := self._owner_key(new)) is not None:
-            if is_terminating(new):
-                self.expectations.deletion_observed(key, new["metadata"].get("uid", ""))
-            self.queue.add(key)
-
-    def _pod_deleted(self, pod: Obj) -> None:
-        if (key := self._owner_key(pod)) is not None:
-            self.expectations.deletion_observed(key, pod["metadata"].get("uid", ""))
-            self.queue.add(key)
 
     # -- reconcile ----------------------------------------------------------------------------
 

@@ -16,9 +16,10 @@ node. A node whose Lease has not changed for the grace period (the larger of
    taints go away (the agent posts Ready=True; this controller never does).
 3. evicted — the NoExecute taint manager: each pod on the node that does not
    tolerate a NoExecute taint is deleted when its time is up. A pod without a
-   toleration for not-ready/unreachable gets `pod_eviction_seconds` (Kubernetes
-   adds a 300 s toleration at admission instead); a toleration's
-   tolerationSeconds overrides that; a toleration without seconds keeps the pod
+   toleration for not-ready/unreachable gets `pod_eviction_seconds` (default 0:
+   evicted when the taint appears, as Kubernetes' taint manager evicts a pod
+   that does not tolerate it; Kubernetes adds a 300 s toleration at admission
+   instead); a toleration's tolerationSeconds overrides that; a toleration without seconds keeps the pod
    there forever (DaemonSet pods have one). The clock starts at the taint's
    timeAdded, so a newly elected leader continues where the old one stopped.
 
@@ -36,8 +37,11 @@ that the control plane lost its network, and there would be nowhere to go.
 Orphans. Pods bound to a Node that no longer exists are force-deleted after a
 short quarantine (Kubernetes' PodGC does this after 20 s).
 
-Timing with defaults (renew 2 s, grace 8 s, eviction 5 s): a node is NotReady
-8-10 s after its last renewal and its pods are deleted 5 s later. Each node's
+Timing with defaults (renew 2 s, grace 8 s, eviction 0 s): a node is NotReady
+8 s after the last renewal the controller saw, 6-8 s after it died, and its
+pods are deleted in the same pass, right after the taints are written: the
+scheduler hears of the NoSchedule taint before the replacements exist, and a
+replacement bound there anyway (its watch lagging) is evicted in turn. Each node's
 next deadline is a timer on the work queue, so detection is exact rather than
 rounded to a polling period; a sweep every `node_monitor_period_seconds` is a
 safety net.

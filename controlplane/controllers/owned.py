@@ -143,3 +143,37 @@ class Expectations:
 
     def forget(self, key: Hashable) -> None:
         self._by_key.pop(key, None)
+
+
+class OwnedPodEvents:
+    """A controller's pod event handlers: a pod whose controller reference names `kind` wakes its
+    owner's key (namespace, name), and its creation or deletion is noted in `expectations`.
+    Shared by the DaemonSet and StatefulSet controllers."""
+
+    def __init__(self, kind: str, wake: Callable[[tuple[str, str]], None], expectations: Expectations):
+        self.kind, self.wake, self.expectations = kind, wake, expectations
+
+    def owner_key(self, obj: Obj) -> tuple[str, str] | None:
+        ref = controller_of(obj)
+        if ref is None or ref.get("kind") != self.kind:
+            return None
+        return (obj.get("metadata") or {}).get("namespace", ""), ref.get("name", "")
+
+    def added(self, pod: Obj) -> None:
+        if (key := self.owner_key(pod)) is not None:
+            self.expectations.creation_observed(key)
+            self.wake(key)
+
+    def updated(self, old: Obj, new: Obj) -> None:
+        if (key := self.owner_key(new)) is not None:
+            if is_terminating(new):
+                self.expectations.deletion_observed(key, new["metadata"].get("uid", ""))
+            self.wake(key)
+
+    def deleted(self, pod: Obj) -> None:
+        if (key := self.owner_key(pod)) is not None:
+            self.expectations.deletion_observed(key, pod["metadata"].get("uid", ""))
+            self.wake(key)
+
+    def register(self, informer: Any) -> None:
+        informer.add_handlers(on_add=self.added, on_update=self.updated, on_delete=self.deleted)

@@ -22,7 +22,6 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography import x509
 
 from controlplane.client.privatefile import write_private
 from controlplane.pki import certs
@@ -141,5 +140,3 @@ class ClusterPKI:
         return self._own("controlplane-client", common_name=CONTROLPLANE_NAME, organizations=(MASTERS,),
                          client=True)
 
-    def is_own(self, cert: x509.Certificate) -> bool:
-        return certs.issued_by(cert, self.ca_cert)

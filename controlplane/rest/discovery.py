@@ -3,9 +3,9 @@
 Everything comes from the registry of kinds (api/registry.py): a kind registered there is
 served here, with its plural, singular, short names and scope. Skiff's verbs map to
 Kubernetes' (`apply` is a `patch`); the `all` category (what `kubectl get all` shows)
-is Kubernetes' list of workload kinds. The aggregated form (apidiscovery.k8s.io/v2) is not
-served: kubectl asks for it first and, given the plain form (Content-Type
-application/json), reads the plain lists.
+is Kubernetes' list of workload kinds. The aggregated form (apidiscovery.k8s.io/v2, what
+kubectl asks for first, so that /api and /apis answer everything in two requests) is
+served when the Accept header asks for it (`aggregated`); otherwise the plain lists.
 """
 
 from __future__ import annotations
@@ -59,6 +59,8 @@ def kube_verbs(info: ResourceInfo) -> list[str]:
     verbs = {v for v in info.verbs if v != "apply"}
     if "apply" in info.verbs or "update" in info.verbs:
         verbs.add("patch")
+    if "delete" in verbs and "list" in verbs:
+        verbs.add("deletecollection")
     return sorted(verbs)
 
 
@@ -94,8 +96,60 @@ def resource_list(group: str, version: str) -> dict[str, Any] | None:
         if info.kind == "Pod":
             resources.append({"name": "pods/log", "singularName": "", "namespaced": True, "kind": "Pod",
                               "verbs": ["get"]})
+            for stream in ("exec", "portforward"):
+                resources.append({"name": f"pods/{stream}", "singularName": "", "namespaced": True,
+                                  "kind": "PodExecOptions" if stream == "exec" else "PodPortForwardOptions",
+                                  "verbs": ["create", "get"]})
+            resources.append({"name": "pods/eviction", "singularName": "", "namespaced": True, "group": "policy",
+                              "version": "v1", "kind": "Eviction", "verbs": ["create"]})
         if info.has_status:
             resources.append({"name": f"{info.plural}/status", "singularName": "", "namespaced": info.namespaced,
                               "kind": info.kind, "verbs": ["get", "patch", "update"]})
     return {"kind": "APIResourceList", "apiVersion": "v1",
             "groupVersion": f"{group}/{version}" if group else version, "resources": resources}
+
+
+AGGREGATED = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+
+
+def wants_aggregated(accept: str) -> bool:
+    """Whether an Accept header asks for apidiscovery.k8s.io/v2 (kubectl's first choice)."""
+    for choice in accept.split(","):
+        params = {p.strip() for p in choice.split(";")[1:]}
+        if {"g=apidiscovery.k8s.io", "v=v2", "as=APIGroupDiscoveryList"} <= params:
+            return True
+    return False
+
+
+def aggregated(core: bool) -> dict[str, Any]:
+    """The APIGroupDiscoveryList of /api (core: the core group) or /apis (every other group),
+    made of the same APIResourceLists as the plain form."""
+    items = []
+    for group, versions in sorted(group_versions().items()):
+        if bool(group) == core:
+            continue
+        listed = []
+        for version in versions:
+            plain = resource_list(group, version) or {"resources": []}
+            by_name = {r["name"]: r for r in plain["resources"]}
+            resources = []
+            for name, r in by_name.items():
+                if "/" in name:
+                    continue
+                entry: dict[str, Any] = {
+                    "resource": name, "responseKind": {"group": group, "version": version, "kind": r["kind"]},
+                    "scope": "Namespaced" if r["namespaced"] else "Cluster", "singularResource": r["singularName"],
+                    "verbs": r["verbs"]}
+                for key in ("shortNames", "categories"):
+                    if r.get(key):
+                        entry[key] = r[key]
+                subresources = [{"subresource": sub.partition("/")[2],
+                                 "responseKind": {"group": s.get("group", group), "version": s.get("version", version),
+                                                  "kind": s["kind"]}, "verbs": s["verbs"]}
+                                for sub, s in by_name.items() if sub.startswith(f"{name}/")]
+                if subresources:
+                    entry["subresources"] = subresources
+                resources.append(entry)
+            listed.append({"version": version, "resources": resources, "freshness": "Current"})
+        items.append({"metadata": {"name": group} if group else {}, "versions": listed})
+    return {"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": {}, "items": items}

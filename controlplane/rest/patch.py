@@ -11,7 +11,8 @@
 - `application/json-patch+json` — RFC 6902, by the `jsonpatch` library.
 
 (`application/apply-patch+yaml`, server-side apply, is not a patch of the stored object:
-resources.py hands it to Skiff's apply.) A malformed patch raises ValidationFailed.
+resources.py hands it to controlplane/apiserver/fieldmanager.py, which merges with the
+merge keys here.) A malformed patch raises ValidationFailed.
 """
 
 from __future__ import annotations

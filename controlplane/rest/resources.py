@@ -6,8 +6,11 @@
 GET (one object; a list as a `<Kind>List`, with labelSelector, fieldSelector, limit and
 continue; `watch=1`: a stream of `{"type", "object"}` lines), POST (create), PUT (update,
 or update of the status), PATCH (merge, strategic merge and JSON patch — patch.py — and
-server-side apply, `application/apply-patch+yaml`, which is Skiff's apply) and DELETE
-(DeleteOptions from the body or the query). `dryRun=All` is honoured everywhere.
+server-side apply, `application/apply-patch+yaml`, with field managers and conflicts:
+controlplane/apiserver/fieldmanager.py; updates and patches are recorded for their
+`fieldManager`) and DELETE
+(DeleteOptions from the body or the query; on a collection URL, deletecollection). `dryRun=All` is honoured everywhere;
+`fieldValidation` on create, update and apply (fieldvalidation.py).
 
 Each verb is the shared, authorized one (controlplane/apiserver/verbs.py), so the REST
 API and the gRPC API check and do the same. Errors are `Status` objects (status.py).
@@ -35,7 +38,7 @@ from api.limits import MAX_OBJECT_BYTES
 from api.registry import ResourceInfo
 from controlplane.apiserver.verbs import Verbs
 from controlplane.auth.identity import UserInfo
-from controlplane.rest import discovery, patch as patches, scale, status, table as tables
+from controlplane.rest import discovery, fieldvalidation, patch as patches, protobuf, scale, status, streams, table as tables
 from controlplane.storage.watch_cache import BOOKMARK, Subscription, chunks
 from protos import skiff_pb2 as pb
 
@@ -71,7 +74,8 @@ def parse_path(parts: list[str]) -> Target:
     subresource = rest[2] if len(rest) > 2 else ""
     if subresource and not ((subresource == "status" and info.has_status)
                             or (subresource == "scale" and scale.scalable(info))
-                            or (subresource == "log" and info.kind == "Pod")):
+                            or (subresource in ("log", "eviction", *streams.STREAM_SUBRESOURCES)
+                                and info.kind == "Pod")):
         raise NotServed()
     return Target(info, namespace, name, subresource)
 
@@ -108,11 +112,6 @@ class TooLarge(Exception):
 
 
 async def _body(request: web.Request) -> Any:
-    if "protobuf" in request.content_type:
-        raise UnsupportedMediaType(
-            f"the body of the request was in an unknown format - accepted media types include: application/json, "
-            f"application/yaml (Skiff does not speak Kubernetes' protobuf: `kubectl create namespace|deployment|...` "
-            f"send it; write the object and use `kubectl create -f` or `kubectl apply -f`)")
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
@@ -120,6 +119,13 @@ async def _body(request: web.Request) -> Any:
                        f"at most {MAX_OBJECT_BYTES} (1.5 MiB)") from None
     if not raw:
         return None
+    if "protobuf" in request.content_type:
+        try:
+            return protobuf.decode_object(raw)
+        except (protobuf.Unreadable, UnicodeDecodeError) as exc:
+            raise UnsupportedMediaType(
+                f"the body of the request was in an unknown format - accepted media types include: "
+                f"application/json, application/yaml ({exc})") from None
     try:
         if request.content_type == patches.APPLY_PATCH or request.content_type.endswith("yaml"):
             return yaml.safe_load(raw)
@@ -170,6 +176,14 @@ class Resources:
                 return await self.scale(request, user, target)
             if target.subresource == "log" and method == "GET":
                 return await self.log(request, user, target)
+            if target.subresource == "eviction" and method == "POST":
+                return await self.evict(request, user, target)
+            if target.subresource == "exec" and method in ("GET", "POST"):
+                return await streams.exec_(self.verbs, request, user, target.namespace, target.name)
+            if target.subresource == "portforward" and method in ("GET", "POST"):
+                return await streams.port_forward(self.verbs, request, user, target.namespace, target.name)
+            if target.subresource in streams.STREAM_SUBRESOURCES:
+                return respond(streams.not_streamed(target.subresource), 400)
             if method == "GET":
                 if target.name and not _flag(request, "watch"):
                     obj = await self.verbs.get(user, target.info.plural, target.namespace, target.name)
@@ -181,16 +195,25 @@ class Resources:
                 return await self.list(request, user, target)
             if method == "POST" and not target.name:
                 obj = _object_body(await _body(request), target)
-                return respond(await self.verbs.create(user, obj, dry_run=_dry_run(request)), 201)
+                dry_run = _dry_run(request)
+                return _checked(*await fieldvalidation.tolerant(
+                    fieldvalidation.mode(request.query), obj,
+                    lambda body: self.verbs.create(user, body, dry_run=dry_run)), code=201)
             if method == "PUT" and target.name:
                 obj = _object_body(await _body(request), target)
+                dry_run = _dry_run(request)
+                manager = _manager(request)
                 if target.subresource == "status":
-                    return respond(await self.verbs.update_status(user, obj, dry_run=_dry_run(request)))
-                return respond(await self.verbs.update(user, obj, dry_run=_dry_run(request)))
+                    write = lambda body: self.verbs.update_status(user, body, dry_run=dry_run)  # noqa: E731
+                else:
+                    write = lambda body: self.verbs.update(user, body, dry_run=dry_run, manager=manager)  # noqa: E731
+                return _checked(*await fieldvalidation.tolerant(fieldvalidation.mode(request.query), obj, write))
             if method == "PATCH" and target.name:
                 return await self.patch(request, user, target)
             if method == "DELETE" and target.name and not target.subresource:
                 return await self.delete(request, user, target)
+            if method == "DELETE" and not target.name:
+                return await self.delete_collection(request, user, target)
             return respond(status.status(405, "MethodNotAllowed",
                                          f"the server does not allow this method on the requested resource: "
                                          f"{method} {request.path}"), 405)
@@ -202,6 +225,19 @@ class Resources:
             return respond(status.status(413, "RequestEntityTooLarge", str(exc)), 413)
         except Exception as exc:
             return failure(exc, target)
+
+    async def evict(self, request: web.Request, user: UserInfo, target: Target) -> web.Response:
+        """POST pods/NAME/eviction with an Eviction (policy/v1): 201 and a Success Status, or the
+        budget's refusal as 429 TooManyRequests (kubectl drain waits and tries again)."""
+        body = await _body(request)     # kubectl drain sends its Eviction as protobuf (protobuf.py)
+        if not isinstance(body, dict) or body.get("kind", "Eviction") != "Eviction":
+            raise BadRequest("the body must be an Eviction (policy/v1)")
+        options = body.get("deleteOptions") or {}
+        grace = options.get("gracePeriodSeconds")
+        await self.verbs.evict(user, target.namespace, target.name,
+                               grace_seconds=int(grace) if grace is not None else None,
+                               dry_run=_dry_run(request, options))
+        return respond({**status.success({"name": target.name, "kind": "pods"}), "code": 201}, 201)
 
     async def log(self, request: web.Request, user: UserInfo, target: Target) -> web.StreamResponse:
         """`kubectl logs`: the agent's stream as text/plain; an error before the first byte is a Status."""
@@ -241,7 +277,8 @@ class Resources:
             change = lambda current: scale.with_replicas(  # noqa: E731
                 current, patches.apply_patch(content_type, scale.to_scale(current), body))
         obj = await self.verbs.patch(user, plural, target.namespace, target.name, change, subresource="scale",
-                                     dry_run=_dry_run(request), verb="update" if request.method == "PUT" else "patch")
+                                     dry_run=_dry_run(request), verb="update" if request.method == "PUT" else "patch",
+                                     manager=_manager(request))
         return respond(scale.to_scale(obj))
 
     async def list(self, request: web.Request, user: UserInfo, target: Target) -> web.Response:
@@ -318,17 +355,11 @@ class Resources:
             if target.subresource:
                 raise BadRequest("server-side apply of a subresource is not supported")
             manifest = _object_body(body, target)
-            if set(manifest) <= {"apiVersion", "kind", "metadata"}:
-                # Metadata only — what kubectl sends to move `last-applied` into managed fields after a
-                # server-side apply: its labels and annotations are merged into the live object (Skiff
-                # keeps no managed fields; a whole-object apply would drop the unnamed fields).
-                meta = manifest["metadata"]
-                change = {"metadata": {k: meta[k] for k in ("labels", "annotations") if isinstance(meta.get(k), dict)}}
-                obj = await self.verbs.patch(user, target.info.plural, target.namespace, target.name,
-                                             lambda current: patches.merge_patch(current, change), dry_run=dry_run)
-                return respond(obj)
-            obj, result = await self.verbs.apply(user, manifest, dry_run=dry_run)
-            return respond(obj, 201 if result == "created" else 200)
+            manager, force = request.query.get("fieldManager", ""), _flag(request, "force")
+            (obj, result), warnings = await fieldvalidation.tolerant(
+                fieldvalidation.mode(request.query), manifest,
+                lambda body: self.verbs.server_side_apply(user, body, manager=manager, force=force, dry_run=dry_run))
+            return _checked(obj, warnings, code=201 if result == "created" else 200)
         if content_type not in (patches.MERGE_PATCH, patches.STRATEGIC, patches.JSON_PATCH):
             return respond(status.status(415, "UnsupportedMediaType",
                                          f"the body of the request was in an unknown format - accepted media types "
@@ -336,10 +367,11 @@ class Resources:
                                          f"{patches.APPLY_PATCH}"), 415)
         obj = await self.verbs.patch(user, target.info.plural, target.namespace, target.name,
                                      lambda current: patches.apply_patch(content_type, current, body),
-                                     subresource=target.subresource, dry_run=dry_run)
+                                     subresource=target.subresource, dry_run=dry_run, manager=_manager(request))
         return respond(obj)
 
-    async def delete(self, request: web.Request, user: UserInfo, target: Target) -> web.Response:
+    async def _delete_options(self, request: web.Request) -> tuple[dict[str, Any], int | None, str]:
+        """(DeleteOptions, gracePeriodSeconds, propagationPolicy) from the body or the query."""
         options = await _body(request) or {}
         if not isinstance(options, dict):
             raise BadRequest("the body of a delete must be DeleteOptions")
@@ -349,6 +381,20 @@ class Resources:
         propagation = options.get("propagationPolicy") or request.query.get("propagationPolicy", "")
         if options.get("orphanDependents") is True or request.query.get("orphanDependents") == "true":
             propagation = propagation or "Orphan"
+        return options, grace, propagation
+
+    async def delete_collection(self, request: web.Request, user: UserInfo, target: Target) -> web.Response:
+        """DELETE on a collection: the objects its selectors match, answered as the list of them."""
+        options, grace, propagation = await self._delete_options(request)
+        deleted = await self.verbs.delete_collection(
+            user, target.info.plural, target.namespace, request.query.get("labelSelector", ""),
+            request.query.get("fieldSelector", ""), propagation=propagation, grace_seconds=grace,
+            dry_run=_dry_run(request, options))
+        return respond({"kind": f"{target.info.kind}List", "apiVersion": target.info.api_version,
+                        "metadata": {}, "items": deleted})
+
+    async def delete(self, request: web.Request, user: UserInfo, target: Target) -> web.Response:
+        options, grace, propagation = await self._delete_options(request)
         preconditions = options.get("preconditions") or {}
         obj, finished = await self.verbs.delete(user, target.info.plural, target.namespace, target.name,
                                                 propagation=propagation, grace_seconds=grace,
@@ -359,6 +405,20 @@ class Resources:
             return respond(status.success({"name": target.name, "group": target.info.group,
                                            "kind": target.info.plural, "uid": meta.get("uid", "")}))
         return respond(obj, 200)
+
+
+def _checked(obj: Any, warnings: list[str], *, code: int = 200) -> web.Response:
+    """The written object, with a `Warning` header for each field fieldValidation=Warn dropped."""
+    response = respond(obj, code)
+    for name, value in fieldvalidation.warning_headers(warnings):
+        response.headers.add(name, value)
+    return response
+
+
+def _manager(request: web.Request) -> str:
+    """The field manager an update is recorded for: `?fieldManager=`, else, as Kubernetes
+    does, the User-Agent up to its first `/` (`kubectl/v1.32.4 (...)` -> `kubectl`)."""
+    return (request.query.get("fieldManager") or request.headers.get("User-Agent", "").split("/")[0])[:128]
 
 
 def _as_table(request: web.Request) -> bool:

@@ -7,8 +7,7 @@
 Any authenticated caller may ask about itself (Kubernetes' `system:basic-user`). The answer
 is the authorizer chain's own (`AccessControl.allowed`, as the gRPC `AccessReview` asks it).
 
-kubectl sends these two in Kubernetes' protobuf, which Skiff does not otherwise speak: the
-envelope (`k8s\\0`, a `runtime.Unknown` holding the type and the raw message) and the few
+kubectl sends these two in Kubernetes' protobuf (the envelope: protobuf.py); the few
 fields of the review are read here by their field numbers in Kubernetes' generated.proto
 (ResourceAttributes: namespace 1, verb 2, group 3, version 4, resource 5, subresource 6,
 name 7). The answer is JSON, which kubectl also accepts.
@@ -23,53 +22,21 @@ from api.errors import FieldError, ValidationFailed
 from controlplane.auth.access import AccessControl
 from controlplane.auth.authz import Attributes
 from controlplane.auth.identity import UserInfo
+from controlplane.rest import protobuf
+from controlplane.rest.protobuf import last_fields
 
 ACCESS_REVIEW_PATH = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
 SELF_REVIEW_PATH = "/apis/authentication.k8s.io/v1/selfsubjectreviews"
-MAGIC = b"k8s\x00"
 _RESOURCE_ATTRIBUTES = {1: "namespace", 2: "verb", 3: "group", 4: "version", 5: "resource", 6: "subresource", 7: "name"}
-
-
-def _varint(data: bytes, at: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        if at >= len(data):
-            raise ValueError("truncated varint")
-        byte = data[at]
-        at += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, at
-        shift += 7
-
-
-def _fields(data: bytes) -> dict[int, bytes]:
-    """The length-delimited fields of a protobuf message (the last of each number); varints skipped."""
-    out: dict[int, bytes] = {}
-    at = 0
-    while at < len(data):
-        key, at = _varint(data, at)
-        number, wire = key >> 3, key & 7
-        if wire == 0:
-            _, at = _varint(data, at)
-        elif wire == 2:
-            size, at = _varint(data, at)
-            out[number] = data[at:at + size]
-            at += size
-        else:
-            raise ValueError(f"unsupported protobuf wire type {wire}")
-    return out
 
 
 def _protobuf_spec(body: bytes) -> dict[str, Any]:
     """The `spec.resourceAttributes` of a protobuf SelfSubjectAccessReview, as JSON would have it."""
-    if not body.startswith(MAGIC):
-        raise ValueError("not Kubernetes' protobuf envelope")
-    raw = _fields(_fields(body[len(MAGIC):]).get(2, b""))      # Unknown.raw: the review
-    spec = _fields(raw.get(2, b""))                               # SelfSubjectAccessReview.spec
+    raw = last_fields(protobuf.envelope(body)[2])               # Unknown.raw: the review
+    spec = last_fields(raw.get(2, b""))                           # SelfSubjectAccessReview.spec
     if 1 not in spec:
         return {}
-    attributes = _fields(spec[1])
+    attributes = last_fields(spec[1])
     return {"resourceAttributes": {name: attributes[n].decode() for n, name in _RESOURCE_ATTRIBUTES.items()
                                    if n in attributes}}
 

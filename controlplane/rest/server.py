@@ -7,7 +7,8 @@ client certificate is asked for and, when given, verified against the cluster CA
 authenticated as a gRPC call is (controlplane/auth/authn.py: the certificate's CN and
 O, else `Authorization: Bearer <token>` — bootstrap and ServiceAccount tokens), and
 refused with a 401 `Status` otherwise; a bootstrap token may only join a node, so it is
-refused here. Authorization is per verb, in the shared verbs (apiserver/verbs.py).
+refused here. kubectl's --as (`Impersonate-User`/`-Group`) then acts as that identity, once
+the caller may `impersonate` it. Authorization is per verb, in the shared verbs (apiserver/verbs.py).
 
 Discovery and the OpenAPI documents are open to every authenticated caller (Kubernetes'
 `system:discovery` role does the same).
@@ -16,6 +17,7 @@ Discovery and the OpenAPI documents are open to every authenticated caller (Kube
 from __future__ import annotations
 
 import asyncio
+import json
 import ssl
 from pathlib import Path
 from typing import Any, Awaitable, Callable
@@ -23,6 +25,7 @@ from typing import Any, Awaitable, Callable
 from aiohttp import web
 
 from api.limits import MAX_OBJECT_BYTES
+from controlplane.apiserver.service import impersonated
 from controlplane.apiserver.verbs import Verbs
 from controlplane.auth.authn import NO_CREDENTIAL, AuthenticationError, Authenticator, bearer_token
 from controlplane.auth.identity import INSECURE_ADMIN, UserInfo
@@ -76,11 +79,30 @@ class RestApi:
             user = self.user_of(request)
         except AuthenticationError as exc:
             return respond(status.of_exception(exc), 401)
+        try:
+            user = self._impersonated(request, user)
+        except Exception as exc:
+            st = status.of_exception(exc)
+            return respond(st, st["code"])
         denied = self.permits(user, f"{request.method} {request.path}")
         if denied:
             return respond(status.status(403, "Forbidden", denied), 403)
         request[USER] = user
         return await handler(request)
+
+    def _impersonated(self, request: web.Request, user: UserInfo) -> UserInfo:
+        """kubectl's --as/--as-group (`Impersonate-User`, `Impersonate-Group` headers): the request
+        runs as that identity once the caller may `impersonate` those users and groups, as the
+        gRPC AccessReview checks it."""
+        name = request.headers.get("Impersonate-User", "")
+        groups = request.headers.getall("Impersonate-Group", [])
+        if not name and not groups:
+            return user
+        if name:
+            self.verbs.access.check_resource(user, "impersonate", "users", "", name=name)
+        for group in groups:
+            self.verbs.access.check_resource(user, "impersonate", "groups", "", name=group)
+        return impersonated(name or user.name, list(groups))
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._authenticate], client_max_size=MAX_BODY)
@@ -90,6 +112,10 @@ class RestApi:
     async def route(self, request: web.Request) -> web.StreamResponse:
         parts = [p for p in request.path.split("/") if p]
         user = request[USER]
+        if request.method == "GET" and parts in (["api"], ["apis"]) \
+                and discovery.wants_aggregated(request.headers.get("Accept", "")):
+            body = json.dumps(discovery.aggregated(core=parts == ["api"]), separators=(",", ":")).encode()
+            return web.Response(body=body, headers={"Content-Type": discovery.AGGREGATED})
         if request.method == "GET":
             document = self._document(parts)
             if document is not None:

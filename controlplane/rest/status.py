@@ -14,6 +14,7 @@ import grpc
 
 from api.errors import ValidationFailed
 from controlplane.apiserver.errors import status_or_internal
+from controlplane.apiserver.fieldmanager import ApplyConflict
 from controlplane.auth.authn import AuthenticationError
 
 # gRPC code -> (HTTP status, Kubernetes reason)
@@ -27,6 +28,7 @@ _BY_CODE: dict[grpc.StatusCode, tuple[int, str]] = {
     grpc.StatusCode.UNAUTHENTICATED: (401, "Unauthorized"),
     grpc.StatusCode.OUT_OF_RANGE: (410, "Expired"),
     grpc.StatusCode.UNAVAILABLE: (503, "ServiceUnavailable"),
+    grpc.StatusCode.RESOURCE_EXHAUSTED: (429, "TooManyRequests"),
     grpc.StatusCode.INTERNAL: (500, "InternalError"),
 }
 
@@ -66,6 +68,8 @@ def of_exception(exc: BaseException, *, kind: str = "", name: str = "", group: s
         details["kind"] = kind
     if group:
         details["group"] = group
+    if isinstance(exc, ApplyConflict):
+        details["causes"] = exc.causes
     if isinstance(exc, ValidationFailed):
         # Kubernetes' Invalid names the kind and the object's name (kubectl prints `The Deployment "web" is invalid`).
         if exc.kind:

@@ -31,8 +31,38 @@ def is_terminal(pod: Mapping[str, Any]) -> bool:
     return (pod.get("status") or {}).get("phase") in TERMINAL_PHASES
 
 
+class VolumeFacts:
+    """PersistentVolumeClaims by (namespace, name), PersistentVolumes and StorageClasses by name:
+    what the VolumeBinding plugin reads."""
+
+    PLURALS = ("persistentvolumeclaims", "persistentvolumes", "storageclasses")
+
+    def __init__(self) -> None:
+        self.claims: dict[Key, dict[str, Any]] = {}
+        self.volumes: dict[str, dict[str, Any]] = {}
+        self.classes: dict[str, dict[str, Any]] = {}
+
+    def _table(self, plural: str) -> dict[Any, dict[str, Any]]:
+        tables: dict[str, dict[Any, dict[str, Any]]] = {"persistentvolumeclaims": self.claims, "persistentvolumes": self.volumes,
+                "storageclasses": self.classes}
+        return tables[plural]
+
+    @staticmethod
+    def _key(plural: str, obj: Mapping[str, Any]) -> Any:
+        meta = obj.get("metadata") or {}
+        return (meta.get("namespace") or "default", meta.get("name") or "") \
+            if plural == "persistentvolumeclaims" else meta.get("name") or ""
+
+    def set(self, plural: str, obj: dict[str, Any]) -> None:
+        self._table(plural)[self._key(plural, obj)] = obj
+
+    def remove(self, plural: str, obj: Mapping[str, Any]) -> None:
+        self._table(plural).pop(self._key(plural, obj), None)
+
+
 class Cache:
     def __init__(self) -> None:
+        self.volume_facts = VolumeFacts()            # claims, volumes, classes (VolumeBinding)
         self.nodes: dict[str, NodeInfo] = {}
         self._pods: dict[Key, PodInfo] = {}          # bound or assumed; PodInfo.node_name says where
         self._assumed: set[Key] = set()

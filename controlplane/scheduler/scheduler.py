@@ -32,15 +32,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from datetime import datetime, timezone
-from typing import Any, Awaitable, Mapping
+from typing import Any, Awaitable, Callable, Mapping
 
+from api.timestamps import rfc3339
+from api.volumebinding import claim_names
 from controlplane.client import ApiError, Client, Conflict, FailedPrecondition, NotFound
 from controlplane.client.events import WARNING, EventRecorder
 from controlplane.client.informer import Informer
 from controlplane.scheduler.algorithm import ScheduleResult, SchedulingAlgorithm
 from controlplane.scheduler.binder import BatchBinder
-from controlplane.scheduler.cache import Cache, is_terminal
+from controlplane.scheduler.cache import Cache, VolumeFacts, is_terminal
 from controlplane.scheduler.config import SchedulerConfig
 from controlplane.scheduler.framework import FitError
 from controlplane.scheduler.nodeinfo import Key, PodInfo
@@ -58,10 +59,6 @@ def _key(obj: Mapping[str, Any]) -> Key:
 
 def _assigned(pod: Mapping[str, Any]) -> bool:
     return bool((pod.get("spec") or {}).get("nodeName"))
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _node_changed(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
@@ -89,6 +86,7 @@ class Scheduler:
         self.nodes = Informer(client, "nodes")
         self.pods = Informer(client, "pods")
         self.namespaces = Informer(client, "namespaces")
+        self.storage = [Informer(client, plural) for plural in VolumeFacts.PLURALS]   # VolumeBinding's
         self.recorder = EventRecorder(client, component=COMPONENT)  # drops events beyond 1000 pending, as
         # kube-scheduler's broadcaster does: events are best effort, binds are not
         self.stats = {"scheduled": 0, "unschedulable": 0, "bind_failures": 0}
@@ -113,9 +111,11 @@ class Scheduler:
         self.namespaces.add_handlers(on_add=self.cache.set_namespace, on_update=self._on_namespace_update,
                                      on_delete=lambda ns: self.cache.remove_namespace(_key(ns)[1]))
         self.pods.add_handlers(on_add=self._on_pod_add, on_update=self._on_pod_update, on_delete=self._on_pod_delete)
-        for informer in (self.namespaces, self.nodes, self.pods):
+        for informer in self.storage:
+            self._watch_storage(informer)
+        for informer in (self.namespaces, self.nodes, self.pods, *self.storage):
             self._informer_tasks.append(self._spawn(informer.run(), f"scheduler-informer-{informer.kind}"))
-        for informer in (self.namespaces, self.nodes, self.pods):
+        for informer in (self.namespaces, self.nodes, self.pods, *self.storage):
             await informer.wait_synced(timeout)
         log.info("scheduler %s started: %d nodes, %d pods to schedule, seed %d (set `seed` in the config to replay)",
                  self.config.scheduler_name, len(self.cache.node_list()), len(self.queue), self.seed)
@@ -151,7 +151,7 @@ class Scheduler:
 
     def _spawn(self, coro: Awaitable[Any], name: str) -> asyncio.Task:
         """Every background task goes through here: named, referenced, failures logged."""
-        task = asyncio.get_running_loop().create_task(coro, name=name)  # type: ignore[arg-type]
+        task: asyncio.Task[Any] = asyncio.get_running_loop().create_task(coro, name=name)  # type: ignore[arg-type]
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
         return task
@@ -209,7 +209,7 @@ class Scheduler:
             log.info("binding %s/%s to %s rejected: %s; retrying", namespace, name, result.node, exc.message)
             self._forget(qp)
             if isinstance(exc, FailedPrecondition):
-                self.recorder.event(info.pod, WARNING, "FailedScheduling", f"Binding rejected: {exc.message}")
+                self.recorder.event(dict(info.pod), WARNING, "FailedScheduling", f"Binding rejected: {exc.message}")
         except ApiError as exc:
             self.stats["bind_failures"] += 1
             log.warning("binding %s/%s to %s failed: %s; retrying", namespace, name, result.node, exc.message)
@@ -268,7 +268,7 @@ class Scheduler:
             condition = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message,
                          "lastProbeTime": None,
                          "lastTransitionTime": old.get("lastTransitionTime") if old and old.get("status") == "False"
-                         else _now()}
+                         else rfc3339()}
             condition = {k: v for k, v in condition.items() if v is not None}
             status["conditions"] = [c for c in conditions if c.get("type") != "PodScheduled"] + [condition]
             try:
@@ -327,6 +327,24 @@ class Scheduler:
 
     def _on_node_delete(self, node: dict[str, Any]) -> None:
         self.cache.remove_node(_key(node)[1])
+
+    def _watch_storage(self, informer: Informer) -> None:
+        changed = self._storage_event(informer.kind)
+
+        def on_update(_old: dict[str, Any], new: dict[str, Any]) -> None:
+            changed(new)
+
+        def on_delete(obj: dict[str, Any]) -> None:
+            self.cache.volume_facts.remove(informer.kind, obj)
+        informer.add_handlers(on_add=changed, on_update=on_update, on_delete=on_delete)
+
+    def _storage_event(self, plural: str) -> Callable[[dict[str, Any]], None]:
+        """A claim, volume or class changed: note it; pods waiting on volumes may fit now."""
+        def handle(obj: dict[str, Any]) -> None:
+            self.cache.volume_facts.set(plural, obj)
+            if self.queue.has_unschedulable:
+                self.queue.move_all_to_active_or_backoff(lambda qp: bool(claim_names(qp.pod)))
+        return handle
 
     def _on_namespace_update(self, old: dict[str, Any], new: dict[str, Any]) -> None:
         self.cache.set_namespace(new)

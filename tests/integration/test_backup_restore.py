@@ -59,7 +59,7 @@ async def test_backup_then_restore_into_a_fresh_control_plane(tmp_path):
         backup = tmp_path / "cluster.db"
         r = skiff_controlplane("backup", str(backup), "--state-dir", str(tmp_path / "cp"))
         assert r.returncode == 0, r.stderr
-        assert r.stdout.startswith(f"backed up etcd at revision ") and str(backup) in r.stdout
+        assert r.stdout.startswith("backed up etcd at revision ") and str(backup) in r.stdout
         assert backup.stat().st_size > 0 and not backup.with_name("cluster.db.partial").exists()
     finally:
         original.stop()

@@ -4,7 +4,6 @@ node selectors and taints; rolling updates within maxUnavailable."""
 from __future__ import annotations
 
 import uuid
-from typing import Any, AsyncIterator, Iterator
 
 import pytest
 
@@ -13,24 +12,9 @@ from controlplane.client import Client
 from controlplane.controllers.daemonset import DaemonSetController
 from controlplane.controllers.daemonset_plan import REVISION_LABEL, template_hash
 from controlplane.controllers.settings import ControllerSettings
-from hollow_harness import controllers, hollow_nodes, modify, private_control_plane, scheduling, until
+from hollow_harness import controllers, hollow_nodes, modify, scheduling, until
 
 SETTINGS = ControllerSettings()
-
-
-@pytest.fixture(scope="module")
-def api(etcd, tmp_path_factory) -> Iterator[Any]:
-    cp = private_control_plane(tmp_path_factory.mktemp("daemonset"), etcd.endpoint)
-    try:
-        yield cp
-    finally:
-        cp.stop()
-
-
-@pytest.fixture
-async def c(api) -> AsyncIterator[Client]:
-    async with Client(api.address, credentials=api.credentials, timeout=10) as client:
-        yield client
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ queues, Indexed jobs, and the selector filled in from the Job's uid."""
 from __future__ import annotations
 
 import uuid
-from typing import Any, AsyncIterator, Iterator
+from typing import Any, AsyncIterator
 
 import pytest
 
@@ -12,24 +12,9 @@ from agent.hollow_status import EXIT_AFTER, EXIT_CODE
 from controlplane.client import Client
 from controlplane.controllers.job import JobController
 from controlplane.controllers.settings import ControllerSettings
-from hollow_harness import controllers, hollow_nodes, private_control_plane, scheduling, until
+from hollow_harness import controllers, hollow_nodes, scheduling, until
 
 SETTINGS = ControllerSettings(job_backoff_seconds=0.2)
-
-
-@pytest.fixture(scope="module")
-def api(etcd, tmp_path_factory) -> Iterator[Any]:
-    cp = private_control_plane(tmp_path_factory.mktemp("job"), etcd.endpoint)
-    try:
-        yield cp
-    finally:
-        cp.stop()
-
-
-@pytest.fixture
-async def c(api) -> AsyncIterator[Client]:
-    async with Client(api.address, credentials=api.credentials, timeout=10) as client:
-        yield client
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import uuid
-from typing import Any, AsyncIterator, Iterator
 
 import pytest
 
@@ -15,25 +14,10 @@ from controlplane.client import Client, NotFound
 from controlplane.controllers.nodelifecycle import NodeLifecycleController
 from controlplane.controllers.settings import ControllerSettings
 from api.taints import NOT_READY, UNREACHABLE
-from hollow_harness import controllers, hollow_nodes, private_control_plane, scheduling, until
+from hollow_harness import controllers, hollow_nodes, scheduling, until
 
 SETTINGS = ControllerSettings(node_monitor_grace_seconds=2.0, pod_eviction_seconds=1.0,
                               node_monitor_period_seconds=0.5)
-
-
-@pytest.fixture(scope="module")
-def api(etcd, tmp_path_factory) -> Iterator[Any]:
-    cp = private_control_plane(tmp_path_factory.mktemp("nodelifecycle"), etcd.endpoint)
-    try:
-        yield cp
-    finally:
-        cp.stop()
-
-
-@pytest.fixture
-async def c(api) -> AsyncIterator[Client]:
-    async with Client(api.address, credentials=api.credentials, timeout=10) as client:
-        yield client
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ protos.keepalive.SERVER_MIN_PING_MS apart: a client pinging just above that rate
 """
 import asyncio
 
-import grpc
 
 from controlplane.client import Client
 from protos import keepalive

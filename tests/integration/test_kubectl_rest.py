@@ -264,15 +264,38 @@ def test_a_watching_kubectl_does_not_hold_up_the_shutdown(etcd, tmp_path: Path) 
             watch.wait(5)
 
 
-def test_chunked_list_and_protobuf_refused(kubectl: Kubectl, ns: str) -> None:
+def test_chunked_list(kubectl: Kubectl, ns: str) -> None:
     for name in ("a", "b", "c", "d", "e"):
         kubectl("create", "-n", ns, "-f", "-", input=f"apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}}}\n")
     # Pages of two (limit/continue), in name order, none lost or repeated.
     out = kubectl("get", "configmaps", "-n", ns, "--chunk-size=2", "-o", "name").stdout.split()
     assert [n for n in out if n != "configmap/kube-root-ca.crt"] == [f"configmap/{n}" for n in "abcde"]
-    # `kubectl create namespace` sends Kubernetes' protobuf, which Skiff does not speak: a clear 415.
-    out = kubectl("create", "namespace", f"x-{uuid.uuid4().hex[:6]}", check=False)
-    assert out.returncode == 1 and "Skiff does not speak Kubernetes' protobuf" in out.stderr
+
+
+def test_kubectl_create_subcommands_send_protobuf_which_is_read(kubectl: Kubectl, ns: str) -> None:
+    # `kubectl create namespace|configmap|secret|deployment` send Kubernetes' protobuf (no JSON fallback).
+    name = f"x-{uuid.uuid4().hex[:6]}"
+    try:
+        assert kubectl("create", "namespace", name).stdout.strip() == f"namespace/{name} created"
+        assert kubectl("get", "namespace", name, "-o", "jsonpath={.metadata.name}").stdout == name
+    finally:
+        kubectl("delete", "namespace", name, "--wait=false", check=False)
+    out = kubectl("create", "configmap", "conf", "-n", ns, "--from-literal=a=1", "--from-literal=b=two")
+    assert out.stdout.strip() == "configmap/conf created"
+    assert kubectl("get", "configmap", "conf", "-n", ns, "-o", "jsonpath={.data.b}").stdout == "two"
+    kubectl("create", "secret", "generic", "s", "-n", ns, "--from-literal=pw=hunter2")
+    pw = kubectl("get", "secret", "s", "-n", ns, "-o", "jsonpath={.data.pw}").stdout
+    assert base64.b64decode(pw) == b"hunter2"
+    out = kubectl("create", "deployment", "d", "-n", ns, "--image=skiff.local/busybox:1.35", "--replicas=3",
+                  "--port=8080")
+    assert out.stdout.strip() == "deployment.apps/d created"
+    got = yaml.safe_load(kubectl("get", "deployment", "d", "-n", ns, "-o", "yaml").stdout)
+    assert got["spec"]["replicas"] == 3 and got["spec"]["selector"]["matchLabels"] == {"app": "d"}
+    container = got["spec"]["template"]["spec"]["containers"][0]
+    assert (container["image"], container["ports"][0]["containerPort"]) == ("skiff.local/busybox:1.35", 8080)
+    # A kind whose protobuf Skiff does not read: a 415 that says so.
+    out = kubectl("create", "role", "r", "-n", ns, "--verb=get", "--resource=pods", check=False)
+    assert out.returncode == 1 and "Skiff reads Kubernetes' protobuf only for" in out.stderr, out.stderr
 
 
 def test_a_body_over_the_limit_is_refused(kubectl: Kubectl, ns: str, tmp_path: Path) -> None:
@@ -281,3 +304,24 @@ def test_a_body_over_the_limit_is_refused(kubectl: Kubectl, ns: str, tmp_path: P
     out = kubectl("create", "-n", ns, "-f", str(big), check=False)
     assert out.returncode == 1
     assert "Error from server (RequestEntityTooLarge)" in out.stderr and "at most 1572864" in out.stderr, out.stderr
+
+
+def test_field_validation_strict_warn_and_ignore(kubectl: Kubectl, ns: str) -> None:
+    manifest = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: %s}\ndata: {a: '1'}\nbogus: 1\n"
+    strict = kubectl("create", "-n", ns, "-f", "-", input=manifest % "strict", check=False)
+    assert strict.returncode == 1 and 'The ConfigMap "strict" is invalid: bogus: unknown field' in strict.stderr
+    warned = kubectl("create", "-n", ns, "--validate=warn", "-f", "-", input=manifest % "warned")
+    assert warned.stdout.strip() == "configmap/warned created"
+    assert 'Warning: unknown field "bogus"' in warned.stderr, warned.stderr
+    ignored = kubectl("apply", "-n", ns, "--validate=false", "-f", "-", input=manifest % "ignored")
+    assert (ignored.stdout.strip(), ignored.stderr) == ("configmap/ignored created", "")
+    assert kubectl("get", "configmap", "ignored", "-n", ns, "-o", "jsonpath={.data.a}").stdout == "1"
+
+
+def test_aggregated_discovery_answers_in_two_requests(kubectl: Kubectl) -> None:
+    # kubectl asks /api and /apis for apidiscovery.k8s.io/v2 first; served, it needs no per-group lists.
+    out = kubectl("api-resources", "-v=6")
+    asked = [line.split(" GET ", 1)[1].split()[0] for line in out.stderr.splitlines() if " GET https://" in line]
+    assert sorted(a.rsplit("/", 1)[1].split("?")[0] for a in asked) == ["api", "apis"], asked
+    assert any(line.split()[:3] == ["deployments", "deploy", "apps/v1"] for line in out.stdout.splitlines())
+    assert any(line.split()[:2] == ["pods", "po"] for line in out.stdout.splitlines())

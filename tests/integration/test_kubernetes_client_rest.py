@@ -76,3 +76,13 @@ async def test_service_account_token_refused_then_allowed_with_view(api_server: 
             assert exc.status == 403 and loop.time() < deadline, exc
             await asyncio.sleep(0.05)
     assert [p.metadata.name for p in pods.items] == ["app"]
+
+
+async def test_delete_collection_by_label(api_server: ControlPlane, namespace: str) -> None:
+    core = k8s.CoreV1Api(admin_api(api_server))
+    for name, tier in (("a", "x"), ("b", "x"), ("c", "y")):
+        body = k8s.V1ConfigMap(metadata=k8s.V1ObjectMeta(name=name, labels={"tier": tier}), data={"k": name})
+        await asyncio.to_thread(core.create_namespaced_config_map, namespace, body)
+    await asyncio.to_thread(core.delete_collection_namespaced_config_map, namespace, label_selector="tier=x")
+    left = await asyncio.to_thread(core.list_namespaced_config_map, namespace, label_selector="tier")
+    assert [c.metadata.name for c in left.items] == ["c"]

@@ -91,7 +91,7 @@ async def test_cluster_ip_is_immutable_and_kept_when_an_update_leaves_it_out(cli
     changed = {**svc, "spec": {**svc["spec"], "clusterIP": "10.97.0.11", "clusterIPs": ["10.97.0.11"]}}
     with pytest.raises(Invalid) as err:
         await ca.update(changed)
-    assert f'spec.clusterIP: Invalid value: "10.97.0.11": field is immutable' in err.value.message
+    assert 'spec.clusterIP: Invalid value: "10.97.0.11": field is immutable' in err.value.message
     left_out = {**svc, "spec": {k: v for k, v in svc["spec"].items() if k not in ("clusterIP", "clusterIPs")}}
     updated = await ca.update(left_out)
     assert updated["spec"]["clusterIP"] == ip
@@ -171,7 +171,7 @@ async def test_kubernetes_service_points_at_the_api_servers(two_servers):
         svc, ep, eps = await wait_for_async(ready)
         assert svc["spec"]["clusterIP"] == "10.97.0.1"
         assert svc["spec"]["ports"] == [{"name": "https", "protocol": "TCP", "port": 443,
-                                         "targetPort": int(a.address.rpartition(":")[2])}]
+                                         "targetPort": a.rest_port}]   # the REST API, for in-cluster clients
         assert ep["subsets"][0]["addresses"] == [{"ip": "127.0.0.1"}]
         assert eps["metadata"]["labels"]["kubernetes.io/service-name"] == "kubernetes"
         assert eps["addressType"] == "IPv4" and eps["endpoints"][0]["addresses"] == ["127.0.0.1"]

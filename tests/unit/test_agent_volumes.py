@@ -351,3 +351,38 @@ async def test_teardown_after_restart_keeps_host_paths(manager: VolumeManager, o
 async def test_bad_uid_is_refused(manager: VolumeManager) -> None:
     with pytest.raises(ValueError):
         await manager.teardown("..")
+
+
+async def test_claim_volumes_resolve_to_their_volumes_path(tmp_path):
+    """A persistentVolumeClaim volume is its bound PersistentVolume's directory (agent/localpath.py),
+    made when the type asks for it; an unbound claim fails with the claim named."""
+    from agent.localpath import LocalPathSweeper, claim_volume
+    from agent.volumes import VolumeError, VolumeManager
+    path = tmp_path / "lp" / "pvc-11111111-2222-3333-4444-555555555555_default_www-web-0"
+    objects = {("persistentvolumeclaims", "default", "www-web-0"): {"spec": {"volumeName": "pv1"},
+                                                                     "status": {"phase": "Bound"}},
+               ("persistentvolumeclaims", "default", "pending"): {"spec": {}, "status": {"phase": "Pending"}},
+               ("persistentvolumes", "", "pv1"): {"spec": {"hostPath": {"path": str(path),
+                                                                        "type": "DirectoryOrCreate"}}}}
+
+    async def get(plural, ns, name):
+        return objects.get((plural, ns, name))
+    manager = VolumeManager(tmp_path / "pods", use_tmpfs=False, claims=get)
+    pod = {"metadata": {"uid": "u1", "namespace": "default", "name": "web-0"},
+           "spec": {"volumes": [{"name": "www", "persistentVolumeClaim": {"claimName": "www-web-0"}}]}}
+    assert await manager.setup(pod, get_configmap=lambda n: None, get_secret=lambda n: None) == {"www": path}
+    assert path.is_dir()
+    with pytest.raises(ValueError, match='persistentvolumeclaim "pending" is not bound'):
+        await claim_volume("default", "pending", get, wait_seconds=0.3)
+    pending = {**pod, "metadata": {**pod["metadata"], "uid": "u2"},
+               "spec": {"volumes": [{"name": "www", "persistentVolumeClaim": {"claimName": "nope"}}]}}
+    with pytest.raises(VolumeError, match='persistentvolumeclaim "nope" not found'):
+        await manager.setup(pending, get_configmap=lambda n: None, get_secret=lambda n: None)
+    # The sweep removes a directory only once its volume is gone.
+    sweeper = LocalPathSweeper(tmp_path / "lp", get)
+    (tmp_path / "lp" / "unrelated").mkdir()
+    objects[("persistentvolumes", "", "pvc-11111111-2222-3333-4444-555555555555")] = {"spec": {}}
+    assert await sweeper.sweep() == [] and path.is_dir()
+    del objects[("persistentvolumes", "", "pvc-11111111-2222-3333-4444-555555555555")]
+    assert await sweeper.sweep() == [path.name]
+    assert not path.exists() and (tmp_path / "lp" / "unrelated").is_dir()

@@ -109,3 +109,24 @@ def test_node_restriction_labels(old: dict, new: dict, refused: bool) -> None:
     else:
         admit_node_write(N1, "Node", node(new), node(old))
     admit_node_write(UserInfo("admin", ("system:masters",)), "Node", node(new), node(old))   # admins may
+
+
+def test_a_node_gets_only_the_volumes_its_pods_claims_are_bound_to_or_pinned_to_it() -> None:
+    from api.volumebinding import pinned_node_affinity
+    objects = {
+        ("persistentvolumeclaims", "default", "data"): {"spec": {"volumeName": "pv-data"}},
+        ("persistentvolumeclaims", "default", "other"): {"spec": {"volumeName": "pv-other"}},
+        ("persistentvolumes", "", "pv-data"): {"spec": {"claimRef": {"namespace": "default", "name": "data"}}},
+        ("persistentvolumes", "", "pv-other"): {"spec": {"claimRef": {"namespace": "default", "name": "other"}}},
+        ("persistentvolumes", "", "pv-here"): {"spec": {"nodeAffinity": pinned_node_affinity("n1")}},
+        ("persistentvolumes", "", "pv-there"): {"spec": {"nodeAffinity": pinned_node_affinity("n2")}},
+    }
+    a = NodeAuthorizer(lookup=lambda plural, ns, name: objects.get((plural, ns, name)))
+    a.graph.put(pod("db", "n1", volumes=[{"name": "d", "persistentVolumeClaim": {"claimName": "data"}}]))
+    a.graph.put(pod("db2", "n2", volumes=[{"name": "d", "persistentVolumeClaim": {"claimName": "other"}}]))
+
+    def get(name: str) -> Decision:
+        return a.authorize(Attributes(N1, "get", "persistentvolumes", "", "", "", name))[0]
+    assert [get(n) for n in ("pv-data", "pv-here", "pv-gone", "pv-other", "pv-there")] == \
+        [Decision.ALLOW, Decision.ALLOW, Decision.ALLOW, Decision.NO_OPINION, Decision.NO_OPINION]
+    assert a.authorize(Attributes(N1, "list", "persistentvolumes", "", "", "", ""))[0] is Decision.NO_OPINION

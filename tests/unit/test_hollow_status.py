@@ -1,12 +1,14 @@
-"""What hollow nodes report: valid Node objects, pod statuses, exits per restartPolicy, CLI parsing."""
+"""What hollow nodes are: valid Node objects, the annotations their pods obey, CLI parsing.
+
+Their pod statuses are PodSyncer's (tests/unit/test_podsync.py; tests/integration/test_hollow_nodes.py)."""
 
 from __future__ import annotations
 
 import pytest
 
 from agent.hollow_cli import parse_labels, parse_taints
-from agent.hollow_status import (EXIT_AFTER, EXIT_CODE, READY, ExitPlan, exit_plan, finished_status, node_ip,
-                                 node_object, outcome, pod_ip, reported_running, running_status)
+from agent.hollow_status import (EXIT_AFTER, EXIT_CODE, READY, ExitPlan, exit_plan, node_ip, node_object, pod_ip,
+                                 wants_ready)
 from api.registry import parse_object
 
 
@@ -43,35 +45,9 @@ def test_exit_plan(annotations, plan):
     assert exit_plan(pod(annotations)) == plan
 
 
-@pytest.mark.parametrize("policy, code, result", [
-    ("Never", 0, "Succeeded"), ("Never", 1, "Failed"), ("OnFailure", 0, "Succeeded"),
-    ("OnFailure", 2, "restart"), ("Always", 0, "restart"), (None, 1, "restart"),
-])
-def test_outcome(policy, code, result):
-    assert outcome(policy, code) == result
-
-
-def test_running_and_finished_statuses_validate():
-    p = pod()
-    status = running_status(p, host_ip="198.18.0.1", ip="198.19.0.1", started="T1", now="T1", restarts=1,
-                            last_exit=2)
-    running = {**p, "status": status}
-    parse_object(running)
-    assert reported_running(running, host_ip="198.18.0.1", restarts=1)
-    assert not reported_running(running, host_ip="198.18.0.1", restarts=2)
-    assert [c["lastTransitionTime"] for c in status["conditions"] if c["type"] == "PodScheduled"] == ["T0"]
-    done = {**p, "status": finished_status(p, host_ip="198.18.0.1", ip="198.19.0.1", started="T1", now="T2",
-                                           code=1)}
-    parse_object(done)
-    assert done["status"]["phase"] == "Failed"
-    assert done["status"]["containerStatuses"][0]["state"]["terminated"]["reason"] == "Error"
-
-
 def test_unready_annotation():
-    p = pod({READY: "false"})
-    status = running_status(p, host_ip="h", ip="i", started="T", now="T")
-    assert [c["status"] for c in status["conditions"] if c["type"] == "Ready"] == ["False"]
-    assert reported_running({**p, "status": status}, host_ip="h", restarts=0)
+    assert not wants_ready(pod({READY: "false"}))
+    assert wants_ready(pod())
 
 
 def test_cli_parsing():

@@ -19,14 +19,15 @@ from controlplane.scheduler.plugins.node_unschedulable import NodeUnschedulable
 from controlplane.scheduler.plugins.pod_topology_spread import PodTopologySpread
 from controlplane.scheduler.plugins.selector_spread import SelectorSpread
 from controlplane.scheduler.plugins.taint_toleration import TaintToleration
+from controlplane.scheduler.plugins.volume_binding import VolumeBinding
 
 # One instance per plugin; a plugin that both filters and scores is the same object at both points.
 PLUGIN_CLASSES = (NodeUnschedulable, NodeName, TaintToleration, NodeAffinity, NodePorts, NodeResourcesFit,
                   PodTopologySpread, InterPodAffinity, NodeResourcesLeastAllocated,
-                  NodeResourcesBalancedAllocation, SelectorSpread, ImageLocality)
+                  NodeResourcesBalancedAllocation, SelectorSpread, ImageLocality, VolumeBinding)
 
 FILTERS = ("NodeUnschedulable", "NodeName", "TaintToleration", "NodeAffinity", "NodePorts", "NodeResourcesFit",
-           "PodTopologySpread", "InterPodAffinity")
+           "VolumeBinding", "PodTopologySpread", "InterPodAffinity")
 
 DEFAULT_SCORE_WEIGHTS = {
     "NodeResourcesLeastAllocated": 1,

@@ -7,9 +7,10 @@ Toleration.tolerates, shared with NodeUnschedulable.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from controlplane.scheduler.framework import SKIPPED, CycleState, Status, default_normalize, unresolvable
+from api.taints import tolerates
 from controlplane.scheduler.nodeinfo import NodeInfo, PodInfo
 
 NAME = "TaintToleration"
@@ -20,21 +21,7 @@ def reason_untolerated(taint: Mapping[str, Any]) -> str:
     return f"node(s) had untolerated taint {{{taint.get('key', '')}: {taint.get('value') or ''}}}"
 
 
-def tolerates(toleration: Mapping[str, Any], taint: Mapping[str, Any]) -> bool:
-    """Kubernetes' ToleratesTaint: effect and key match when set; Exists ignores the value."""
-    effect = toleration.get("effect")
-    if effect and effect != taint.get("effect"):
-        return False
-    key = toleration.get("key")
-    if key and key != taint.get("key"):
-        return False
-    operator = toleration.get("operator") or "Equal"
-    if operator == "Exists":
-        return True
-    return operator == "Equal" and (toleration.get("value") or "") == (taint.get("value") or "")
-
-
-def tolerated(tolerations: list[Mapping[str, Any]], taint: Mapping[str, Any]) -> bool:
+def tolerated(tolerations: Sequence[Mapping[str, Any]], taint: Mapping[str, Any]) -> bool:
     return any(tolerates(t, taint) for t in tolerations)
 
 

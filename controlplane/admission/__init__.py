@@ -1,0 +1,1 @@
+"""Admission plugins about a namespace's resources: LimitRange (defaults, bounds) and ResourceQuota."""
