@@ -11,6 +11,8 @@ Services as plain Kubernetes dicts), dnsmasq from a hosts file (`--no-daemon --p
 --addn-hosts FILE --no-resolv --no-hosts`). The load comes from dnsperf (C, so the
 generator is not the bottleneck), asking every name in turn:
 
+0. warm-up: --warmup seconds of the same questions to each server, not counted (Skiff's
+   answer cache, dnsmasq's own structures and the page cache see every name once first).
 1. throughput: queries/s with up to 100 queries outstanding for --seconds, and the
    server's CPU meanwhile (% of one core, and µs per answer: steadier on a busy machine). Servers alternate over --rounds rounds, so
    background load on a shared machine hits them alike; the best round of each counts.
@@ -23,6 +25,9 @@ generator is not the bottleneck), asking every name in turn:
    neighbours' load more than the server). With --realtime (root) those rounds run the server
    and dnsperf at SCHED_FIFO priority 1: the server's own latency, not its wait for a core
    behind everyone else's processes (at 1,000 queries/s either server needs ~1.5 % of a core).
+   Each of these rounds runs a stall probe alongside (a thread per CPU at the same priority, waking
+   every millisecond, `StallProbe`): how late they woke says whether the machine itself stalled in
+   that round (a vCPU descheduled by the hypervisor shows as ~100 ms for whatever runs on it).
 
 Goal (issue 12): Skiff >= 0.5x dnsmasq's queries/s; p99 <= 2 ms at 1,000 queries/s.
 Every process is started here and stopped by PID, also on failure.
@@ -71,7 +76,54 @@ def services(count: int) -> list[dict[str, Any]]:
 
 # -- the Skiff server process (python bench/cluster_dns.py --serve) ---------------------------------
 
-async def serve(count: int, answer_cache: bool) -> None:
+PROXY_TABLE = "skiff-dnsbench-proxy"
+
+
+async def proxy_churn(netns: str, ready: asyncio.Event) -> None:
+    """What else an agent's event loop does, in the DNS server's loop: a real ServiceProxy with
+    1,000 Services x 10 endpoints programmed (its nftables table in namespace `netns`, not this
+    machine's), then one endpoint flipping ready/not ready every 50 ms, as bench/services.py."""
+    import random
+    from agent.network.netns import in_netns
+    from agent.proxy import ServiceProxy
+    proxy = ServiceProxy(node_name="a", cluster_cidr="198.19.0.0/16", table=PROXY_TABLE, check_interval=3600,
+                         flush_conntrack=False)
+
+    def endpoint_slice(i: int, ready: list[bool]) -> dict[str, Any]:
+        return {"addressType": "IPv4",
+                "metadata": {"namespace": "default", "name": f"web-{i}-x",
+                             "labels": {"kubernetes.io/service-name": f"web-{i}"}},
+                "endpoints": [{"addresses": [f"198.19.{128 + (i * 10 + j) // 250}.{(i * 10 + j) % 250 + 1}"],
+                               "nodeName": f"n{j}", "conditions": {"ready": r}} for j, r in enumerate(ready)],
+                "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]}
+    with in_netns(f"/run/netns/{netns}"):
+        await proxy.nft.call(lambda: None)        # its worker thread starts (and stays) in that namespace
+    task: asyncio.Task[None] | None = None
+    try:
+        states = {i: [True] * 10 for i in range(1000)}
+        for i, service in enumerate(services(1000)):
+            proxy.service_changed(service)
+            proxy.slice_changed(endpoint_slice(i, states[i]))
+        await proxy.sync()
+        task = asyncio.create_task(proxy.run())
+        ready.set()
+        rng = random.Random(1)
+        while True:
+            i, j = rng.randrange(1000), rng.randrange(10)
+            states[i][j] = not states[i][j]
+            proxy.slice_changed(endpoint_slice(i, states[i]))
+            await asyncio.sleep(0.05)
+    finally:
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        try:
+            await proxy.delete_table()
+        finally:
+            await proxy.close()
+
+
+async def serve(count: int, answer_cache: bool, proxy_netns: str | None = None) -> None:
     from agent.dns.answer import ZoneAnswerer
     from agent.dns.forward import Forwarder
     from agent.dns.records import RecordIndex
@@ -87,8 +139,18 @@ async def serve(count: int, answer_cache: bool) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    churn: asyncio.Task[None] | None = None
+    if proxy_netns:
+        churning = asyncio.Event()
+        churn = asyncio.create_task(proxy_churn(proxy_netns, churning))
+        await asyncio.wait([churn, asyncio.create_task(churning.wait())], return_when=asyncio.FIRST_COMPLETED)
+        if churn.done():
+            churn.result()                       # raises what went wrong
     print(f"ready {server.port}", flush=True)
     await stop.wait()
+    if churn is not None:
+        churn.cancel()
+        await asyncio.gather(churn, return_exceptions=True)
     await server.close()
 
 
@@ -134,6 +196,52 @@ class Server:
             self.proc = None
 
 
+class StallProbe:
+    """Threads, one pinned to each CPU, that ask to wake every millisecond and record how late they
+    woke: the machine's own stalls (a vCPU descheduled by the hypervisor, a core held by others),
+    seen in the same round as the server's latencies. With `realtime` they run at SCHED_FIFO 1, as
+    the server and dnsperf do. The main thread meanwhile only waits for dnsperf, so the probes do
+    not compete with it for the GIL (nor, sleeping almost always, with anything for a core)."""
+
+    PERIOD = 0.001
+
+    def __init__(self, *, realtime: bool) -> None:
+        import threading
+        self.realtime = realtime
+        self.late: dict[int, list[float]] = {cpu: [] for cpu in sorted(os.sched_getaffinity(0))}
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, args=(cpu,), name=f"stall-probe-{cpu}", daemon=True)
+                         for cpu in self.late]
+
+    def _run(self, cpu: int) -> None:
+        os.sched_setaffinity(0, {cpu})                                        # this thread only
+        if self.realtime:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
+        clock, sleep, late = time.monotonic, time.sleep, self.late[cpu]
+        while not self._stop.is_set():
+            before = clock()
+            sleep(self.PERIOD)
+            late.append(clock() - before - self.PERIOD)
+
+    def __enter__(self) -> "StallProbe":
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(5)
+
+    def summary(self) -> dict[str, Any]:
+        every = sorted(x for late in self.late.values() for x in late) or [0.0]
+        return {"wakeups": len(every), "late_p99_ms": round(every[int(len(every) * 0.99)] * 1000, 2),
+                "late_max_ms": round(every[-1] * 1000, 2),
+                "late_max_ms_per_cpu": {cpu: round(max(late, default=0.0) * 1000, 2)
+                                        for cpu, late in self.late.items()},
+                "stalls_over_5_ms": sum(1 for x in every if x > 0.005)}
+
+
 def dnsperf(port: int, queries: Path, *, seconds: float, rate: int | None = None,
             verbose: bool = False, realtime: bool = False) -> tuple[dict[str, float], list[float]]:
     argv = (["chrt", "--fifo", "1"] if realtime else []) + ["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", str(queries), "-l", str(seconds), "-t", "2"]
@@ -165,15 +273,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=8.0, help="per measurement")
     p.add_argument("--rounds", type=int, default=3, help="throughput rounds per server, alternating")
     p.add_argument("--rate", type=int, default=1000, help="queries/s of the fixed-rate latency run")
+    p.add_argument("--warmup", type=float, default=2.0,
+                   help="seconds of queries (every name at least once) sent to each server before measuring")
+    p.add_argument("--latency-seconds", type=float, default=None,
+                   help="length of each fixed-rate round (default: --seconds)")
     p.add_argument("--realtime", action="store_true",
                    help="run the fixed-rate latency rounds with the server and dnsperf at SCHED_FIFO priority 1 "
                         "(root): the server's own latency, without the wait for a core behind other processes")
     p.add_argument("--output", type=Path, default=RESULTS_DIR / "cluster_dns.json")
     p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--no-answer-cache", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--proxy-netns", help=argparse.SUPPRESS)
+    p.add_argument("--proxy-churn", action="store_true",
+                   help="also measure Skiff's server with a service proxy at work in its event loop, as in the "
+                        "agent (1,000 Services programmed, 20 endpoint changes/s; root: the proxy's table is in "
+                        "a network namespace of its own)")
     args = p.parse_args(argv)
+    args.latency_seconds = args.latency_seconds or args.seconds
     if args.serve:
-        asyncio.run(serve(args.services, not args.no_answer_cache))
+        asyncio.run(serve(args.services, not args.no_answer_cache, args.proxy_netns))
         return 0
     for tool, package in (("dnsmasq", "dnsmasq-base"), ("dnsperf", "dnsperf")):
         if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
@@ -193,6 +311,11 @@ def main(argv: list[str] | None = None) -> int:
                                       "--bind-interfaces", f"--addn-hosts={hosts}", "--no-resolv", "--no-hosts",
                                       "--conf-file=/dev/null", "--user=root", "--pid-file="], port),
     }
+    proxy_netns = f"skiff-dnsbench-{os.getpid()}" if args.proxy_churn else None
+    if proxy_netns:
+        subprocess.run(["ip", "netns", "add", proxy_netns], check=True)
+        servers["skiff, proxy churn in its loop"] = Server("skiff, proxy churn in its loop",
+                                                           [*me, "--proxy-netns", proxy_netns], None)
     load_before = os.getloadavg()
     results: dict[str, Any] = {"throughput": {}, "fixed_rate": {}}
     try:
@@ -200,6 +323,8 @@ def main(argv: list[str] | None = None) -> int:
             server.start()
             if server.answers(name_of(args.services - 1)) != cluster_ip(args.services - 1):
                 raise RuntimeError(f"{server.label} answers {name_of(args.services - 1)} wrongly")
+            if args.warmup:        # every name asked at least once before anything is measured, each server alike
+                dnsperf(server.port, queries, seconds=args.warmup, rate=max(args.rate, args.services))
         for round_ in range(args.rounds):
             for label, server in servers.items():
                 meter = CpuMeter({"server": server.proc.pid})
@@ -221,28 +346,37 @@ def main(argv: list[str] | None = None) -> int:
                 if args.realtime:
                     os.sched_setscheduler(server.proc.pid, os.SCHED_FIFO, os.sched_param(1))
                 try:
-                    stats, latencies = dnsperf(server.port, queries, seconds=args.seconds, rate=args.rate,
-                                               verbose=True, realtime=args.realtime)
+                    with StallProbe(realtime=args.realtime) as probe:
+                        stats, latencies = dnsperf(server.port, queries, seconds=args.latency_seconds,
+                                                   rate=args.rate, verbose=True, realtime=args.realtime)
                 finally:
                     if args.realtime:
                         os.sched_setscheduler(server.proc.pid, os.SCHED_OTHER, os.sched_param(0))
                 stats.update(percentiles(latencies))
                 stats["load_average"] = round(os.getloadavg()[0], 2)
+                stats["machine_stalls"] = probe.summary()
                 results["fixed_rate"].setdefault(label, []).append(stats)
                 print(f"round {round_ + 1} {args.rate}/s {label:24} p50 {stats.get('p50')} ms  "
                       f"p99 {stats.get('p99')} ms  max {stats.get('max')} ms  lost {stats['lost']}  "
-                      f"load {stats['load_average']}", flush=True)
+                      f"load {stats['load_average']}  probe: {stats['machine_stalls']['stalls_over_5_ms']} stalls "
+                      f"> 5 ms, longest {stats['machine_stalls']['late_max_ms']} ms", flush=True)
     finally:
         for server in servers.values():
             server.stop()
         shutil.rmtree(work, ignore_errors=True)
+        if proxy_netns:
+            subprocess.run(["ip", "netns", "del", proxy_netns], check=False)
     best = {label: max(r["queries_per_second"] for r in runs) for label, runs in results["throughput"].items()}
     cpu = {label: min(r["server_cpu_us_per_query"] for r in runs) for label, runs in results["throughput"].items()}
     summary = {"best_queries_per_second": best, "least_server_cpu_us_per_query": cpu,
                "ratio_skiff_to_dnsmasq": round(best["skiff"] / best["dnsmasq"], 2),
                "ratio_no_cache_to_dnsmasq": round(best["skiff, no answer cache"] / best["dnsmasq"], 2),
                f"p99_ms_at_{args.rate}_per_second": {k: min(r.get("p99", float("inf")) for r in v)
-                                                      for k, v in results["fixed_rate"].items()}}
+                                                      for k, v in results["fixed_rate"].items()},
+               # every round's p99 with the longest stall the probe saw in that round, for each server
+               f"rounds_p99_ms_and_machine_stall_ms": {
+                   k: [(r.get("p99"), r["machine_stalls"]["late_max_ms"]) for r in v]
+                   for k, v in results["fixed_rate"].items()}}
     print(json.dumps(summary, indent=2))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps({
@@ -250,6 +384,7 @@ def main(argv: list[str] | None = None) -> int:
         "cpus": os.cpu_count(), "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "settings": {"services": args.services, "seconds": args.seconds, "rounds": args.rounds, "rate": args.rate,
+                     "latency_seconds": args.latency_seconds, "warmup": args.warmup,
                      "realtime": args.realtime},
         "summary": summary, "results": results}, indent=2) + "\n")
     return 0

@@ -2,8 +2,11 @@
 
     model.py        Service + EndpointSlices (Kubernetes' shapes, plain dicts) -> ServicePorts
     ruleset.py      ServicePorts -> the table's chains, sets and map elements (pure)
-    transaction.py  nft scripts: the whole table, or only what changed
-    nft.py          running them: libnftables in-process on one worker thread
+    expressions.py  each rule as nft text and as the same nf_tables netlink expressions
+    transaction.py  the whole table as an nft script, or only what changed as ops (text or netlink)
+    netlink.py      nf_tables netlink batches on a NETLINK_NETFILTER socket, no nft
+    nft.py          running them on one worker thread: changes as netlink batches, full syncs
+                    through libnftables in-process
     conntrack.py    deleting stale UDP flows
     syncer.py       ServiceProxy: informer events -> dirty Services -> transactions
 

@@ -28,7 +28,7 @@ DEFAULT_AFFINITY_SECONDS = 10800          # Kubernetes' default sessionAffinityC
 PROXIED_TYPES = ("ClusterIP", "NodePort", "LoadBalancer")
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class Endpoint:
     ip: str
     port: int
@@ -38,7 +38,7 @@ class Endpoint:
     terminating: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ServicePort:
     namespace: str
     name: str

@@ -1,18 +1,25 @@
-"""Running nft scripts for the proxy: libnftables in-process, one worker thread, one context.
+"""Writing the proxy's table: incremental changes as netlink batches, full syncs through libnftables.
 
-Why not `nft -f -` per change, as agent/network/nftables.py does for hostPorts: the
+Incremental changes (`apply`, the common case: an endpoint turned ready) go to the kernel
+as one nf_tables netlink batch (netlink.py) on a socket kept open: no nft, so no nft
+cache, whose read of the whole table before each transaction was most of an update's
+cost (below, and docs/PERFORMANCE.md). If a change cannot be encoded (a rule not built
+from expressions.py's pieces) or the socket cannot be opened, the same ops go through
+libnftables as text. Full syncs (`run`: the whole table at start, after an error, once an
+hour) stay nft scripts: nft parses and checks every rule, and a full sync is rare.
+
+Why not `nft -f -` for the scripts, as agent/network/nftables.py does for hostPorts: the
 proxy changes the table whenever an endpoint changes, and measured on this project's
 2-core test machine under load (docs/PERFORMANCE.md) a child `nft` cost 80-150 ms per
 call with 1,000 Services programmed, most of it process start and library loading;
 through libnftables (`nft_run_cmd_from_buffer`, the library the `nft` program is a thin
 shell around) in a context kept open, what is left is nft reading the ruleset back into
 its cache before each transaction (nftables 1.0.6 does so whenever the ruleset changed
-since its last read - after each of our own transactions). Each call is still one atomic
-transaction, parsed and checked by nft itself.
+since its last read - after each of our own transactions), which the netlink path avoids.
 
-The library blocks, so it runs on one worker thread (agent.network.netns.NetnsWorker)
+Both block, so they run on one worker thread (agent.network.netns.NetnsWorker)
 started from the event loop's thread, in that thread's network namespace: the node's,
-as for the pod network. The context (and its netlink socket) is made on that thread.
+as for the pod network. The context and the netlink socket are made on that thread.
 If libnftables cannot be loaded, the same scripts go to a child `nft -f -`.
 """
 
@@ -26,6 +33,10 @@ import subprocess
 
 from agent.network.errors import NetworkError
 from agent.network.netns import NetnsWorker
+
+from .expressions import EncodingError
+from .netlink import NetlinkError, NftNetlink
+from .transaction import Op, batch
 
 log = logging.getLogger(__name__)
 
@@ -96,14 +107,19 @@ def _ip_table_exists(name: str) -> bool:
 
 
 class Nft:
-    """`await nft.run(script)`: one transaction in the namespace of the loop that first called it."""
+    """`await nft.run(script)` / `await nft.apply(table, ops)`: one transaction in the namespace of
+    the loop that first called it."""
 
-    def __init__(self, name: str = "skiff-proxy-nft", *, use_library: bool = True) -> None:
+    def __init__(self, name: str = "skiff-proxy-nft", *, use_library: bool = True, use_netlink: bool = True) -> None:
         self._worker = NetnsWorker(name)
         self._use_library = use_library
         self._library: _Library | None = None
+        self._use_netlink = use_netlink
+        self._netlink: NftNetlink | None = None
+        self.writer = "netlink" if use_netlink else "libnftables" if use_library else "nft"   # of the last apply
 
-    def _run(self, script: str) -> str:
+    def run_now(self, script: str) -> str:
+        """`run`, blocking: on the worker thread only (inside `call`)."""
         if self._use_library and self._library is None:
             try:
                 self._library = _Library()
@@ -117,7 +133,37 @@ class Nft:
     async def run(self, script: str) -> str:
         if not script:
             return ""
-        return await self._worker.run(self._run, script)
+        return await self._worker.run(self.run_now, script)
+
+    def apply_now(self, table: str, ops: list[Op]) -> None:
+        """`apply`, blocking: on the worker thread only (inside `call`)."""
+        if self._use_netlink:
+            try:
+                encoded = batch(table, ops)
+            except EncodingError as exc:      # a rule the netlink encoder does not know: nft knows it
+                log.warning("service proxy: %s; applying this change through nft", exc)
+            else:
+                if self._netlink is None:
+                    try:
+                        self._netlink = NftNetlink()
+                    except OSError as exc:
+                        log.warning("nf_tables netlink socket unavailable (%s): applying changes through nft", exc)
+                        self._use_netlink = False
+                if self._netlink is not None:
+                    try:
+                        self._netlink.commit(encoded)
+                    except NetlinkError as exc:
+                        raise NftError(str(exc)) from None
+                    self.writer = "netlink"
+                    return
+        self.run_now("\n".join(op.text(table) for op in ops) + "\n")
+        self.writer = "libnftables" if self._library is not None else "nft"
+
+    async def apply(self, table: str, ops: list[Op]) -> None:
+        """An incremental transaction (transaction.update_ops) on `ip table`: written straight as one
+        nf_tables netlink batch (netlink.py: no nft, no cache read), else as nft text."""
+        if ops:
+            await self._worker.run(self.apply_now, table, ops)
 
     async def table_exists(self, name: str) -> bool:
         """Whether table `ip name` exists, asked over netlink directly (pyroute2): `nft list tables`
@@ -126,7 +172,8 @@ class Nft:
         return await self._worker.run(_ip_table_exists, name)
 
     async def call(self, fn, /, *args):  # type: ignore[no-untyped-def]
-        """Run another blocking function (conntrack cleanup) on the same thread, in the same namespace."""
+        """Run another blocking function (computing the rules, conntrack cleanup) on the same thread, in
+        the same namespace; it may use run_now and apply_now."""
         return await self._worker.run(fn, *args)
 
     async def close(self) -> None:
@@ -134,4 +181,7 @@ class Nft:
             if self._library is not None:
                 self._library.close()
                 self._library = None
+            if self._netlink is not None:
+                self._netlink.close()
+                self._netlink = None
         await self._worker.close(cleanup=cleanup)

@@ -34,12 +34,12 @@ connection costs one hash lookup in a verdict map whatever the number of Service
 rest of the connection is conntrack's. Unlike it, the endpoint choice is a rule per
 endpoint in the Service's chain, each taken with the chance that makes the choice
 uniform (as kube-proxy's iptables mode does with `-m statistic`), rather than a chain per
-endpoint reached through an anonymous `numgen random mod N vmap`: every nft call first
-reads the table back into nft's cache, and anonymous maps (sets, with their elements)
-make that ten times slower than rules do - measured with 1,000 Services x 10 endpoints,
-about 20 ms against 2 ms per transaction (docs/PERFORMANCE.md). The cost of a new
-connection grows with the endpoints of its own Service (at most one rule each), never
-with the number of Services.
+endpoint reached through an anonymous `numgen random mod N vmap`. That choice was made when
+nft wrote every change and first read the table back into its cache, anonymous sets with
+all their elements (about 20 ms against 2 ms per transaction with 1,000 Services x 10
+endpoints, docs/PERFORMANCE.md); changes now go as netlink batches without nft (nft.py),
+and the rules stayed. The cost of a new connection grows with the endpoints of its own
+Service (at most one rule each), never with the number of Services.
 Endpoint chains exist only for `sessionAffinity: ClientIP`, where each endpoint keeps a
 dynamic set of the clients it served (`update @aff-… { ip saddr }`, with the Service's
 timeout) and the Service's chain sends a known client back to its endpoint first.
@@ -48,7 +48,9 @@ timeout) and the Service's chain sends a known client back to its endpoint first
 node's endpoints, without masquerade (the pod sees the client's address); none here:
 dropped. Pods and the node itself still get every endpoint.
 
-Everything here is pure (`fragment`, `Ruleset.build`); transaction.py turns it into nft scripts.
+Everything here is pure (`fragment`, `Ruleset.build`); transaction.py turns it into nft scripts
+and netlink batches. Each rule of a Service's chains is an expressions.Rule: its nft text,
+which also carries the same rule as netlink expressions.
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable
 
+from .expressions import (DynamicSet, Piece, Rule, dnat, drop, fib_saddr_local, goto, l4proto, mark_or, numgen_mod,
+                          saddr_in, saddr_lookup, update_saddr)
 from .model import Endpoint, ServicePort
 
 TABLE = "skiff-proxy"
@@ -114,30 +118,30 @@ def node_port_key(port: ServicePort) -> str:
 @dataclass
 class Fragment:
     """The part of the table one Service owns (all its ports)."""
-    chains: dict[str, tuple[str, ...]] = field(default_factory=dict)    # name -> rules
-    sets: dict[str, str] = field(default_factory=dict)                   # affinity set -> declaration
+    chains: dict[str, tuple[Rule, ...]] = field(default_factory=dict)   # name -> rules
+    sets: dict[str, DynamicSet] = field(default_factory=dict)            # affinity set -> declaration
     elements: dict[tuple[str, str], str] = field(default_factory=dict)   # (map, key) -> verdict
     hairpin: frozenset[str] = frozenset()                                 # this node's endpoint IPs
 
 
-def _dnat(port: ServicePort, endpoint: Endpoint) -> str:
-    return f"meta l4proto {port.protocol} dnat ip to {endpoint.ip}:{endpoint.port}"
+def _dnat(port: ServicePort, endpoint: Endpoint) -> tuple[Piece, ...]:
+    return l4proto(port.protocol), dnat(endpoint.ip, endpoint.port)
 
 
-def _chance(index: int, count: int) -> str:
+def _chance(index: int, count: int) -> tuple[Piece, ...]:
     """The condition of the index-th of `count` rules so that each is taken with probability 1/count:
     1/count, then 1/(count-1) of what is left, ..., and the last unconditionally."""
     left = count - index
-    return f"numgen random mod {left} == 0 " if left > 1 else ""
+    return (numgen_mod(left),) if left > 1 else ()
 
 
-def _pick(port: ServicePort, endpoints: tuple[Endpoint, ...]) -> list[str]:
+def _pick(port: ServicePort, endpoints: tuple[Endpoint, ...]) -> list[Rule]:
     """Rules choosing one of `endpoints` at random (the client's earlier one first, with affinity)."""
     count = len(endpoints)
     if not port.affinity_seconds:
-        return [_chance(i, count) + _dnat(port, e) for i, e in enumerate(endpoints)]
-    rules = [f"ip saddr @{affinity_set(port, e)} goto {endpoint_chain(port, e)}" for e in endpoints]
-    return rules + [f"{_chance(i, count)}goto {endpoint_chain(port, e)}" for i, e in enumerate(endpoints)]
+        return [Rule(*_chance(i, count), *_dnat(port, e)) for i, e in enumerate(endpoints)]
+    rules = [Rule(saddr_lookup(affinity_set(port, e)), goto(endpoint_chain(port, e))) for e in endpoints]
+    return rules + [Rule(*_chance(i, count), goto(endpoint_chain(port, e))) for i, e in enumerate(endpoints)]
 
 
 def fragment(ports: Iterable[ServicePort], *, node_name: str, cluster_cidr: str) -> Fragment:
@@ -152,26 +156,24 @@ def fragment(ports: Iterable[ServicePort], *, node_name: str, cluster_cidr: str)
             if port.node_port:
                 out.elements[(NO_ENDPOINT_NODEPORTS, node_port_key(port))] = f"goto {REJECT_CHAIN}"
             continue
-        out.chains[svc] = (f"ip saddr != {cluster_cidr} meta mark set meta mark | {MASQ_MARK}",
-                           *_pick(port, usable))
+        out.chains[svc] = (Rule(saddr_in(cluster_cidr, negate=True), mark_or(MASQ_MARK)), *_pick(port, usable))
         out.elements[(SERVICE_IPS, service_ip_key(port))] = f"goto {svc}"
         if port.affinity_seconds:
             for endpoint in usable:
                 name = affinity_set(port, endpoint)
-                out.sets[name] = f"type ipv4_addr; flags dynamic,timeout; timeout {port.affinity_seconds}s;"
-                out.chains[endpoint_chain(port, endpoint)] = (
-                    f"update @{name} {{ ip saddr }}",
-                    _dnat(port, endpoint))
+                out.sets[name] = DynamicSet(port.affinity_seconds)
+                out.chains[endpoint_chain(port, endpoint)] = (Rule(update_saddr(name)),
+                                                              Rule(*_dnat(port, endpoint)))
         hairpin.update(e.ip for e in usable if e.node in ("", node_name))
         if port.node_port:
             ext = external_chain(port)
             if port.external_local:
                 local = port.local_endpoints(node_name)
-                out.chains[ext] = (f"ip saddr {cluster_cidr} goto {svc}",
-                                   f"fib saddr type local meta mark set meta mark | {MASQ_MARK} goto {svc}",
-                                   *(_pick(port, local) if local else ["drop"]))
+                out.chains[ext] = (Rule(saddr_in(cluster_cidr), goto(svc)),
+                                   Rule(fib_saddr_local(), mark_or(MASQ_MARK), goto(svc)),
+                                   *(_pick(port, local) if local else [Rule(drop())]))
             else:
-                out.chains[ext] = (f"meta mark set meta mark | {MASQ_MARK}", f"goto {svc}")
+                out.chains[ext] = (Rule(mark_or(MASQ_MARK)), Rule(goto(svc)))
             out.elements[(SERVICE_NODEPORTS, node_port_key(port))] = f"goto {ext}"
     out.hairpin = frozenset(hairpin)
     return out

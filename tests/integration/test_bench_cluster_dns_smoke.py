@@ -26,3 +26,4 @@ def test_short_run_writes_every_figure(tmp_path: Path) -> None:
     assert all(run["queries_per_second"] > 0 for runs in data["results"]["throughput"].values() for run in runs)
     assert all(run["count"] > 0 and run["p99"] >= 0 for runs in data["results"]["fixed_rate"].values() for run in runs)
     assert data["summary"]["ratio_skiff_to_dnsmasq"] > 0
+    assert all(run["machine_stalls"]["wakeups"] > 0 for runs in data["results"]["fixed_rate"].values() for run in runs)

@@ -216,6 +216,8 @@ def test_table_removed_by_hand_is_rebuilt(cluster: Cluster) -> None:
     cluster.nft("delete", "table", "ip", "skiff-proxy")
     eventually(lambda: "skiff-proxy" in cluster.nft("list", "tables"), timeout=5, what="the table to come back")
     assert tag(eventually(lambda: call(client, "10.96.0.19", 80), what="the service again")) == "web2"
+    # the counter goes up on the proxy's loop just after the commit the client already sees
+    eventually(lambda: cluster.proxy.full_syncs >= 2, timeout=5, what="the rebuild to be counted")
     assert cluster.proxy.full_syncs == 2
     cluster.a.call(_cancel(cluster.task))
     cluster.task = None
