@@ -374,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
                f"p99_ms_at_{args.rate}_per_second": {k: min(r.get("p99", float("inf")) for r in v)
                                                       for k, v in results["fixed_rate"].items()},
                # every round's p99 with the longest stall the probe saw in that round, for each server
-               f"rounds_p99_ms_and_machine_stall_ms": {
+               "rounds_p99_ms_and_machine_stall_ms": {
                    k: [(r.get("p99"), r["machine_stalls"]["late_max_ms"]) for r in v]
                    for k, v in results["fixed_rate"].items()}}
     print(json.dumps(summary, indent=2))
