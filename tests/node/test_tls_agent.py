@@ -119,19 +119,23 @@ class Refusal:
 
 async def raw_exec(address: str, channel: grpc.aio.Channel) -> Refusal:
     """A direct Exec on the agent's port, as an attacker on the LAN would make it. The status is
-    read from the call itself: the agent refuses before it reads the first message, and a send
-    that races that refusal fails on the client's side ("Internal error from Core"), which says
-    nothing about what the agent answered."""
+    read from the call itself. The agent refuses before it reads the first message, so the call
+    is given a few seconds to end before anything is sent: a send that races the refusal fails on
+    the client's side ("Internal error from Core"), which says nothing about what the agent
+    answered. Only a call the agent did not refuse gets the Exec request written."""
     async with channel:
         call = pb_grpc.AgentStub(channel).Exec(timeout=10)
         try:
-            await call.write(pb.ExecInput(start=pb.ExecStart(namespace="default", pod="victim", container="main",
-                                                             command=["id"])))
-            await call.done_writing()
-            async for _ in call:
+            await asyncio.wait_for(asyncio.shield(call.code()), 3)
+        except asyncio.TimeoutError:
+            try:
+                await call.write(pb.ExecInput(start=pb.ExecStart(namespace="default", pod="victim",
+                                                                 container="main", command=["id"])))
+                await call.done_writing()
+                async for _ in call:
+                    pass
+            except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
                 pass
-        except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
-            pass
         code = await call.code()
         assert code != grpc.StatusCode.OK, "the agent ran an Exec for a caller that is not the API server"
         return Refusal(code, await call.details())
