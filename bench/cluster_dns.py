@@ -444,7 +444,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"CPU {stats['server_cpu_percent']:5.1f} % ({stats['server_cpu_us_per_query']} µs/query)  "
                       f"lost {stats['lost']}  "
                       f"load {stats['load_average']}", flush=True)
-        for round_ in range(args.rounds):
+        for _ in range(args.rounds):
             if args.one_at_a_time:
                 groups = [[label] for label in servers]
             else:   # the floor beside each: Skiff and dnsmasq together; a costlier variant with the floor alone
@@ -453,10 +453,10 @@ def main(argv: list[str] | None = None) -> int:
             for group in groups:
                 measured = fixed_rate_round([servers[label] for label in group], queries, args)
                 floor_p99 = next((r.get("p99") for r in measured if r["label"] == FLOOR), None)
-                for stats in measured:
-                    if stats["label"] != FLOOR:
-                        stats["floor_p99_same_seconds"] = floor_p99
-                    results["fixed_rate"].setdefault(stats.pop("label"), []).append(stats)
+                for row in measured:
+                    if row["label"] != FLOOR:
+                        row["floor_p99_same_seconds"] = floor_p99
+                    results["fixed_rate"].setdefault(row.pop("label"), []).append(row)
     finally:
         for server in servers.values():
             server.stop()
