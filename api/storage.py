@@ -30,6 +30,8 @@ AccessMode = Literal["ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWrit
 DEFAULT_CLASS_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
 
 
+# The types below mirror Kubernetes' own, one per kind: their field declarations look like other
+# kinds' (the `duplicates` tool pairs them by shape), but each is a separate API type; no logic to share.
 class ObjectReference(ApiModel):
     """The claim a volume is bound to."""
 

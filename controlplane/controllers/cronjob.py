@@ -88,6 +88,8 @@ def due_time(cronjob: Obj, now: float) -> tuple[float | None, bool]:
     return scheduled, deadline is not None and scheduled < now - deadline
 
 
+# The controller pattern (informers in setup, events -> keys, reconcile a key, retry on Conflict):
+# alike in shape across controllers by design (the `duplicates` tool pairs them); the rules differ.
 class CronJobController(QueueController):
     def __init__(self, settings: ControllerSettings | None = None, *, namespace: str = "",
                  clock: Callable[[], float] = time.time):

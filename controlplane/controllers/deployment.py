@@ -69,6 +69,8 @@ def _replicas(obj: Obj) -> int:
     return int((obj.get("spec") or {}).get("replicas", 1))
 
 
+# The controller pattern (informers in setup, events -> keys, reconcile a key, retry on Conflict):
+# alike in shape across controllers by design (the `duplicates` tool pairs them); the rules differ.
 class DeploymentController(QueueController):
     def __init__(self, settings: ControllerSettings | None = None, *, namespace: str = "",
                  clock: Callable[[], float] = time.time):
