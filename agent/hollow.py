@@ -135,6 +135,7 @@ class HollowProbes:
         return True, ""
 
 
+# Dataclass fields: alike in shape to other classes' (the `duplicates` tool pairs them), nothing to share.
 @dataclass
 class HollowCluster:
     client: Client

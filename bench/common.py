@@ -45,6 +45,8 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 # -- waiting and stopping ------------------------------------------------------------
 
+# Alike in shape to tests' wait helpers (the `duplicates` tool pairs them) but fails fast
+# on an error (see the docstring), as a bench should.
 def wait_for(condition: Callable[[], object], *, timeout: float, what: str, interval: float = 0.05) -> object:
     """Poll until condition() is truthy and return it; TimeoutError naming `what` after the deadline.
     Unlike tests/procs.py's wait_for, an exception from condition() ends the wait at once (a bench

@@ -273,6 +273,8 @@ class ApiService(pb_grpc.ApiServicer):
         result = await self.h.schedule_preview(pod)
         return pb.SchedulePreviewResponse(result=dumps(result))
 
+    # Logs, Exec and PortForward relay a stream each, alike in shape (the `duplicates` tool
+    # pairs them): each is its own RPC with its own message types.
     async def Logs(self, request: pb.LogsRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.LogChunk]:
         try:
             async for chunk in self.verbs.logs(self.user_of(context), request):

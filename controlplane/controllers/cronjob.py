@@ -34,6 +34,7 @@ from controlplane.controllers.manager import Context, QueueController
 from controlplane.controllers.owned import controller_of, pod_controller_uid
 from controlplane.controllers.settings import ControllerSettings
 
+# Module constants: alike in shape to other controllers' (the `duplicates` tool pairs them), each its own.
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 Key = tuple[str, str]

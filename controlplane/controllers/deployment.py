@@ -44,6 +44,7 @@ from controlplane.controllers.owned import (POD_BY_CONTROLLER, add_pod_indexes, 
 from controlplane.controllers.rollingupdate import RSState
 from controlplane.controllers.settings import ControllerSettings
 
+# Module constants: alike in shape to other controllers' (the `duplicates` tool pairs them), each its own.
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 Key = tuple[str, str]
