@@ -399,6 +399,8 @@ def undo(resources: tuple[str, ...], to_revision: int) -> int:
             carried = {k: v for k, v in ((source.get("metadata") or {}).get("annotations") or {}).items()
                        if k not in _NOT_ROLLED_BACK}
 
+            # Writes as _modify_each does (the `duplicates` tool pairs them by shape), but only after
+            # per-target checks that read the cluster first, so it keeps its own loop.
             def roll_back(obj: Obj) -> None:
                 obj["spec"]["template"] = copy.deepcopy(template)
                 obj["metadata"]["annotations"] = {**(obj["metadata"].get("annotations") or {}), **carried}
