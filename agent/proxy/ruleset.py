@@ -61,8 +61,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from .expressions import (DynamicSet, Piece, Rule, dnat, drop, fib_saddr_local, goto, l4proto, mark_or, numgen_mod,
-                          saddr_in, saddr_lookup, update_saddr)
+from .expressions import (DynamicSet, Piece, Rule, dnat, dnat_one_of, drop, fib_saddr_local, goto, goto_one_of,
+                          l4proto, mark_or, saddr_in, saddr_lookup, update_saddr)
 from .model import Endpoint, ServicePort
 
 TABLE = "skiff-proxy"
@@ -128,20 +128,14 @@ def _dnat(port: ServicePort, endpoint: Endpoint) -> tuple[Piece, ...]:
     return l4proto(port.protocol), dnat(endpoint.ip, endpoint.port)
 
 
-def _chance(index: int, count: int) -> tuple[Piece, ...]:
-    """The condition of the index-th of `count` rules so that each is taken with probability 1/count:
-    1/count, then 1/(count-1) of what is left, ..., and the last unconditionally."""
-    left = count - index
-    return (numgen_mod(left),) if left > 1 else ()
-
-
 def _pick(port: ServicePort, endpoints: tuple[Endpoint, ...]) -> list[Rule]:
-    """Rules choosing one of `endpoints` at random (the client's earlier one first, with affinity)."""
-    count = len(endpoints)
+    """Rules choosing one of `endpoints` at random, each with chance 1/N: one rule, numgen's number
+    looked up in an anonymous map (with affinity, the client's earlier endpoint first)."""
     if not port.affinity_seconds:
-        return [Rule(*_chance(i, count), *_dnat(port, e)) for i, e in enumerate(endpoints)]
-    rules = [Rule(saddr_lookup(affinity_set(port, e)), goto(endpoint_chain(port, e))) for e in endpoints]
-    return rules + [Rule(*_chance(i, count), goto(endpoint_chain(port, e))) for i, e in enumerate(endpoints)]
+        return [Rule(l4proto(port.protocol), dnat_one_of(tuple((e.ip, e.port) for e in endpoints)))]
+    chains = tuple(endpoint_chain(port, e) for e in endpoints)
+    rules = [Rule(saddr_lookup(affinity_set(port, e)), goto(chain)) for e, chain in zip(endpoints, chains)]
+    return rules + [Rule(goto_one_of(chains))]
 
 
 def fragment(ports: Iterable[ServicePort], *, node_name: str, cluster_cidr: str) -> Fragment:
