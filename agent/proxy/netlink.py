@@ -34,6 +34,7 @@ import select
 import socket
 import struct
 import time
+from typing import Sequence
 
 from agent.network.errors import NetworkError
 
@@ -198,7 +199,7 @@ class Batch:
     def delete_set(self, name: str) -> None:
         self._add(NFT_MSG_DELSET, 0, string(NFTA_SET_TABLE, self.table), string(NFTA_SET_NAME, name))
 
-    def add_elements(self, name: str, elements: list[tuple[bytes, str | bytes | None]], *, set_id: int = 0) -> None:
+    def add_elements(self, name: str, elements: Sequence[tuple[bytes, str | bytes | None]], *, set_id: int = 0) -> None:
         """Elements (key, None) of a set, (key, chain) of a verdict map (`goto chain`) or (key, value) of a
         data map; `set_id`: of a set added earlier in this batch (add_set), which `name` may not name yet."""
         for start in range(0, len(elements), ELEMENTS_PER_MESSAGE):
