@@ -11,7 +11,9 @@ a transaction is a batch of messages on a NETLINK_NETFILTER socket,
 sent in one datagram and applied by the kernel all or nothing, as `nft -f` does. The
 messages name tables, chains and sets by name, so no handle is ever needed: a changed
 chain is emptied with a DELRULE that names only the chain (`flush chain`) and its rules
-added again.
+added again. A rule's anonymous map (`numgen random mod N map {…}`) is a NEWSET "__map%d"
+and its NEWSETELEMs just before the rule, named by their id in the batch (NFTA_SET_ID), as
+nft sends it; deleting the rule (a flush) deletes its map.
 
 This module is the wire format and the socket only: attributes (`attr`, `nest`, `u32`,
 `string`), a `Batch` of nf_tables messages, and `NftNetlink.commit(batch)`. What a rule
