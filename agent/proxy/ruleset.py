@@ -36,9 +36,9 @@ DNATs there, not by `numgen random mod N vmap { 0 : goto endpoint-chain, … }` 
 per endpoint. Why: on every commit that adds a rule or a `goto` element, the kernel checks
 every chain reachable from each base chain (here from both nat hooks), and its time grows
 with the rules and chains it walks. With 1,000 Services x 10 endpoints a small change's
-commit took (docs/PERFORMANCE.md) 6.8 ms with one rule per endpoint (the shape before:
-`numgen random mod k == 0` for k = N, N-1, …), 17 ms with kube-proxy's chain per endpoint,
-0.8 ms with this one. A one-endpoint Service gets a plain `dnat ip to IP:PORT`.
+commit took (bench/proxy_shapes.py at load 2, docs/PERFORMANCE.md) 6.8 ms with one rule per
+endpoint (the shape before: `numgen random mod k == 0` for k = N, N-1, …), 17 ms with
+kube-proxy's chain per endpoint, 0.8 ms with this one. A one-endpoint Service gets a plain `dnat ip to IP:PORT`.
 Endpoint chains exist only for `sessionAffinity: ClientIP`, where each endpoint keeps a
 dynamic set of the clients it served (`update @aff-… { ip saddr }`, with the Service's
 timeout): the Service's chain sends a known client back to its endpoint first, and a new
