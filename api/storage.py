@@ -110,6 +110,8 @@ def _check_class_name(name: str | None, path: str) -> list[FieldError]:
     return []
 
 
+# PersistentVolume and PersistentVolumeClaim below look alike (the `duplicates` tool pairs them by shape):
+# two kinds, two API types, as in Kubernetes.
 class PersistentVolume(Resource):
     """A piece of storage in the cluster, bound to at most one claim."""
 
