@@ -50,7 +50,10 @@ def json_too_deep(text: bytes | str, parsed: object, limit: int = MAX_NESTING) -
     cannot be too deep, whatever its shape; that count (brackets inside strings included,
     which only errs towards walking) is a fast C scan, and settles it for nearly every
     object the API server decodes (a pod has a dozen). Only the rest is walked."""
-    opening = (b"{", b"[") if isinstance(text, bytes) else ("{", "[")
-    if text.count(opening[0]) + text.count(opening[1]) <= limit:  # type: ignore[arg-type]
+    if isinstance(text, bytes):
+        opening = text.count(b"{") + text.count(b"[")
+    else:
+        opening = text.count("{") + text.count("[")
+    if opening <= limit:
         return False
     return nesting_depth(parsed, limit) > limit
