@@ -34,6 +34,7 @@ from agent.envs import ConfigError
 from agent.runtime import Runtime
 from agent.service import AgentServer, AgentService
 from agent.volumes import VolumeManager
+from api.tasks import cancel_and_wait
 from agent import localpath
 
 log = logging.getLogger(__name__)
@@ -215,9 +216,7 @@ class Agent:
             self._adopted = set()
             await asyncio.gather(*tasks)
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await cancel_and_wait(tasks)
 
     async def _renewed(self, identity: NodeIdentity) -> None:
         self.identity = identity

@@ -70,6 +70,7 @@ class AgentConfig:
     image_gc_low_percent: int = 80
     image_gc_interval_seconds: float = 300.0
 
+    # Path properties, one per directory: alike in shape (the `duplicates` tool pairs them), nothing to share.
     @property
     def runtime_dir(self) -> Path:
         return self.state_dir / "runtime"

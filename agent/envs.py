@@ -173,28 +173,12 @@ def _value_from(source: dict[str, Any], *, pod: dict[str, Any], container: dict[
     namespace = (pod.get("metadata") or {}).get("namespace", "default")
     if (ref := source.get("configMapKeyRef")) is not None:
         configmap = get_configmap(ref["name"])
-        if configmap is None:
-            if ref.get("optional"):
-                return None
-            raise ConfigError(f'configmap "{ref["name"]}" not found')
-        data = configmap.get("data") or {}
-        if ref["key"] not in data:
-            if ref.get("optional"):
-                return None
-            raise ConfigError(f"couldn't find key {ref['key']} in ConfigMap {namespace}/{ref['name']}")
-        return data[ref["key"]]
+        return _key_value(ref, None if configmap is None else configmap.get("data") or {},
+                          kind="ConfigMap", namespace=namespace)
     if (ref := source.get("secretKeyRef")) is not None:
         secret = get_secret(ref["name"])
-        if secret is None:
-            if ref.get("optional"):
-                return None
-            raise ConfigError(f'secret "{ref["name"]}" not found')
-        data = _decode_secret_data(secret)
-        if ref["key"] not in data:
-            if ref.get("optional"):
-                return None
-            raise ConfigError(f"couldn't find key {ref['key']} in Secret {namespace}/{ref['name']}")
-        return data[ref["key"]]
+        return _key_value(ref, None if secret is None else _decode_secret_data(secret),
+                          kind="Secret", namespace=namespace)
     try:
         if (ref := source.get("fieldRef")) is not None:
             return field_value(pod, ref["fieldPath"], node=node)
@@ -208,6 +192,20 @@ def _value_from(source: dict[str, Any], *, pod: dict[str, Any], container: dict[
     except DownwardError as e:
         raise ConfigError(str(e)) from None
     raise ConfigError("valueFrom: must specify one of configMapKeyRef, secretKeyRef, fieldRef, resourceFieldRef")
+
+
+def _key_value(ref: dict[str, Any], data: dict[str, str] | None, *, kind: str, namespace: str) -> str | None:
+    """The value of a configMapKeyRef/secretKeyRef: `data` is the object's (decoded) data, None when
+    the object does not exist; a missing object or key is None if the ref is optional, else an error."""
+    if data is None:
+        if ref.get("optional"):
+            return None
+        raise ConfigError(f'{kind.lower()} "{ref["name"]}" not found')
+    if ref["key"] not in data:
+        if ref.get("optional"):
+            return None
+        raise ConfigError(f"couldn't find key {ref['key']} in {kind} {namespace}/{ref['name']}")
+    return data[ref["key"]]
 
 
 # ---- Service variables ----

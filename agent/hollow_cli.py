@@ -18,7 +18,8 @@ import sys
 import time
 
 from agent.hollow import HollowCluster
-from api.logsetup import setup_logging
+from api.entrypoint import run_main
+from api.nodeflags import parse_pairs, parse_taints as parse_taint_list
 from controlplane.client import Client, kubeconfig
 
 log = logging.getLogger("agent.hollow")
@@ -57,27 +58,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def parse_labels(text: str) -> dict[str, str]:
-    labels = {}
-    for part in filter(None, (s.strip() for s in text.split(","))):
-        key, sep, value = part.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--labels: expected key=value, got {part!r}")
-        labels[key] = value
-    return labels
+    return parse_pairs(text, "--labels")
 
 
 def parse_taints(text: str) -> list[dict[str, str]]:
-    taints = []
-    for part in filter(None, (s.strip() for s in text.split(","))):
-        spec, sep, effect = part.rpartition(":")
-        if not sep or effect not in ("NoSchedule", "PreferNoSchedule", "NoExecute"):
-            raise ValueError(f"--taints: expected key[=value]:NoSchedule|PreferNoSchedule|NoExecute, got {part!r}")
-        key, _, value = spec.partition("=")
-        taint = {"key": key, "effect": effect}
-        if value:
-            taint["value"] = value
-        taints.append(taint)
-    return taints
+    return parse_taint_list(text, "--taints")
 
 
 async def _main(args: argparse.Namespace) -> int:
@@ -122,9 +107,7 @@ async def _main(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    setup_logging(args.log_level)
-    sys.exit(asyncio.run(_main(args)))
+    run_main(parse_args, _main, argv)
 
 
 if __name__ == "__main__":

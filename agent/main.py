@@ -28,30 +28,23 @@ import sys
 from pathlib import Path
 
 from api.logsetup import add_log_level_argument, setup_logging
+from api.nodeflags import parse_pairs, parse_taints
 
 log = logging.getLogger("skiff.agent")
 
 
 def _pairs(text: str, what: str) -> dict[str, str]:
-    out = {}
-    for item in filter(None, (p.strip() for p in text.split(","))):
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise argparse.ArgumentTypeError(f"{what}: expected key=value, got {item!r}")
-        out[key] = value
-    return out
+    try:
+        return parse_pairs(text, what)
+    except ValueError as exc:   # argparse shows an ArgumentTypeError's own message
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _taints(text: str) -> list[dict[str, str]]:
-    taints = []
-    for item in filter(None, (p.strip() for p in text.split(","))):
-        kv, sep, effect = item.rpartition(":")
-        if not sep or effect not in ("NoSchedule", "PreferNoSchedule", "NoExecute"):
-            raise argparse.ArgumentTypeError(f"--register-with-taints: expected key[=value]:Effect with Effect one of "
-                                             f"NoSchedule, PreferNoSchedule, NoExecute; got {item!r}")
-        key, _, value = kv.partition("=")
-        taints.append({"key": key, **({"value": value} if value else {}), "effect": effect})
-    return taints
+    try:
+        return parse_taints(text, "--register-with-taints")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _upstreams(text: str) -> list[str]:

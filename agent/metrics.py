@@ -87,6 +87,8 @@ def rfc3339(wall: float) -> str:
 
 
 class MetricsCollector:
+    # Plain attribute declarations: alike in shape to other classes' (the `duplicates` tool pairs
+    # them), with nothing to share.
     def __init__(self, cgroups: Any, *, interval: float = DEFAULT_INTERVAL, first_interval: float = FIRST_INTERVAL,
                  proc: str | Path = "/proc", monotonic: Callable[[], float] = time.monotonic,
                  wall: Callable[[], float] = time.time) -> None:

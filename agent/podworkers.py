@@ -13,6 +13,8 @@ import asyncio
 import logging
 from typing import Awaitable, Callable
 
+from api.tasks import cancel_and_wait
+
 log = logging.getLogger(__name__)
 DONE = "done"
 
@@ -63,7 +65,4 @@ class PodWorkers:
                 self._tasks.pop(uid, None)
 
     async def stop(self) -> None:
-        tasks = list(self._tasks.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(list(self._tasks.values()))

@@ -30,6 +30,8 @@ MAX_ADDRESSES = 100           # per endpoint
 MAX_PORTS = 100               # per slice
 
 
+# The types below mirror Kubernetes' own, one per kind: their field declarations look like other
+# kinds' (the `duplicates` tool pairs them by shape), but each is a separate API type; no logic to share.
 class EndpointConditions(ApiModel):
     """The state of an endpoint."""
 

@@ -71,6 +71,8 @@ class HorizontalPodAutoscalerBehavior(ApiModel):
     scale_down: Optional[ScalingRules] = Field(None, description="Rules for scaling down (window 300 s by default).")
 
 
+# The types below mirror Kubernetes' own, one per kind: their field declarations look like other
+# kinds' (the `duplicates` tool pairs them by shape), but each is a separate API type; no logic to share.
 class HorizontalPodAutoscalerSpec(ApiModel):
     scale_target_ref: CrossVersionObjectReference = Field(description="The workload to scale.")
     min_replicas: int = Field(1, ge=1, description="Fewest replicas.")

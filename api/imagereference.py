@@ -15,6 +15,7 @@ the tag ``latest`` is implied when neither tag nor digest is given.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -64,6 +65,14 @@ def normalize_reference(ref: str) -> Reference:
     """Parse `ref` and fill in Docker's defaults; raises InvalidReference."""
     if not isinstance(ref, str) or not ref or ref != ref.strip():
         raise InvalidReference(f"invalid image reference {ref!r}: must be a non-empty string without spaces")
+    return _parse(ref)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse(ref: str) -> Reference:
+    """normalize_reference's parsing, cached: every create and update of a pod parses each of its
+    images twice (pull-policy defaulting, then validation), and the same few images recur.
+    A Reference is frozen, so sharing one is safe; a refusal is not cached (it raises)."""
     remainder, digest = ref, None
     if "@" in ref:
         remainder, digest = ref.split("@", 1)

@@ -1,7 +1,10 @@
 """`IP[:PORT]` strings, as flags take them (`--dns-upstream 10.0.0.2:5353`, `[2001:db8::1]:53`).
 
 Shared by the agent (agent/dns/forward.py) and ctl (`ctl cluster up --dns-upstream`), so both
-accept and reject exactly the same text with the same message.
+accept and reject exactly the same text with the same message. `is_loopback` tells whether an
+address (`host[:port]`, optionally with a URL scheme) stays on this machine: the control plane
+asks it of etcd endpoints (loopback may go without TLS), the image puller of registries
+(loopback may be plain http).
 """
 
 from __future__ import annotations
@@ -27,3 +30,18 @@ def parse_ip_port(text: str, *, default_port: int) -> tuple[str, int]:
     if not 0 < number < 65536:
         raise ValueError(f"invalid address {text!r}: the port must be 1-65535")
     return host, number
+
+
+def is_loopback(address: str) -> bool:
+    """`localhost`, `127.0.0.1:2379`, `http://[::1]:2379` -> True; another IP or a DNS name -> False."""
+    host = address.split("://", 1)[-1].lower()
+    if host.startswith("["):
+        host = host[1:].partition("]")[0]
+    elif host.count(":") == 1:
+        host = host.partition(":")[0]
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

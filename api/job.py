@@ -59,6 +59,8 @@ class JobSpec(ApiModel):
         return self
 
 
+# The types below mirror Kubernetes' own, one per kind: their field declarations look like other
+# kinds' (the `duplicates` tool pairs them by shape), but each is a separate API type; no logic to share.
 class JobCondition(ApiModel):
     """A terminal or notable state of the Job."""
 

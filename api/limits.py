@@ -41,3 +41,19 @@ def nesting_depth(obj: object, limit: int = MAX_NESTING) -> int:
             return depth
         stack.extend((child, depth + 1) for child in children)
     return deepest
+
+
+def json_too_deep(text: bytes | str, parsed: object, limit: int = MAX_NESTING) -> bool:
+    """Whether a decoded JSON document nests maps and lists more than `limit` levels deep.
+
+    Each level opens with a `{` or `[`, so a document with no more than `limit` of them
+    cannot be too deep, whatever its shape; that count (brackets inside strings included,
+    which only errs towards walking) is a fast C scan, and settles it for nearly every
+    object the API server decodes (a pod has a dozen). Only the rest is walked."""
+    if isinstance(text, bytes):
+        opening = text.count(b"{") + text.count(b"[")
+    else:
+        opening = text.count("{") + text.count("[")
+    if opening <= limit:
+        return False
+    return nesting_depth(parsed, limit) > limit

@@ -8,6 +8,8 @@ _LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _SUBDOMAIN_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
+# The two RFC 1123 rules side by side, alike in shape by design (the `duplicates` tool pairs
+# them): their limits and messages are Kubernetes' own (apimachinery's validation).
 def check_dns1123_label(name: str) -> str | None:
     """Error message if name is not a DNS-1123 label (namespaces, services), else None."""
     if len(name) > 63:

@@ -45,6 +45,8 @@ class NodeSpec(ApiModel):
     provider_id: Optional[str] = Field(None, alias="providerID", description="ID of the node at its provider.")
 
 
+# The types below mirror Kubernetes' own, one per kind: their field declarations look like other
+# kinds' (the `duplicates` tool pairs them by shape), but each is a separate API type; no logic to share.
 class NodeCondition(ApiModel):
     """One aspect of a node's health: Ready, MemoryPressure, DiskPressure, PIDPressure, NetworkUnavailable."""
 

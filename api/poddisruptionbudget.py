@@ -36,6 +36,8 @@ class PodDisruptionBudgetSpec(ApiModel):
                           "budget is met (IfHealthyBudget, the default).")
 
 
+# The types below mirror Kubernetes' own, one per kind: their field declarations look like other
+# kinds' (the `duplicates` tool pairs them by shape), but each is a separate API type; no logic to share.
 class PdbCondition(ApiModel):
     type: str = Field(description="DisruptionAllowed.")
     status: ConditionStatus = Field(description="True, False or Unknown.")

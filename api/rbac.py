@@ -138,6 +138,8 @@ def _check_binding(subjects: list[Subject] | None, role_ref: RoleRef, *, cluster
     return errors
 
 
+# The types below mirror Kubernetes' own, one per kind: their field declarations look like other
+# kinds' (the `duplicates` tool pairs them by shape), but each is a separate API type; no logic to share.
 class RoleBinding(Resource):
     api_version: Literal["rbac.authorization.k8s.io/v1"] = API_VERSION  # type: ignore[assignment]
     kind: Literal["RoleBinding"] = "RoleBinding"

@@ -32,6 +32,8 @@ class ReplicaSetSpec(ApiModel):
     template: PodTemplateSpec = Field(description="The pod to create.")
 
 
+# The types below mirror Kubernetes' own, one per kind: their field declarations look like other
+# kinds' (the `duplicates` tool pairs them by shape), but each is a separate API type; no logic to share.
 class ReplicaSetCondition(ApiModel):
     """One aspect of the ReplicaSet's state, e.g. ReplicaFailure."""
 

@@ -8,7 +8,7 @@ other resources in whole units. Every pod also takes one of the node's `pods`.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from api.quantity import cpu_millis, memory_bytes
 
@@ -25,15 +25,20 @@ def container_requests(container: Mapping[str, Any]) -> dict[str, int]:
 
 
 def pod_requests_dict(pod: Mapping[str, Any]) -> dict[str, int]:
+    return {"cpu": 0, "memory": 0, **pod_total(pod, container_requests), "pods": 1}
+
+
+def pod_total(pod: Mapping[str, Any], of: Callable[[Mapping[str, Any]], dict[str, int]]) -> dict[str, int]:
+    """Kubernetes' pod total of a per-container amount `of` (requests here; requests or limits for
+    quota admission): the containers' sum, but at least the largest single init container's."""
     spec = pod.get("spec") or {}
-    total: dict[str, int] = {"cpu": 0, "memory": 0}
+    total: dict[str, int] = {}
     for c in spec.get("containers") or []:
-        for name, value in container_requests(c).items():
+        for name, value in of(c).items():
             total[name] = total.get(name, 0) + value
     for c in spec.get("initContainers") or []:
-        for name, value in container_requests(c).items():
+        for name, value in of(c).items():
             total[name] = max(total.get(name, 0), value)
-    total["pods"] = 1
     return total
 
 

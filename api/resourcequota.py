@@ -34,6 +34,8 @@ COMPUTE = ("requests.cpu", "requests.memory", "limits.cpu", "limits.memory", "cp
 _COUNT = re.compile(r"^count/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 
 
+# The types below mirror Kubernetes' own, one per kind: their field declarations look like other
+# kinds' (the `duplicates` tool pairs them by shape), but each is a separate API type; no logic to share.
 class ResourceQuotaSpec(ApiModel):
     """The caps of the namespace."""
 

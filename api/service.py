@@ -92,6 +92,8 @@ class ServiceStatus(ApiModel):
                                                                           "LoadBalancer.")
 
 
+# The types below mirror Kubernetes' own, one per kind: their field declarations look like other
+# kinds' (the `duplicates` tool pairs them by shape), but each is a separate API type; no logic to share.
 class Service(Resource):
     """A stable address for a set of pods."""
 

@@ -29,6 +29,8 @@ from api.storage import PersistentVolumeClaimSpec, check_claim_spec
 from api.volumes import Volume
 
 
+# The types below mirror Kubernetes' own, one per kind: their field declarations look like other
+# kinds' (the `duplicates` tool pairs them by shape), but each is a separate API type; no logic to share.
 class RollingUpdateStatefulSetStrategy(ApiModel):
     """The budget of a StatefulSet rolling update."""
 

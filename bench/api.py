@@ -84,6 +84,8 @@ GOAL_REST_RATIO = 0.7          # issue 14: creates/s through REST >= 0.7x throug
 GOAL_TLS_RATIO = 0.9           # issue 11: creates/s with TLS + authorization >= 0.9x --insecure, same run
 
 
+# Flag and setting declarations: alike in shape to other programs' (the `duplicates` tool pairs
+# them), each program its own.
 @dataclass
 class Settings:
     create_seconds: float = 10.0
@@ -954,6 +956,8 @@ def summary(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# Flag and setting declarations: alike in shape to other programs' (the `duplicates` tool pairs
+# them), each program its own.
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="1 s per scenario and 50 watchers (a smoke test)")

@@ -113,6 +113,7 @@ def main() -> None:
                                     "securityContext": {"runAsUser": 1000}}],
                     "volumes": [{"name": "e", "emptyDir": {}}]}}
 
+    # One case per line, alike in shape by design (the `duplicates` tool pairs them).
     cases = {
         "masters (scheduler, controllers, admin)": lambda: chain.authorize(
             Attributes(admin, "create", "pods", "", "", "ns-1", "")),

@@ -24,8 +24,6 @@ import multiprocessing
 import os
 import platform
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,6 +33,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))   # tests/procs.py: the etcd and control-plane launchers
+from procs import ControlPlane, Etcd, free_port  # noqa: E402, F401  (free_port: for the bench scripts)
+from procs import stop_process as stop_popen  # noqa: E402
+
 RESULTS_DIR = REPO / "bench" / "results"
 # A fresh interpreter per worker process (see the module docstring).
 SPAWN = multiprocessing.get_context("spawn")
@@ -43,20 +45,12 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 # -- waiting and stopping ------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def port_open(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.2)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
+# Alike in shape to tests' wait helpers (the `duplicates` tool pairs them) but fails fast
+# on an error (see the docstring), as a bench should.
 def wait_for(condition: Callable[[], object], *, timeout: float, what: str, interval: float = 0.05) -> object:
-    """Poll until condition() is truthy and return it; TimeoutError naming `what` after the deadline."""
+    """Poll until condition() is truthy and return it; TimeoutError naming `what` after the deadline.
+    Unlike tests/procs.py's wait_for, an exception from condition() ends the wait at once (a bench
+    stops on the first failure rather than retrying it)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = condition()
@@ -69,14 +63,7 @@ def wait_for(condition: Callable[[], object], *, timeout: float, what: str, inte
 def stop_process(proc: subprocess.Popen | multiprocessing.process.BaseProcess, timeout: float = 10.0) -> None:
     """SIGTERM by PID, SIGKILL if it is still there after the timeout."""
     if isinstance(proc, subprocess.Popen):
-        if proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_popen(proc, timeout)
         return
     if proc.pid is None or not proc.is_alive():
         proc.join(0)
@@ -90,44 +77,14 @@ def stop_process(proc: subprocess.Popen | multiprocessing.process.BaseProcess, t
 
 # -- the processes under test --------------------------------------------------------
 
-class EtcdProcess:
-    """etcd on free loopback ports, its data in `data_dir` (on disk)."""
-
-    def __init__(self, data_dir: Path):
-        binary = shutil.which("etcd")
-        if not binary:
-            raise RuntimeError("etcd not found: apt-get install etcd-server (or run deploy/install.sh)")
-        self.data_dir = data_dir
-        self.client_port, self.peer_port = free_port(), free_port()
-        client, peer = f"http://127.0.0.1:{self.client_port}", f"http://127.0.0.1:{self.peer_port}"
-        self.args = [binary, "--name", "bench", "--data-dir", str(data_dir),
-                     "--listen-client-urls", client, "--advertise-client-urls", client,
-                     "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-                     "--initial-cluster", f"bench={peer}", "--log-level", "error", "--logger", "zap"]
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def endpoint(self) -> str:
-        return f"127.0.0.1:{self.client_port}"
-
-    def start(self) -> "EtcdProcess":
-        self.log_path = self.data_dir.parent / "etcd.log"
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(self.args, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
-        wait_for(lambda: self.proc.poll() is not None or port_open(self.client_port), timeout=20,
-                 what="etcd to listen")
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"etcd exited with {self.proc.returncode}: {self.log_path.read_text()[-2000:]}")
-        return self
-
-    def stop(self) -> None:
-        if self.proc:
-            stop_process(self.proc)
+class EtcdProcess(Etcd):
+    """etcd on free loopback ports, its data in `data_dir` (on disk): tests/procs.py's launcher."""
 
 
-class ControlPlaneProcess:
+class ControlPlaneProcess(ControlPlane):
     """`skiff-controlplane` (run as `python -m controlplane.main`, the same program, so that
-    the repo's current code is what is measured) on a free port, on an existing etcd.
+    the repo's current code is what is measured) on a free port, on an existing etcd:
+    tests/procs.py's launcher, with the bench's address form and a shared CA.
 
     Over TLS with the administrator's credential (its admin.conf), as users run it; with
     `--insecure` among the extra args, plain text (`address` is then http://host:port)."""
@@ -136,37 +93,12 @@ class ControlPlaneProcess:
                  share_ca_with: "ControlPlaneProcess | None" = None):
         """share_ca_with: another control plane on the same etcd, whose CA this one uses (as several
         control planes of one cluster must: its clients' certificates are then good here too)."""
-        self.state_dir = state_dir
-        self.port = free_port()
+        super().__init__(state_dir, etcd_endpoints=etcd_endpoint, extra_args=list(extra_args))
         self.share_ca_with = share_ca_with
-        extra_args = list(extra_args)
-        self.insecure = "--insecure" in extra_args
-        self.rest_port = free_port()   # the Kubernetes REST API (kubectl's): a free port, not port + 1
-        self.args = [sys.executable, "-m", "controlplane.main", "--listen", f"127.0.0.1:{self.port}",
-                     "--rest-listen", f"127.0.0.1:{self.rest_port}",
-                     "--state-dir", str(state_dir), "--etcd-endpoints", etcd_endpoint, *extra_args]
-        self.proc: subprocess.Popen | None = None
 
     @property
     def address(self) -> str:
         return f"{'http://' if self.insecure else ''}127.0.0.1:{self.port}"
-
-    @property
-    def admin_config(self) -> Path:
-        return self.state_dir / "admin.conf"
-
-    @property
-    def credentials(self) -> Any:   # controlplane.client.Credentials
-        from controlplane.client import Credentials, kubeconfig
-        return Credentials.plaintext() if self.insecure else kubeconfig.load(self.admin_config).credentials
-
-    def join_args(self) -> list[str]:
-        """`--server ... --token ... --ca-cert-hash ...` for an agent (`skiff-controlplane token create`)."""
-        out = subprocess.run([sys.executable, "-m", "controlplane.main", "token", "--state-dir", str(self.state_dir),
-                              "create", "--ttl", "1h", "--server", self.address],
-                             capture_output=True, text=True, cwd=REPO, timeout=30,
-                             env={**os.environ, "PYTHONPATH": str(REPO)}, check=True)
-        return out.stdout.split()[1:]
 
     @property
     def pid(self) -> int:
@@ -174,41 +106,12 @@ class ControlPlaneProcess:
         return self.proc.pid
 
     def start(self, timeout: float = 30.0) -> "ControlPlaneProcess":
-        self.state_dir.mkdir(parents=True, exist_ok=True)
         if self.share_ca_with is not None:
-            (self.state_dir / "pki").mkdir(mode=0o700, exist_ok=True)
+            (self.state_dir / "pki").mkdir(mode=0o700, parents=True, exist_ok=True)
             for name in ("ca.crt", "ca.key"):
                 shutil.copy2(self.share_ca_with.state_dir / "pki" / name, self.state_dir / "pki" / name)
-        self.log_path = self.state_dir / "controlplane.log"
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(self.args, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-                                         cwd=REPO, env=env)
-
-        def ready() -> bool:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"skiff-controlplane exited with {self.proc.returncode}: "
-                                   f"{self.log_path.read_text()[-2000:]}")
-            return port_open(self.port) and self._default_namespace_exists()
-        wait_for(ready, timeout=timeout, what="the API server to be ready")
+        super().start(timeout)
         return self
-
-    def _default_namespace_exists(self) -> bool:
-        # A blocking call from the bench's parent process, which runs no event loop.
-        import grpc
-        from protos import skiff_pb2 as pb, skiff_pb2_grpc as pb_grpc
-        if not self.insecure and not self.admin_config.exists():
-            return False
-        with self.credentials.sync_channel(self.address) as channel:
-            try:
-                pb_grpc.ApiStub(channel).Get(pb.GetRequest(kind="namespaces", name="default"), timeout=2)
-                return True
-            except grpc.RpcError:
-                return False
-
-    def stop(self) -> None:
-        if self.proc:
-            stop_process(self.proc)
 
     def __enter__(self) -> "ControlPlaneProcess":   # a started process, stopped on exit
         return self

@@ -67,6 +67,27 @@ def live(pod: dict[str, Any]) -> bool:
     return not pod["metadata"].get("deletionTimestamp")
 
 
+def failover_facts(node: dict[str, Any] | None, pods: list[dict[str, Any]], victim: str,
+                   replicas: int) -> dict[str, bool]:
+    """Which milestones a failover has reached (shared with bench/failover_vm.py): the victim's Ready
+    condition Unknown, the unreachable NoExecute taint on it, `replicas` live pods bound elsewhere,
+    and that many of them Running."""
+    ready = [c.get("status") for c in ((node or {}).get("status") or {}).get("conditions") or []
+             if c.get("type") == "Ready"]
+    taints = {(t.get("key"), t.get("effect")) for t in ((node or {}).get("spec") or {}).get("taints") or []}
+    bound = [p for p in pods if live(p) and p["spec"].get("nodeName") and p["spec"]["nodeName"] != victim]
+    return {"notready": ready == ["Unknown"], "tainted": (UNREACHABLE, "NoExecute") in taints,
+            "rebound": len(bound) >= replicas,
+            "running": len([p for p in bound if p["status"].get("phase") == "Running"]) >= replicas}
+
+
+def mark_reached(seen: dict[str, float], facts: dict[str, bool], now: float) -> None:
+    """Note when each milestone was first reached ("running" only after "rebound")."""
+    for name, true in facts.items():
+        if true and name not in seen and (name != "running" or "rebound" in seen):
+            seen[name] = now
+
+
 def running_by_node(pods: Informer, replicas: int) -> dict[str, int] | None:
     """Node name -> Running pods of the informer's, once exactly `replicas` live pods are Running."""
     running = [p for p in pods.store.values() if live(p) and p["status"].get("phase") == "Running"]
@@ -129,21 +150,13 @@ async def one_trial(hollow: HollowCluster, pods: Informer, nodes: Informer, *, r
     hollow.kill(victim)
 
     def check() -> bool:
-        node = nodes.get("", victim) or {}
-        ready = [c.get("status") for c in (node.get("status") or {}).get("conditions") or []
-                 if c.get("type") == "Ready"]
-        taints = {(t.get("key"), t.get("effect")) for t in (node.get("spec") or {}).get("taints") or []}
         current = list(pods.store.values())
-        bound = [p for p in current if live(p) and p["spec"].get("nodeName") and p["spec"]["nodeName"] != victim]
-        facts = {"notready": ready == ["Unknown"], "tainted": (UNREACHABLE, "NoExecute") in taints,
-                 "evicted": not any(p["metadata"]["uid"] in victim_pods for p in current),
-                 "rebound": len(bound) >= replicas and not any(
-                     live(p) and p["spec"].get("nodeName") == victim for p in current),
-                 "running": len([p for p in bound if p["status"].get("phase") == "Running"]) >= replicas}
-        now = loop.time() - killed
-        for name, true in facts.items():
-            if true and name not in seen and (name != "running" or "rebound" in seen):
-                seen[name] = now
+        facts = failover_facts(nodes.get("", victim), current, victim, replicas)
+        # Hollow nodes: the victim's own pods must also be gone (evicted) before "rebound" counts.
+        facts["rebound"] = facts["rebound"] and not any(
+            live(p) and p["spec"].get("nodeName") == victim for p in current)
+        facts["evicted"] = not any(p["metadata"]["uid"] in victim_pods for p in current)
+        mark_reached(seen, facts, loop.time() - killed)
         return all(name in seen for name in MILESTONES)
     await until(check, timeout=120, what=f"the pods of {victim} to run elsewhere")
     return {"victim": victim, "pods_on_victim": len(victim_pods), **{k: round(seen[k], 3) for k in MILESTONES}}

@@ -40,9 +40,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))     # the VM bed and the control-plane process helpers
 
 from api.nodelease import parse_time  # noqa: E402
-from api.taints import UNREACHABLE  # noqa: E402
 from bench.common import KUBECONFIG_ENV, connect, machine_info  # noqa: E402
-from bench.failover import GOAL_SECONDS, live, running_by_node, until  # noqa: E402
+from bench.failover import GOAL_SECONDS, failover_facts, live, mark_reached, running_by_node, until  # noqa: E402
 from controlplane.client.informer import Informer  # noqa: E402
 from procs import ControlPlane, Ctl, free_port  # noqa: E402
 from vm.machines import Bed, Machine, skip_reason  # noqa: E402
@@ -134,19 +133,9 @@ async def trials(vc: VmCluster, count: int) -> tuple[list[dict[str, Any]], dict[
                 await asyncio.to_thread(victim.power_off)
 
                 def check() -> bool:
-                    node = nodes.get("", victim_name) or {}
-                    ready = [c.get("status") for c in (node.get("status") or {}).get("conditions") or []
-                             if c.get("type") == "Ready"]
-                    taints = {(t.get("key"), t.get("effect")) for t in (node.get("spec") or {}).get("taints") or []}
-                    bound = [p for p in pods.store.values() if live(p) and p["spec"].get("nodeName")
-                             and p["spec"]["nodeName"] != victim_name]
-                    facts = {"notready": ready == ["Unknown"], "tainted": (UNREACHABLE, "NoExecute") in taints,
-                             "rebound": len(bound) >= REPLICAS,
-                             "running": len([p for p in bound if p["status"].get("phase") == "Running"]) >= REPLICAS}
-                    now = loop.time() - killed
-                    for name, true in facts.items():
-                        if true and name not in seen and (name != "running" or "rebound" in seen):
-                            seen[name] = now
+                    facts = failover_facts(nodes.get("", victim_name), list(pods.store.values()), victim_name,
+                                           REPLICAS)
+                    mark_reached(seen, facts, loop.time() - killed)
                     return all(name in seen for name in MILESTONES)
                 await until(check, timeout=300, what=f"the pods of {victim_name} to run elsewhere")
                 replacements = {p["metadata"]["uid"] for p in pods.store.values()

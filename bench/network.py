@@ -94,6 +94,8 @@ def median_of(results: list[dict[str, float]], key: str) -> float:
     return round(statistics.median(r[key] for r in results), 1)
 
 
+# Scenario steps: alike in shape to other benches' (the `duplicates` tool pairs them), each
+# measuring its own thing.
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--pods", type=int, default=100, help="pods attached and detached for the setup figures")

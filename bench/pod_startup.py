@@ -46,7 +46,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a scri
 
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
-import ctypes  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import secrets  # noqa: E402
@@ -58,6 +57,7 @@ from typing import Any  # noqa: E402
 
 from bench.common import (connect, REPO, RESULTS_DIR, CpuMeter, Profile, cluster, free_port, machine_info,  # noqa: E402
                           percentiles, stop_process, wait_for, wait_until_idle, write_results)
+from procs import processes_mentioning, unmount_under  # noqa: E402  (tests/procs.py: bench.common puts tests/ on the path)
 
 IMAGE = "skiff.local/busybox:1.35"
 NODE = "bench-node"
@@ -97,20 +97,6 @@ class AgentUnderTest:
     def stop(self) -> None:
         if self.proc is not None:
             stop_process(self.proc)
-
-
-def processes_mentioning(text: str) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if text in cmdline:
-            found.append(int(entry))
-    return found
 
 
 def status_kib(pid: int, field: str) -> int:
@@ -179,16 +165,7 @@ def cleanup(state_dir: Path, cgroup_parent: str) -> list[str]:
             manager.remove("")
     except Exception as exc:  # noqa: BLE001 - report, keep cleaning
         done.append(f"cgroup cleanup failed: {exc}")
-    libc = ctypes.CDLL(None, use_errno=True)
-    root = str(state_dir.resolve())
-    for _ in range(3):
-        mounts = [line.split()[1] for line in open("/proc/mounts")]
-        targets = sorted((m for m in mounts if m == root or m.startswith(root + "/")), key=len, reverse=True)
-        if not targets:
-            break
-        for target in targets:
-            libc.umount2(target.encode(), 2)  # MNT_DETACH
-            done.append(f"unmounted {target}")
+    done += [f"unmounted {target}" for target in unmount_under(state_dir)]
     return done
 
 

@@ -208,6 +208,8 @@ def connection_cost(lab: Lab, node: Any, proxy: ServiceProxy, args: argparse.Nam
             "program_seconds": {k: [round(x, 2) for x in v] for k, v in program_s.items()}}
 
 
+# Scenario steps: alike in shape to other benches' (the `duplicates` tool pairs them), each
+# measuring its own thing.
 @contextlib.asynccontextmanager
 async def informed(client: Any, proxy: ServiceProxy, node: Any) -> AsyncIterator[None]:
     """`proxy` fed by real informers on services and endpointslices and syncing (in full once both
@@ -344,6 +346,8 @@ async def e2e_latency(address: str, node: Any, args: argparse.Namespace) -> dict
             "latency_from_status_sent_ms": percentiles(from_sent)}
 
 
+# Scenario steps: alike in shape to other benches' (the `duplicates` tool pairs them), each
+# measuring its own thing.
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--services", type=int, default=1000, help="Services programmed for the latency run")

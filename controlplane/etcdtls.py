@@ -11,14 +11,4 @@ needs no network access to it.
 
 from __future__ import annotations
 
-import ipaddress
-
-
-def is_loopback(endpoint: str) -> bool:
-    host = endpoint.replace("http://", "").replace("https://", "").rpartition(":")[0].strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+from api.ipport import is_loopback  # noqa: F401  (re-exported: controlplane/main.py asks it of --etcd-endpoints)

@@ -63,6 +63,8 @@ def _duration(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+# Flag and setting declarations: alike in shape to other programs' (the `duplicates` tool pairs
+# them), each program its own.
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="skiff-controlplane", description=__doc__.splitlines()[0])
     p.add_argument("--listen", default="127.0.0.1:6443",

@@ -1,5 +1,7 @@
 """Helpers for tests that run real processes: free ports, waiting with deadlines,
-stopping by PID. Shared by fixtures in tests/conftest.py and by e2e tests."""
+stopping by PID, etcd and the control plane on loopback. Shared by fixtures in
+tests/conftest.py, by e2e tests and by the benchmarks (bench/common.py builds its
+etcd and control plane on these: one launcher for both)."""
 
 from __future__ import annotations
 
@@ -110,9 +112,13 @@ class Etcd:
         return f"127.0.0.1:{self.client_port}"
 
     def start(self) -> "Etcd":
-        self.log = open(self.data_dir.parent / f"etcd-{self.client_port}.log", "ab")
+        self.log_path = self.data_dir.parent / f"etcd-{self.client_port}.log"
+        self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL)
-        wait_for(lambda: port_open(self.client_port), timeout=15, what="etcd to listen")
+        wait_for(lambda: self.proc.poll() is not None or port_open(self.client_port), timeout=20,
+                 what="etcd to listen")
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"etcd exited with {self.proc.returncode}: {self.log_path.read_text()[-2000:]}")
         return self
 
     def stop(self) -> None:
@@ -321,14 +327,22 @@ class AgentProcess:
 def force_cleanup(state_dir: Path, cgroup_parent: str) -> None:
     """Last-resort cleanup after a node test: kill every process in the test's cgroups,
     unmount everything under its state dir (deepest first), remove the cgroups."""
-    import ctypes
     from agent.cgroups import open_manager
     try:
         open_manager(parent=cgroup_parent).remove("")
     except Exception:
         pass
+    unmount_under(state_dir)
+
+
+def unmount_under(state_dir: Path) -> list[str]:
+    """Detach every mount at or below state_dir, deepest first (a few passes: unmounting one can
+    reveal another); return the mount points it unmounted. Shared by the node tests and
+    bench/pod_startup.py."""
+    import ctypes
     libc = ctypes.CDLL(None, use_errno=True)
     root = str(state_dir.resolve())
+    done = []
     for _ in range(3):
         mounts = [line.split()[1] for line in open("/proc/mounts")]
         targets = sorted((m for m in mounts if m == root or m.startswith(root + "/")), key=len, reverse=True)
@@ -336,6 +350,24 @@ def force_cleanup(state_dir: Path, cgroup_parent: str) -> None:
             break
         for target in targets:
             libc.umount2(target.encode(), 2)  # MNT_DETACH
+            done.append(target)
+    return done
+
+
+def processes_mentioning(text: str) -> list[int]:
+    """PIDs (not zombies) whose command line contains `text`."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            status = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        if text in cmdline and status[status.rindex(")") + 2] not in "ZX":
+            found.append(int(entry))
+    return found
 
 
 async def delete_all_pods(cp: "ControlPlane", *, timeout: float = 30.0) -> None:

@@ -81,17 +81,7 @@ def read_pids(path: Path) -> list[int]:
 
 def write_value(path: Path, value: str | int) -> None:
     """Write one value to an existing control file in a single write(2)."""
-    data = str(value)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
-    except OSError as err:
-        raise CgroupError(f'writing "{data}" to {path}: {_describe(err)}') from err
-    try:
-        os.write(fd, data.encode("ascii"))
-    except OSError as err:
-        raise CgroupError(f'writing "{data}" to {path}: {_describe(err)}') from err
-    finally:
-        os.close(fd)
+    write_each(path, [str(value)])
 
 
 def write_each(path: Path, values: list[str]) -> None:

@@ -15,12 +15,14 @@ for killed processes to vanish; async callers use `asyncio.to_thread`.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Protocol
 
 from agent.cgroups.devices import DeviceRule
 from agent.cgroups.errors import CgroupError
 from agent.cgroups.resources import Resources
 from agent.cgroups.stats import Stats
+from agent.cgroups.teardown import Clock
 
 
 class CgroupManager(Protocol):
@@ -84,3 +86,17 @@ def check_parent(parent: str) -> tuple[str, ...]:
     if not segments:
         raise CgroupError("invalid parent group '': must name a group, e.g. 'skiff'")
     return segments
+
+
+class ManagerBase:
+    """What both drivers keep alike: where the cgroup filesystem is mounted (`root`), the node's
+    parent group (`parent`, checked once), how long `remove()` waits for processes to vanish,
+    and the clock that wait reads (a fake one in tests)."""
+
+    def __init__(self, *, root: str | Path = "/sys/fs/cgroup", parent: str = "skiff",
+                 remove_timeout: float = 10.0, clock: Clock = Clock()) -> None:
+        self.root = Path(root)
+        self.parent = parent
+        self._parent = check_parent(parent)
+        self.remove_timeout = remove_timeout
+        self.clock = clock

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from agent.cgroups import fsio
 from agent.cgroups.errors import CgroupError
-from agent.cgroups.manager import check_parent, split_path
+from agent.cgroups.manager import ManagerBase, split_path
 from agent.cgroups.resources import Resources
 from agent.cgroups.stats import Stats
 from agent.cgroups.teardown import Clock, remove_tree, signal_pids, wait_until_empty, walk_groups
@@ -33,16 +33,12 @@ from agent.cgroups.v1_controllers import (
 from agent.cgroups.devices import DeviceRule
 
 
-class V1Manager:
+class V1Manager(ManagerBase):
     version = 1
 
     def __init__(self, *, root: str | Path = "/sys/fs/cgroup", parent: str = "skiff",
                  remove_timeout: float = 10.0, clock: Clock = Clock()) -> None:
-        self.root = Path(root)
-        self.parent = parent
-        self._parent = check_parent(parent)
-        self.remove_timeout = remove_timeout
-        self.clock = clock
+        super().__init__(root=root, parent=parent, remove_timeout=remove_timeout, clock=clock)
         self.controllers: dict[str, V1Controller] = {}
         for kind in CONTROLLER_TYPES:
             mount = self.root / kind.name

@@ -29,7 +29,7 @@ from pathlib import Path
 from agent.cgroups import bpf, devicefilter, fsio
 from agent.cgroups.devices import DeviceRule
 from agent.cgroups.errors import CgroupError
-from agent.cgroups.manager import check_parent, split_path
+from agent.cgroups.manager import ManagerBase, split_path
 from agent.cgroups.resources import Resources, cpu_max, cpu_weight
 from agent.cgroups.stats import Stats, working_set
 from agent.cgroups.teardown import (
@@ -55,16 +55,12 @@ _NEEDS = {
 }
 
 
-class V2Manager:
+class V2Manager(ManagerBase):
     version = 2
 
     def __init__(self, *, root: str | Path = "/sys/fs/cgroup", parent: str = "skiff",
                  remove_timeout: float = 10.0, clock: Clock = Clock()) -> None:
-        self.root = Path(root)
-        self.parent = parent
-        self._parent = check_parent(parent)
-        self.remove_timeout = remove_timeout
-        self.clock = clock
+        super().__init__(root=root, parent=parent, remove_timeout=remove_timeout, clock=clock)
         if not (self.root / "cgroup.controllers").is_file():
             raise CgroupError(f"{self.root} is not a cgroup v2 mount (no cgroup.controllers)")
 

@@ -30,6 +30,7 @@ from typing import Any
 
 from controlplane.client import Client
 from controlplane.client.informer import Informer
+from api.tasks import run_together
 
 from .answer import ZoneAnswerer
 from .forward import Forwarder, upstreams_from_resolv_conf
@@ -91,11 +92,8 @@ class ClusterDNS:
                  for informer in self._own_informers]
         tasks.append(asyncio.create_task(self._serve(network), name="dns-server"))
         try:
-            await asyncio.gather(*tasks)
+            await run_together(tasks)
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
             if self.server is not None:
                 await self.server.close()
                 self.server = None

@@ -171,6 +171,8 @@ class RecordIndex:
 
     # -- events --------------------------------------------------------------------------
 
+    # Event handlers shaped like agent/proxy/syncer.py's (the `duplicates` tool pairs them): each
+    # component keeps its own index of Services and slices, as kube-proxy and CoreDNS do.
     def set_service(self, service: dict[str, Any]) -> None:
         key = _key(service)
         self._services[key] = service

@@ -33,7 +33,8 @@ from typing import Any, BinaryIO
 from agent.images.digest import check_digest, digest_hex, sha256_digest
 from agent.images.errors import ArchiveError, ImageError
 from agent.images.manifest import (DOCKER_CONFIG, MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES, OCI_MANIFEST,
-                                   Descriptor, Index, Manifest, check_layers_match, parse_config, parse_manifest)
+                                   Descriptor, Index, Manifest, check_layers_match, load_json, parse_config,
+                                   parse_manifest)
 from agent.images.platform import Platform, select_manifest
 from agent.images.reference import InvalidReference, normalize_reference
 
@@ -175,7 +176,7 @@ class Archive:
         return data
 
     def _oci_images(self) -> list[ArchiveImage]:
-        doc = _json(self.source.read("index.json", limit=MAX_MANIFEST_BYTES), "index.json")
+        doc = load_json(self.source.read("index.json", limit=MAX_MANIFEST_BYTES), what="index.json", error=ArchiveError)
         entries = doc.get("manifests")
         if not isinstance(entries, list):
             raise ArchiveError("index.json: manifests must be a list")
@@ -271,13 +272,4 @@ class Archive:
         with self.source.open(member) as f:
             return f.seek(0, os.SEEK_END)
 
-
-def _json(data: bytes, what: str) -> dict[str, Any]:
-    try:
-        value = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ArchiveError(f"{what}: not valid JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise ArchiveError(f"{what}: expected a JSON object")
-    return value
 

@@ -105,13 +105,15 @@ class ImageConfig:
     variant: str = ""
 
 
-def load_json(data: bytes, *, what: str) -> dict[str, Any]:
+def load_json(data: bytes, *, what: str, error: type[ImageError] = ManifestError) -> dict[str, Any]:
+    """A JSON object from bytes; anything else raises `error` (ManifestError unless the caller,
+    e.g. the image archive reader, names its own) saying what `what` was and what was wrong."""
     try:
         value = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ManifestError(f"{what}: not valid JSON: {exc}") from None
+        raise error(f"{what}: not valid JSON: {exc}") from None
     if not isinstance(value, dict):
-        raise ManifestError(f"{what}: expected a JSON object")
+        raise error(f"{what}: expected a JSON object")
     return value
 
 

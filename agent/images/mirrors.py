@@ -26,13 +26,13 @@ as insecure, and for loopback hosts (as Docker and containerd allow).
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from agent.images.auth import Credential, RegistryAuth, registry_key
+from api.ipport import is_loopback
 from agent.images.errors import ImageError
 
 DOCKER_HUB_ENDPOINT = "https://registry-1.docker.io"
@@ -170,12 +170,3 @@ def default_endpoint_url(registry: str, *, insecure: bool) -> str:
     return f"{'http' if insecure else 'https'}://{registry}"
 
 
-def is_loopback(host: str) -> bool:
-    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-    name = name.strip("[]")
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False

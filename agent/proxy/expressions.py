@@ -5,12 +5,15 @@ what tests compare, what `nft list` prints) that also carries its netlink encodi
 (`Rule.expressions`), which the incremental path (netlink.py, transaction.py) sends to
 the kernel without nft. Both come from the same `Piece`s, so they cannot drift apart:
 
-    Rule(numgen_mod(3), l4proto("tcp"), dnat("198.19.1.2", 8080))
-    == "numgen random mod 3 == 0 meta l4proto tcp dnat ip to 198.19.1.2:8080"
+    Rule(l4proto("tcp"), dnat_one_of((("198.19.1.2", 8080), ("198.19.2.2", 8080))))
+    == "meta l4proto tcp dnat ip to numgen random mod 2 map { 0 : 198.19.1.2 . 8080, 1 : 198.19.2.2 . 8080 }"
 
 Each piece's expressions are what nft 1.0.6 itself generates for that text (as
 `nft --debug=netlink` shows it), so a table written either way reads back the same
-(tests/node/test_proxy_netlink.py compares `nft -j list table` of both).
+(tests/node/test_proxy_netlink.py compares `nft -j list table` of both). A piece with
+an anonymous map (`numgen random mod N map {…}` / `vmap {…}`) also carries the map's
+set and elements (`AnonymousMap`, as nft sends them, `nft --debug=mnl`), which go into
+the batch just before the rule (`rule_expressions(rule, batch)`).
 
 Also here: map and set element keys and set declarations as bytes for netlink, from
 the same text the nft scripts use ("10.96.0.10 . tcp . 80", "goto svc-...").
@@ -25,9 +28,11 @@ import functools
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .netlink import NF_DROP, NFT_GOTO, expression, string, u32, value, verdict
+from .netlink import (ANONYMOUS_MAP, NF_DROP, NFT_GOTO, NFT_SET_ANONYMOUS, NFT_SET_CONSTANT, NFT_SET_MAP, Batch,
+                      expression, string, u32, value, verdict)
 
 REG_VERDICT, REG_1, REG_2 = 0, 1, 2
+REG32_01 = 9                         # the second 32-bit register: a concatenation's second field (after REG_1)
 PAYLOAD_NETWORK_HEADER = 1
 IPV4_SADDR_OFFSET = 12
 CMP_EQ, CMP_NEQ = 0, 1
@@ -40,7 +45,9 @@ FIB_RESULT_ADDRTYPE = 3
 FIB_F_SADDR = 1
 RTN_LOCAL = 2
 PROTOCOL_NUMBERS = {"tcp": 6, "udp": 17, "sctp": 132}
-TYPE_IPADDR = 7                      # nft's datatype ipv4_addr
+TYPE_INTEGER, TYPE_IPADDR, TYPE_INET_SERVICE = 4, 7, 13   # nft's datatypes integer, ipv4_addr, inet_service
+TYPE_IPADDR_PORT = (TYPE_IPADDR << 6) | TYPE_INET_SERVICE   # the concatenation ipv4_addr . inet_service
+DATA_VERDICT = 0xFFFFFF00            # NFT_DATA_VERDICT: a verdict map's values
 SET_TIMEOUT, SET_EVAL = 0x10, 0x20   # NFT_SET_TIMEOUT, NFT_SET_EVAL ("dynamic")
 _BYTEORDER_BIG_ENDIAN = 2
 _HOST = "<" if sys.byteorder == "little" else ">"   # marks, numgen and fib results are host-order registers
@@ -58,6 +65,7 @@ class Piece:
     every object with a dict is more work for each of Python's full garbage collections."""
     text: str
     encode: Callable[[], bytes] = field(compare=False, repr=False)
+    anonymous: "AnonymousMap | None" = field(default=None, compare=False, repr=False)
 
     @property
     def expressions(self) -> bytes:
@@ -71,26 +79,54 @@ def _encoded(piece: Piece) -> bytes:
 
 
 class Rule(str):
-    """A rule's nft text, carrying the same rule as netlink expressions (`expressions`)."""
+    """A rule's nft text, carrying the same rule as netlink expressions (`rule_expressions`)."""
 
     pieces: tuple[Piece, ...]
+    maps: bool                       # a piece has an anonymous map, written into the batch with the rule
 
     def __new__(cls, *pieces: Piece) -> "Rule":
         rule = super().__new__(cls, " ".join(p.text for p in pieces if p.text))
         rule.pieces = pieces
+        rule.maps = any(p.anonymous is not None for p in pieces)
         return rule
 
     @functools.cached_property
     def expressions(self) -> bytes:
+        """The expressions of a rule without anonymous maps (those depend on the batch)."""
         return b"".join(p.expressions for p in self.pieces)
 
 
-def rule_expressions(rule: str) -> bytes:
-    """The netlink encoding of `rule`; EncodingError for text that was not built from pieces."""
-    encoded = getattr(rule, "expressions", None)
-    if encoded is None:
+def rule_expressions(rule: str, batch: Batch) -> bytes:
+    """The netlink encoding of `rule`, its anonymous maps added to `batch` first (as nft does: the
+    map's set and elements, then the rule naming it by its id in the batch); EncodingError for
+    text that was not built from pieces."""
+    pieces = getattr(rule, "pieces", None)
+    if pieces is None:
         raise EncodingError(f"rule has no netlink encoding: {rule!r}")
-    return encoded
+    if not getattr(rule, "maps", False):
+        return rule.expressions          # type: ignore[attr-defined]
+    return b"".join(p.anonymous.encode(batch) if p.anonymous is not None else p.expressions for p in pieces)
+
+
+@dataclass(frozen=True, slots=True)
+class AnonymousMap:
+    """A constant map written inside a rule, `numgen random mod N map { 0 : … }` (or `vmap`): to the
+    kernel an anonymous set ("__map%d", flags anonymous,constant,map) bound to the rule, sent just
+    before it in the same batch; the rule's lookup names it by its id in the batch. Keys are
+    numgen's results (host-order integers 0..N-1)."""
+    data_type: int
+    data_len: int
+    userdata: bytes                                       # nft's notes for listing it (byte orders, typeof)
+    elements: Callable[[], list[tuple[bytes, bytes | str]]]   # (key, value bytes or a chain for `goto`)
+    expressions: Callable[[int], bytes]                       # the rule's part, given the map's set id
+
+    def encode(self, batch: Batch) -> bytes:
+        elements = self.elements()
+        set_id = batch.add_set(ANONYMOUS_MAP, flags=NFT_SET_ANONYMOUS | NFT_SET_CONSTANT | NFT_SET_MAP,
+                               key_type=TYPE_INTEGER, key_len=4, data_type=self.data_type,
+                               data_len=self.data_len, size=len(elements), userdata=self.userdata)
+        batch.add_elements(ANONYMOUS_MAP, elements, set_id=set_id)
+        return self.expressions(set_id)
 
 
 # ---- expressions -----------------------------------------------------------------------------
@@ -145,13 +181,68 @@ def mark_or(mask: str) -> Piece:
     return Piece(f"meta mark set meta mark | {mask}", encode)
 
 
-@functools.lru_cache(maxsize=1024)
-def numgen_mod(count: int) -> Piece:
-    """`numgen random mod COUNT == 0`: true once in COUNT."""
-    def encode() -> bytes:
-        return (expression("numgen", u32(1, REG_1), u32(2, count), u32(3, NUMGEN_RANDOM), u32(4, 0))
-                + _cmp(CMP_EQ, struct.pack(_HOST + "I", 0)))
-    return Piece(f"numgen random mod {count} == 0", encode)
+def _udata(kind: int, payload: bytes) -> bytes:
+    """One of nft's own notes in a set's userdata (libnftnl's NFTNL_UDATA_SET_*): type, length, value."""
+    return bytes([kind, len(payload)]) + payload
+
+
+def _host_u32(number: int) -> bytes:
+    return struct.pack(_HOST + "I", number)
+
+
+# What nft 1.0.6 writes into the userdata of `numgen random mod N map { 0 : ip . port, ... }`'s map (key
+# byte order host, data byte order none, not an interval) and of a `vmap`'s (also: data typeof verdict).
+_KEY_HOST, _DATA_NONE, _NO_INTERVAL = _udata(0, _host_u32(1)), _udata(1, _host_u32(0)), _udata(6, _host_u32(0))
+_DNAT_MAP_USERDATA = _KEY_HOST + _DATA_NONE + _NO_INTERVAL
+_VMAP_USERDATA = _KEY_HOST + _DATA_NONE + _udata(4, _udata(0, _host_u32(1)) + _udata(1, b"")) + _NO_INTERVAL
+
+
+def _numgen(count: int) -> bytes:
+    return expression("numgen", u32(1, REG_1), u32(2, count), u32(3, NUMGEN_RANDOM), u32(4, 0))
+
+
+def _lookup(set_id: int, dreg: int) -> bytes:
+    """Look register 1 up in the anonymous map `set_id` of this batch; its value into `dreg`."""
+    return expression("lookup", u32(2, REG_1), u32(3, dreg), string(1, ANONYMOUS_MAP), u32(4, set_id))
+
+
+def _not_alone(_: int = 0) -> bytes:
+    raise EncodingError("a piece with an anonymous map is encoded with a batch (rule_expressions)")
+
+
+def dnat_one_of(targets: tuple[tuple[str, int], ...]) -> Piece:
+    """`dnat ip to numgen random mod N map { 0 : IP . PORT, ... }`: one of `targets` at random, each with
+    chance 1/N, in one rule (one target: a plain `dnat ip to IP:PORT`)."""
+    if len(targets) == 1:
+        return dnat(*targets[0])
+    items = ", ".join(f"{i} : {ip} . {port}" for i, (ip, port) in enumerate(targets))
+    count = len(targets)
+
+    def expressions(set_id: int) -> bytes:
+        return (_numgen(count) + _lookup(set_id, REG_1)
+                + expression("nat", u32(1, NAT_DNAT), u32(2, 2), u32(3, REG_1), u32(5, REG32_01)))
+
+    def elements() -> list[tuple[bytes, bytes | str]]:
+        return [(_host_u32(i), ipaddress.IPv4Address(ip).packed + struct.pack(">H", port) + b"\0\0")
+                for i, (ip, port) in enumerate(targets)]
+    return Piece(f"dnat ip to numgen random mod {count} map {{ {items} }}", _not_alone,
+                 AnonymousMap(TYPE_IPADDR_PORT, 8, _DNAT_MAP_USERDATA, elements, expressions))
+
+
+def goto_one_of(chains: tuple[str, ...]) -> Piece:
+    """`numgen random mod N vmap { 0 : goto CHAIN, ... }`: one of `chains` at random (one: `goto CHAIN`)."""
+    if len(chains) == 1:
+        return goto(chains[0])
+    items = ", ".join(f"{i} : goto {chain}" for i, chain in enumerate(chains))
+    count = len(chains)
+
+    def expressions(set_id: int) -> bytes:
+        return _numgen(count) + _lookup(set_id, REG_VERDICT)
+
+    def elements() -> list[tuple[bytes, bytes | str]]:
+        return [(_host_u32(i), chain) for i, chain in enumerate(chains)]
+    return Piece(f"numgen random mod {count} vmap {{ {items} }}", _not_alone,
+                 AnonymousMap(DATA_VERDICT, 0, _VMAP_USERDATA, elements, expressions))
 
 
 @functools.lru_cache(maxsize=16)

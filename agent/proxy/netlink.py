@@ -11,7 +11,9 @@ a transaction is a batch of messages on a NETLINK_NETFILTER socket,
 sent in one datagram and applied by the kernel all or nothing, as `nft -f` does. The
 messages name tables, chains and sets by name, so no handle is ever needed: a changed
 chain is emptied with a DELRULE that names only the chain (`flush chain`) and its rules
-added again.
+added again. A rule's anonymous map (`numgen random mod N map {…}`) is a NEWSET "__map%d"
+and its NEWSETELEMs just before the rule, named by their id in the batch (NFTA_SET_ID), as
+nft sends it; deleting the rule (a flush) deletes its map.
 
 This module is the wire format and the socket only: attributes (`attr`, `nest`, `u32`,
 `string`), a `Batch` of nf_tables messages, and `NftNetlink.commit(batch)`. What a rule
@@ -34,6 +36,7 @@ import select
 import socket
 import struct
 import time
+from typing import Sequence
 
 from agent.network.errors import NetworkError
 
@@ -69,13 +72,16 @@ NFT_MSG_DELSETELEM = 14
 NFTA_CHAIN_TABLE, NFTA_CHAIN_NAME = 1, 3
 NFTA_RULE_TABLE, NFTA_RULE_CHAIN, NFTA_RULE_EXPRESSIONS = 1, 2, 4
 NFTA_SET_TABLE, NFTA_SET_NAME, NFTA_SET_FLAGS, NFTA_SET_KEY_TYPE, NFTA_SET_KEY_LEN = 1, 2, 3, 4, 5
+NFTA_SET_DATA_TYPE, NFTA_SET_DATA_LEN, NFTA_SET_DESC, NFTA_SET_DESC_SIZE = 6, 7, 9, 1
 NFTA_SET_ID, NFTA_SET_TIMEOUT, NFTA_SET_USERDATA = 10, 11, 13
-NFTA_SET_ELEM_LIST_TABLE, NFTA_SET_ELEM_LIST_SET, NFTA_SET_ELEM_LIST_ELEMENTS = 1, 2, 3
+NFTA_SET_ELEM_LIST_TABLE, NFTA_SET_ELEM_LIST_SET, NFTA_SET_ELEM_LIST_ELEMENTS, NFTA_SET_ELEM_LIST_SET_ID = 1, 2, 3, 4
 NFTA_SET_ELEM_KEY, NFTA_SET_ELEM_DATA = 1, 2
 NFTA_LIST_ELEM = 1
 NFTA_DATA_VALUE, NFTA_DATA_VERDICT = 1, 2
 NFTA_VERDICT_CODE, NFTA_VERDICT_CHAIN = 1, 2
 NF_DROP, NFT_GOTO = 0, -4
+NFT_SET_ANONYMOUS, NFT_SET_CONSTANT, NFT_SET_MAP = 0x1, 0x2, 0x8
+ANONYMOUS_MAP = "__map%d"       # the kernel numbers it (__map0, ...); the batch refers to it by its set id
 
 AF_INET = socket.AF_INET
 ELEMENTS_PER_MESSAGE = 500      # keeps each message far below netlink's 64 KiB attribute length limit
@@ -131,6 +137,14 @@ def expression(name: str, *attributes: bytes) -> bytes:
     return nest(NFTA_LIST_ELEM, string(1, name), nest(2, *attributes))
 
 
+def _element_data(data: str | bytes | None) -> bytes:
+    if data is None:
+        return b""
+    if isinstance(data, str):
+        return verdict(NFTA_SET_ELEM_DATA, NFT_GOTO, data)
+    return value(NFTA_SET_ELEM_DATA, data)
+
+
 # ---- messages --------------------------------------------------------------------------------
 
 def _message(kind: int, flags: int, seq: int, family: int, payload: bytes, res_id: int = 0) -> bytes:
@@ -168,26 +182,35 @@ class Batch:
         self._add(NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, string(NFTA_RULE_TABLE, self.table),
                   string(NFTA_RULE_CHAIN, chain), nest(NFTA_RULE_EXPRESSIONS, expressions))
 
-    def add_set(self, name: str, *, flags: int, key_type: int, key_len: int, timeout_ms: int = 0,
-                userdata: bytes = b"") -> None:
+    def add_set(self, name: str, *, flags: int, key_type: int, key_len: int, data_type: int = 0,
+                data_len: int = 0, size: int = 0, timeout_ms: int = 0, userdata: bytes = b"") -> int:
+        """`add set` / `add map` (flags with NFT_SET_MAP: `data_type`, `data_len`); returns its id in this
+        batch, by which the batch's later messages can name it (an anonymous set has no name yet)."""
         self._set_ids += 1
+        mapped = bool(flags & NFT_SET_MAP)
         self._add(NFT_MSG_NEWSET, NLM_F_CREATE, string(NFTA_SET_TABLE, self.table), string(NFTA_SET_NAME, name),
                   u32(NFTA_SET_FLAGS, flags), u32(NFTA_SET_KEY_TYPE, key_type), u32(NFTA_SET_KEY_LEN, key_len),
+                  u32(NFTA_SET_DATA_TYPE, data_type) if mapped else b"",
+                  u32(NFTA_SET_DATA_LEN, data_len) if mapped else b"",
                   u32(NFTA_SET_ID, self._set_ids),
+                  nest(NFTA_SET_DESC, u32(NFTA_SET_DESC_SIZE, size)) if size else b"",
                   u64(NFTA_SET_TIMEOUT, timeout_ms) if timeout_ms else b"",
                   attr(NFTA_SET_USERDATA, userdata) if userdata else b"")
+        return self._set_ids
 
     def delete_set(self, name: str) -> None:
         self._add(NFT_MSG_DELSET, 0, string(NFTA_SET_TABLE, self.table), string(NFTA_SET_NAME, name))
 
-    def add_elements(self, name: str, elements: list[tuple[bytes, str | None]]) -> None:
-        """Elements (key, None) of a set or (key, chain) of a verdict map (`goto chain`)."""
+    def add_elements(self, name: str, elements: Sequence[tuple[bytes, str | bytes | None]], *, set_id: int = 0) -> None:
+        """Elements (key, None) of a set, (key, chain) of a verdict map (`goto chain`) or (key, value) of a
+        data map; `set_id`: of a set added earlier in this batch (add_set), which `name` may not name yet."""
         for start in range(0, len(elements), ELEMENTS_PER_MESSAGE):
-            items = [nest(NFTA_LIST_ELEM, value(NFTA_SET_ELEM_KEY, key),
-                          verdict(NFTA_SET_ELEM_DATA, NFT_GOTO, chain) if chain else b"")
-                     for key, chain in elements[start:start + ELEMENTS_PER_MESSAGE]]
+            items = [nest(NFTA_LIST_ELEM, value(NFTA_SET_ELEM_KEY, key), _element_data(data))
+                     for key, data in elements[start:start + ELEMENTS_PER_MESSAGE]]
             self._add(NFT_MSG_NEWSETELEM, NLM_F_CREATE, string(NFTA_SET_ELEM_LIST_TABLE, self.table),
-                      string(NFTA_SET_ELEM_LIST_SET, name), nest(NFTA_SET_ELEM_LIST_ELEMENTS, *items))
+                      string(NFTA_SET_ELEM_LIST_SET, name),
+                      u32(NFTA_SET_ELEM_LIST_SET_ID, set_id) if set_id else b"",
+                      nest(NFTA_SET_ELEM_LIST_ELEMENTS, *items))
 
     def delete_elements(self, name: str, keys: list[bytes]) -> None:
         for start in range(0, len(keys), ELEMENTS_PER_MESSAGE):

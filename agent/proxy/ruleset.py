@@ -20,29 +20,29 @@
         ct status dnat ip saddr . ip daddr @hairpin masquerade          # a pod reaching itself via its Service
         meta mark & 0x4000 == 0 return;  meta mark set meta mark ^ 0x4000;  masquerade fully-random
       }
-      chain svc-HASH-ns/name/tcp/port {                   # one per Service port with endpoints
+      chain svc-HASH-ns/name/tcp/port {                   # one per Service port with endpoints: 2 rules
         ip saddr != <cluster CIDR> meta mark set meta mark | 0x4000   # from outside the pod network
-        numgen random mod 3 == 0 meta l4proto tcp dnat ip to 198.19.1.2:8080      # 1/3
-        numgen random mod 2 == 0 meta l4proto tcp dnat ip to 198.19.1.3:8080      # 1/2 of the rest
-        meta l4proto tcp dnat ip to 198.19.2.2:8080                               # the rest
+        meta l4proto tcp dnat ip to numgen random mod 3 map { 0 : 198.19.1.2 . 8080, 1 : 198.19.1.3 . 8080,
+                                                              2 : 198.19.2.2 . 8080 }   # 1/3 each
       }
       chain ext-HASH-ns/name/tcp/port { meta mark set meta mark | 0x4000; goto svc-… }   # NodePort, policy Cluster
     }
 
 Like kube-proxy's nftables mode (pkg/proxy/nftables/proxier.go), the first packet of a
 connection costs one hash lookup in a verdict map whatever the number of Services; the
-rest of the connection is conntrack's. Unlike it, the endpoint choice is a rule per
-endpoint in the Service's chain, each taken with the chance that makes the choice
-uniform (as kube-proxy's iptables mode does with `-m statistic`), rather than a chain per
-endpoint reached through an anonymous `numgen random mod N vmap`. That choice was made when
-nft wrote every change and first read the table back into its cache, anonymous sets with
-all their elements (about 20 ms against 2 ms per transaction with 1,000 Services x 10
-endpoints, docs/PERFORMANCE.md); changes now go as netlink batches without nft (nft.py),
-and the rules stayed. The cost of a new connection grows with the endpoints of its own
-Service (at most one rule each), never with the number of Services.
+rest of the connection is conntrack's. Unlike it, the endpoint is chosen by one rule that
+looks numgen's random number up in an anonymous map of the endpoints' `ip . port` and
+DNATs there, not by `numgen random mod N vmap { 0 : goto endpoint-chain, … }` with a chain
+per endpoint. Why: on every commit that adds a rule or a `goto` element, the kernel checks
+every chain reachable from each base chain (here from both nat hooks), and its time grows
+with the rules and chains it walks. With 1,000 Services x 10 endpoints a small change's
+commit took (bench/proxy_shapes.py at load 2, docs/PERFORMANCE.md) 6.8 ms with one rule per
+endpoint (the shape before: `numgen random mod k == 0` for k = N, N-1, …), 17 ms with
+kube-proxy's chain per endpoint, 0.8 ms with this one. A one-endpoint Service gets a plain `dnat ip to IP:PORT`.
 Endpoint chains exist only for `sessionAffinity: ClientIP`, where each endpoint keeps a
 dynamic set of the clients it served (`update @aff-… { ip saddr }`, with the Service's
-timeout) and the Service's chain sends a known client back to its endpoint first.
+timeout): the Service's chain sends a known client back to its endpoint first, and a new
+one to `numgen random mod N vmap { 0 : goto ep-…, … }`.
 
 `externalTrafficPolicy: Local`: a NodePort connection from outside goes only to this
 node's endpoints, without masquerade (the pod sees the client's address); none here:
@@ -61,8 +61,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from .expressions import (DynamicSet, Piece, Rule, dnat, drop, fib_saddr_local, goto, l4proto, mark_or, numgen_mod,
-                          saddr_in, saddr_lookup, update_saddr)
+from .expressions import (DynamicSet, Piece, Rule, dnat, dnat_one_of, drop, fib_saddr_local, goto, goto_one_of,
+                          l4proto, mark_or, saddr_in, saddr_lookup, update_saddr)
 from .model import Endpoint, ServicePort
 
 TABLE = "skiff-proxy"
@@ -128,20 +128,14 @@ def _dnat(port: ServicePort, endpoint: Endpoint) -> tuple[Piece, ...]:
     return l4proto(port.protocol), dnat(endpoint.ip, endpoint.port)
 
 
-def _chance(index: int, count: int) -> tuple[Piece, ...]:
-    """The condition of the index-th of `count` rules so that each is taken with probability 1/count:
-    1/count, then 1/(count-1) of what is left, ..., and the last unconditionally."""
-    left = count - index
-    return (numgen_mod(left),) if left > 1 else ()
-
-
 def _pick(port: ServicePort, endpoints: tuple[Endpoint, ...]) -> list[Rule]:
-    """Rules choosing one of `endpoints` at random (the client's earlier one first, with affinity)."""
-    count = len(endpoints)
+    """Rules choosing one of `endpoints` at random, each with chance 1/N: one rule, numgen's number
+    looked up in an anonymous map (with affinity, the client's earlier endpoint first)."""
     if not port.affinity_seconds:
-        return [Rule(*_chance(i, count), *_dnat(port, e)) for i, e in enumerate(endpoints)]
-    rules = [Rule(saddr_lookup(affinity_set(port, e)), goto(endpoint_chain(port, e))) for e in endpoints]
-    return rules + [Rule(*_chance(i, count), goto(endpoint_chain(port, e))) for i, e in enumerate(endpoints)]
+        return [Rule(l4proto(port.protocol), dnat_one_of(tuple((e.ip, e.port) for e in endpoints)))]
+    chains = tuple(endpoint_chain(port, e) for e in endpoints)
+    rules = [Rule(saddr_lookup(affinity_set(port, e)), goto(chain)) for e, chain in zip(endpoints, chains)]
+    return rules + [Rule(goto_one_of(chains))]
 
 
 def fragment(ports: Iterable[ServicePort], *, node_name: str, cluster_cidr: str) -> Fragment:

@@ -58,7 +58,7 @@ class Op:
         if self.kind == "chain":
             {"add": batch.add_chain, "flush": batch.flush_chain, "delete": batch.delete_chain}[self.verb](self.name)
         elif self.kind == "rule":
-            batch.add_rule(self.name, rule_expressions(self.rule))
+            batch.add_rule(self.name, rule_expressions(self.rule, batch))
         elif self.kind == "set" and self.verb == "add":
             batch.add_set(self.name, **dynamic_set_options(self.declaration))  # type: ignore[arg-type]
         elif self.kind == "set":

@@ -48,6 +48,8 @@ class ExecProcess:
     `resize()` sets its size.
     """
 
+    # Plain attribute declarations: alike in shape to other classes' (the `duplicates` tool pairs
+    # them), with nothing to share.
     def __init__(self, *, pid: int, stdin: asyncio.StreamWriter, stdout: asyncio.StreamReader,
                  stderr: asyncio.StreamReader | None, control: asyncio.StreamReader,
                  control_writer: asyncio.StreamWriter, pty_fd: int | None) -> None:

@@ -80,6 +80,7 @@ class Sandbox:
     utsns_path: Path | None
     host_pid: bool = False
 
+    # Path properties, one per directory: alike in shape (the `duplicates` tool pairs them), nothing to share.
     @property
     def hosts_path(self) -> Path:
         return self.directory / "hosts"

@@ -26,6 +26,8 @@ def parse_time(value: object) -> datetime | None:
 
 def human_duration(seconds: float) -> str:
     """Kubernetes' HumanDuration: `59s`, `119s`, `2m5s`, `15m`, `3h20m`, `30h`, `2d4h`, `20d`, `2y30d`."""
+    # One branch per unit, alike in shape by design (the `duplicates` tool pairs them): each
+    # mirrors a line of apimachinery's HumanDuration, so the two can be read side by side.
     s = int(seconds)
     if s < -1:
         return "<invalid>"

@@ -158,6 +158,8 @@ async def _replace(client: Client, item: Checked, dry_run: bool) -> tuple[dict[s
     return await client.update(item.obj, dry_run=dry_run), "replaced"
 
 
+# The manifest verbs (apply, create, replace) are one click command each over the same
+# helpers: alike in shape by design (the `duplicates` tool pairs them), as kubectl's are.
 @click.command(short_help="Create or update objects from manifests.")
 @manifest_options
 @write_options

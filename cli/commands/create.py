@@ -70,6 +70,14 @@ def _meta(name: str, **extra: Any) -> dict[str, Any]:
     return {"name": name, **extra}
 
 
+def _container(name: str, image: str, command: tuple[str, ...]) -> dict[str, Any]:
+    """A generated object's container: its name and image, and the command after `--` if any."""
+    container: dict[str, Any] = {"name": name, "image": image}
+    if command:
+        container["command"] = list(command)
+    return container
+
+
 class _WithShortNames(click.Group):
     """`create ns|sa|deploy|cm|cj` as kubectl takes them."""
 
@@ -126,9 +134,7 @@ def create_deployment(name: str, command: tuple[str, ...], images: tuple[str, ..
         raise CliError("cannot specify multiple --image options and command")
     containers = []
     for image in images:
-        container: dict[str, Any] = {"name": container_name(image), "image": image}
-        if command:
-            container["command"] = list(command)
+        container = _container(container_name(image), image, command)
         if port is not None:
             container["ports"] = [{"containerPort": port}]
         containers.append(container)
@@ -248,9 +254,7 @@ def create_job(name: str, command: tuple[str, ...], image: str, source: str, dry
         return finish(s.run(lambda c: job_from(c, s.namespace, name, source)), dry_run, output)
     if not image:
         raise CliError("either --image or --from must be specified")
-    container: dict[str, Any] = {"name": name, "image": image}
-    if command:
-        container["command"] = list(command)
+    container = _container(name, image, command)
     obj = {"apiVersion": "batch/v1", "kind": "Job", "metadata": _meta(name),
            "spec": {"template": {"spec": {"containers": [container], "restartPolicy": "Never"}}}}
     return finish(obj, dry_run, output)
@@ -270,9 +274,7 @@ def create_cronjob(name: str, command: tuple[str, ...], image: str, schedule: st
         raise CliError('required flag(s) "image" not set')
     if not schedule:
         raise CliError('required flag(s) "schedule" not set')
-    container: dict[str, Any] = {"name": name, "image": image}
-    if command:
-        container["command"] = list(command)
+    container = _container(name, image, command)
     obj = {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": _meta(name),
            "spec": {"schedule": schedule, "jobTemplate": {"metadata": {"name": name}, "spec": {
                "template": {"spec": {"containers": [container], "restartPolicy": restart}}}}}}

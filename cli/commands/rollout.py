@@ -399,6 +399,8 @@ def undo(resources: tuple[str, ...], to_revision: int) -> int:
             carried = {k: v for k, v in ((source.get("metadata") or {}).get("annotations") or {}).items()
                        if k not in _NOT_ROLLED_BACK}
 
+            # Writes as _modify_each does (the `duplicates` tool pairs them by shape), but only after
+            # per-target checks that read the cluster first, so it keeps its own loop.
             def roll_back(obj: Obj) -> None:
                 obj["spec"]["template"] = copy.deepcopy(template)
                 obj["metadata"]["annotations"] = {**(obj["metadata"].get("annotations") or {}), **carried}
@@ -416,7 +418,6 @@ def undo(resources: tuple[str, ...], to_revision: int) -> int:
 def restart(resources: tuple[str, ...]) -> int:
     """Replace every pod (a new rollout of the same template)."""
     found = targets(resources, verb="restart", kinds=("Deployment", "DaemonSet", "StatefulSet"))
-    s = session()
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
     def stamp_template(obj: Obj) -> str | None:
@@ -425,32 +426,35 @@ def restart(resources: tuple[str, ...]) -> int:
         tmeta = obj["spec"]["template"].setdefault("metadata", {})
         tmeta["annotations"] = {**(tmeta.get("annotations") or {}), RESTARTED_AT: stamp}
         return None
-
-    async def run(client: Client) -> int:
-        for info, name in found:
-            await modify(client, info, name, s.namespace, stamp_template)
-            click.echo(f"{label(info, name)} restarted")
-        return 0
-    return s.run(run)
+    return _modify_each(found, lambda info, name: stamp_template, done="restarted")
 
 
 def _set_paused(resources: tuple[str, ...], *, paused: bool) -> int:
     verb = "pause" if paused else "resume"
     found = targets(resources, verb=verb, kinds=("Deployment",))
+
+    def flip_for(info: ResourceInfo, name: str) -> Callable[[Obj], str | None]:
+        def flip(obj: Obj) -> str | None:
+            if bool((obj.get("spec") or {}).get("paused")) == paused:
+                return f'{info.qualified_plural} "{name}" is {"already" if paused else "not"} paused'
+            if paused:
+                obj["spec"]["paused"] = True
+            else:
+                obj["spec"].pop("paused", None)
+            return None
+        return flip
+    return _modify_each(found, flip_for, done="paused" if paused else "resumed")
+
+
+def _modify_each(found: list[tuple[ResourceInfo, str]],
+                 change_for: Callable[[ResourceInfo, str], Callable[[Obj], str | None]], *, done: str) -> int:
+    """`modify` every target with the change made for it; say "<kind>/<name> <done>" for each."""
     s = session()
 
     async def run(client: Client) -> int:
         for info, name in found:
-            def flip(obj: Obj) -> str | None:
-                if bool((obj.get("spec") or {}).get("paused")) == paused:
-                    return f'{info.qualified_plural} "{name}" is {"already" if paused else "not"} paused'
-                if paused:
-                    obj["spec"]["paused"] = True
-                else:
-                    obj["spec"].pop("paused", None)
-                return None
-            await modify(client, info, name, s.namespace, flip)
-            click.echo(f"{label(info, name)} {'paused' if paused else 'resumed'}")
+            await modify(client, info, name, s.namespace, change_for(info, name))
+            click.echo(f"{label(info, name)} {done}")
         return 0
     return s.run(run)
 

@@ -23,6 +23,8 @@ from cli.printers.tabwriter import align
 from cli.session import global_options, session
 from controlplane.client import Client
 
+# Message strings and one-line formatters: alike in shape to other modules' (the
+# `duplicates` tool pairs them), each module's own words.
 Obj = dict[str, Any]
 UNKNOWN = "<unknown>"
 NOT_YET = "metrics not available yet"

@@ -21,6 +21,8 @@ def _ports(ports: list[dict[str, Any]], key: str) -> str:
     return ",".join(f"{p.get(key, 0)}/{p.get('protocol', 'TCP')}" for p in ports)
 
 
+# One w(...) line per field in kubectl describe's order: alike in shape (the `duplicates` tool
+# pairs them) and kept literal, so the output reads against kubectl's line by line.
 def _state(w: Out, title: str, state: dict[str, Any]) -> None:
     if state.get("running") is not None:
         w(2, f"{title}:\tRunning\n")
@@ -193,6 +195,8 @@ def _qos(pod: dict[str, Any]) -> str:
         return ""
 
 
+# One w(...) line per field in kubectl describe's order: alike in shape (the `duplicates` tool
+# pairs them) and kept literal, so the output reads against kubectl's line by line.
 def describe_pod(pod: dict[str, Any], events: list[dict[str, Any]], *, at: datetime | None = None) -> str:
     at = at or now()
     w = Out()

@@ -35,6 +35,8 @@ def format_slice_endpoints(slices: list[dict[str, Any]], port_name: str) -> str:
     return f"{text} + {count - 3} more..." if count > 3 else text
 
 
+# One w(...) line per field in kubectl describe's order: alike in shape (the `duplicates` tool
+# pairs them) and kept literal, so the output reads against kubectl's line by line.
 def describe_service(svc: dict[str, Any], slices: list[dict[str, Any]], events: list[dict[str, Any]], *,
                      at: datetime | None = None) -> str:
     at = at or now()

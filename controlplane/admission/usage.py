@@ -12,6 +12,7 @@ from typing import Any, Mapping
 
 from api.quantity import cpu_millis, format_bytes, format_cpu, memory_bytes
 from api.registry import ResourceInfo
+from api.requests import pod_total
 from api.resourcequota import COUNTED
 
 Obj = Mapping[str, Any]
@@ -37,22 +38,13 @@ def show(resource: str, value: int) -> str:
 
 def _pod_resources(pod: Obj, which: str) -> dict[str, int]:
     """Kubernetes' pod total: the containers' sum, at least the largest init container."""
-    spec = pod.get("spec") or {}
-    total: dict[str, int] = {}
-
     def of(container: Obj) -> dict[str, int]:
         res = container.get("resources") or {}
         values = dict(res.get(which) or {})
         if which == "requests":   # a limit without a request means request == limit
             values = {**(res.get("limits") or {}), **values}
         return {name: amount(name, v) for name, v in values.items()}
-    for c in spec.get("containers") or []:
-        for name, value in of(c).items():
-            total[name] = total.get(name, 0) + value
-    for c in spec.get("initContainers") or []:
-        for name, value in of(c).items():
-            total[name] = max(total.get(name, 0), value)
-    return total
+    return pod_total(pod, of)
 
 
 def pod_finished(pod: Obj) -> bool:

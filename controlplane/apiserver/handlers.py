@@ -18,7 +18,7 @@ import uuid
 from typing import Any, Awaitable, Callable
 
 from api.errors import FieldError, ValidationFailed
-from api.limits import MAX_NESTING, MAX_OBJECT_BYTES, nesting_depth
+from api.limits import MAX_NESTING, MAX_OBJECT_BYTES, json_too_deep
 from api.registry import ResourceInfo, lookup, lookup_kind, parse_object
 from api.selectors import parse_field_selector, parse_label_selector
 from controlplane.apiserver import apply as apply_merge, fieldmanager
@@ -63,7 +63,7 @@ def decode_object(raw: bytes) -> dict[str, Any]:
         raise ValidationFailed(FieldError("", f"the object is not valid JSON: {exc}")) from None
     except RecursionError:                  # nested beyond what the decoder follows
         raise ValidationFailed(FieldError("", TOO_DEEP)) from None
-    if nesting_depth(obj) > MAX_NESTING:
+    if json_too_deep(raw, obj):
         raise ValidationFailed(FieldError("", TOO_DEEP))
     if not isinstance(obj, dict):
         raise ValidationFailed(FieldError("", "the object must be a JSON object"))

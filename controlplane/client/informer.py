@@ -41,6 +41,7 @@ class Handlers:
     on_delete: Callable[[Obj], None] | None = None
 
 
+# Dataclass fields: alike in shape to other classes' (the `duplicates` tool pairs them), nothing to share.
 @dataclass
 class Informer:
     client: Client

@@ -34,6 +34,7 @@ from controlplane.controllers.manager import Context, QueueController
 from controlplane.controllers.owned import controller_of, pod_controller_uid
 from controlplane.controllers.settings import ControllerSettings
 
+# Module constants: alike in shape to other controllers' (the `duplicates` tool pairs them), each its own.
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 Key = tuple[str, str]
@@ -88,6 +89,8 @@ def due_time(cronjob: Obj, now: float) -> tuple[float | None, bool]:
     return scheduled, deadline is not None and scheduled < now - deadline
 
 
+# The controller pattern (informers in setup, events -> keys, reconcile a key, retry on Conflict):
+# alike in shape across controllers by design (the `duplicates` tool pairs them); the rules differ.
 class CronJobController(QueueController):
     def __init__(self, settings: ControllerSettings | None = None, *, namespace: str = "",
                  clock: Callable[[], float] = time.time):

@@ -42,6 +42,8 @@ def _node_facts(node: Obj) -> tuple:
     return ((node.get("metadata") or {}).get("labels"), spec.get("taints"), spec.get("unschedulable"), ready)
 
 
+# The controller pattern (informers in setup, events -> keys, reconcile a key, retry on Conflict):
+# alike in shape across controllers by design (the `duplicates` tool pairs them); the rules differ.
 class DaemonSetController(PodOwnerController):
     owner_kind = "DaemonSet"
 

@@ -44,6 +44,7 @@ from controlplane.controllers.owned import (POD_BY_CONTROLLER, add_pod_indexes, 
 from controlplane.controllers.rollingupdate import RSState
 from controlplane.controllers.settings import ControllerSettings
 
+# Module constants: alike in shape to other controllers' (the `duplicates` tool pairs them), each its own.
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 Key = tuple[str, str]
@@ -69,6 +70,8 @@ def _replicas(obj: Obj) -> int:
     return int((obj.get("spec") or {}).get("replicas", 1))
 
 
+# The controller pattern (informers in setup, events -> keys, reconcile a key, retry on Conflict):
+# alike in shape across controllers by design (the `duplicates` tool pairs them); the rules differ.
 class DeploymentController(QueueController):
     def __init__(self, settings: ControllerSettings | None = None, *, namespace: str = "",
                  clock: Callable[[], float] = time.time):

@@ -76,6 +76,8 @@ def budget_status(pdb: Obj, pods: list[Obj], expected_scale: int, now: float) ->
     return status
 
 
+# The controller pattern (informers in setup, events -> keys, reconcile a key, retry on Conflict):
+# alike in shape across controllers by design (the `duplicates` tool pairs them); the rules differ.
 class DisruptionController(QueueController):
     def __init__(self, settings: ControllerSettings | None = None, *, namespace: str = "",
                  clock: Callable[[], float] = time.time):

@@ -83,6 +83,8 @@ def pods_of(pods: Informer, svc: Obj, selector: dict[str, str]) -> list[Obj]:
     return [p for p in pods.by_index(POD_BY_PAIR, pair) if rules.selects(selector, p)]
 
 
+# The controller pattern (informers in setup, events -> keys, reconcile a key, retry on Conflict):
+# alike in shape across controllers by design (the `duplicates` tool pairs them); the rules differ.
 class EndpointWatcher(QueueController):
     """Events → Service keys, shared by the EndpointSlice and Endpoints controllers."""
 

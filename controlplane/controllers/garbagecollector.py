@@ -70,6 +70,8 @@ def blocks(dependent: Obj, owner_uid: str) -> bool:
                for r in (dependent.get("metadata") or {}).get("ownerReferences") or [])
 
 
+# The controller pattern (informers in setup, events -> keys, reconcile a key, retry on Conflict):
+# alike in shape across controllers by design (the `duplicates` tool pairs them); the rules differ.
 class GarbageCollector(QueueController):
     def __init__(self, settings: ControllerSettings | None = None, *, namespace: str = ""):
         settings = settings or ControllerSettings()

@@ -74,6 +74,8 @@ def _newest_first(pod: Obj) -> float:
     return -(parse_time(pod["metadata"].get("creationTimestamp")) or 0.0)
 
 
+# The controller pattern (informers in setup, events -> keys, reconcile a key, retry on Conflict):
+# alike in shape across controllers by design (the `duplicates` tool pairs them); the rules differ.
 class JobController(PodOwnerController):
     owner_kind = "Job"
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Hashable, Protocol
 
 from api.registry import lookup
+from api.tasks import run_together
 from controlplane.client import Client, Conflict
 from controlplane.client.events import EventRecorder
 from controlplane.client.informer import Informer
@@ -137,11 +138,8 @@ class Manager:
         log.info("caches synced; starting %s", ", ".join(c.name for c in self.controllers))
         tasks = [asyncio.create_task(_named(c.name, c.run), name=c.name) for c in self.controllers]
         try:
-            await asyncio.gather(*tasks)
+            await run_together(tasks)
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
             await self.ctx.informers.stop()
 
 

@@ -46,6 +46,8 @@ def node_is_ready(node: Obj) -> bool:
                for c in (node.get("status") or {}).get("conditions") or [])
 
 
+# The controller pattern (informers in setup, events -> keys, reconcile a key, retry on Conflict):
+# alike in shape across controllers by design (the `duplicates` tool pairs them); the rules differ.
 class NamespaceController(QueueController):
     def __init__(self, settings: ControllerSettings | None = None, *, only: str = ""):
         settings = settings or ControllerSettings()

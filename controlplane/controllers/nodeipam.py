@@ -52,6 +52,8 @@ def allocate(cluster_cidr: str, mask: int, used: set[str]) -> str:
     raise CIDRExhausted(f"no free /{mask} left in cluster CIDR {cluster_cidr} ({len(exact) + len(odd)} in use)")
 
 
+# The controller pattern (informers in setup, events -> keys, reconcile a key, retry on Conflict):
+# alike in shape across controllers by design (the `duplicates` tool pairs them); the rules differ.
 class NodeIpamController(QueueController):
     def __init__(self, settings: ControllerSettings):
         super().__init__(name="nodeipam", workers=1)

@@ -67,6 +67,8 @@ def claim_ref(claim: Obj) -> dict[str, Any]:
             "name": meta["name"], "uid": meta.get("uid"), "resourceVersion": meta.get("resourceVersion")}
 
 
+# The controller pattern (informers in setup, events -> keys, reconcile a key, retry on Conflict):
+# alike in shape across controllers by design (the `duplicates` tool pairs them); the rules differ.
 class PersistentVolumeController(QueueController):
     def __init__(self, settings: ControllerSettings | None = None):
         super().__init__(name="persistentvolume")

@@ -50,6 +50,8 @@ def _pod_usage(sample: Obj, resource: str) -> int:
     return sum(c["memoryBytes"] for c in sample["containers"])
 
 
+# The controller pattern (informers in setup, events -> keys, reconcile a key, retry on Conflict):
+# alike in shape across controllers by design (the `duplicates` tool pairs them); the rules differ.
 class HorizontalPodAutoscalerController(QueueController):
     def __init__(self, settings: ControllerSettings | None = None, *, namespace: str = "",
                  sync_seconds: float | None = None, clock: Callable[[], float] = time.time):

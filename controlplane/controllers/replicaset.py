@@ -85,6 +85,8 @@ def status_changed(current: dict[str, Any] | None, wanted: dict[str, Any]) -> bo
     return any((current.get(k) or 0) != (wanted.get(k) or 0) for k in keys)
 
 
+# The controller pattern (informers in setup, events -> keys, reconcile a key, retry on Conflict):
+# alike in shape across controllers by design (the `duplicates` tool pairs them); the rules differ.
 class ReplicaSetController(QueueController):
     def __init__(self, settings: ControllerSettings | None = None, *, namespace: str = "",
                  clock: Callable[[], float] = time.time):

@@ -50,6 +50,8 @@ def kind_of(resource: str) -> str | None:
     return None
 
 
+# The controller pattern (informers in setup, events -> keys, reconcile a key, retry on Conflict):
+# alike in shape across controllers by design (the `duplicates` tool pairs them); the rules differ.
 class ResourceQuotaController(QueueController):
     def __init__(self, settings: ControllerSettings | None = None, *, namespace: str = "",
                  clock: Callable[[], float] = time.monotonic):

@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 DEFAULT = "default"
 
 
+# The controller pattern (informers in setup, events -> keys, reconcile a key, retry on Conflict):
+# alike in shape across controllers by design (the `duplicates` tool pairs them); the rules differ.
 class ServiceAccountsController(QueueController):
     def __init__(self, settings: ControllerSettings):
         super().__init__(name="serviceaccount", workers=2)

@@ -10,6 +10,8 @@ import argparse
 from dataclasses import dataclass
 
 
+# Flag and setting declarations: alike in shape to other programs' (the `duplicates` tool pairs
+# them), each program its own.
 @dataclass
 class ControllerSettings:
     # Node lifecycle. Kubernetes: lease renew 10 s, grace 40 s, then a 300 s toleration that its

@@ -42,6 +42,8 @@ def _owner_uid(obj: Obj) -> list[str]:
     return [ref["uid"]] if ref and ref.get("uid") else []
 
 
+# The controller pattern (informers in setup, events -> keys, reconcile a key, retry on Conflict):
+# alike in shape across controllers by design (the `duplicates` tool pairs them); the rules differ.
 class StatefulSetController(PodOwnerController):
     owner_kind = "StatefulSet"
 

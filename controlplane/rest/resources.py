@@ -35,7 +35,7 @@ import yaml
 from aiohttp import web
 
 from api.errors import FieldError, ValidationFailed
-from api.limits import MAX_OBJECT_BYTES
+from api.limits import MAX_NESTING, MAX_OBJECT_BYTES, json_too_deep
 from api.registry import ResourceInfo
 from controlplane.apiserver.verbs import Verbs
 from controlplane.auth.identity import UserInfo
@@ -130,10 +130,21 @@ async def _body(request: web.Request) -> Any:
                 f"application/json, application/yaml ({exc})") from None
     try:
         if request.content_type == patches.APPLY_PATCH or request.content_type.endswith("yaml"):
-            return yaml.safe_load(raw)
-        return json.loads(raw)
+            body = yaml.safe_load(raw)
+        else:
+            body = json.loads(raw)
+    except RecursionError:      # the decoder's own stack gave out: far deeper than the limit
+        raise _too_deep() from None
     except (ValueError, yaml.YAMLError) as exc:
         raise ValidationFailed(FieldError("", f"the request body cannot be decoded: {exc}")) from None
+    if json_too_deep(raw, body):
+        raise _too_deep()
+    return body
+
+
+def _too_deep() -> ValidationFailed:
+    return ValidationFailed(FieldError("", f"the request body nests maps and lists more than {MAX_NESTING} "
+                                           "levels deep"))
 
 
 def _object_body(body: Any, target: Target) -> dict[str, Any]:

@@ -10,12 +10,12 @@ in flight finish); a second one exits at once.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import sys
 from pathlib import Path
 
-from api.logsetup import add_log_level_argument, setup_logging
+from api.entrypoint import run_main
+from api.logsetup import add_log_level_argument
 from controlplane.client import Client, kubeconfig
 from controlplane.graceful import run_until_signalled
 from controlplane.scheduler.config import ConfigError, load_config
@@ -47,9 +47,7 @@ async def serve(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    setup_logging(args.log_level)
-    sys.exit(asyncio.run(serve(args)))
+    run_main(parse_args, serve, argv)
 
 
 if __name__ == "__main__":

@@ -193,10 +193,18 @@ class Store:
         return await self._call(lambda: self.committer.txn(compare, success, failure, keys=keys, size=size))
 
     async def get(self, plural: str, namespace: str, name: str) -> dict[str, Any]:
-        result = await self._read(lambda: self.client.get(self.key(plural, namespace, name)))
-        if result is None:
+        """One object, read from etcd (a linearizable read). The read travels through the group
+        committer as a transaction of one range, so gets that arrive while etcd is busy leave
+        with the queued writes (or each other) in one etcd call instead of a gRPC call each —
+        an etcd call was a third of a get's CPU in the API server. A batch that only reads is
+        a read in etcd too (no raft proposal), and the read sees everything written before it
+        was sent."""
+        key = self.key(plural, namespace, name)
+        result = await self._read(lambda: self.committer.txn([], [read(key)], [], keys=(), size=len(key)))
+        kvs = result.responses[0].response_range.kvs
+        if not kvs:
             raise NotFound(f'{plural} "{name}" not found')
-        return codec.decode(result.value, result.mod_revision)
+        return codec.decode(kvs[0].value, kvs[0].mod_revision)
 
     async def list(self, plural: str, namespace: str = "") -> tuple[list[dict[str, Any]], int]:
         """Every object of a type (in one namespace, or all) and the revision of the read."""

@@ -306,6 +306,17 @@ def test_a_body_over_the_limit_is_refused(kubectl: Kubectl, ns: str, tmp_path: P
     assert "Error from server (RequestEntityTooLarge)" in out.stderr and "at most 1572864" in out.stderr, out.stderr
 
 
+def test_a_deeply_nested_body_is_refused_by_name(kubectl: Kubectl, ns: str, tmp_path: Path) -> None:
+    path = f"/api/v1/namespaces/{ns}/configmaps"
+    nested = tmp_path / "nested.json"
+    for depth in (150, 100_000):     # past the limit; past Python's own decoder stack
+        nested.write_text('{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "deep"}, "data": '
+                          + "[" * depth + "]" * depth + "}")
+        out = kubectl("create", "--raw", path, "-f", str(nested), check=False)
+        assert out.returncode == 1 and "nests maps and lists more than 100 levels deep" in out.stderr, out.stderr
+    assert "NotFound" in kubectl("get", "configmap", "deep", "-n", ns, check=False).stderr
+
+
 def test_field_validation_strict_warn_and_ignore(kubectl: Kubectl, ns: str) -> None:
     manifest = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: %s}\ndata: {a: '1'}\nbogus: 1\n"
     strict = kubectl("create", "-n", ns, "-f", "-", input=manifest % "strict", check=False)

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, AsyncIterator, Callable
 import pytest
 
 from agent.cgroups import open_manager
+from procs import processes_mentioning
 
 if TYPE_CHECKING:
     from agent.runtime import ContainerStatus, Runtime
@@ -71,22 +72,6 @@ async def eventually_async(condition: Callable[[], object], *, timeout: float = 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(0.02)
-
-
-def processes_mentioning(text: str) -> list[int]:
-    """PIDs (not zombies) whose command line contains `text`."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            status = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        if text in cmdline and status[status.rindex(")") + 2] not in "ZX":
-            found.append(int(entry))
-    return found
 
 
 def mounts_under(path: Path) -> list[str]:

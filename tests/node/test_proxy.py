@@ -105,10 +105,22 @@ def tags(ns: netlab.Netns, host: str, port: int, count: int) -> Counter:
     return Counter(tag(call(ns, host, port)) for _ in range(count))
 
 
+def programmed_both_ways(cluster: Cluster, name: str, pods: tuple[str, ...]) -> None:
+    """The Service's first endpoint by a full sync (nft text), then all of `pods` by an incremental
+    change (a netlink batch: the rule choosing among them and its anonymous map)."""
+    cluster.proxy.slice_changed(endpoint_slice(name, [cluster.endpoint(pods[0])]))
+    cluster.sync()
+    cluster.proxy.slice_changed(endpoint_slice(name, [cluster.endpoint(p) for p in pods]))
+    cluster.sync()
+    assert cluster.proxy.full_syncs == 1 and cluster.proxy.nft.writer == "netlink"
+
+
 def test_cluster_ip_spreads_over_every_endpoint_from_pods_and_the_node(cluster: Cluster) -> None:
     cluster.proxy.service_changed(service("web", "10.96.0.10"))
-    cluster.proxy.slice_changed(endpoint_slice("web", [cluster.endpoint(p) for p in ("web1", "web2", "web3")]))
-    cluster.sync()
+    programmed_both_ways(cluster, "web", ("web1", "web2", "web3"))
+    [port] = service_ports(service("web", "10.96.0.10"), [])
+    chain = cluster.nft("list", "chain", "ip", "skiff-proxy", service_chain(port))
+    assert chain.count("\n\t\t") == 2 and "dnat ip to numgen random mod 3 map {" in chain   # 2 rules: mark, pick
     client = cluster.pods["client"].netns
     seen = eventually(lambda: (c := tags(client, "10.96.0.10", 80, 60)) and len(c) == 3 and c,
                       timeout=10, what="replies from all three endpoints")
@@ -152,8 +164,7 @@ def test_no_ready_endpoint_is_refused_at_once(cluster: Cluster) -> None:
 
 def test_session_affinity_client_ip_sticks_to_one_endpoint(cluster: Cluster) -> None:
     cluster.proxy.service_changed(service("sticky", "10.96.0.14", sessionAffinity="ClientIP"))
-    cluster.proxy.slice_changed(endpoint_slice("sticky", [cluster.endpoint(p) for p in ("web1", "web2", "web3")]))
-    cluster.sync()
+    programmed_both_ways(cluster, "sticky", ("web1", "web2", "web3"))
     seen = tags(cluster.pods["client"].netns, "10.96.0.14", 80, 20)
     assert len(seen) == 1, seen
     from_node = tags(cluster.a.netns, "10.96.0.14", 80, 10)     # another client, its own (single) choice

@@ -129,7 +129,8 @@ def test_kubeconfig_build_resolve_and_files(tmp_path, pki):
 
 @pytest.mark.parametrize("endpoint, loopback", [("127.0.0.1:2379", True), ("http://127.0.0.1:2379", True),
                                                 ("localhost:2379", True), ("[::1]:2379", True),
-                                                ("10.0.0.2:2379", False), ("etcd.example:2379", False)])
+                                                ("10.0.0.2:2379", False), ("etcd.example:2379", False),
+                                                ("[::1]", True), ("localhost", True), ("https://10.0.0.2", False)])
 def test_which_etcd_endpoints_need_tls(endpoint, loopback):
     assert is_loopback(endpoint) is loopback
 

@@ -8,9 +8,11 @@ import struct
 
 import pytest
 
-from agent.proxy.expressions import EncodingError, Rule, element_goto, element_key, rule_expressions
-from agent.proxy.netlink import (NFNL_MSG_BATCH_BEGIN, NFNL_MSG_BATCH_END, NLM_F_ACK, NLM_F_ACK_TLVS,
-                                 NLM_F_CAPPED, NLMSG_ERROR, Batch, _errors, attr)
+from agent.proxy.expressions import (EncodingError, Rule, dnat_one_of, element_goto, element_key, goto_one_of,
+                                     l4proto, rule_expressions)
+from agent.proxy.netlink import (NFNL_MSG_BATCH_BEGIN, NFNL_MSG_BATCH_END, NFT_MSG_NEWRULE, NFT_MSG_NEWSET,
+                                 NFT_MSG_NEWSETELEM, NLM_F_ACK, NLM_F_ACK_TLVS, NLM_F_CAPPED, NLMSG_ERROR, Batch,
+                                 _errors, attr, string, u32)
 from agent.proxy.transaction import Op, batch
 
 
@@ -60,7 +62,23 @@ def test_error_answers_are_read_with_their_extended_ack_text() -> None:
 
 def test_only_rules_built_from_pieces_can_be_sent_without_nft() -> None:
     with pytest.raises(EncodingError):
-        rule_expressions("meta l4proto udp drop")        # plain text: nft.py sends it through nft instead
+        rule_expressions("meta l4proto udp drop", Batch("t"))     # plain text: nft.py sends it through nft instead
     with pytest.raises(EncodingError):
         batch("t", [Op("add", "rule", "c", rule="meta l4proto udp drop")])
-    assert rule_expressions(Rule()) == b""
+    assert rule_expressions(Rule(), Batch("t")) == b""
+
+
+def test_a_rules_anonymous_map_goes_just_before_it_and_is_named_by_its_id_in_the_batch() -> None:
+    one = Rule(l4proto("tcp"), dnat_one_of((("198.19.1.2", 8080), ("198.19.1.3", 8081))))
+    two = Rule(goto_one_of(("ep-a", "ep-b", "ep-c")))
+    out = batch("t", [Op("add", "rule", "svc-1", rule=one), Op("add", "rule", "svc-2", rule=two)])
+    assert [kind for kind, _, _ in out.messages] == [NFT_MSG_NEWSET, NFT_MSG_NEWSETELEM, NFT_MSG_NEWRULE] * 2
+    for first, set_id in ((0, 1), (3, 2)):                   # each map its own id; its elements and rule use it
+        new_set, elements, rule = (attributes for _, _, attributes in out.messages[first:first + 3])
+        assert string(2, "__map%d") + u32(3, 0xB) in new_set and u32(10, set_id) in new_set
+        assert u32(4, set_id) in elements and u32(4, set_id) in rule and b"numgen" in rule
+    assert u32(6, (7 << 6) | 13) in out.messages[0][2]       # values: ipv4_addr . inet_service
+    assert u32(6, 0xFFFFFF00) in out.messages[3][2]          # values: verdicts
+    assert b"ep-c" in out.messages[4][2]
+    assert rule_expressions(Rule(l4proto("tcp"), dnat_one_of((("198.19.1.2", 8080),))), Batch("t")) \
+        == Rule(l4proto("tcp"), dnat_one_of((("198.19.1.2", 8080),))).expressions    # one endpoint: no map

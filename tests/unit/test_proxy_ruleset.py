@@ -87,22 +87,21 @@ def test_endpoints_are_matched_by_port_name_and_protocol_across_slices() -> None
 
 # ---- ruleset -----------------------------------------------------------------------------------
 
-def test_each_of_n_endpoints_is_chosen_with_chance_one_in_n() -> None:
+def test_each_of_n_endpoints_is_chosen_with_chance_one_in_n_by_one_rule() -> None:
     eps = [endpoint(f"198.19.1.{i}") for i in range(2, 6)]
     [port], part = build(service(), slice_(endpoints=eps))
-    rules = part.chains[service_chain(port)][1:]
-    assert [r.split("meta")[0].strip() for r in rules] == ["numgen random mod 4 == 0", "numgen random mod 3 == 0",
-                                                    "numgen random mod 2 == 0", ""]   # 1/4, 1/4, 1/4, 1/4
+    assert part.chains[service_chain(port)][1:] == (           # numgen's 0..3, one per endpoint: 1/4 each
+        "meta l4proto tcp dnat ip to numgen random mod 4 map { 0 : 198.19.1.2 . 8080, 1 : 198.19.1.3 . 8080, "
+        "2 : 198.19.1.4 . 8080, 3 : 198.19.1.5 . 8080 }",)
 
 
 def test_cluster_ip_goes_to_the_service_chain_which_picks_an_endpoint_at_random() -> None:
     [port], part = build(service(), slice_(endpoints=[endpoint("198.19.1.2"), endpoint("198.19.2.2", "node-b")]))
     chain = service_chain(port)
     assert part.elements == {(SERVICE_IPS, "10.96.0.10 . tcp . 80"): f"goto {chain}"}
-    assert part.chains == {chain: (
+    assert part.chains == {chain: (                             # two rules, whatever the number of endpoints
         f"ip saddr != {CIDR} meta mark set meta mark | 0x4000",
-        "numgen random mod 2 == 0 meta l4proto tcp dnat ip to 198.19.1.2:8080",      # 1/2
-        "meta l4proto tcp dnat ip to 198.19.2.2:8080")}                                # the other half
+        "meta l4proto tcp dnat ip to numgen random mod 2 map { 0 : 198.19.1.2 . 8080, 1 : 198.19.2.2 . 8080 }")}
     assert part.hairpin == frozenset({"198.19.1.2"})            # only this node's endpoints
     assert chain.startswith("svc-") and chain.endswith("-default/web/tcp/http")
 
@@ -161,8 +160,8 @@ def test_session_affinity_client_ip_remembers_the_client_per_endpoint() -> None:
     chains = [endpoint_chain(port, first), endpoint_chain(port, second)]
     assert part.sets == {name: "type ipv4_addr; flags dynamic,timeout; timeout 60s;" for name in sets}
     assert part.chains[service_chain(port)][1:] == (
-        f"ip saddr @{sets[0]} goto {chains[0]}", f"ip saddr @{sets[1]} goto {chains[1]}",
-        f"numgen random mod 2 == 0 goto {chains[0]}", f"goto {chains[1]}")
+        f"ip saddr @{sets[0]} goto {chains[0]}", f"ip saddr @{sets[1]} goto {chains[1]}",     # known clients
+        f"numgen random mod 2 vmap {{ 0 : goto {chains[0]}, 1 : goto {chains[1]} }}")      # new ones: 1/2 each
     assert part.chains[chains[1]] == (f"update @{sets[1]} {{ ip saddr }}",
                                       "meta l4proto tcp dnat ip to 198.19.1.3:8080")
 
@@ -189,8 +188,8 @@ def test_update_touches_only_what_changed() -> None:
     assert update_script("t", [(before, after)]) == [
         f"flush chain ip t {chain}",
         f"add rule ip t {chain} ip saddr != {CIDR} meta mark set meta mark | 0x4000",
-        f"add rule ip t {chain} numgen random mod 2 == 0 meta l4proto tcp dnat ip to 198.19.1.2:8080",
-        f"add rule ip t {chain} meta l4proto tcp dnat ip to 198.19.1.3:8080"]     # the map element stays
+        f"add rule ip t {chain} meta l4proto tcp dnat ip to numgen random mod 2 map "
+        "{ 0 : 198.19.1.2 . 8080, 1 : 198.19.1.3 . 8080 }"]     # the element of @service-ips stays
     assert update_script("t", [(after, after)]) == []
 
 

@@ -120,6 +120,8 @@ class InterPodAffinity:
         ns_labels = snap.namespace_labels
         scores: dict[str, Counter] = {}   # topologyKey -> value -> score
 
+        # One loop per kind of term below, alike in shape by design (the `duplicates` tool pairs them): each
+        # adds with its own direction and weight, as kube-scheduler's InterPodAffinity scoring reads.
         def add(node: NodeInfo | None, term: AffinityTerm, weight: int) -> None:
             if node is not None and term.topology_key in node.labels:
                 scores.setdefault(term.topology_key, Counter())[node.labels[term.topology_key]] += weight

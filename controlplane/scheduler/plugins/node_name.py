@@ -15,6 +15,8 @@ REASON = "node(s) didn't match the requested node name"
 _REJECTED = unresolvable(REASON)
 
 
+# The shape every filter plugin has (NAME, REASON, pre_filter skips, filter decides): alike by
+# design (the `duplicates` tool pairs plugins by shape); the rule inside filter is this plugin's own.
 class NodeName:
     name = NAME
 

@@ -14,6 +14,8 @@ REASON = "node(s) didn't have free ports for the requested pod ports"
 _REJECTED = unschedulable(REASON)
 
 
+# The shape every filter plugin has (NAME, REASON, pre_filter skips, filter decides): alike by
+# design (the `duplicates` tool pairs plugins by shape); the rule inside filter is this plugin's own.
 class NodePorts:
     name = NAME
 

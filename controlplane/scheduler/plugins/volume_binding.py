@@ -27,6 +27,8 @@ from api.volumebinding import (LOCAL_PATH_PROVISIONER, WAIT_FOR_FIRST_CONSUMER, 
 from controlplane.scheduler.framework import SKIPPED, CycleState, Status, unresolvable, unschedulable
 from controlplane.scheduler.nodeinfo import NodeInfo, PodInfo
 
+# Message strings (kube-scheduler's own words): alike in shape to other modules'
+# constants (the `duplicates` tool pairs them).
 NAME = "VolumeBinding"
 UNBOUND_IMMEDIATE = "pod has unbound immediate PersistentVolumeClaims"
 CONFLICT = "node(s) had volume node affinity conflict"
