@@ -31,6 +31,8 @@ import logging
 import time
 from typing import Any, Awaitable, Callable, Iterable
 
+from api import gcpolicy
+
 from .conntrack import StaleFlow, delete_flows
 from .model import ServicePort, service_key, service_ports, slice_service_key
 from .nft import Nft
@@ -69,6 +71,7 @@ class ServiceProxy:
         # Called after each applied pass with the Services it programmed and the time (time.monotonic).
         self.on_programmed: list[Callable[[list[Key], float], None]] = []
         self.nft_seconds: collections.deque[float] = collections.deque(maxlen=10_000)   # per transaction
+        gcpolicy.install()   # its rendered Services live long and make full collections long; see api/gcpolicy.py
 
     # -- feeding ------------------------------------------------------------------------------
 

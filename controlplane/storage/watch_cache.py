@@ -37,7 +37,8 @@ import aetcd
 
 from api.backoff import Backoff
 from api.selectors import FieldSelector, Selector, field_value
-from controlplane.storage import codec, gc_policy, keys
+from api import gcpolicy
+from controlplane.storage import codec, keys
 from controlplane.storage.errors import TooOld, Unavailable
 
 log = logging.getLogger(__name__)
@@ -235,7 +236,7 @@ class WatchCache:
     # -- lifecycle -----------------------------------------------------------------
 
     def start(self) -> None:
-        gc_policy.install()   # the caches are what makes full collections long; see gc_policy
+        gcpolicy.install()   # the caches are what makes full collections long; see api/gcpolicy.py
         self._task = asyncio.create_task(self._run(), name=f"watch-cache-{self.plural}")
 
     async def stop(self) -> None:
